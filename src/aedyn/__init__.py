@@ -1,0 +1,46 @@
+"""aedyn: gradient-descent dynamics of over-parameterised two-layer ReLU autoencoders.
+
+The objects of Nguyen, Wong & Hegde, *Benefits of Jointly Training Autoencoders: An Improved
+Neural Tangent Kernel Analysis* (arXiv 1911.11983), made computable::
+
+    import aedyn
+    X = aedyn.load_data("digits", n=128, seed=0)
+    params = aedyn.init_params(X.shape[1], 4096, seed=0)
+    result = aedyn.train(X, params, "joint", steps=5000)
+    result.summary()
+"""
+
+from aedyn._meta import aedyn_version
+from aedyn.data import load_data, validate
+from aedyn.errors import AedynError, AedynWarning
+from aedyn.gd import TrainResult, fit_linear_rate, train
+from aedyn.job import TrainJob, run_job
+from aedyn.model import REGIMES, Params, Tangent, evaluate, forward, gradients, init_params, jvp, loss, vjp
+from aedyn.ntk import NTKOperator, ntk_extremes
+
+__version__ = aedyn_version()
+
+__all__ = [
+    "REGIMES",
+    "AedynError",
+    "AedynWarning",
+    "NTKOperator",
+    "Params",
+    "Tangent",
+    "TrainJob",
+    "TrainResult",
+    "__version__",
+    "evaluate",
+    "fit_linear_rate",
+    "forward",
+    "gradients",
+    "init_params",
+    "jvp",
+    "load_data",
+    "loss",
+    "ntk_extremes",
+    "run_job",
+    "train",
+    "validate",
+    "vjp",
+]
