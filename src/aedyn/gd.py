@@ -30,7 +30,7 @@ from aedyn._meta import environment
 from aedyn._tensor import as_tensor
 from aedyn.errors import AedynError
 from aedyn.model import Params, Tangent, as_params, evaluate, trained_layers
-from aedyn.ntk import ntk_extremes
+from aedyn.ntk import NTKOperator, ntk_drift, ntk_extremes
 
 STATUSES = ("converged", "max_steps", "diverged")
 
@@ -40,6 +40,9 @@ METRICS = {
     "max_neuron_change_W": "max_r ||w_r - w_r(0)||",
     "max_neuron_change_V": "max_r ||v_r - v_r(0)||",
     "pattern_flips": "share of entries of 1{w_r . x_i > 0} that differ from initialisation",
+    "ntk_lambda_min": "lambda_min(Theta(t)) of the finite-width NTK (with ntk_every)",
+    "ntk_lambda_max": "lambda_max(Theta(t)) (with ntk_every)",
+    "ntk_drift": "||Theta(t) - Theta(0)||_F / ||Theta(0)||_F (with ntk_every; exact or probe estimate)",
 }
 
 
@@ -80,7 +83,8 @@ class TrainResult:
     """One training run as a plain record: history, metrics, status, step sizes, parameters.
 
     ``loss[k]`` is ``L`` at the ``k``-th iterate (``k = 0..steps``); ``metrics`` maps each recorded
-    quantity (see :data:`METRICS`) and ``"step"`` to arrays at the recording cadence. ``params``
+    quantity (see :data:`METRICS`) and ``"step"`` to arrays at the recording cadence (the NTK
+    quantities at ``"ntk_step"``). ``params``
     and ``init`` are ``None`` for a result reloaded from JSON.
     """
 
@@ -210,18 +214,24 @@ def apply_step(params: Params, grads: Tangent, eta: float, eta_v: float) -> None
 
 def train(X: Any, params: Params, regime: str = "joint", *, lr: float | str = "auto",
           lr_decoder: float | None = None, steps: int = 1000, target: float = 1e-6, record_every: int = 10,
-          divergence_factor: float = 1e3, callback: Callable[[int, float], None] | None = None) -> TrainResult:
+          divergence_factor: float = 1e3, ntk_every: int | None = None,
+          callback: Callable[[int, float], None] | None = None) -> TrainResult:
     """Full-batch gradient descent from ``params`` on ``X`` (``n x d``) in ``regime``.
 
     ``lr`` is a positive step size or ``"auto"`` (``1/lambda_max`` of the finite-width NTK at
     initialisation); ``lr_decoder`` a separate decoder step (``joint``/``decoder`` only; default
     ``lr``). Stops at ``L <= target * L(0)``, after ``steps`` updates, or on divergence. Metrics
-    are recorded every ``record_every`` steps and at the last. ``callback(k, loss)`` is called
+    are recorded every ``record_every`` steps and at the last; with ``ntk_every`` also the
+    finite-width NTK's extremes and its drift from initialisation (exact for ``n*d`` up to
+    :data:`aedyn.ntk.DENSE_LIMIT`, a random-probe estimate above; ``config["ntk_drift_method"]``
+    says which). ``callback(k, loss)`` is called
     after each evaluation (progress bars). ``params`` is not modified.
     """
     params = as_params(params, regime)
     X = as_tensor(X, dtype=params.W.dtype, device=params.W.device, name="X")
     _check_train_args(X, params, regime, lr, lr_decoder, steps, target, record_every, divergence_factor)
+    if ntk_every is not None and (isinstance(ntk_every, bool) or not isinstance(ntk_every, int) or ntk_every < 1):
+        raise AedynError(f"ntk_every must be a positive integer or None; got {ntk_every!r}")
     enc, dec = trained_layers(regime)
     t0 = time.perf_counter()
     lambda_max = None
@@ -238,6 +248,9 @@ def train(X: Any, params: Params, regime: str = "joint", *, lr: float | str = "a
     norm_V0 = float(init.V.norm()) if dec else 1.0
     losses = np.empty(steps + 1)
     recorded: dict[str, list[float]] = {"step": []}
+    ntk_steps: list[int] = []
+    ntk0 = NTKOperator(init, X, regime) if ntk_every is not None else None
+    drift_method = None
     status, k, L0 = "max_steps", 0, math.nan
     for k in range(steps + 1):
         ev = evaluate(cur, X, regime)
@@ -263,6 +276,15 @@ def train(X: Any, params: Params, regime: str = "joint", *, lr: float | str = "a
                 dV = cur.V - init.V
                 _append(recorded, "weight_change_V", float(dV.norm()) / max(norm_V0, 1e-300))
                 _append(recorded, "max_neuron_change_V", float(dV.norm(dim=-2).max()))
+        if ntk0 is not None and (k % ntk_every == 0 or stop):  # type: ignore[operator]
+            op = NTKOperator(cur, X, regime)
+            ext = op.extremes(tol=1e-6)
+            drift = ntk_drift(op, ntk0)
+            drift_method = drift.method
+            ntk_steps.append(k)
+            _append(recorded, "ntk_lambda_min", ext.min)
+            _append(recorded, "ntk_lambda_max", ext.max)
+            _append(recorded, "ntk_drift", drift.value)
         if stop:
             break
         apply_step(cur, ev.grads, eta, eta_v)
@@ -272,9 +294,13 @@ def train(X: Any, params: Params, regime: str = "joint", *, lr: float | str = "a
     config = {"regime": regime, "lr": lr, "lr_decoder": lr_decoder, "steps": steps, "target": target,
               "record_every": record_every, "divergence_factor": divergence_factor, "n": int(X.shape[0]),
               "d": int(X.shape[1]), "width": params.width, "alpha": params.alpha,
-              "dtype": str(params.W.dtype).removeprefix("torch."), "device": str(params.W.device)}
+              "dtype": str(params.W.dtype).removeprefix("torch."), "device": str(params.W.device),
+              "ntk_every": ntk_every, "ntk_drift_method": drift_method}
+    metrics = {name: np.asarray(v) for name, v in recorded.items()}
+    if ntk_steps:
+        metrics["ntk_step"] = np.asarray(ntk_steps)
     return TrainResult(status=status, steps=k, loss=losses,
-                       metrics={name: np.asarray(v) for name, v in recorded.items()},
+                       metrics=metrics,
                        lr=eta, lr_decoder=eta_v if dec else None, regime=regime,
                        wall_time=time.perf_counter() - t0, message=message, config=config,
                        lambda_max=lambda_max, params=cur, init=init)

@@ -90,3 +90,94 @@ def lanczos_extremes(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *
             f"Lanczos stopped after {k} iterations without reaching tol={tol:g} (residuals "
             f"{float(res[0]):.2e}, {float(res[-1]):.2e}); raise max_iter or loosen tol"), stacklevel=2)
     return Extremes(float(theta[0]), float(theta[-1]), k, converged, float(res[0]), float(res[-1]))
+
+
+def _orthonormalize(S: torch.Tensor, drop: float, AS: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Orthonormal basis of the columns of ``S`` (``dim x k``) by eigen-decomposition of the Gram
+    matrix (SVQB), twice; directions with relative weight below ``drop`` are dropped. ``AS``
+    (``A S``), when given, receives the same column transformation, so no product is recomputed."""
+    for _ in range(2):
+        ev, U = torch.linalg.eigh(S.mT @ S)
+        keep = ev > drop * ev[-1].clamp_min(torch.finfo(S.dtype).tiny)
+        C = U[:, keep] / ev[keep].sqrt()
+        S = S @ C
+        AS = None if AS is None else AS @ C
+    return S, AS
+
+
+def _error_estimate(R: torch.Tensor, theta: torch.Tensor, theta_next: float) -> float:
+    """Error estimate of the smallest Ritz value ``theta_1`` from the block residuals ``R``.
+
+    ``||r_1||`` always bounds it. A cluster of ``j`` Ritz values separated by ``gap_j`` from the
+    next one gives the Kato-Temple-type estimate ``||R_{:, :j}||_F^2 / gap_j`` (``gap_j = theta_{j+1} -
+    theta_1``, ``theta_{b+1}`` from the last Rayleigh-Ritz step standing in for ``lambda_{j+1}``);
+    the smallest of these is returned, so a tight cluster does not hide a converged value.
+    """
+    sq = R.square().sum(dim=0).cumsum(0)
+    best = math.sqrt(float(sq[0]))
+    nxt = [*(float(t) for t in theta[1:]), theta_next]
+    for j, t in enumerate(nxt):
+        gap = t - float(theta[0])
+        if gap > 0 and math.isfinite(gap):
+            best = min(best, float(sq[j]) / gap)
+    return best
+
+
+def lobpcg_min(matmat: Callable[[torch.Tensor], torch.Tensor], dim: int, *, dtype: torch.dtype,
+               device: torch.device | str = "cpu", precondition: Callable[[torch.Tensor], torch.Tensor] | None = None,
+               block: int = 4, tol: float = 1e-8, max_iter: int = 500, seed: int = 0) -> tuple[float, float, int, bool]:
+    """Smallest eigenvalue of a symmetric positive semi-definite operator by block LOBPCG
+    (Knyazev 2001) with an optional preconditioner ``T ~ A^{-1}``.
+
+    ``matmat`` maps a ``dim x b`` block to ``A`` times it. Each iteration takes the Rayleigh-Ritz
+    minimum over ``span[X, T R, P]`` (current block, preconditioned residuals, previous step
+    direction). It stops when the error estimate of the smallest Ritz value (see
+    :func:`_error_estimate`) is at most ``tol * theta``. Returns
+    ``(lambda_min, error estimate, iterations, converged)``.
+    """
+    block = max(1, min(block, dim // 3 if dim >= 3 else 1))
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(dim, block, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
+    drop = 1e2 * torch.finfo(dtype).eps
+    X, _ = _orthonormalize(X, drop)
+    AX = matmat(X)
+    theta, C = torch.linalg.eigh(X.mT @ AX)
+    X, AX = X @ C, AX @ C
+    P = AP = None
+    res = theta_next = math.inf
+    converged = False
+    it = 0
+    while it < max_iter:
+        it += 1
+        R = AX - X * theta
+        res = _error_estimate(R, theta, theta_next)
+        if res <= tol * max(float(theta[0]), torch.finfo(dtype).eps * float(theta.abs().max())):
+            converged = True
+            break
+        W = precondition(R) if precondition is not None else R
+        W = W - X @ (X.mT @ W)
+        W, _ = _orthonormalize(W, drop)
+        AW = matmat(W)
+        if P is None:
+            S, AS = W, AW
+        else:  # P and A P are carried along, so only the new directions W cost products
+            S, AS = torch.cat([W, P], dim=1), torch.cat([AW, AP], dim=1)
+            for _ in range(2):
+                c = X.mT @ S
+                S, AS = S - X @ c, AS - AX @ c
+            S, AS = _orthonormalize(S, drop, AS)
+        Q = torch.cat([X, S], dim=1)
+        AQ = torch.cat([AX, AS], dim=1)
+        T = Q.mT @ AQ
+        theta_all, Y = torch.linalg.eigh(0.5 * (T + T.mT))
+        theta_next = float(theta_all[block]) if len(theta_all) > block else math.inf
+        theta, Y = theta_all[:block], Y[:, :block]
+        X_new, AX_new = Q @ Y, AQ @ Y
+        overlap = X.mT @ X_new
+        P, AP = X_new - X @ overlap, AX_new - AX @ overlap
+        X, AX = X_new, AX_new
+    if not converged:
+        warnings.warn(AedynWarning(f"LOBPCG stopped after {it} iterations with error estimate {res:.2e} "
+                                   f"(tol {tol:g}); raise max_iter or loosen tol"), stacklevel=2)
+    return float(theta[0]), res, it, converged

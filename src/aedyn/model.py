@@ -140,9 +140,14 @@ def output_scale(scale: str | float, width: int) -> float:
 
 def init_params(d: int, width: int, *, regime: str = "joint", seed: int = 0, kappa: float = 1.0,
                 nu: float = 1.0, decoder_init: str = "gaussian", scale: str | float = "ntk",
-                dtype: str | torch.dtype = torch.float64, device: str | torch.device = "cpu") -> Params:
+                zero_output: bool = False, dtype: str | torch.dtype = torch.float64,
+                device: str | torch.device = "cpu") -> Params:
     """Random initialisation: ``w_r ~ N(0, kappa^2 I_d)``; decoder entries ``N(0, nu^2)``
     (``decoder_init="gaussian"``) or ``nu * Rademacher``; ``alpha`` from ``scale``.
+
+    ``zero_output=True`` makes ``f_0 ≡ 0`` exactly: neurons come in pairs ``(w_r, v_r)``,
+    ``(w_r, -v_r)`` (for odd ``m`` the last neuron gets ``v = 0``). Each neuron is still
+    distributed as above and the NTK at initialisation has the same expectation.
 
     Draws happen on the CPU in float64 from a generator seeded with ``seed`` and are then cast and
     moved, so a seed gives the same network on every device. ``regime="tied"`` has no ``V``.
@@ -161,11 +166,19 @@ def init_params(d: int, width: int, *, regime: str = "joint", seed: int = 0, kap
     gen = torch.Generator().manual_seed(int(seed))
     W = kappa * torch.randn(width, d, generator=gen, dtype=torch.float64)
     V = None
+    if zero_output and regime == "tied":
+        raise AedynError("zero_output needs a free decoder; a tied network (V = W^T) cannot start at f_0 = 0")
     if regime != "tied":
         if decoder_init == "gaussian":
             V = nu * torch.randn(d, width, generator=gen, dtype=torch.float64)
         else:
             V = nu * (2.0 * torch.randint(0, 2, (d, width), generator=gen, dtype=torch.float64) - 1.0)
+        if zero_output:
+            half = width // 2
+            W[half:2 * half] = W[:half]
+            V[:, half:2 * half] = -V[:, :half]
+            if width % 2:
+                V[:, -1] = 0.0
     return Params(W, V, alpha).to(device=device, dtype=dtype)
 
 

@@ -1,4 +1,4 @@
-"""The finite-width neural tangent kernel ``Theta = J J^T`` (``nd x nd``), matrix-free.
+"""The finite-width neural tangent kernel ``Theta = J J^T`` (``nd x nd``), dense and matrix-free.
 
 Order the ``n*d`` outputs as (sample ``i``, coordinate ``k``). Block ``(i, j)`` is ``d x d``::
 
@@ -7,23 +7,74 @@ Order the ``n*d`` outputs as (sample ``i``, coordinate ``k``). Block ``(i, j)`` 
     weak: Theta = H     joint: Theta = H + G     decoder: Theta = G
     tied: Theta = J J^T with d f(x_i)/d w_r = alpha (A_ir I_d + D_ir w_r x_i^T)
 
-``Theta v = J (J^T v)`` costs ``O(m n d)`` through :func:`aedyn.model.vjp` and
-:func:`aedyn.model.jvp`; the ``nd x nd`` matrix is never formed. For ``decoder`` the spectrum is
-that of the ``n x n`` matrix ``alpha^2 A A^T``.
+Matrix-free, ``Theta v = J (J^T v)`` costs ``O(m n d)`` through :func:`aedyn.model.vjp` and
+:func:`aedyn.model.jvp`; the decoder part is applied through its ``n x n`` factor
+``alpha^2 A A^T`` (built once, ``O(n^2 m)``), and the ``nd x nd`` matrix is never formed.
+``lambda_max`` comes from Lanczos; ``lambda_min`` from block LOBPCG preconditioned with the
+inverse of the coordinate-averaged ``n x n`` kernel (``Theta`` is close to ``K ⊗ I_d`` at large
+width, so a handful of iterations suffice).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
 
-from aedyn.linalg import Extremes, lanczos_extremes
-from aedyn.model import Params, as_params, features, jvp, vjp
+from aedyn.errors import AedynError
+from aedyn.linalg import Extremes, lanczos_extremes, lobpcg_min
+from aedyn.model import Params, Tangent, as_params, decoder, features, jvp, trained_layers, vjp
+
+DENSE_LIMIT = 4096
+"""Largest ``n*d`` for which :func:`ntk_dense` is used by default (a 128 MiB float64 matrix)."""
+
+GRAM_LIMIT = 1 << 26
+"""The decoder part is applied through its ``n x n`` factor while ``n^2`` is at most this."""
+
+
+def ntk_dense(params: Params, X: torch.Tensor, regime: str) -> torch.Tensor:
+    """``Theta`` as a dense ``nd x nd`` matrix from the block formulas (small problems only).
+
+    ``H = alpha^2 [(X X^T) ⊗ 1_dd] o (M M^T)`` with ``M[(i,k), r] = D_ir v_rk``;
+    ``G = alpha^2 (A A^T) ⊗ I_d``; tied: ``J[(i,k), (r,l)] = alpha (A_ir delta_kl + D_ir w_rk x_il)``.
+    """
+    params = as_params(params, regime)
+    X = X.to(dtype=params.W.dtype, device=params.W.device)
+    n, d = X.shape
+    A, D = features(params, X)
+    a2 = params.alpha ** 2
+    eye = torch.eye(d, dtype=X.dtype, device=X.device)
+    if regime == "tied":
+        W = params.W
+        J = torch.einsum("ir,kl->ikrl", A, eye) + torch.einsum("ir,rk,il->ikrl", D.to(X.dtype), W, X)
+        J = params.alpha * J.reshape(n * d, -1)
+        return J @ J.mT
+    enc, dec = trained_layers(regime)
+    out = torch.zeros(n * d, n * d, dtype=X.dtype, device=X.device)
+    if enc:
+        M = (D.to(X.dtype)[:, None, :] * params.V[None, :, :]).reshape(n * d, -1)  # type: ignore[index]
+        gram_x = torch.kron(X @ X.mT, torch.ones(d, d, dtype=X.dtype, device=X.device))
+        out += a2 * gram_x * (M @ M.mT)
+    if dec:
+        out += torch.kron(a2 * (A @ A.mT), eye)
+    return out
+
+
+@dataclass(frozen=True)
+class Drift:
+    """``||Theta(t) - Theta(0)||_F / ||Theta(0)||_F``: exact, or a random-probe estimate."""
+
+    value: float
+    method: str
 
 
 class NTKOperator:
-    """``Theta`` of one network at one input set, as a linear map on ``n x d`` output arrays.
+    """``Theta`` of one network at one input set, as a linear map on ``n x d`` output arrays
+    (or a batch ``b x n x d`` of them, or flat ``(n*d,)`` vectors).
 
-    The hidden features are computed once, so each product costs four GEMMs of size ``n m d``.
+    The hidden features, and for ``joint``/``decoder`` the ``n x n`` decoder Gram factor, are
+    computed once; each product then costs two ``n m d`` GEMMs per trained encoder pass.
     """
 
     def __init__(self, params: Params, X: torch.Tensor, regime: str) -> None:
@@ -32,6 +83,11 @@ class NTKOperator:
         self.regime = regime
         self.features = features(self.params, self.X)
         self.shape = tuple(self.X.shape)
+        self.encoder_trains, self.decoder_trains = trained_layers(regime)
+        n = self.shape[0]
+        self._gram = None
+        if self.decoder_trains and n * n <= GRAM_LIMIT:
+            self._gram = self.decoder_gram()
 
     @property
     def dim(self) -> int:
@@ -39,29 +95,110 @@ class NTKOperator:
         return self.shape[0] * self.shape[1]
 
     def __matmul__(self, v: torch.Tensor) -> torch.Tensor:
-        """``Theta v`` for ``v`` of shape ``(n, d)`` (or flat ``(n*d,)``, returned flat)."""
+        """``Theta v`` for ``v`` of shape ``(n, d)``, ``(b, n, d)`` or flat ``(n*d,)``."""
         flat = v.ndim == 1
         v2 = v.reshape(self.shape) if flat else v
-        out = jvp(self.params, self.X, self.regime, vjp(self.params, self.X, self.regime, v2, self.features),
-                  self.features)
+        if self.regime == "tied" or self._gram is None:
+            out = jvp(self.params, self.X, self.regime, vjp(self.params, self.X, self.regime, v2, self.features),
+                      self.features)
+        else:
+            out = torch.matmul(self._gram, v2)
+            if self.encoder_trains:
+                enc_only = "weak"  # the encoder half of J, whatever the regime
+                g = vjp(self.params, self.X, enc_only, v2, self.features)
+                out = out + jvp(self.params, self.X, enc_only, Tangent(g.W, None), self.features)
         return out.reshape(-1) if flat else out
+
+    def matmat(self, V: torch.Tensor) -> torch.Tensor:
+        """``Theta`` applied to the columns of a ``(n*d) x b`` block."""
+        b = V.shape[1]
+        return (self @ V.mT.reshape(b, *self.shape)).reshape(b, -1).mT
 
     def decoder_gram(self) -> torch.Tensor:
         """``alpha^2 A A^T`` (``n x n``): the decoder part is this matrix ``⊗ I_d``."""
         A = self.features.A
         return self.params.alpha ** 2 * (A @ A.mT)
 
+    def averaged_kernel(self) -> torch.Tensor:
+        """The ``n x n`` kernel ``K`` with ``Theta ≈ K ⊗ I_d``: the trace-average over output
+        coordinates of each ``d x d`` block, ``K_ij = tr(Theta_ij) / d``. Exact for ``decoder``."""
+        A, D = self.features
+        Dd = D.to(A.dtype)
+        a2 = self.params.alpha ** 2
+        K = torch.zeros(self.shape[0], self.shape[0], dtype=A.dtype, device=A.device)
+        if self.encoder_trains:
+            dec = decoder(self.params, self.regime)
+            s = dec.square().sum(dim=0) / self.shape[1]  # ||v_r||^2 / d
+            K += a2 * (self.X @ self.X.mT) * ((Dd * s) @ Dd.mT)
+        if self.decoder_trains or self.regime == "tied":
+            K += a2 * (A @ A.mT)
+        return K
+
+    def preconditioner(self):
+        """``r -> (K + delta I)^{-1} r`` per output coordinate, ``K`` the averaged kernel;
+        ``delta = 1e-10 tr(K) / n`` keeps the Cholesky factorisation defined."""
+        K = self.averaged_kernel()
+        n = K.shape[0]
+        jitter = 1e-10 * float(K.diagonal().sum()) / n
+        L, info = torch.linalg.cholesky_ex(K + jitter * torch.eye(n, dtype=K.dtype, device=K.device))
+        if int(info) != 0:
+            return None
+        shape = self.shape
+
+        def apply(R: torch.Tensor) -> torch.Tensor:
+            b = R.shape[1]
+            Rn = R.mT.reshape(b, *shape)
+            return torch.cholesky_solve(Rn, L).reshape(b, -1).mT
+
+        return apply
+
     def extremes(self, *, which: str = "both", tol: float = 1e-8, max_iter: int = 500, seed: int = 0) -> Extremes:
         """Smallest/largest eigenvalue of ``Theta``: exact ``eigvalsh`` of the ``n x n`` factor for
-        ``decoder``, matrix-free Lanczos otherwise."""
+        ``decoder``; Lanczos for ``lambda_max`` and preconditioned LOBPCG for ``lambda_min``
+        otherwise. ``tol`` bounds the relative residual of the Ritz pairs."""
+        if which not in ("min", "max", "both"):
+            raise AedynError(f"which must be 'min', 'max' or 'both'; got {which!r}")
         if self.regime == "decoder":
             ev = torch.linalg.eigvalsh(self.decoder_gram())
             return Extremes(float(ev[0]), float(ev[-1]), 0, True, 0.0, 0.0)
-        return lanczos_extremes(self.__matmul__, self.dim, dtype=self.X.dtype, device=self.X.device,
-                                which=which, tol=tol, max_iter=max_iter, seed=seed)
+        lo = hi = math.nan
+        res_lo = res_hi = 0.0
+        iters, ok = 0, True
+        if which in ("max", "both"):
+            top = lanczos_extremes(self.__matmul__, self.dim, dtype=self.X.dtype, device=self.X.device,
+                                   which="max", tol=tol, max_iter=max_iter, seed=seed)
+            hi, res_hi, iters, ok = top.max, top.residual_max, top.iterations, top.converged
+        if which in ("min", "both"):
+            lo, res_lo, it, ok_lo = lobpcg_min(self.matmat, self.dim, dtype=self.X.dtype, device=self.X.device,
+                                               precondition=self.preconditioner(), tol=tol, max_iter=max_iter,
+                                               seed=seed)
+            iters, ok = iters + it, ok and ok_lo
+        return Extremes(lo, hi, iters, ok, res_lo, res_hi)
 
 
 def ntk_extremes(params: Params, X: torch.Tensor, regime: str, *, which: str = "both", tol: float = 1e-8,
                  max_iter: int = 500, seed: int = 0) -> Extremes:
     """Extreme eigenvalues of the finite-width NTK of ``params`` at ``X`` (see :class:`NTKOperator`)."""
     return NTKOperator(params, X, regime).extremes(which=which, tol=tol, max_iter=max_iter, seed=seed)
+
+
+def ntk_drift(current: NTKOperator, initial: NTKOperator, *, probes: int = 16, seed: int = 0,
+              dense_limit: int = DENSE_LIMIT) -> Drift:
+    """``||Theta(t) - Theta(0)||_F / ||Theta(0)||_F``.
+
+    Exact (dense kernels) while ``n*d <= dense_limit``; otherwise Hutchinson's estimator with
+    Rademacher probes ``z`` (``E[z z^T] = I``), ``||M||_F^2 = E ||M z||^2``, applied to numerator
+    and denominator alike: each squared norm is estimated without bias (the ratio is consistent,
+    with relative error about ``sqrt(2 / probes)`` at worst).
+    """
+    if current.dim <= dense_limit:
+        T0 = ntk_dense(initial.params, initial.X, initial.regime)
+        Tt = ntk_dense(current.params, current.X, current.regime)
+        return Drift(float((Tt - T0).norm() / T0.norm()), "exact")
+    gen = torch.Generator().manual_seed(seed)
+    Z = (2.0 * torch.randint(0, 2, (probes, *current.shape), generator=gen) - 1.0).to(
+        dtype=current.X.dtype, device=current.X.device)
+    base = initial @ Z
+    num = float((current @ Z - base).square().sum())
+    den = float(base.square().sum())
+    return Drift(math.sqrt(num / den), f"hutchinson({probes} Rademacher probes)")

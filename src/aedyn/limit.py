@@ -1,0 +1,235 @@
+"""Predictions of the NTK limit, and measures of memorisation.
+
+Linearised discrete gradient descent with the infinite-width kernel ``K = K_reg`` (``n x n``;
+the NTK is ``K ⊗ I_d``, so every output coordinate evolves on its own)::
+
+    R(k) = (I - eta K)^k R(0),        R(0) = f_0(X) - X   (n x d)
+
+computed exactly for any ``k`` through one eigendecomposition ``K = Q diag(lambda) Q^T``. On new
+inputs, after ``k`` steps (kernel regression with the NTK at ``k = infinity``)::
+
+    f_k(x) = f_0(x) + k(x, X) Q diag(phi_k(lambda)) Q^T (X - f_0(X)),
+    phi_k(lambda) = (1 - (1 - eta lambda)^k) / lambda    (-> k eta as lambda -> 0),
+    phi_inf(lambda) = 1 / lambda.
+
+Stability policy: no jitter is added. For finite ``k``, ``phi_k`` is evaluated with
+``expm1``/``log1p`` and is finite even for a singular ``K``. At convergence, eigenvalues at or
+below ``rcond * lambda_max`` are treated as zero (the pseudo-inverse: the minimum-norm
+interpolant); the number dropped and the condition number are reported and a warning is issued,
+never a silent NaN.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from aedyn._tensor import as_tensor
+from aedyn.errors import AedynError, AedynWarning
+from aedyn.kernels import regime_kernel
+
+Map = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _phi(lam: torch.Tensor, eta: float, steps: int | None, rcond: float) -> tuple[torch.Tensor, int]:
+    """``phi_k(lambda)`` (see the module docstring) and how many eigenvalues were treated as zero."""
+    top = float(lam.abs().max()) if lam.numel() else 0.0
+    if steps is None:
+        small = lam <= rcond * top
+        phi = torch.where(small, torch.zeros_like(lam), 1.0 / torch.where(small, torch.ones_like(lam), lam))
+        return phi, int(small.sum())
+    x = eta * lam
+    inside = (x >= 0) & (x < 1)
+    # 1 - (1 - x)^k = -expm1(k log1p(-x)) is accurate for small x; outside [0, 1) use the power directly
+    one_minus_pow = torch.where(inside, -torch.expm1(steps * torch.log1p(-x.clamp(0, 1 - 1e-16))),
+                                1.0 - torch.pow(1.0 - x, steps))
+    tiny = lam.abs() <= 1e-300
+    phi = torch.where(tiny, torch.full_like(lam, steps * eta), one_minus_pow / torch.where(tiny, 1.0, lam))
+    return phi, 0
+
+
+class LinearisedGD:
+    """Linearised discrete GD ``R(k) = (I - eta K)^k R(0)`` for a symmetric PSD ``K`` (``n x n``)."""
+
+    def __init__(self, K: torch.Tensor, eta: float) -> None:
+        if not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta > 0):
+            raise AedynError(f"eta must be a positive number; got {eta!r}")
+        K = as_tensor(K, name="K")
+        self.eta = float(eta)
+        self.eigenvalues, self.eigenvectors = torch.linalg.eigh(0.5 * (K + K.mT))
+        if self.eta * float(self.eigenvalues[-1]) >= 2:
+            warnings.warn(AedynWarning(
+                f"eta * lambda_max(K) = {self.eta * float(self.eigenvalues[-1]):.3g} >= 2: the linearised "
+                f"dynamics diverge; use eta < {2 / float(self.eigenvalues[-1]):.3g}"), stacklevel=2)
+
+    @property
+    def contraction(self) -> float:
+        """``max_i |1 - eta lambda_i|``: the per-step contraction bound of ``||R||_F``."""
+        return float((1 - self.eta * self.eigenvalues).abs().max())
+
+    def residual(self, R0: torch.Tensor, steps: int) -> torch.Tensor:
+        """``R(k) = Q diag((1 - eta lambda)^k) Q^T R(0)``."""
+        Q = self.eigenvectors
+        factor = torch.pow(1 - self.eta * self.eigenvalues, int(steps))
+        return Q @ (factor[:, None] * (Q.mT @ R0))
+
+    def loss_curve(self, R0: torch.Tensor, steps: int) -> np.ndarray:
+        """``L(k) = 0.5 ||R(k)||_F^2`` for ``k = 0..steps``, from the eigen-energies of ``R(0)``."""
+        energy = (self.eigenvectors.mT @ R0).square().sum(dim=1)
+        k = torch.arange(steps + 1, dtype=energy.dtype, device=energy.device)
+        base = (1 - self.eta * self.eigenvalues).abs()
+        decay = torch.exp(2 * k[:, None] * torch.log(base.clamp_min(1e-300))[None, :])
+        return (0.5 * decay @ energy).cpu().numpy()
+
+
+@dataclass
+class NTKPredictor:
+    """The network in the NTK limit after ``steps`` of GD with step ``eta`` (``steps=None``:
+    at convergence, i.e. kernel regression with ``K_reg``), as a map on new inputs.
+
+    ``f0`` is the network at initialisation as a map (``None``: ``f_0 ≡ 0``, e.g. from
+    ``init_params(..., zero_output=True)``). Call it on an ``n' x d`` array.
+    """
+
+    X_train: torch.Tensor
+    regime: str = "joint"
+    kappa: float = 1.0
+    nu: float = 1.0
+    f0: Map | None = None
+    eta: float | None = None
+    steps: int | None = None
+    rcond: float = 1e-12
+    coefficients: torch.Tensor = field(init=False)
+    condition_number: float = field(init=False)
+    dropped: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.X_train = as_tensor(self.X_train, name="X_train")
+        if self.steps is not None:
+            if self.eta is None:
+                raise AedynError("a prediction after k steps needs the step size eta")
+            if int(self.steps) < 0:
+                raise AedynError(f"steps must be >= 0; got {self.steps}")
+        K = regime_kernel(self.X_train, self.regime, kappa=self.kappa, nu=self.nu)
+        lam, Q = torch.linalg.eigh(K)
+        lo, hi = float(lam[0]), float(lam[-1])
+        self.condition_number = hi / lo if lo > 0 else math.inf
+        phi, self.dropped = _phi(lam, self.eta or 0.0, self.steps, self.rcond)
+        if self.dropped:
+            warnings.warn(AedynWarning(
+                f"K_reg is singular to rcond = {self.rcond:g} (condition number {self.condition_number:.3g}; "
+                f"{self.dropped} eigenvalue(s) treated as zero): the converged prediction is the minimum-norm "
+                "interpolant"), stacklevel=2)
+        target = self.X_train - self._f0(self.X_train)
+        self.coefficients = Q @ (phi[:, None] * (Q.mT @ target))
+        if not bool(torch.isfinite(self.coefficients).all()):
+            raise AedynError("the kernel prediction is not finite; check eta (eta * lambda_max(K) must be < 2) "
+                             "and the data")
+
+    def _f0(self, Z: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(Z) if self.f0 is None else self.f0(Z).to(Z.dtype)
+
+    def __call__(self, X_new: Any) -> torch.Tensor:
+        Z = as_tensor(X_new, dtype=self.X_train.dtype, device=self.X_train.device, name="X_new")
+        k = regime_kernel(Z, self.regime, kappa=self.kappa, nu=self.nu, Y=self.X_train)
+        return self._f0(Z) + k @ self.coefficients
+
+
+# ----------------------------------------------------------------------------------------------
+# memorisation
+
+
+def energy_outside_span(Y: torch.Tensor, X_train: torch.Tensor, rcond: float = 1e-10) -> torch.Tensor:
+    """Share of each row's energy outside the span of the training samples:
+    ``||(I - P) y||^2 / ||y||^2`` with ``P`` the orthogonal projector onto ``span{x_1..x_n}``
+    (rank by SVD with relative cutoff ``rcond``). Zero rows give 0."""
+    _, S, Vh = torch.linalg.svd(X_train, full_matrices=False)
+    basis = Vh[rcond * S[0] < S]  # r x d, orthonormal rows
+    inside = (Y @ basis.mT) @ basis
+    total = Y.square().sum(dim=1)
+    outside = (Y - inside).square().sum(dim=1)
+    return torch.where(total > 0, outside / torch.where(total > 0, total, 1.0), torch.zeros_like(total))
+
+
+def nearest_training_sample(Y: torch.Tensor, X_train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(min_j ||y - x_j||, argmin_j)`` for each row of ``Y``."""
+    dist = torch.cdist(Y, X_train)
+    best, idx = dist.min(dim=1)
+    return best, idx
+
+
+@dataclass(frozen=True)
+class Memorisation:
+    """How much a map's outputs on held-out inputs look like training samples.
+
+    Per held-out input (arrays of length ``n'``): ``outside_span`` (share of output energy outside
+    the training span), ``nearest_distance``/``nearest_index`` (closest training sample to the
+    output), ``input_distance`` (``||f(x) - x||``). Per iterate ``t = 0..iterations`` of
+    ``x, f(x), f(f(x)), ...``: ``iterate_nearest`` and ``iterate_norm`` (``(T+1) x n'``).
+    ``fate`` says where each trajectory ended: ``training sample j``, ``fixed point``
+    (``||f(z) - z|| <= tol ||z||`` away from the training set), ``zero``, ``diverged`` or ``moving``.
+    """
+
+    outside_span: np.ndarray
+    nearest_distance: np.ndarray
+    nearest_index: np.ndarray
+    input_distance: np.ndarray
+    iterate_nearest: np.ndarray
+    iterate_norm: np.ndarray
+    fate: list[str]
+
+    def fate_counts(self) -> dict[str, int]:
+        kinds: dict[str, int] = {}
+        for f in self.fate:
+            key = "training sample" if f.startswith("training sample") else f
+            kinds[key] = kinds.get(key, 0) + 1
+        return kinds
+
+
+def memorisation(f: Map, X_new: Any, X_train: Any, *, iterations: int = 50, tol: float = 1e-3) -> Memorisation:
+    """Memorisation measures of the map ``f`` (e.g. a trained network or an :class:`NTKPredictor`)
+    on held-out inputs ``X_new``; see :class:`Memorisation`. ``tol`` is relative to the norms
+    involved (training samples are unit vectors after validation)."""
+    X_train = as_tensor(X_train, name="X_train")
+    Z = as_tensor(X_new, dtype=X_train.dtype, device=X_train.device, name="X_new")
+    Y = f(Z)
+    near, idx = nearest_training_sample(Y, X_train)
+    traj_near, traj_norm = [nearest_training_sample(Z, X_train)[0]], [Z.norm(dim=1)]
+    z = Z
+    start_norm = Z.norm(dim=1)
+    for _ in range(iterations):
+        z = f(z)
+        bad = ~torch.isfinite(z).all(dim=1)
+        z = torch.where(bad[:, None], torch.full_like(z, float("inf")), z)
+        traj_near.append(torch.where(bad, torch.full_like(start_norm, float("inf")),
+                                     nearest_training_sample(torch.nan_to_num(z), X_train)[0]))
+        traj_norm.append(z.norm(dim=1))
+        if bool((z.norm(dim=1) > 1e12 * start_norm).all()):
+            break
+    fz = f(torch.nan_to_num(z, posinf=0.0))
+    fate = []
+    last_near, last_idx = nearest_training_sample(torch.nan_to_num(z, posinf=0.0), X_train)
+    for i in range(Z.shape[0]):
+        norm = float(traj_norm[-1][i])
+        if not math.isfinite(norm) or norm > 1e6 * float(start_norm[i]):
+            fate.append("diverged")
+        elif norm <= 1e-6 * float(start_norm[i]):
+            fate.append("zero")
+        elif float(last_near[i]) <= tol * float(X_train[last_idx[i]].norm()):
+            fate.append(f"training sample {int(last_idx[i])}")
+        elif float((fz[i] - z[i]).norm()) <= tol * norm:
+            fate.append("fixed point")
+        else:
+            fate.append("moving")
+    return Memorisation(
+        outside_span=energy_outside_span(Y, X_train).cpu().numpy(),
+        nearest_distance=near.cpu().numpy(), nearest_index=idx.cpu().numpy(),
+        input_distance=(Y - Z).norm(dim=1).cpu().numpy(),
+        iterate_nearest=torch.stack(traj_near).cpu().numpy(), iterate_norm=torch.stack(traj_norm).cpu().numpy(),
+        fate=fate)
