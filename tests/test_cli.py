@@ -129,3 +129,30 @@ def test_version_and_help(capsys, monkeypatch):
     assert code == 0 and stdout.startswith("aedyn ")
     code, stdout, _ = run_cli(["train", "--help"], capsys, monkeypatch)
     assert code == 0 and "--regime" in stdout
+
+
+def test_kernel_report_and_record(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "kernel.json"
+    code, stdout, _ = run_cli(["kernel", "--data", "sphere", "--n", "24", "--d", "5", "--width", "512",
+                               "--out", str(out)], capsys, monkeypatch)
+    assert code == 0
+    for word in ("lambda_0", "mu_0", "K_joint", "Theta m=512", "gap"):
+        assert word in stdout
+    record = json.loads(out.read_text())
+    assert record["kind"] == "aedyn.kernel" and record["n"] == 24
+    inf, fin = record["infinite"], record["finite"]
+    assert inf["lambda_min"] >= inf["lambda_0"] + inf["mu_0"] - 1e-12
+    assert fin["converged"] and fin["nd"] == 120
+    assert record["gap"]["lambda_max"] == pytest.approx(fin["lambda_max"] / inf["lambda_max"] - 1)
+
+
+def test_kernel_tied_has_finite_width_only(capsys, monkeypatch):
+    code, stdout, _ = run_cli(["kernel", "--regime", "tied", "--data", "sphere", "--n", "8", "--d", "3",
+                               "--width", "64"], capsys, monkeypatch)
+    assert code == 0 and "no infinite-width NTK for tied" in stdout and "Theta m=64" in stdout
+
+
+def test_kernel_bad_input(capsys, monkeypatch):
+    code, _, err = run_cli(["kernel", "--data", "sphere", "--n", "8", "--d", "3", "--width", "0"],
+                           capsys, monkeypatch)
+    assert code == 2 and "width must be a positive integer" in err

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from aedyn.data import sphere
+from aedyn.gd import train
+from aedyn.kernels import regime_kernel
 from aedyn.model import REGIMES, init_params, trained_layers
-from aedyn.ntk import NTKOperator, ntk_extremes
+from aedyn.ntk import NTKOperator, ntk_dense, ntk_drift, ntk_extremes
 
 
 def autograd_ntk(params, X, regime) -> torch.Tensor:
@@ -55,3 +58,73 @@ def test_decoder_part_is_gram_kron_identity():
     G = NTKOperator(p, X, "decoder").decoder_gram()
     dense = autograd_ntk(p, X, "decoder")
     torch.testing.assert_close(dense, torch.kron(G, torch.eye(3, dtype=torch.float64)), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("regime", REGIMES)
+def test_dense_formula_equals_autograd_jjt(regime):
+    X = sphere(7, 4, seed=8)
+    p = init_params(4, 48, regime=regime, seed=9)
+    K = autograd_ntk(p, X, regime)
+    assert float((ntk_dense(p, X, regime) - K).norm() / K.norm()) < 1e-10
+
+
+@pytest.mark.parametrize("regime", ["weak", "joint", "tied"])
+def test_matrix_free_extremes_on_a_larger_problem(regime):
+    """nd = 400: Lanczos and preconditioned LOBPCG really iterate here."""
+    X = sphere(40, 10, seed=10)
+    p = init_params(10, 512, regime=regime, seed=11)
+    ev = torch.linalg.eigvalsh(ntk_dense(p, X, regime))
+    ext = ntk_extremes(p, X, regime, tol=1e-10)
+    assert ext.converged
+    assert ext.min == pytest.approx(float(ev[0]), rel=1e-8)
+    assert ext.max == pytest.approx(float(ev[-1]), rel=1e-8)
+
+
+def test_block_products_equal_dense():
+    X = sphere(9, 3, seed=12)
+    p = init_params(3, 40, seed=13)
+    op = NTKOperator(p, X, "joint")
+    dense = ntk_dense(p, X, "joint")
+    V = torch.randn(27, 5, generator=torch.Generator().manual_seed(14), dtype=torch.float64)
+    torch.testing.assert_close(op.matmat(V), dense @ V, rtol=1e-12, atol=1e-12)
+    batch = V.mT.reshape(5, 9, 3)
+    torch.testing.assert_close((op @ batch).reshape(5, -1), (dense @ V).mT, rtol=1e-12, atol=1e-12)
+
+
+def test_finite_width_kernel_tends_to_infinite_width_like_inverse_sqrt_m():
+    """||Theta_m - K ⊗ I|| / ||K ⊗ I|| over m = 2^8..2^14, averaged over 4 seeds: log-log slope ~ -1/2."""
+    X = sphere(6, 3, seed=15)
+    K = torch.kron(regime_kernel(X, "joint"), torch.eye(3, dtype=torch.float64))
+    widths = [2**k for k in range(8, 15)]
+    errors = []
+    for m in widths:
+        errs = [float((ntk_dense(init_params(3, m, seed=s), X, "joint") - K).norm() / K.norm()) for s in range(4)]
+        errors.append(np.mean(errs))
+    slope = np.polyfit(np.log(widths), np.log(errors), 1)[0]
+    assert -0.7 <= slope <= -0.3, slope
+
+
+def test_drift_exact_and_probe_estimate():
+    X = sphere(12, 4, seed=16)
+    p0 = init_params(4, 64, seed=17)
+    r = train(X, p0, "joint", steps=100, target=0.0)
+    op0, op1 = NTKOperator(p0, X, "joint"), NTKOperator(r.params, X, "joint")
+    exact = ntk_drift(op1, op0)
+    T0, T1 = ntk_dense(p0, X, "joint"), ntk_dense(r.params, X, "joint")
+    assert exact.method == "exact"
+    assert exact.value == pytest.approx(float((T1 - T0).norm() / T0.norm()), rel=1e-12)
+    assert exact.value > 0
+    # Hutchinson with 400 probes: each squared norm has relative sd <= sqrt(2/400) ~ 0.07
+    est = ntk_drift(op1, op0, probes=400, dense_limit=0)
+    assert est.method.startswith("hutchinson")
+    assert est.value == pytest.approx(exact.value, rel=0.25)
+
+
+def test_train_records_ntk_at_cadence():
+    X = sphere(10, 4, seed=18)
+    r = train(X, init_params(4, 128, seed=19), "joint", steps=40, target=0.0, ntk_every=20)
+    assert r.metrics["ntk_step"].tolist() == [0, 20, 40]
+    assert r.metrics["ntk_drift"][0] == 0.0
+    ev0 = torch.linalg.eigvalsh(ntk_dense(init_params(4, 128, seed=19), X, "joint"))
+    assert r.metrics["ntk_lambda_min"][0] == pytest.approx(float(ev0[0]), rel=1e-6)
+    assert r.config["ntk_drift_method"] == "exact"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,3 +29,14 @@ def environment() -> dict[str, str]:
         "platform": platform.platform(),
         "cuda": torch.version.cuda or "none",
     }
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with non-finite floats replaced by ``None`` (strict JSON has no NaN or inf)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    return value

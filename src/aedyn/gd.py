@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aedyn._meta import environment
+from aedyn._meta import environment, jsonable
 from aedyn._tensor import as_tensor
 from aedyn.errors import AedynError
 from aedyn.model import Params, Tangent, as_params, evaluate, trained_layers
@@ -155,9 +155,9 @@ class TrainResult:
             "wall_time": self.wall_time,
             "config": self.config,
             "versions": environment(),
-            "summary": _jsonable(self.summary()),
-            "loss": _jsonable(self.loss.tolist()),
-            "metrics": {k: _jsonable(np.asarray(v).tolist()) for k, v in self.metrics.items()},
+            "summary": jsonable(self.summary()),
+            "loss": jsonable(self.loss.tolist()),
+            "metrics": {k: jsonable(np.asarray(v).tolist()) for k, v in self.metrics.items()},
         }
 
     @classmethod
@@ -359,12 +359,3 @@ def _check_train_args(X: torch.Tensor, params: Params, regime: str, lr: float | 
     if not (isinstance(divergence_factor, (int, float)) and divergence_factor > 1):
         raise AedynError(f"divergence_factor must be > 1; got {divergence_factor!r}")
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value

@@ -10,9 +10,12 @@ for ``w ~ N(0, I)``. The regime kernels are ``K_reg = nu^2 K0`` (weak), ``nu^2 K
 every output coordinate evolves on its own ``n x n`` problem and nothing here forms the Kronecker
 product. ``lambda_0 = lambda_min(K0)``, ``mu_0 = lambda_min(K1)``.
 
-The angle is ``theta = atan2(sqrt(max(0, |x|^2 |y|^2 - (x.y)^2)), x.y)`` (``arccos`` of a clipped
-cosine loses half the digits near 0 and pi); written without dividing by norms, so zero inputs
-are safe, and ``K(X)`` uses the exact squared norms on its diagonal (``theta_ii = 0`` exactly).
+The angle is computed as Kahan's ``pi - theta = 2 atan2(||u + v||, ||u - v||)`` for the unit
+vectors ``u, v``: ``arccos`` of a clipped cosine loses half the digits near 0 and pi, and so does
+SPEC.md's ``atan2(sqrt(|x|^2 |y|^2 - (x.y)^2), x.y)`` once the difference under the root is formed
+from rounded Gram entries (about ``1e-8`` in ``theta`` for parallel rows); differences of unit
+vectors keep full precision, and taking ``pi - theta`` directly keeps it near antipodal inputs
+too. Zero inputs give zero rows. Cost ``O(n n' d)``.
 The weight-tied network has no such limit under NTK scaling (its output at initialisation grows
 like ``sqrt(m)``), so ``tied`` has no regime kernel here.
 """
@@ -31,41 +34,46 @@ from aedyn.errors import AedynError
 KERNEL_REGIMES = ("weak", "joint", "decoder")
 
 
-def _pairs(X: Any, Y: Any | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(x.y, |x|^2 |y|^2 - (x.y)^2 clipped at 0, |x||y|, theta)`` for all pairs."""
+def _pairs(X: Any, Y: Any | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x.y, |x||y|, phi = pi - theta)`` for all pairs of rows, with Kahan's angle
+    ``phi = 2 atan2(||u + v||, ||u - v||)`` of the unit vectors ``u, v`` (differences taken
+    directly, not through Gram matrices): accurate to a few ulps at every angle, 0 and pi included."""
     X = as_tensor(X, name="X")
     if X.ndim != 2:
         raise AedynError(f"kernel inputs must be 2-D (n x d); got shape {tuple(X.shape)}")
-    same = Y is None or Y is X
-    Yt = X if same else as_tensor(Y, dtype=X.dtype, device=X.device, name="Y")
+    Yt = X if Y is None else as_tensor(Y, dtype=X.dtype, device=X.device, name="Y")
     if Yt.ndim != 2 or Yt.shape[1] != X.shape[1]:
         raise AedynError(f"kernel inputs must share d; got shapes {tuple(X.shape)} and {tuple(Yt.shape)}")
-    nx2 = X.square().sum(dim=1)
-    ny2 = nx2 if same else Yt.square().sum(dim=1)
-    dot = X @ Yt.T
-    if same:
-        dot.diagonal().copy_(nx2)
-    prod2 = nx2[:, None] * ny2[None, :]
-    cross = (prod2 - dot.square()).clamp_min(0)
-    if same:
-        cross.diagonal().zero_()
-    s = cross.sqrt()
-    theta = torch.atan2(s, dot)
-    return dot, s, prod2.sqrt(), theta
+    nx, ny = X.norm(dim=1), Yt.norm(dim=1)
+    U = X / torch.where(nx > 0, nx, 1.0)[:, None]
+    V = Yt / torch.where(ny > 0, ny, 1.0)[:, None]
+    minus = torch.cdist(U, V, compute_mode="donot_use_mm_for_euclid_dist")
+    plus = torch.cdist(U, -V, compute_mode="donot_use_mm_for_euclid_dist")
+    return X @ Yt.mT, nx[:, None] * ny[None, :], 2 * torch.atan2(plus, minus)
+
+
+def _sin_minus_phi_cos(phi: torch.Tensor) -> torch.Tensor:
+    """``sin(phi) - phi cos(phi)``, by its Taylor series ``phi^3/3 - phi^5/30 + phi^7/840 - phi^9/45360``
+    below ``phi = 0.01`` (where the difference cancels; the next term is below 1e-26 relative)."""
+    p2 = phi * phi
+    series = phi * p2 * (1 / 3 - p2 * (1 / 30 - p2 * (1 / 840 - p2 / 45360)))
+    return torch.where(phi < 0.01, series, torch.sin(phi) - phi * torch.cos(phi))
 
 
 def k0(X: Any, Y: Any | None = None) -> torch.Tensor:
     """``K0(x, y) = (x . y) (pi - theta) / (2 pi)`` for all rows of ``X`` against all rows of ``Y``
     (``Y = X`` by default). Scales with the inner product."""
-    dot, _, _, theta = _pairs(X, Y)
-    return dot * (math.pi - theta) / (2 * math.pi)
+    dot, _, phi = _pairs(X, Y)
+    return dot * phi / (2 * math.pi)
 
 
 def k1(X: Any, Y: Any | None = None) -> torch.Tensor:
-    """``K1(x, y) = (|x||y| sin theta + (pi - theta) x . y) / (2 pi)``: the arc-cosine kernel of
-    degree 1, ``E[relu(w.x) relu(w.y)]``, ``w ~ N(0, I)``. Scales with the norms."""
-    dot, s, _, theta = _pairs(X, Y)
-    return (s + (math.pi - theta) * dot) / (2 * math.pi)
+    """``K1(x, y) = |x||y| (sin theta + (pi - theta) cos theta) / (2 pi)``: the arc-cosine kernel of
+    degree 1, ``E[relu(w.x) relu(w.y)]``, ``w ~ N(0, I)``. Scales with the norms. Computed as
+    ``|x||y| (sin phi - phi cos phi) / (2 pi)`` with ``phi = pi - theta``, which near antipodal
+    inputs cancels and is taken from its Taylor series."""
+    _, norms, phi = _pairs(X, Y)
+    return norms * _sin_minus_phi_cos(phi) / (2 * math.pi)
 
 
 def regime_kernel(X: Any, regime: str, *, kappa: float = 1.0, nu: float = 1.0, Y: Any | None = None) -> torch.Tensor:
