@@ -14,9 +14,11 @@ from aedyn._meta import aedyn_version
 from aedyn.data import load_data, validate
 from aedyn.errors import AedynError, AedynWarning
 from aedyn.gd import TrainResult, fit_linear_rate, train
-from aedyn.job import TrainJob, run_job
+from aedyn.job import KernelJob, TrainJob, run_job, run_kernel_job
+from aedyn.kernels import k0, k1, kernel_spectrum, regime_kernel
+from aedyn.limit import LinearisedGD, NTKPredictor, memorisation
 from aedyn.model import REGIMES, Params, Tangent, evaluate, forward, gradients, init_params, jvp, loss, vjp
-from aedyn.ntk import NTKOperator, ntk_extremes
+from aedyn.ntk import NTKOperator, ntk_dense, ntk_drift, ntk_extremes
 
 __version__ = aedyn_version()
 
@@ -24,7 +26,10 @@ __all__ = [
     "REGIMES",
     "AedynError",
     "AedynWarning",
+    "KernelJob",
+    "LinearisedGD",
     "NTKOperator",
+    "NTKPredictor",
     "Params",
     "Tangent",
     "TrainJob",
@@ -36,10 +41,18 @@ __all__ = [
     "gradients",
     "init_params",
     "jvp",
+    "k0",
+    "k1",
+    "kernel_spectrum",
     "load_data",
     "loss",
+    "memorisation",
+    "ntk_dense",
+    "ntk_drift",
     "ntk_extremes",
+    "regime_kernel",
     "run_job",
+    "run_kernel_job",
     "train",
     "validate",
     "vjp",

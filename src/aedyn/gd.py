@@ -224,15 +224,12 @@ def train(X: Any, params: Params, regime: str = "joint", *, lr: float | str = "a
     are recorded every ``record_every`` steps and at the last; with ``ntk_every`` also the
     finite-width NTK's extremes and its drift from initialisation (exact for ``n*d`` up to
     :data:`aedyn.ntk.DENSE_LIMIT`, a random-probe estimate above; ``config["ntk_drift_method"]``
-    says which). ``callback(k, loss)`` is called
-    after each evaluation (progress bars). ``params`` is not modified.
+    says which). ``callback(k, loss)`` is called after each evaluation (progress bars).
+    ``params`` is not modified.
     """
     params = as_params(params, regime)
     X = as_tensor(X, dtype=params.W.dtype, device=params.W.device, name="X")
-    _check_train_args(X, params, regime, lr, lr_decoder, steps, target, record_every, divergence_factor)
-    if ntk_every is not None and (isinstance(ntk_every, bool) or not isinstance(ntk_every, int) or ntk_every < 1):
-        raise AedynError(f"ntk_every must be a positive integer or None; got {ntk_every!r}")
-    enc, dec = trained_layers(regime)
+    _check_train_args(X, params, regime, lr, lr_decoder, steps, target, record_every, divergence_factor, ntk_every)
     t0 = time.perf_counter()
     lambda_max = None
     if lr == "auto":
@@ -241,21 +238,13 @@ def train(X: Any, params: Params, regime: str = "joint", *, lr: float | str = "a
         eta = float(lr)
     eta_v = eta if lr_decoder is None else float(lr_decoder)
 
-    init = params.clone()
     cur = params.clone()
-    D0 = (X @ init.W.mT > 0) if enc else None
-    norm_W0 = float(init.W.norm())
-    norm_V0 = float(init.V.norm()) if dec else 1.0
+    recorder = _Recorder(params.clone(), X, regime, with_ntk=ntk_every is not None)
     losses = np.empty(steps + 1)
-    recorded: dict[str, list[float]] = {"step": []}
-    ntk_steps: list[int] = []
-    ntk0 = NTKOperator(init, X, regime) if ntk_every is not None else None
-    drift_method = None
     status, k, L0 = "max_steps", 0, math.nan
     for k in range(steps + 1):
         ev = evaluate(cur, X, regime)
-        loss_k = float(ev.loss)
-        losses[k] = loss_k
+        losses[k] = loss_k = float(ev.loss)
         if k == 0:
             L0 = loss_k
         if callback is not None:
@@ -266,25 +255,9 @@ def train(X: Any, params: Params, regime: str = "joint", *, lr: float | str = "a
             status = "converged"
         stop = status != "max_steps" or k == steps
         if k % record_every == 0 or stop:
-            recorded["step"].append(k)
-            if enc:
-                dW = cur.W - init.W
-                _append(recorded, "weight_change_W", float(dW.norm()) / norm_W0)
-                _append(recorded, "max_neuron_change_W", float(dW.norm(dim=-1).max()))
-                _append(recorded, "pattern_flips", float((ev.features.D != D0).double().mean()))
-            if dec:
-                dV = cur.V - init.V
-                _append(recorded, "weight_change_V", float(dV.norm()) / max(norm_V0, 1e-300))
-                _append(recorded, "max_neuron_change_V", float(dV.norm(dim=-2).max()))
-        if ntk0 is not None and (k % ntk_every == 0 or stop):  # type: ignore[operator]
-            op = NTKOperator(cur, X, regime)
-            ext = op.extremes(tol=1e-6)
-            drift = ntk_drift(op, ntk0)
-            drift_method = drift.method
-            ntk_steps.append(k)
-            _append(recorded, "ntk_lambda_min", ext.min)
-            _append(recorded, "ntk_lambda_max", ext.max)
-            _append(recorded, "ntk_drift", drift.value)
+            recorder.movement(k, cur, ev.features.D)
+        if ntk_every is not None and (k % ntk_every == 0 or stop):
+            recorder.ntk(k, cur)
         if stop:
             break
         apply_step(cur, ev.grads, eta, eta_v)
@@ -295,19 +268,55 @@ def train(X: Any, params: Params, regime: str = "joint", *, lr: float | str = "a
               "record_every": record_every, "divergence_factor": divergence_factor, "n": int(X.shape[0]),
               "d": int(X.shape[1]), "width": params.width, "alpha": params.alpha,
               "dtype": str(params.W.dtype).removeprefix("torch."), "device": str(params.W.device),
-              "ntk_every": ntk_every, "ntk_drift_method": drift_method}
-    metrics = {name: np.asarray(v) for name, v in recorded.items()}
-    if ntk_steps:
-        metrics["ntk_step"] = np.asarray(ntk_steps)
-    return TrainResult(status=status, steps=k, loss=losses,
-                       metrics=metrics,
-                       lr=eta, lr_decoder=eta_v if dec else None, regime=regime,
+              "ntk_every": ntk_every, "ntk_drift_method": recorder.drift_method}
+    return TrainResult(status=status, steps=k, loss=losses, metrics=recorder.arrays(), lr=eta,
+                       lr_decoder=eta_v if recorder.dec else None, regime=regime,
                        wall_time=time.perf_counter() - t0, message=message, config=config,
-                       lambda_max=lambda_max, params=cur, init=init)
+                       lambda_max=lambda_max, params=cur, init=recorder.init)
 
 
-def _append(recorded: dict[str, list[float]], name: str, value: float) -> None:
-    recorded.setdefault(name, []).append(value)
+class _Recorder:
+    """The metrics of :data:`METRICS` at the cadences the caller chooses."""
+
+    def __init__(self, init: Params, X: torch.Tensor, regime: str, *, with_ntk: bool) -> None:
+        self.init, self.X, self.regime = init, X, regime
+        self.enc, self.dec = trained_layers(regime)
+        self.D0 = (X @ init.W.mT > 0) if self.enc else None
+        self.norm_W0 = float(init.W.norm())
+        self.norm_V0 = float(init.V.norm()) if self.dec else 1.0  # type: ignore[union-attr]
+        self.ntk0 = NTKOperator(init, X, regime) if with_ntk else None
+        self.drift_method: str | None = None
+        self.values: dict[str, list[float]] = {"step": []}
+
+    def _add(self, name: str, value: float) -> None:
+        self.values.setdefault(name, []).append(value)
+
+    def movement(self, k: int, cur: Params, D: torch.Tensor) -> None:
+        """Relative and largest single-neuron movement of each trained layer; pattern flips."""
+        self._add("step", k)
+        if self.enc:
+            dW = cur.W - self.init.W
+            self._add("weight_change_W", float(dW.norm()) / self.norm_W0)
+            self._add("max_neuron_change_W", float(dW.norm(dim=-1).max()))
+            self._add("pattern_flips", float((D != self.D0).double().mean()))
+        if self.dec:
+            dV = cur.V - self.init.V  # type: ignore[operator]
+            self._add("weight_change_V", float(dV.norm()) / max(self.norm_V0, 1e-300))
+            self._add("max_neuron_change_V", float(dV.norm(dim=-2).max()))
+
+    def ntk(self, k: int, cur: Params) -> None:
+        """Extremes of ``Theta(t)`` and its drift from ``Theta(0)``."""
+        op = NTKOperator(cur, self.X, self.regime)
+        ext = op.extremes(tol=1e-6)
+        drift = ntk_drift(op, self.ntk0)  # type: ignore[arg-type]
+        self.drift_method = drift.method
+        self._add("ntk_step", k)
+        self._add("ntk_lambda_min", ext.min)
+        self._add("ntk_lambda_max", ext.max)
+        self._add("ntk_drift", drift.value)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: np.asarray(v) for name, v in self.values.items()}
 
 
 def _message(status: str, k: int, losses: np.ndarray, eta: float, eta_v: float, target: float,
@@ -329,7 +338,8 @@ def _message(status: str, k: int, losses: np.ndarray, eta: float, eta_v: float, 
 
 
 def _check_train_args(X: torch.Tensor, params: Params, regime: str, lr: float | str, lr_decoder: float | None,
-                      steps: int, target: float, record_every: int, divergence_factor: float) -> None:
+                      steps: int, target: float, record_every: int, divergence_factor: float,
+                      ntk_every: int | None) -> None:
     if X.ndim != 2 or X.shape[0] == 0:
         raise AedynError(f"X must be a non-empty n x d matrix; got shape {tuple(X.shape)}")
     if X.shape[1] != params.dim:
@@ -358,4 +368,7 @@ def _check_train_args(X: torch.Tensor, params: Params, regime: str, lr: float | 
         raise AedynError(f"record_every must be a positive integer; got {record_every!r}")
     if not (isinstance(divergence_factor, (int, float)) and divergence_factor > 1):
         raise AedynError(f"divergence_factor must be > 1; got {divergence_factor!r}")
+    if ntk_every is not None and (isinstance(ntk_every, bool) or not isinstance(ntk_every, (int, np.integer))
+                                  or ntk_every < 1):
+        raise AedynError(f"ntk_every must be a positive integer or None; got {ntk_every!r}")
 
