@@ -128,3 +128,15 @@ def test_train_records_ntk_at_cadence():
     ev0 = torch.linalg.eigvalsh(ntk_dense(init_params(4, 128, seed=19), X, "joint"))
     assert r.metrics["ntk_lambda_min"][0] == pytest.approx(float(ev0[0]), rel=1e-6)
     assert r.config["ntk_drift_method"] == "exact"
+
+
+def test_preconditioner_inverts_the_averaged_kernel():
+    X = sphere(9, 3, seed=20)
+    op = NTKOperator(init_params(3, 64, seed=21), X, "joint")
+    K = op.averaged_kernel()
+    V = torch.randn(27, 4, generator=torch.Generator().manual_seed(22), dtype=torch.float64)
+    KV = (torch.kron(K, torch.eye(3, dtype=torch.float64)) @ V)
+    torch.testing.assert_close(op.preconditioner()(KV), V, rtol=1e-6, atol=1e-8)
+    # K is the coordinate trace-average of Theta's blocks
+    dense = ntk_dense(op.params, X, "joint").reshape(9, 3, 9, 3)
+    torch.testing.assert_close(K, torch.einsum("ikjk->ij", dense) / 3, rtol=1e-12, atol=1e-12)

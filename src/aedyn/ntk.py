@@ -18,6 +18,7 @@ width, so a handful of iterations suffice).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,9 @@ from aedyn.model import Params, Tangent, as_params, decoder, features, jvp, trai
 
 DENSE_LIMIT = 4096
 """Largest ``n*d`` for which :func:`ntk_dense` is used by default (a 128 MiB float64 matrix)."""
+
+BLOCK_BYTES = 1 << 30
+"""Memory for the ``b x n x m`` intermediates of one block product; larger blocks go in groups."""
 
 GRAM_LIMIT = 1 << 26
 """The decoder part is applied through its ``n x n`` factor while ``n^2`` is at most this."""
@@ -110,45 +114,54 @@ class NTKOperator:
         return out.reshape(-1) if flat else out
 
     def matmat(self, V: torch.Tensor) -> torch.Tensor:
-        """``Theta`` applied to the columns of a ``(n*d) x b`` block."""
+        """``Theta`` applied to the columns of a ``(n*d) x b`` block, in groups of columns whose
+        ``group x n x m`` intermediates stay within :data:`BLOCK_BYTES`."""
         b = V.shape[1]
-        return (self @ V.mT.reshape(b, *self.shape)).reshape(b, -1).mT
+        A = self.features.A
+        group = max(1, int(BLOCK_BYTES // (A.numel() * A.element_size())))
+        cols = [(self @ V[:, j:j + group].mT.reshape(-1, *self.shape)).reshape(-1, self.dim).mT
+                for j in range(0, b, group)]
+        return cols[0] if len(cols) == 1 else torch.cat(cols, dim=1)
 
     def decoder_gram(self) -> torch.Tensor:
         """``alpha^2 A A^T`` (``n x n``): the decoder part is this matrix ``⊗ I_d``."""
         A = self.features.A
         return self.params.alpha ** 2 * (A @ A.mT)
 
-    def averaged_kernel(self) -> torch.Tensor:
+    def averaged_kernel(self, jitter: float = 0.0) -> torch.Tensor:
         """The ``n x n`` kernel ``K`` with ``Theta ≈ K ⊗ I_d``: the trace-average over output
-        coordinates of each ``d x d`` block, ``K_ij = tr(Theta_ij) / d``. Exact for ``decoder``."""
+        coordinates of each ``d x d`` block, ``K_ij = tr(Theta_ij) / d`` (exact for ``decoder``),
+        plus ``jitter`` on the diagonal. Built in place: two ``n x n`` arrays at most."""
         A, D = self.features
-        Dd = D.to(A.dtype)
         a2 = self.params.alpha ** 2
         K = torch.zeros(self.shape[0], self.shape[0], dtype=A.dtype, device=A.device)
         if self.encoder_trains:
-            dec = decoder(self.params, self.regime)
-            s = dec.square().sum(dim=0) / self.shape[1]  # ||v_r||^2 / d
-            K += a2 * (self.X @ self.X.mT) * ((Dd * s) @ Dd.mT)
+            s = decoder(self.params, self.regime).square().sum(dim=0) / self.shape[1]  # ||v_r||^2 / d
+            Dd = D.to(A.dtype)
+            K = torch.matmul(Dd * s, Dd.mT)
+            del Dd
+            K.mul_(self.X @ self.X.mT).mul_(a2)
         if self.decoder_trains or self.regime == "tied":
-            K += a2 * (A @ A.mT)
+            K.addmm_(A, A.mT, alpha=a2)
+        K.diagonal().add_(jitter)
         return K
 
-    def preconditioner(self):
-        """``r -> (K + delta I)^{-1} r`` per output coordinate, ``K`` the averaged kernel;
-        ``delta = 1e-10 tr(K) / n`` keeps the Cholesky factorisation defined."""
+    def preconditioner(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """``r -> (K + delta I)^{-1} r`` per output coordinate, ``K`` the averaged kernel and
+        ``delta = 1e-10 tr(K) / n`` so the Cholesky factorisation exists; ``None`` if it fails."""
         K = self.averaged_kernel()
-        n = K.shape[0]
-        jitter = 1e-10 * float(K.diagonal().sum()) / n
-        L, info = torch.linalg.cholesky_ex(K + jitter * torch.eye(n, dtype=K.dtype, device=K.device))
+        K.diagonal().add_(1e-10 * float(K.diagonal().mean()))
+        L, info = torch.linalg.cholesky_ex(K)
+        del K
         if int(info) != 0:
             return None
         shape = self.shape
 
         def apply(R: torch.Tensor) -> torch.Tensor:
+            # one n x (b d) right-hand side, so L is never broadcast over the block
             b = R.shape[1]
-            Rn = R.mT.reshape(b, *shape)
-            return torch.cholesky_solve(Rn, L).reshape(b, -1).mT
+            rhs = R.reshape(shape[0], shape[1] * b)  # row i holds (k, column) pairs of sample i
+            return torch.cholesky_solve(rhs, L).reshape(shape[0] * shape[1], b)
 
         return apply
 
