@@ -156,3 +156,14 @@ def test_kernel_bad_input(capsys, monkeypatch):
     code, _, err = run_cli(["kernel", "--data", "sphere", "--n", "8", "--d", "3", "--width", "0"],
                            capsys, monkeypatch)
     assert code == 2 and "width must be a positive integer" in err
+
+
+def test_device_auto_float32_and_ntk_every(tmp_path, capsys, monkeypatch):
+    """The device/dtype path a GPU run takes (auto resolves to the CPU where no GPU is visible)."""
+    out = tmp_path / "run.json"
+    code, stdout, _ = run_cli([*SMALL, "--regime", "tied", "--device", "auto", "--dtype", "float32",
+                               "--steps", "40", "--ntk-every", "20", "--out", str(out)], capsys, monkeypatch)
+    assert code == 0 and "NTK" in stdout and "drift" in stdout
+    record = json.loads(out.read_text())
+    assert record["config"]["dtype"] == "float32" and record["metrics"]["ntk_step"] == [0, 20, 40]
+    assert record["config"]["ntk_drift_method"] == "exact"
