@@ -140,3 +140,14 @@ def test_preconditioner_inverts_the_averaged_kernel():
     # K is the coordinate trace-average of Theta's blocks
     dense = ntk_dense(op.params, X, "joint").reshape(9, 3, 9, 3)
     torch.testing.assert_close(K, torch.einsum("ikjk->ij", dense) / 3, rtol=1e-12, atol=1e-12)
+
+
+def test_singular_ntk_lambda_min_is_zero_and_converges():
+    """A duplicated sample makes Theta singular: lambda_min = 0 up to rounding of the largest eigenvalue."""
+    X = sphere(12, 4, seed=23)
+    X[11] = X[2]
+    p = init_params(4, 256, seed=24)
+    ev = torch.linalg.eigvalsh(ntk_dense(p, X, "joint"))
+    ext = ntk_extremes(p, X, "joint")
+    assert ext.converged
+    assert abs(ext.min) < 1e-12 * float(ev[-1]) and abs(float(ev[0])) < 1e-12 * float(ev[-1])

@@ -133,7 +133,8 @@ def lobpcg_min(matmat: Callable[[torch.Tensor], torch.Tensor], dim: int, *, dtyp
     ``matmat`` maps a ``dim x b`` block to ``A`` times it. Each iteration takes the Rayleigh-Ritz
     minimum over ``span[X, T R, P]`` (current block, preconditioned residuals, previous step
     direction). It stops when the error estimate of the smallest Ritz value (see
-    :func:`_error_estimate`) is at most ``tol * theta``. Returns
+    :func:`_error_estimate`) is at most ``tol * theta`` (``tol * sqrt(eps) * theta_max`` for an
+    operator singular to working precision). Returns
     ``(lambda_min, error estimate, iterations, converged)``.
     """
     block = max(1, min(block, dim // 3 if dim >= 3 else 1))
@@ -144,6 +145,7 @@ def lobpcg_min(matmat: Callable[[torch.Tensor], torch.Tensor], dim: int, *, dtyp
     AX = matmat(X)
     theta, C = torch.linalg.eigh(X.mT @ AX)
     X, AX = X @ C, AX @ C
+    theta_top = float(theta.abs().max())
     P = AP = None
     res = theta_next = math.inf
     converged = False
@@ -152,7 +154,8 @@ def lobpcg_min(matmat: Callable[[torch.Tensor], torch.Tensor], dim: int, *, dtyp
         it += 1
         R = AX - X * theta
         res = _error_estimate(R, theta, theta_next)
-        if res <= tol * max(float(theta[0]), torch.finfo(dtype).eps * float(theta.abs().max())):
+        # relative to theta_1, or for a (near-)singular operator to sqrt(eps) * the largest Ritz value seen
+        if res <= tol * max(float(theta[0]), math.sqrt(torch.finfo(dtype).eps) * theta_top):
             converged = True
             break
         W = precondition(R) if precondition is not None else R
@@ -172,6 +175,7 @@ def lobpcg_min(matmat: Callable[[torch.Tensor], torch.Tensor], dim: int, *, dtyp
         T = Q.mT @ AQ
         theta_all, Y = torch.linalg.eigh(0.5 * (T + T.mT))
         theta_next = float(theta_all[block]) if len(theta_all) > block else math.inf
+        theta_top = max(theta_top, float(theta_all[-1]))
         theta, Y = theta_all[:block], Y[:, :block]
         X_new, AX_new = Q @ Y, AQ @ Y
         overlap = X.mT @ X_new
