@@ -60,11 +60,19 @@ def _sin_minus_phi_cos(phi: torch.Tensor) -> torch.Tensor:
     return torch.where(phi < 0.01, series, torch.sin(phi) - phi * torch.cos(phi))
 
 
+def _k0(dot: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    return dot * phi / (2 * math.pi)
+
+
+def _k1(norms: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    return norms * _sin_minus_phi_cos(phi) / (2 * math.pi)
+
+
 def k0(X: Any, Y: Any | None = None) -> torch.Tensor:
     """``K0(x, y) = (x . y) (pi - theta) / (2 pi)`` for all rows of ``X`` against all rows of ``Y``
     (``Y = X`` by default). Scales with the inner product."""
     dot, _, phi = _pairs(X, Y)
-    return dot * phi / (2 * math.pi)
+    return _k0(dot, phi)
 
 
 def k1(X: Any, Y: Any | None = None) -> torch.Tensor:
@@ -73,23 +81,34 @@ def k1(X: Any, Y: Any | None = None) -> torch.Tensor:
     ``|x||y| (sin phi - phi cos phi) / (2 pi)`` with ``phi = pi - theta``, which near antipodal
     inputs cancels and is taken from its Taylor series."""
     _, norms, phi = _pairs(X, Y)
-    return norms * _sin_minus_phi_cos(phi) / (2 * math.pi)
+    return _k1(norms, phi)
 
 
-def regime_kernel(X: Any, regime: str, *, kappa: float = 1.0, nu: float = 1.0, Y: Any | None = None) -> torch.Tensor:
-    """``K_reg(X, Y)``: ``nu^2 K0`` (weak), ``nu^2 K0 + kappa^2 K1`` (joint), ``kappa^2 K1`` (decoder).
-    The infinite-width NTK is ``K_reg ⊗ I_d``."""
+def _check_regime(regime: str) -> None:
     if regime not in KERNEL_REGIMES:
         if regime == "tied":
             raise AedynError("the weight-tied network has no infinite-width NTK under NTK scaling (its output "
                              "at initialisation grows like sqrt(m)); use the finite-width kernel (--width)")
         raise AedynError(f"unknown regime {regime!r}; use one of: {', '.join(KERNEL_REGIMES)}")
-    out = 0
-    if regime in ("weak", "joint"):
-        out = out + nu ** 2 * k0(X, Y)
-    if regime in ("joint", "decoder"):
-        out = out + kappa ** 2 * k1(X, Y)
-    return out  # type: ignore[return-value]
+
+
+def _combine(K0: torch.Tensor | None, K1: torch.Tensor | None, regime: str, kappa: float, nu: float) -> torch.Tensor:
+    """``nu^2 K0`` (weak), ``nu^2 K0 + kappa^2 K1`` (joint), ``kappa^2 K1`` (decoder)."""
+    if regime == "weak":
+        return nu ** 2 * K0  # type: ignore[operator]
+    if regime == "decoder":
+        return kappa ** 2 * K1  # type: ignore[operator]
+    return nu ** 2 * K0 + kappa ** 2 * K1  # type: ignore[operator]
+
+
+def regime_kernel(X: Any, regime: str, *, kappa: float = 1.0, nu: float = 1.0, Y: Any | None = None) -> torch.Tensor:
+    """``K_reg(X, Y)``: ``nu^2 K0`` (weak), ``nu^2 K0 + kappa^2 K1`` (joint), ``kappa^2 K1`` (decoder).
+    The infinite-width NTK is ``K_reg ⊗ I_d``. The angles are computed once for both kernels."""
+    _check_regime(regime)
+    dot, norms, phi = _pairs(X, Y)
+    K0 = _k0(dot, phi) if regime != "decoder" else None
+    K1 = _k1(norms, phi) if regime != "weak" else None
+    return _combine(K0, K1, regime, kappa, nu)
 
 
 @dataclass(frozen=True)
@@ -111,10 +130,11 @@ class KernelSpectrum:
 
 def kernel_spectrum(X: Any, regime: str = "joint", *, kappa: float = 1.0, nu: float = 1.0) -> KernelSpectrum:
     """Dense ``eigvalsh`` of the ``n x n`` kernels (cheap: ``n`` is the number of samples)."""
-    X = as_tensor(X, dtype=torch.float64, name="X")
-    ev0 = torch.linalg.eigvalsh(k0(X))
-    ev1 = torch.linalg.eigvalsh(k1(X))
-    ev = torch.linalg.eigvalsh(regime_kernel(X, regime, kappa=kappa, nu=nu))
+    _check_regime(regime)
+    dot, norms, phi = _pairs(as_tensor(X, dtype=torch.float64, name="X"), None)
+    K0, K1 = _k0(dot, phi), _k1(norms, phi)
+    ev0, ev1 = torch.linalg.eigvalsh(K0), torch.linalg.eigvalsh(K1)
+    ev = torch.linalg.eigvalsh(_combine(K0, K1, regime, kappa, nu))
     lo, hi = float(ev[0]), float(ev[-1])
     cond = hi / lo if lo > 0 else math.inf
-    return KernelSpectrum(regime, int(X.shape[0]), float(ev0[0]), float(ev1[0]), lo, hi, cond)
+    return KernelSpectrum(regime, int(K0.shape[0]), float(ev0[0]), float(ev1[0]), lo, hi, cond)

@@ -90,6 +90,7 @@ class NTKOperator:
         self.encoder_trains, self.decoder_trains = trained_layers(regime)
         n = self.shape[0]
         self._gram = None
+        self._dense: torch.Tensor | None = None
         if self.decoder_trains and n * n <= GRAM_LIMIT:
             self._gram = self.decoder_gram()
 
@@ -112,6 +113,12 @@ class NTKOperator:
                 g = vjp(self.params, self.X, enc_only, v2, self.features)
                 out = out + jvp(self.params, self.X, enc_only, Tangent(g.W, None), self.features)
         return out.reshape(-1) if flat else out
+
+    def dense(self) -> torch.Tensor:
+        """:func:`ntk_dense` of this network, computed once (small ``n*d`` only)."""
+        if self._dense is None:
+            self._dense = ntk_dense(self.params, self.X, self.regime)
+        return self._dense
 
     def matmat(self, V: torch.Tensor) -> torch.Tensor:
         """``Theta`` applied to the columns of a ``(n*d) x b`` block, in groups of columns whose
@@ -205,8 +212,7 @@ def ntk_drift(current: NTKOperator, initial: NTKOperator, *, probes: int = 16, s
     with relative error about ``sqrt(2 / probes)`` at worst).
     """
     if current.dim <= dense_limit:
-        T0 = ntk_dense(initial.params, initial.X, initial.regime)
-        Tt = ntk_dense(current.params, current.X, current.regime)
+        T0, Tt = initial.dense(), current.dense()
         return Drift(float((Tt - T0).norm() / T0.norm()), "exact")
     gen = torch.Generator().manual_seed(seed)
     Z = (2.0 * torch.randint(0, 2, (probes, *current.shape), generator=gen) - 1.0).to(
