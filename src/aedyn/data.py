@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aedyn._seed import numpy_generator, torch_generator
 from aedyn._tensor import as_tensor, resolve_device, resolve_dtype
 from aedyn.errors import AedynError, AedynWarning
 
@@ -39,8 +40,7 @@ def sphere(n: int, d: int, *, seed: int = 0) -> torch.Tensor:
     """``n`` points uniform on the unit sphere ``S^{d-1}`` (normalised Gaussians), float64."""
     _check_count(n, "n", "number of samples")
     _check_count(d, "d", "input dimension")
-    gen = torch.Generator().manual_seed(seed)
-    X = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    X = torch.randn(n, d, generator=torch_generator(seed, "data"), dtype=torch.float64)
     return X / X.norm(dim=1, keepdim=True)
 
 
@@ -189,7 +189,7 @@ def _subsample_index(total: int, n: int | None, seed: int, *, what: str) -> np.n
     _check_count(n, "n", "number of samples")
     if n > total:
         raise AedynError(f"n = {n} but {what} has only {total} samples; pass --n {total} or fewer")
-    return np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
+    return np.sort(numpy_generator(seed, "data").choice(total, size=n, replace=False))
 
 
 def _read_npy(path: Path) -> np.ndarray:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from aedyn._meta import environment
+from aedyn._seed import SCHEME
 from aedyn.data import load_data
 from aedyn.errors import AedynWarning
 from aedyn.gd import TrainResult, train
@@ -27,7 +28,9 @@ from aedyn.ntk import ntk_extremes
 @dataclass(frozen=True)
 class Job:
     """What every job shares: the regime, where the data come from, the initialisation, the
-    seed (it seeds both the data draw and the initialisation), device and dtype."""
+    seeds, device and dtype. ``seed`` seeds the initialisation and ``data_seed`` (default: the
+    same number) the data draw; they feed independent streams (:mod:`aedyn._seed`), so equal
+    seeds never correlate weights with samples."""
 
     regime: str = "joint"
     data: str = "digits"
@@ -40,19 +43,27 @@ class Job:
     nu: float = 1.0
     decoder_init: str = "gaussian"
     seed: int = 0
+    data_seed: int | None = None
     device: str = "cpu"
     dtype: str = "float64"
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["classes"] = None if self.classes is None else list(self.classes)
+        out["data_seed"] = self.resolved_data_seed
+        out["seed_scheme"] = SCHEME
         return out
+
+    @property
+    def resolved_data_seed(self) -> int:
+        """The seed of the data draw: ``data_seed``, or ``seed`` when unset."""
+        return self.seed if self.data_seed is None else self.data_seed
 
     def load(self, notes: Notes) -> torch.Tensor:
         """The validated data matrix; data warnings go to ``notes``."""
         with notes.collect():
-            return load_data(self.data, n=self.n, d=self.d, seed=self.seed, classes=self.classes, key=self.key,
-                             normalize=self.normalize, dtype=self.dtype, device=self.device)
+            return load_data(self.data, n=self.n, d=self.d, seed=self.resolved_data_seed, classes=self.classes,
+                             key=self.key, normalize=self.normalize, dtype=self.dtype, device=self.device)
 
     def init(self, d: int, width: int, scale: str = "ntk") -> Params:
         return init_params(d, width, regime=self.regime, seed=self.seed, kappa=self.kappa, nu=self.nu,

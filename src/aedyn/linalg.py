@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from aedyn._seed import torch_generator
 from aedyn.errors import AedynWarning
 
 
@@ -46,7 +47,7 @@ def lanczos_extremes(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *
     if which not in ("min", "max", "both"):
         raise ValueError(f"which must be 'min', 'max' or 'both'; got {which!r}")
     max_iter = max(1, min(max_iter, dim))
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch_generator(seed, "solver")
     q = torch.randn(dim, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
     q /= q.norm()
     Q = torch.empty(max_iter, dim, dtype=dtype, device=device)
@@ -138,7 +139,7 @@ def lobpcg_min(matmat: Callable[[torch.Tensor], torch.Tensor], dim: int, *, dtyp
     ``(lambda_min, error estimate, iterations, converged)``.
     """
     block = max(1, min(block, dim // 3 if dim >= 3 else 1))
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch_generator(seed, "solver")
     X = torch.randn(dim, block, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
     drop = 1e2 * torch.finfo(dtype).eps
     X, _ = _orthonormalize(X, drop)

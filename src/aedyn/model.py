@@ -30,6 +30,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 import torch
 
+from aedyn._seed import torch_generator
 from aedyn._tensor import as_tensor, resolve_device, resolve_dtype
 from aedyn.errors import AedynError
 
@@ -163,7 +164,7 @@ def init_params(d: int, width: int, *, regime: str = "joint", seed: int = 0, kap
     if decoder_init not in DECODER_INITS:
         raise AedynError(f"unknown decoder init {decoder_init!r}; use one of: {', '.join(DECODER_INITS)}")
     alpha = output_scale(scale, int(width))
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch_generator(seed, "init")
     W = kappa * torch.randn(width, d, generator=gen, dtype=torch.float64)
     V = None
     if zero_output and regime == "tied":

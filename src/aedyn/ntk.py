@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from aedyn._seed import torch_generator
 from aedyn.errors import AedynError
 from aedyn.linalg import Extremes, lanczos_extremes, lobpcg_min
 from aedyn.model import Params, Tangent, as_params, decoder, features, jvp, trained_layers, vjp
@@ -214,7 +215,7 @@ def ntk_drift(current: NTKOperator, initial: NTKOperator, *, probes: int = 16, s
     if current.dim <= dense_limit:
         T0, Tt = initial.dense(), current.dense()
         return Drift(float((Tt - T0).norm() / T0.norm()), "exact")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch_generator(seed, "probe")
     Z = (2.0 * torch.randint(0, 2, (probes, *current.shape), generator=gen) - 1.0).to(
         dtype=current.X.dtype, device=current.X.device)
     base = initial @ Z
