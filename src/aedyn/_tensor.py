@@ -39,17 +39,43 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def as_tensor(x: Any, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None,
-              name: str = "input") -> torch.Tensor:
-    """NumPy array, torch tensor or nested sequence -> floating torch tensor (no copy when possible)."""
+              name: str = "input", finite: bool = False) -> torch.Tensor:
+    """NumPy array, torch tensor, NumPy/Python scalar or nested sequence -> real floating tensor.
+
+    The one conversion path of the library: integer and boolean data become float64, floating
+    tensors keep their dtype unless ``dtype`` is given, NumPy arrays of any byte order and any
+    real dtype are accepted (float16 and long double become float64). Ragged sequences, strings,
+    objects and complex numbers are an :class:`AedynError`; so is NaN or inf when ``finite``.
+    No copy is made when the input already has the requested dtype and device.
+    """
     if isinstance(x, torch.Tensor):
         t = x
+        if t.is_complex() or not (t.is_floating_point() or t.dtype in _TORCH_INTEGERS):
+            raise AedynError(f"{name} must hold real numbers; got a tensor of dtype {t.dtype}")
     else:
-        arr = np.asarray(x)
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError) as exc:
+            raise AedynError(f"{name} must be a rectangular array of numbers ({_first_line(exc)})") from None
         if arr.dtype.kind not in "biuf":
-            raise AedynError(f"{name} must hold numbers; got an array of dtype {arr.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
-    if not (t.is_floating_point() or t.dtype in (torch.bool, torch.uint8, torch.int8, torch.int16,
-                                                  torch.int32, torch.int64)):
-        raise AedynError(f"{name} must hold real numbers; got a tensor of dtype {t.dtype}")
+            what = "real numbers" if arr.dtype.kind == "c" else "numbers"
+            raise AedynError(f"{name} must hold {what}; got an array of dtype {arr.dtype}")
+        if arr.dtype not in (np.float32, np.float64) or not arr.dtype.isnative:
+            with np.errstate(over="ignore"):  # a long double beyond float64 becomes inf, refused below
+                arr = arr.astype(np.float64)
+        elif not arr.flags.writeable:  # e.g. a memory-mapped file: torch needs memory it may write
+            arr = arr.copy()
+        t = torch.from_numpy(arr if arr.flags.c_contiguous else np.ascontiguousarray(arr))
     target = dtype if dtype is not None else (t.dtype if t.is_floating_point() else torch.float64)
-    return t.to(device=device if device is not None else t.device, dtype=target)
+    out = t.to(device=device if device is not None else t.device, dtype=target)
+    if finite and out.numel() and not bool(torch.isfinite(out).all()):
+        raise AedynError(f"{name} contains NaN or inf; pass finite numbers")
+    return out
+
+
+_TORCH_INTEGERS = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
