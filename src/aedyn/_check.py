@@ -29,11 +29,12 @@ def _is_bool(value: Any) -> bool:
 def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None,
               hint: str = "") -> int:
     """``value`` as a Python ``int`` within ``[minimum, maximum]``; Python and NumPy integers only."""
+    kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, "an integer")  # type: ignore[arg-type]
     if _is_bool(value) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise AedynError(f"{name} must be an integer; got {value!r}{hint}")
+        raise AedynError(f"{name} must be {kind}; got {value!r}{hint}")
     out = int(value)
     if minimum is not None and out < minimum:
-        raise AedynError(f"{name} must be >= {minimum}; got {out}{hint}")
+        raise AedynError(f"{name} must be {kind if minimum in (0, 1) else f'>= {minimum}'}; got {out}{hint}")
     if maximum is not None and out > maximum:
         raise AedynError(f"{name} must be <= {maximum}; got {out}{hint}")
     return out
@@ -53,7 +54,9 @@ def check_float(value: Any, name: str, *, low: float | None = None, high: float 
     if too_low or too_high:
         left = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
         right = "" if high is None else f"{high:g}" + (")" if high_open else "]")
-        if low is not None and high is not None:
+        if low == 0 and high is None:
+            allowed = "a positive number" if low_open else "a non-negative number"
+        elif low is not None and high is not None:
             allowed = f"in {left}, {right}"
         elif low is not None:
             allowed = f"{'>' if low_open else '>='} {low:g}"

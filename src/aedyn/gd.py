@@ -4,8 +4,10 @@
 
 with one step size, or one for the encoder (``lr``) and one for the decoder (``lr_decoder``).
 ``lr="auto"`` sets ``eta = 1 / lambda_max(Theta(0))``, the largest eigenvalue of the regime's
-finite-width NTK at initialisation, found matrix-free by Lanczos: in the linearised dynamics
-``R(k+1) = (I - eta Theta) R(k)`` that is the largest step that never amplifies any mode.
+finite-width NTK at initialisation, found matrix-free by Lanczos. In the linearised dynamics
+``R(k+1) = (I - eta Theta) R(k)`` every mode contracts while ``eta < 2 / lambda_max``; ``1 /
+lambda_max`` is half that bound, a safe default that leaves margin for the kernel to drift during
+training (the top mode then contracts in one step, the others at ``1 - lambda_i / lambda_max``).
 
 The run stops when ``L(k) <= target * L(0)`` (``converged``), when the step budget is spent
 (``max_steps``), or when the loss is not finite or exceeds ``divergence_factor * L(0)``
@@ -15,7 +17,6 @@ flips at a cadence.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -26,17 +27,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from aedyn._check import check_choice, check_count, check_float, check_int, check_positive
 from aedyn._meta import environment, jsonable
-from aedyn._tensor import as_tensor
 from aedyn.errors import AedynError
-from aedyn.model import Params, Tangent, as_params, evaluate, trained_layers
+from aedyn.files import read_json, write_json
+from aedyn.model import Params, Tangent, as_params, check_input, check_regime, evaluate, trained_layers
 from aedyn.ntk import NTKOperator, ntk_drift, ntk_extremes
 
 STATUSES = ("converged", "max_steps", "diverged")
 
 METRICS = {
     "weight_change_W": "||W - W0||_F / ||W0||_F",
-    "weight_change_V": "||V - V0||_F / ||V0||_F",
+    "weight_change_V": "||V - V0||_F / ||V0||_F (undefined, NaN, when V0 = 0; see weight_distance_V)",
+    "weight_distance_W": "||W - W0||_F",
+    "weight_distance_V": "||V - V0||_F",
     "max_neuron_change_W": "max_r ||w_r - w_r(0)||",
     "max_neuron_change_V": "max_r ||v_r - v_r(0)||",
     "pattern_flips": "share of entries of 1{w_r . x_i > 0} that differ from initialisation",
@@ -45,24 +49,53 @@ METRICS = {
     "ntk_drift": "||Theta(t) - Theta(0)||_F / ||Theta(0)||_F (with ntk_every; exact or probe estimate)",
 }
 
+FLOOR_ULPS = 64.0
+"""The rounding floor of the loss, in units of ``eps^2 ||X||_F^2`` (see :func:`rounding_floor`)."""
+
+
+def rounding_floor(data_norm2: float, dtype: str | torch.dtype = "float64") -> float:
+    """The loss below which gradient descent in ``dtype`` makes no progress:
+    ``FLOOR_ULPS * eps^2 * ||X||_F^2``.
+
+    Near convergence ``U ≈ X``, and every entry of ``R = U - X`` carries a rounding error of a few
+    ``eps`` relative to ``|X|``, so ``0.5 ||R||_F^2`` stalls near ``eps^2 ||X||_F^2`` (measured on
+    sphere data, joint and weak: float64 stalls at ``0.3 eps^2 ||X||_F^2``, float32 at
+    ``0.6 eps^2 ||X||_F^2``). ``FLOOR_ULPS = 64`` keeps the rate fit two orders of magnitude clear.
+    """
+    name = dtype if isinstance(dtype, str) else str(dtype).removeprefix("torch.")
+    eps = float(np.finfo(np.float32 if name == "float32" else np.float64).eps)
+    return FLOOR_ULPS * eps * eps * float(data_norm2)
+
 
 @dataclass(frozen=True)
 class RateFit:
     """Least-squares line through ``log L(k)`` over steps ``start..stop``: ``rate = exp(slope)`` is
-    the per-step contraction of the loss; ``r2`` the coefficient of determination."""
+    the per-step contraction of the loss; ``r2`` the coefficient of determination.
+    ``floor_step`` is the first step at which the loss reached the rounding floor (the fit
+    stops there), or ``None``."""
 
     slope: float
     rate: float
     r2: float
     start: int
     stop: int
+    floor_step: int | None = None
 
 
-def fit_linear_rate(loss: np.ndarray, start: int | None = None, stop: int | None = None) -> RateFit | None:
+def fit_linear_rate(loss: np.ndarray, start: int | None = None, stop: int | None = None,
+                    floor: float | None = None) -> RateFit | None:
     """Fit ``log L(k) = a + k * slope`` over ``start <= k <= stop`` (default: the last half of the
-    run). Non-finite and non-positive losses are dropped; ``None`` when fewer than 3 remain."""
+    run). With ``floor``, the run is cut at the first step where ``L <= floor`` (what follows is
+    rounding noise, not convergence) and the default window is the last half before it.
+    Non-finite and non-positive losses are dropped; ``None`` when fewer than 3 remain."""
     loss = np.asarray(loss, dtype=np.float64)
     last = len(loss) - 1
+    floor_step = None
+    if floor is not None and floor > 0:
+        below = np.flatnonzero(loss <= floor)
+        if below.size:
+            floor_step = int(below[0])
+            last = floor_step
     start = last // 2 if start is None else start
     stop = last if stop is None else min(stop, last)
     k = np.arange(start, stop + 1)
@@ -75,7 +108,11 @@ def fit_linear_rate(loss: np.ndarray, start: int | None = None, stop: int | None
     resid = logy - (intercept + slope * k)
     total = np.sum((logy - logy.mean()) ** 2)
     r2 = 1.0 - float(np.sum(resid ** 2) / total) if total > 0 else 1.0
-    return RateFit(float(slope), float(math.exp(slope)), r2, int(start), int(stop))
+    return RateFit(float(slope), float(math.exp(slope)), r2, int(start), int(stop), floor_step)
+
+
+_RECORD_FIELDS = {"status": str, "steps": int, "loss": list, "metrics": dict, "lr": (int, float),
+                  "regime": str, "wall_time": (int, float), "message": str}
 
 
 @dataclass
@@ -84,8 +121,8 @@ class TrainResult:
 
     ``loss[k]`` is ``L`` at the ``k``-th iterate (``k = 0..steps``); ``metrics`` maps each recorded
     quantity (see :data:`METRICS`) and ``"step"`` to arrays at the recording cadence (the NTK
-    quantities at ``"ntk_step"``). ``params``
-    and ``init`` are ``None`` for a result reloaded from JSON.
+    quantities at ``"ntk_step"``). ``params`` and ``init`` are ``None`` for a result reloaded
+    from JSON.
     """
 
     status: str
@@ -104,13 +141,23 @@ class TrainResult:
 
     @property
     def relative_loss(self) -> np.ndarray:
-        """``L(k) / L(0)``."""
+        """``L(k) / L(0)`` (zeros when ``L(0) = 0``)."""
+        if not self.loss[0] > 0:
+            return np.zeros_like(self.loss)
         return self.loss / self.loss[0]
 
     @property
+    def floor(self) -> float:
+        """The rounding floor of this run's loss (:func:`rounding_floor`; records without the
+        data's norm assume unit rows, ``||X||_F^2 = n``)."""
+        scale = self.config.get("data_norm2", self.config.get("n", 0))
+        return rounding_floor(scale or 0.0, self.config.get("dtype", "float64"))
+
+    @property
     def rate_fit(self) -> RateFit | None:
-        """The linear-rate fit over the last half of the run (see :func:`fit_linear_rate`)."""
-        return fit_linear_rate(self.loss)
+        """The linear-rate fit over the last half of the run before the rounding floor
+        (see :func:`fit_linear_rate`)."""
+        return fit_linear_rate(self.loss, floor=self.floor)
 
     @property
     def rate(self) -> float | None:
@@ -125,6 +172,7 @@ class TrainResult:
 
     def summary(self) -> dict[str, Any]:
         """Headline numbers: status, steps, final relative loss, step sizes, rate, movement, flips."""
+        fit = self.rate_fit
         out: dict[str, Any] = {
             "status": self.status,
             "steps": self.steps,
@@ -132,7 +180,8 @@ class TrainResult:
             "lr": self.lr,
             "lr_decoder": self.lr_decoder,
             "lambda_max": self.lambda_max,
-            "rate": self.rate,
+            "rate": None if fit is None else fit.rate,
+            "floor_step": None if fit is None else fit.floor_step,
         }
         for name in METRICS:
             if name in self.metrics:
@@ -161,37 +210,47 @@ class TrainResult:
         }
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> TrainResult:
-        """Rebuild a result (without parameters) from :meth:`to_record`'s dict."""
-        if record.get("kind") != "aedyn.train":
-            raise AedynError("this JSON is not an aedyn training record (no kind 'aedyn.train'); "
-                             "pass a file written by 'aedyn train --out'")
+    def from_record(cls, record: Any) -> TrainResult:
+        """Rebuild a result (without parameters) from :meth:`to_record`'s dict; anything else is an
+        :class:`AedynError` that names what is missing or wrong."""
+        hint = "pass a file written by 'aedyn train --out' or TrainResult.save"
+        if not isinstance(record, dict) or record.get("kind") != "aedyn.train":
+            raise AedynError(f"this is not an aedyn training record (no kind 'aedyn.train'); {hint}")
+        for key, types in _RECORD_FIELDS.items():
+            if key not in record:
+                raise AedynError(f"the training record is incomplete: it has no {key!r}; {hint}")
+            if isinstance(record[key], bool) or not isinstance(record[key], types):
+                raise AedynError(f"the training record's {key!r} has the wrong type ({type(record[key]).__name__}); "
+                                 f"{hint}")
         nan = float("nan")
-        return cls(
-            status=record["status"], steps=int(record["steps"]),
-            loss=np.array([nan if v is None else v for v in record["loss"]], dtype=np.float64),
-            metrics={k: np.array([nan if x is None else x for x in v]) for k, v in record["metrics"].items()},
-            lr=record["lr"], lr_decoder=record["lr_decoder"], regime=record["regime"],
-            wall_time=record["wall_time"], message=record["message"], config=record.get("config", {}),
-            lambda_max=record.get("lambda_max"),
-        )
+        try:
+            loss = np.array([nan if v is None else v for v in record["loss"]], dtype=np.float64)
+            metrics = {str(k): np.array([nan if x is None else x for x in v], dtype=np.float64)
+                       for k, v in record["metrics"].items()}
+            lr_decoder = record.get("lr_decoder")
+            lambda_max = record.get("lambda_max")
+            result = cls(status=check_choice(record["status"], STATUSES, "status"), steps=record["steps"], loss=loss,
+                         metrics=metrics, lr=float(record["lr"]),
+                         lr_decoder=None if lr_decoder is None else float(lr_decoder),
+                         regime=check_regime(record["regime"]), wall_time=float(record["wall_time"]),
+                         message=record["message"], config=dict(record.get("config") or {}),
+                         lambda_max=None if lambda_max is None else float(lambda_max))
+        except (TypeError, ValueError) as exc:
+            raise AedynError(f"the training record has malformed values ({exc}); {hint}") from None
+        if loss.ndim != 1 or len(loss) != result.steps + 1:
+            raise AedynError(f"the training record is inconsistent: {len(loss)} losses for {result.steps} steps; "
+                             f"{hint}")
+        return result
 
-    def save(self, path: str | Path) -> None:
-        """Write :meth:`to_record` as JSON to ``path`` (which must not exist yet)."""
-        path = Path(path)
-        if path.exists():
-            raise AedynError(f"{path} already exists; choose another path or remove it first")
-        path.write_text(json.dumps(self.to_record(), indent=1))
+    def save(self, path: str | Path, *, force: bool = False) -> Path:
+        """Write :meth:`to_record` as JSON, atomically; an existing file is refused unless ``force``."""
+        return write_json(path, self.to_record(), force=force, flag="record")
 
     @classmethod
     def load(cls, path: str | Path) -> TrainResult:
         """Read a record written by :meth:`save` (or ``aedyn train --out``)."""
-        try:
-            record = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise AedynError(f"{path} does not exist; pass a file written by 'aedyn train --out'") from None
-        except json.JSONDecodeError as exc:
-            raise AedynError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        record = read_json(path, what="an aedyn training record",
+                           hint="pass a file written by 'aedyn train --out' or TrainResult.save")
         return cls.from_record(record)
 
 
@@ -200,7 +259,8 @@ def auto_lr(params: Params, X: torch.Tensor, regime: str) -> tuple[float, float]
     lam = ntk_extremes(params, X, regime, which="max", tol=1e-4, max_iter=200).max
     if not (math.isfinite(lam) and lam > 0):
         raise AedynError(f"the NTK at initialisation has largest eigenvalue {lam:g}, so lr='auto' is undefined "
-                         "(is the decoder all zeros? with weak training nu must be > 0); pass --lr")
+                         f"(alpha = {params.alpha:g}: an output scale this small, or a zero decoder, leaves no "
+                         "gradient to follow); pass a larger --init-scale, or a step size with --lr")
     return 1.0 / lam, lam
 
 
@@ -210,6 +270,30 @@ def apply_step(params: Params, grads: Tangent, eta: float, eta_v: float) -> None
         params.W.add_(grads.W, alpha=-eta)
     if grads.V is not None:
         params.V.add_(grads.V, alpha=-eta_v)  # type: ignore[union-attr]
+
+
+def check_train_options(regime: str, *, lr: float | str = "auto", lr_decoder: float | None = None,
+                        steps: int = 1000, target: float = 1e-6, record_every: int = 10,
+                        divergence_factor: float = 1e3, ntk_every: int | None = None) -> dict[str, Any]:
+    """Validate the options of :func:`train` without data or parameters (jobs call this before any
+    work); returns them normalised (NumPy scalars become Python numbers)."""
+    check_regime(regime)
+    if isinstance(lr, str):
+        if lr != "auto":
+            raise AedynError(f"lr must be a positive number or 'auto'; got {lr!r}")
+    else:
+        lr = check_positive(lr, "lr", hint=" (or 'auto')")
+    if lr_decoder is not None:
+        if regime not in ("joint", "decoder"):
+            raise AedynError(f"lr_decoder sets the decoder's step, but regime {regime!r} does not train a separate "
+                             "decoder; drop --lr-decoder")
+        lr_decoder = check_positive(lr_decoder, "lr_decoder")
+    return {"lr": lr, "lr_decoder": lr_decoder,
+            "steps": check_int(steps, "steps", minimum=0),
+            "target": check_float(target, "target (relative loss)", low=0.0, high=1.0, high_open=True),
+            "record_every": check_count(record_every, "record_every"),
+            "divergence_factor": check_float(divergence_factor, "divergence_factor", low=1.0, low_open=True),
+            "ntk_every": None if ntk_every is None else check_count(ntk_every, "ntk_every")}
 
 
 def train(X: Any, params: Params, regime: str = "joint", *, lr: float | str = "auto",
@@ -225,12 +309,28 @@ def train(X: Any, params: Params, regime: str = "joint", *, lr: float | str = "a
     finite-width NTK's extremes and its drift from initialisation (exact for ``n*d`` up to
     :data:`aedyn.ntk.DENSE_LIMIT`, a random-probe estimate above; ``config["ntk_drift_method"]``
     says which). ``callback(k, loss)`` is called after each evaluation (progress bars).
-    ``params`` is not modified.
+    ``params`` is not modified. Parameters that are not finite, or a loss that is already not
+    finite at initialisation (an output scale too large for the dtype), are an :class:`AedynError`.
     """
     params = as_params(params, regime)
-    X = as_tensor(X, dtype=params.W.dtype, device=params.W.device, name="X")
-    _check_train_args(X, params, regime, lr, lr_decoder, steps, target, record_every, divergence_factor, ntk_every)
+    opts = check_train_options(regime, lr=lr, lr_decoder=lr_decoder, steps=steps, target=target,
+                               record_every=record_every, divergence_factor=divergence_factor, ntk_every=ntk_every)
+    lr, lr_decoder, steps, target = opts["lr"], opts["lr_decoder"], opts["steps"], opts["target"]
+    record_every, divergence_factor, ntk_every = opts["record_every"], opts["divergence_factor"], opts["ntk_every"]
+    X = check_input(X, params)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise AedynError(f"X must be a non-empty n x d matrix; got shape {tuple(X.shape)}")
+    if params.W.ndim != 2:
+        raise AedynError("train() runs one network; parameters with a batch dimension are for the batched engine")
+    for name, t in (("W", params.W), ("V", params.V)):
+        if t is not None and not bool(torch.isfinite(t).all()):
+            raise AedynError(f"the initial {name} contains NaN or inf; start from finite parameters")
     t0 = time.perf_counter()
+    L0 = float(evaluate(params, X, regime, check_finite=False).loss)
+    if not math.isfinite(L0):
+        raise AedynError(f"the loss overflows at initialisation (L(0) = {L0:g} in {_dtype_name(params)}): the output "
+                         f"scale alpha = {params.alpha:g} with these weights is too large; use a smaller --init-scale, "
+                         "--kappa or --nu")
     lambda_max = None
     if lr == "auto":
         eta, lambda_max = auto_lr(params, X, regime)
@@ -241,12 +341,10 @@ def train(X: Any, params: Params, regime: str = "joint", *, lr: float | str = "a
     cur = params.clone()
     recorder = _Recorder(params.clone(), X, regime, with_ntk=ntk_every is not None)
     losses = np.empty(steps + 1)
-    status, k, L0 = "max_steps", 0, math.nan
+    status, k = "max_steps", 0
     for k in range(steps + 1):
-        ev = evaluate(cur, X, regime)
+        ev = evaluate(cur, X, regime, check_finite=False)
         losses[k] = loss_k = float(ev.loss)
-        if k == 0:
-            L0 = loss_k
         if callback is not None:
             callback(k, loss_k)
         if not math.isfinite(loss_k) or loss_k > divergence_factor * L0:
@@ -263,16 +361,36 @@ def train(X: Any, params: Params, regime: str = "joint", *, lr: float | str = "a
         apply_step(cur, ev.grads, eta, eta_v)
 
     losses = losses[:k + 1]
-    message = _message(status, k, losses, eta, eta_v, target, divergence_factor, params, X, regime, lr_decoder)
+    if status == "diverged" and lambda_max is None:
+        lambda_max_hint = _lambda_max_or_none(params, X, regime)
+    else:
+        lambda_max_hint = lambda_max
+    data_norm2 = float(X.square().sum())
+    floor = rounding_floor(data_norm2, params.W.dtype)
+    message = _message(status, k, losses, eta, eta_v, target, divergence_factor, lambda_max_hint, lr_decoder, floor,
+                       _dtype_name(params))
     config = {"regime": regime, "lr": lr, "lr_decoder": lr_decoder, "steps": steps, "target": target,
               "record_every": record_every, "divergence_factor": divergence_factor, "n": int(X.shape[0]),
-              "d": int(X.shape[1]), "width": params.width, "alpha": params.alpha,
-              "dtype": str(params.W.dtype).removeprefix("torch."), "device": str(params.W.device),
+              "d": int(X.shape[1]), "data_norm2": data_norm2, "width": params.width, "alpha": params.alpha,
+              "dtype": _dtype_name(params), "device": str(params.W.device),
               "ntk_every": ntk_every, "ntk_drift_method": recorder.drift_method}
     return TrainResult(status=status, steps=k, loss=losses, metrics=recorder.arrays(), lr=eta,
                        lr_decoder=eta_v if recorder.dec else None, regime=regime,
                        wall_time=time.perf_counter() - t0, message=message, config=config,
                        lambda_max=lambda_max, params=cur, init=recorder.init)
+
+
+def _lambda_max_or_none(params: Params, X: torch.Tensor, regime: str) -> float | None:
+    """``lambda_max(Theta(0))`` for the divergence message, or ``None`` when it cannot be had
+    (a zero kernel, an overflow in the eigensolver): the message must never fail."""
+    try:
+        return auto_lr(params, X, regime)[1]
+    except (AedynError, RuntimeError, ArithmeticError, ValueError):
+        return None
+
+
+def _dtype_name(params: Params) -> str:
+    return str(params.W.dtype).removeprefix("torch.")
 
 
 class _Recorder:
@@ -282,8 +400,7 @@ class _Recorder:
         self.init, self.X, self.regime = init, X, regime
         self.enc, self.dec = trained_layers(regime)
         self.D0 = (X @ init.W.mT > 0) if self.enc else None
-        self.norm_W0 = float(init.W.norm())
-        self.norm_V0 = float(init.V.norm()) if self.dec else 1.0  # type: ignore[union-attr]
+        self.norm0 = {"W": float(init.W.norm()), "V": float(init.V.norm()) if self.dec else 0.0}  # type: ignore[union-attr]
         self.ntk0 = NTKOperator(init, X, regime) if with_ntk else None
         self.drift_method: str | None = None
         self.values: dict[str, list[float]] = {"step": []}
@@ -292,21 +409,24 @@ class _Recorder:
         self.values.setdefault(name, []).append(value)
 
     def movement(self, k: int, cur: Params, D: torch.Tensor) -> None:
-        """Relative and largest single-neuron movement of each trained layer; pattern flips."""
+        """Absolute, relative and largest single-neuron movement of each trained layer; pattern flips.
+        The relative movement of a layer that started at zero is undefined (NaN)."""
         self._add("step", k)
-        if self.enc:
-            dW = cur.W - self.init.W
-            self._add("weight_change_W", float(dW.norm()) / self.norm_W0)
-            self._add("max_neuron_change_W", float(dW.norm(dim=-1).max()))
-            self._add("pattern_flips", float((D != self.D0).double().mean()))
+        layers = (("W", cur.W, self.init.W, -1),) if self.enc else ()
         if self.dec:
-            dV = cur.V - self.init.V  # type: ignore[operator]
-            self._add("weight_change_V", float(dV.norm()) / max(self.norm_V0, 1e-300))
-            self._add("max_neuron_change_V", float(dV.norm(dim=-2).max()))
+            layers += (("V", cur.V, self.init.V, -2),)  # type: ignore[assignment]
+        for name, now, start, neuron_dim in layers:
+            delta = now - start
+            dist = float(delta.norm())
+            self._add(f"weight_distance_{name}", dist)
+            self._add(f"weight_change_{name}", dist / self.norm0[name] if self.norm0[name] > 0 else math.nan)
+            self._add(f"max_neuron_change_{name}", float(delta.norm(dim=neuron_dim).max()))
+        if self.enc:
+            self._add("pattern_flips", int(torch.count_nonzero(D != self.D0)) / D.numel())
 
     def ntk(self, k: int, cur: Params) -> None:
         """Extremes of ``Theta(t)`` and its drift from ``Theta(0)``."""
-        op = NTKOperator(cur, self.X, self.regime)
+        op = NTKOperator(cur, self.X, self.regime, check_finite=False)
         ext = op.extremes(tol=1e-6)
         drift = ntk_drift(op, self.ntk0)  # type: ignore[arg-type]
         self.drift_method = drift.method
@@ -320,55 +440,32 @@ class _Recorder:
 
 
 def _message(status: str, k: int, losses: np.ndarray, eta: float, eta_v: float, target: float,
-             divergence_factor: float, params: Params, X: torch.Tensor, regime: str,
-             lr_decoder: float | None) -> str:
+             divergence_factor: float, lambda_max: float | None, lr_decoder: float | None, floor: float,
+             dtype: str) -> str:
+    """One sentence on how the run ended and, where useful, what to do next. Built only from
+    numbers already computed, so it cannot fail."""
+    L0 = losses[0]
+
+    def rel(value: float) -> float:
+        return value / L0 if L0 > 0 else 0.0
+
     if status == "converged":
+        if L0 == 0:
+            return "the loss is already zero at initialisation"
         return f"reached {target:g} x the initial loss after {k} steps"
     if status == "max_steps":
-        return (f"step budget of {k} spent at {losses[-1] / losses[0]:.3g} x the initial loss; "
+        below = np.flatnonzero(losses <= floor)
+        if below.size:
+            return (f"step budget of {k} spent at {rel(losses[-1]):.3g} x the initial loss; the loss reached the "
+                    f"{dtype} rounding floor ({rel(floor):.1e} x initial) at step {int(below[0])} and cannot fall "
+                    f"further in this precision: a --target above {rel(floor):.0e} stops there")
+        return (f"step budget of {k} spent at {rel(losses[-1]):.3g} x the initial loss; "
                 "raise --steps to go further")
-    what = "not finite" if not math.isfinite(losses[-1]) else f"{losses[-1] / losses[0]:.3g} x its initial value"
-    try:
-        suggestion = f"--lr {0.5 * auto_lr(params, X, regime)[0]:.3g} (half of 1/lambda_max of the NTK) or --lr auto"
-    except AedynError:
-        suggestion = f"--lr {eta / 10:.3g}"
+    what = "not finite" if not math.isfinite(losses[-1]) else f"{rel(losses[-1]):.3g} x its initial value"
+    if lambda_max is not None and math.isfinite(lambda_max) and lambda_max > 0:
+        suggestion = f"--lr {0.5 / lambda_max:.3g} (half of 1/lambda_max of the NTK at initialisation)"
+    else:
+        suggestion = f"--lr {eta / 10:.3g} or --lr auto"
     lr_text = f"eta = {eta:.3g}" + (f", decoder eta = {eta_v:.3g}" if lr_decoder is not None else "")
     return (f"diverged at step {k}: the loss is {what} (limit {divergence_factor:g}x) with {lr_text}; "
             f"try a smaller step, e.g. {suggestion}")
-
-
-def _check_train_args(X: torch.Tensor, params: Params, regime: str, lr: float | str, lr_decoder: float | None,
-                      steps: int, target: float, record_every: int, divergence_factor: float,
-                      ntk_every: int | None) -> None:
-    if X.ndim != 2 or X.shape[0] == 0:
-        raise AedynError(f"X must be a non-empty n x d matrix; got shape {tuple(X.shape)}")
-    if X.shape[1] != params.dim:
-        raise AedynError(f"X has d = {X.shape[1]} but the network was initialised for d = {params.dim}; "
-                         "call init_params with the data's d")
-    if params.W.ndim != 2:
-        raise AedynError("train() runs one network; parameters with a batch dimension are for the batched engine")
-    if not bool(torch.isfinite(X).all()):
-        raise AedynError("X contains NaN or inf; validate it with aedyn.load_data or aedyn.data.validate")
-    if isinstance(lr, str):
-        if lr != "auto":
-            raise AedynError(f"lr must be a positive number or 'auto'; got {lr!r}")
-    elif not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise AedynError(f"lr must be a positive number or 'auto'; got {lr!r}")
-    if lr_decoder is not None:
-        if regime not in ("joint", "decoder"):
-            raise AedynError(f"lr_decoder sets the decoder's step, but regime {regime!r} does not train a separate "
-                             "decoder; drop --lr-decoder")
-        if not (isinstance(lr_decoder, (int, float)) and math.isfinite(lr_decoder) and lr_decoder > 0):
-            raise AedynError(f"lr_decoder must be a positive number; got {lr_decoder!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise AedynError(f"steps must be a non-negative integer; got {steps!r}")
-    if not (isinstance(target, (int, float)) and 0 <= target < 1):
-        raise AedynError(f"target (relative loss) must be in [0, 1); got {target!r}")
-    if isinstance(record_every, bool) or not isinstance(record_every, (int, np.integer)) or record_every < 1:
-        raise AedynError(f"record_every must be a positive integer; got {record_every!r}")
-    if not (isinstance(divergence_factor, (int, float)) and divergence_factor > 1):
-        raise AedynError(f"divergence_factor must be > 1; got {divergence_factor!r}")
-    if ntk_every is not None and (isinstance(ntk_every, bool) or not isinstance(ntk_every, (int, np.integer))
-                                  or ntk_every < 1):
-        raise AedynError(f"ntk_every must be a positive integer or None; got {ntk_every!r}")
-

@@ -13,24 +13,45 @@ from dataclasses import dataclass
 
 import torch
 
+from aedyn._check import check_choice, check_count, check_float
 from aedyn._seed import torch_generator
 from aedyn.errors import AedynWarning
+
+DENSE_DIM = 64
+"""Operators of at most this dimension are applied to the identity and solved with ``eigvalsh``:
+exact, cheaper than iterating, and free of the breakdowns of tiny Krylov and LOBPCG bases."""
 
 
 @dataclass(frozen=True)
 class Extremes:
     """Smallest and largest eigenvalue estimates of a symmetric operator and how they were found.
 
-    ``residual_min``/``residual_max`` bound ``||A y - theta y||`` for the unit Ritz vectors ``y``; for
-    a symmetric matrix the eigenvalue error is at most that residual (and at most residual^2 / gap).
+    ``error_min``/``error_max`` say how far each value may be off, and mean different things by
+    method: from Lanczos, the residual norm ``||A y - theta y||`` of the unit Ritz vector ``y``, a
+    rigorous bound (a symmetric ``A`` has an eigenvalue within it of ``theta``); from LOBPCG, a
+    Kato-Temple-style estimate ``||R||^2 / gap`` whose gap is taken from Ritz values, an estimate
+    and not a bound (see :func:`lobpcg_min`); ``0`` from a dense solve.
     """
 
     min: float
     max: float
     iterations: int
     converged: bool
-    residual_min: float
-    residual_max: float
+    error_min: float
+    error_max: float
+
+
+def _dense_extremes(apply: Callable[[torch.Tensor], torch.Tensor], dim: int, dtype: torch.dtype,
+                    device: torch.device | str) -> torch.Tensor:
+    """All eigenvalues of the operator, from ``apply(I)`` (columns) symmetrised, ascending."""
+    A = apply(torch.eye(dim, dtype=dtype, device=device))
+    return torch.linalg.eigvalsh(0.5 * (A + A.mT))
+
+
+def _check_solver(dim: int, tol: float, max_iter: int) -> tuple[int, float, int]:
+    return (check_count(dim, "dim"),
+            check_float(tol, "tol", low=0.0, high=1.0, low_open=True, high_open=True),
+            check_count(max_iter, "max_iter"))
 
 
 def lanczos_extremes(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *, dtype: torch.dtype,
@@ -44,8 +65,11 @@ def lanczos_extremes(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *
     invariant subspace, or after ``max_iter`` steps (then ``converged`` is false and a warning is
     issued). ``which`` is ``"max"``, ``"min"`` or ``"both"``. Memory: ``max_iter`` vectors of ``dim``.
     """
-    if which not in ("min", "max", "both"):
-        raise ValueError(f"which must be 'min', 'max' or 'both'; got {which!r}")
+    which = check_choice(which, ("min", "max", "both"), "which")
+    dim, tol, max_iter = _check_solver(dim, tol, max_iter)
+    if dim <= DENSE_DIM:
+        ev = _dense_extremes(lambda E: torch.stack([matvec(e) for e in E.mT], dim=1), dim, dtype, device)
+        return Extremes(float(ev[0]), float(ev[-1]), dim, True, 0.0, 0.0)
     max_iter = max(1, min(max_iter, dim))
     gen = torch_generator(seed, "solver")
     q = torch.randn(dim, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
@@ -136,9 +160,15 @@ def lobpcg_min(matmat: Callable[[torch.Tensor], torch.Tensor], dim: int, *, dtyp
     direction). It stops when the error estimate of the smallest Ritz value (see
     :func:`_error_estimate`) is at most ``tol * theta`` (``tol * sqrt(eps) * theta_max`` for an
     operator singular to working precision). Returns
-    ``(lambda_min, error estimate, iterations, converged)``.
+    ``(lambda_min, error estimate, iterations, converged)``. The estimate uses Ritz values in
+    place of the unknown eigenvalues, so it is not a bound; the test against exact
+    eigenvalues of ill-conditioned operators is what supports it.
     """
-    block = max(1, min(block, dim // 3 if dim >= 3 else 1))
+    dim, tol, max_iter = _check_solver(dim, tol, max_iter)
+    block = check_count(block, "block")
+    if dim <= DENSE_DIM:
+        return float(_dense_extremes(matmat, dim, dtype, device)[0]), 0.0, dim, True
+    block = max(1, min(block, dim // 3))
     gen = torch_generator(seed, "solver")
     X = torch.randn(dim, block, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
     drop = 1e2 * torch.finfo(dtype).eps

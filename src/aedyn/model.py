@@ -25,14 +25,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
 
+from aedyn._check import check_choice, check_count, check_float, check_positive
 from aedyn._seed import torch_generator
-from aedyn._tensor import as_tensor, resolve_device, resolve_dtype
+from aedyn._tensor import _first_line, as_tensor, resolve_device, resolve_dtype
 from aedyn.errors import AedynError
+from aedyn.files import write_atomic
 
 Regime = Literal["weak", "joint", "decoder", "tied"]
 REGIMES: tuple[str, ...] = ("weak", "joint", "decoder", "tied")
@@ -43,11 +45,30 @@ DECODER_INITS: tuple[str, ...] = ("gaussian", "rademacher")
 @dataclass(frozen=True)
 class Params:
     """Network parameters: encoder ``W`` (m x d), decoder ``V`` (d x m, ``None`` when tied) and
-    output scale ``alpha``."""
+    output scale ``alpha``. ``W`` and ``V`` may carry the same leading batch dimensions.
+
+    NumPy arrays and torch tensors are both accepted (converted once, here); ``V`` takes ``W``'s
+    dtype and device. Shapes and ``alpha`` are checked; values are not (a diverged run's
+    parameters may hold inf)."""
 
     W: torch.Tensor
     V: torch.Tensor | None
     alpha: float
+
+    def __post_init__(self) -> None:
+        W = as_tensor(self.W, name="W")
+        if W.ndim < 2 or W.shape[-1] == 0 or W.shape[-2] == 0:
+            raise AedynError(f"W must be m x d (or batched ... x m x d) with m, d >= 1; got shape {tuple(W.shape)}")
+        V = None
+        if self.V is not None:
+            V = as_tensor(self.V, dtype=W.dtype, device=W.device, name="V")
+            expected = (*W.shape[:-2], W.shape[-1], W.shape[-2])
+            if tuple(V.shape) != expected:
+                raise AedynError(f"V must be d x m = {expected} to match W of shape {tuple(W.shape)}; "
+                                 f"got {tuple(V.shape)}")
+        object.__setattr__(self, "W", W)
+        object.__setattr__(self, "V", V)
+        object.__setattr__(self, "alpha", check_positive(self.alpha, "alpha (output scale)"))
 
     @property
     def width(self) -> int:
@@ -66,25 +87,40 @@ class Params:
         V = None if self.V is None else self.V.to(device=dev, dtype=dt)
         return Params(self.W.to(device=dev, dtype=dt), V, self.alpha)
 
-    def save(self, path: str | Path) -> None:
-        """Write ``W``, ``V`` (if any) and ``alpha`` to an ``.npz`` file."""
+    def save(self, path: str | Path, *, force: bool = False) -> Path:
+        """Write ``W``, ``V`` (if any) and ``alpha`` to an ``.npz`` file, atomically; an existing
+        file is refused unless ``force`` (see :mod:`aedyn.files`)."""
         arrays = {"W": self.W.detach().cpu().numpy(), "alpha": np.asarray(self.alpha)}
         if self.V is not None:
             arrays["V"] = self.V.detach().cpu().numpy()
-        with open(path, "wb") as fh:
-            np.savez(fh, **arrays)
+        return write_atomic(path, lambda fh: np.savez(fh, **arrays), force=force, flag="parameter file")
 
     @classmethod
     def load(cls, path: str | Path, *, dtype: str | torch.dtype = torch.float64,
              device: str | torch.device = "cpu") -> Params:
-        """Read parameters written by :meth:`save`."""
+        """Read parameters written by :meth:`save`; any other file is an :class:`AedynError`."""
+        hint = "write one with Params.save or aedyn train --save-params"
+        name = repr(str(path))
+        if Path(path).is_dir():
+            raise AedynError(f"{name} is a folder, not an aedyn parameter file; {hint}")
         try:
             with np.load(path, allow_pickle=False) as z:
-                W, V, alpha = z["W"], (z["V"] if "V" in z.files else None), float(z["alpha"])
-        except (OSError, KeyError, ValueError) as exc:
-            raise AedynError(f"{path} is not an aedyn parameter file ({exc}); write one with --save-params") from None
-        p = cls(torch.from_numpy(W), None if V is None else torch.from_numpy(V), alpha)
-        return p.to(device=device, dtype=dtype)
+                if not hasattr(z, "files"):
+                    raise AedynError(f"{name} holds a single array, not an aedyn parameter file (.npz with W, V, "
+                                     f"alpha); {hint}")
+                missing = [k for k in ("W", "alpha") if k not in z.files]
+                if missing:
+                    raise AedynError(f"{name} is not an aedyn parameter file (no {' or '.join(missing)}); {hint}")
+                W, V, alpha = z["W"], (z["V"] if "V" in z.files else None), z["alpha"]
+        except AedynError:
+            raise
+        except FileNotFoundError:
+            raise AedynError(f"{name} does not exist; {hint}") from None
+        except Exception as exc:  # a damaged file fails in many ways: zip, zlib, EOF, format, pickle
+            raise AedynError(f"{name} is not a readable aedyn parameter file ({_first_line(exc)}); {hint}") from None
+        if np.ndim(alpha) != 0 or alpha.dtype.kind not in "iuf":
+            raise AedynError(f"{name}: alpha must be a single number; got an array of shape {np.shape(alpha)}")
+        return cls(W, V, float(alpha)).to(device=device, dtype=dtype)
 
 
 class Tangent(NamedTuple):
@@ -112,9 +148,8 @@ class Evaluation(NamedTuple):
 
 
 def check_regime(regime: str) -> str:
-    if regime not in REGIMES:
-        raise AedynError(f"unknown regime {regime!r}; use one of: {', '.join(REGIMES)}")
-    return regime
+    """``regime`` if it is one of :data:`REGIMES`."""
+    return check_choice(regime, REGIMES, "regime")
 
 
 def trained_layers(regime: str) -> tuple[bool, bool]:
@@ -124,7 +159,8 @@ def trained_layers(regime: str) -> tuple[bool, bool]:
 
 
 def output_scale(scale: str | float, width: int) -> float:
-    """``alpha``: ``"ntk"`` -> ``1/sqrt(m)``, ``"mean-field"`` -> ``1/m``, or a positive number."""
+    """``alpha``: ``"ntk"`` -> ``1/sqrt(m)``, ``"mean-field"`` -> ``1/m``, or a positive number
+    (also as a string, e.g. ``"0.01"``)."""
     if isinstance(scale, str):
         if scale == "ntk":
             return 1.0 / math.sqrt(width)
@@ -134,9 +170,24 @@ def output_scale(scale: str | float, width: int) -> float:
             scale = float(scale)
         except ValueError:
             raise AedynError(f"unknown init scale {scale!r}; use ntk, mean-field or a positive number") from None
-    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-        raise AedynError(f"output scale alpha must be a positive finite number; got {scale!r}")
-    return float(scale)
+    return check_positive(scale, "output scale alpha (--init-scale)")
+
+
+def check_init(regime: str, width: int, *, kappa: float = 1.0, nu: float = 1.0, decoder_init: str = "gaussian",
+               scale: str | float = "ntk") -> tuple[int, float, float, float]:
+    """Validate initialisation options without drawing anything; returns ``(width, kappa, nu, alpha)``.
+
+    ``kappa > 0`` and ``nu >= 0`` are finite; ``weak`` training needs ``nu > 0`` (with a zero
+    decoder the encoder gets no gradient and the NTK is zero)."""
+    check_regime(regime)
+    width = check_count(width, "width")
+    kappa = check_positive(kappa, "kappa (encoder init scale)")
+    nu = check_float(nu, "nu (decoder init scale)", low=0.0)
+    if regime == "weak" and nu == 0:
+        raise AedynError("weak training with nu = 0 has a zero decoder: the encoder gets no gradient and the NTK is "
+                         "zero; use nu > 0 or --regime joint")
+    check_choice(decoder_init, DECODER_INITS, "decoder init")
+    return width, kappa, nu, output_scale(scale, width)
 
 
 def init_params(d: int, width: int, *, regime: str = "joint", seed: int = 0, kappa: float = 1.0,
@@ -150,25 +201,18 @@ def init_params(d: int, width: int, *, regime: str = "joint", seed: int = 0, kap
     ``(w_r, -v_r)`` (for odd ``m`` the last neuron gets ``v = 0``). Each neuron is still
     distributed as above and the NTK at initialisation has the same expectation.
 
-    Draws happen on the CPU in float64 from a generator seeded with ``seed`` and are then cast and
-    moved, so a seed gives the same network on every device. ``regime="tied"`` has no ``V``.
+    Draws come from the ``init`` stream of ``seed`` (:mod:`aedyn._seed`; independent of the data
+    stream of the same seed), on the CPU in float64, and are then cast and moved, so a seed gives
+    the same network on every device. ``regime="tied"`` has no ``V``. Weights that overflow the
+    requested dtype (``kappa = 1e200`` in float32) are an :class:`AedynError`.
     """
-    for value, flag in ((d, "d"), (width, "width")):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise AedynError(f"{flag} must be a positive integer; got {value!r}")
-    check_regime(regime)
-    if not (math.isfinite(kappa) and kappa > 0):
-        raise AedynError(f"kappa (encoder init scale) must be positive; got {kappa}")
-    if not (math.isfinite(nu) and nu >= 0):
-        raise AedynError(f"nu (decoder init scale) must be >= 0; got {nu}")
-    if decoder_init not in DECODER_INITS:
-        raise AedynError(f"unknown decoder init {decoder_init!r}; use one of: {', '.join(DECODER_INITS)}")
-    alpha = output_scale(scale, int(width))
+    d = check_count(d, "d")
+    width, kappa, nu, alpha = check_init(regime, width, kappa=kappa, nu=nu, decoder_init=decoder_init, scale=scale)
+    if zero_output and regime == "tied":
+        raise AedynError("zero_output needs a free decoder; a tied network (V = W^T) cannot start at f_0 = 0")
     gen = torch_generator(seed, "init")
     W = kappa * torch.randn(width, d, generator=gen, dtype=torch.float64)
     V = None
-    if zero_output and regime == "tied":
-        raise AedynError("zero_output needs a free decoder; a tied network (V = W^T) cannot start at f_0 = 0")
     if regime != "tied":
         if decoder_init == "gaussian":
             V = nu * torch.randn(d, width, generator=gen, dtype=torch.float64)
@@ -180,16 +224,37 @@ def init_params(d: int, width: int, *, regime: str = "joint", seed: int = 0, kap
             V[:, half:2 * half] = -V[:, :half]
             if width % 2:
                 V[:, -1] = 0.0
-    return Params(W, V, alpha).to(device=device, dtype=dtype)
+    params = Params(W, V, alpha).to(device=device, dtype=dtype)
+    for name, t in (("W", params.W), ("V", params.V)):
+        if t is not None and not bool(torch.isfinite(t).all()):
+            raise AedynError(f"the initial {name} overflows {str(params.W.dtype).removeprefix('torch.')} "
+                             f"(kappa = {kappa:g}, nu = {nu:g}); use a smaller scale or float64")
+    return params
 
 
 def as_params(params: Params, regime: str) -> Params:
     """Check that ``params`` fit ``regime`` (a decoder unless tied)."""
     check_regime(regime)
+    if not isinstance(params, Params):
+        raise AedynError(f"params must be an aedyn Params (from init_params or Params(W, V, alpha)); "
+                         f"got {type(params).__name__}")
     if regime != "tied" and params.V is None:
         raise AedynError(f"regime {regime!r} needs a decoder V, but these parameters have none "
                          "(initialised for 'tied'); call init_params(..., regime=...) again")
     return params
+
+
+def check_input(X: Any, params: Params, *, check_finite: bool = True, name: str = "X") -> torch.Tensor:
+    """The network's input: ``X`` (NumPy or torch, ``n x d`` or batched ``... x n x d``) as a tensor
+    of the parameters' dtype and device whose last dimension is the network's ``d``; NaN and inf
+    are refused unless ``check_finite=False`` (callers that checked once and loop)."""
+    X = as_tensor(X, dtype=params.W.dtype, device=params.W.device, name=name, finite=check_finite)
+    if X.ndim < 2:
+        raise AedynError(f"{name} must be n x d (one sample per row); got shape {tuple(X.shape)}")
+    if X.shape[-1] != params.dim:
+        raise AedynError(f"{name} has d = {X.shape[-1]} features but the network expects d = {params.dim}; "
+                         "initialise the parameters with the data's d")
+    return X
 
 
 def decoder(params: Params, regime: str) -> torch.Tensor:
@@ -198,61 +263,64 @@ def decoder(params: Params, regime: str) -> torch.Tensor:
 
 
 def features(params: Params, X: torch.Tensor) -> Features:
-    """``A = sigma(X W^T)`` and ``D = 1{X W^T > 0}`` (boolean)."""
+    """``A = sigma(X W^T)`` and ``D = 1{X W^T > 0}`` (boolean); ``X`` a checked tensor."""
     A = torch.matmul(X, params.W.mT).relu_()
     return Features(A, A > 0)
 
 
-def forward(params: Params, X: torch.Tensor, regime: str = "joint") -> torch.Tensor:
+def forward(params: Params, X: Any, regime: str = "joint", *, check_finite: bool = True) -> torch.Tensor:
     """``U = f(X) = alpha * sigma(X W^T) V^T`` (``V = W^T`` when tied); ``X`` is ``n x d``."""
-    X = _input(X, as_params(params, regime))
+    X = check_input(X, as_params(params, regime), check_finite=check_finite)
     A = torch.relu(torch.matmul(X, params.W.mT))
     return params.alpha * torch.matmul(A, decoder(params, regime).mT)
 
 
-def loss(params: Params, X: torch.Tensor, regime: str = "joint") -> torch.Tensor:
+def loss(params: Params, X: Any, regime: str = "joint", *, check_finite: bool = True) -> torch.Tensor:
     """``L = 0.5 * ||f(X) - X||_F^2`` (summed over samples; a tensor, batched over leading dims)."""
-    X = _input(X, params)
-    R = forward(params, X, regime) - X
+    X = check_input(X, as_params(params, regime), check_finite=check_finite)
+    R = forward(params, X, regime, check_finite=False) - X
     return 0.5 * R.square().sum(dim=(-2, -1))
 
 
-def jvp(params: Params, X: torch.Tensor, regime: str, tangent: Tangent,
-        feats: Features | None = None) -> torch.Tensor:
+def jvp(params: Params, X: Any, regime: str, tangent: Tangent, feats: Features | None = None, *,
+        check_finite: bool = True) -> torch.Tensor:
     """Jacobian-vector product ``J t``: the change of ``U`` along the parameter direction ``t``::
 
         untied: dU = alpha * ((X dW^T) o D) V^T + alpha * A dV^T
         tied:   dU = alpha * ((X dW^T) o D) W   + alpha * A dW
 
-    Layers the regime does not train are ignored.
+    Layers the regime does not train are ignored; the trained ones need their component of ``t``.
     """
-    X = _input(X, as_params(params, regime))
+    X = check_input(X, as_params(params, regime), check_finite=check_finite)
     A, D = features(params, X) if feats is None else feats
     enc, dec = trained_layers(regime)
+    tW = _direction(tangent.W, params.W, "tangent.W") if enc else None
+    tV = _direction(tangent.V, params.W.mT, "tangent.V") if dec else None
     out = torch.zeros(A.shape[:-1] + X.shape[-1:], dtype=A.dtype, device=A.device)
-    if enc:
-        Zdot = torch.matmul(X, tangent.W.mT).mul_(D)  # type: ignore[union-attr]
+    if tW is not None:
+        Zdot = torch.matmul(X, tW.mT).mul_(D)
         out = out + torch.matmul(Zdot, decoder(params, regime).mT)
         if regime == "tied":
-            out = out + torch.matmul(A, tangent.W)
-    if dec:
-        out = out + torch.matmul(A, tangent.V.mT)  # type: ignore[union-attr]
+            out = out + torch.matmul(A, tW)
+    if tV is not None:
+        out = out + torch.matmul(A, tV.mT)
     return params.alpha * out
 
 
-def vjp(params: Params, X: torch.Tensor, regime: str, cotangent: torch.Tensor,
-        feats: Features | None = None) -> Tangent:
-    """Vector-Jacobian product ``J^T c`` for an output-space ``c`` (``n x d``)::
+def vjp(params: Params, X: Any, regime: str, cotangent: Any, feats: Features | None = None, *,
+        check_finite: bool = True) -> Tangent:
+    """Vector-Jacobian product ``J^T c`` for an output-space ``c`` (``n x d``, or ``b x n x d``)::
 
         untied: (alpha * ((c V) o D)^T X,  alpha * c^T A)
         tied:    alpha * (A^T c + ((c W^T) o D)^T X)
 
     With ``c = R`` this is the gradient of ``L``.
     """
-    X = _input(X, as_params(params, regime))
+    X = check_input(X, as_params(params, regime), check_finite=check_finite)
+    cot = check_input(cotangent, params, check_finite=check_finite, name="cotangent")
     A, D = features(params, X) if feats is None else feats
     enc, dec = trained_layers(regime)
-    c = params.alpha * cotangent
+    c = params.alpha * cot
     gW = gV = None
     if enc:
         P = torch.matmul(c, decoder(params, regime)).mul_(D)
@@ -264,23 +332,26 @@ def vjp(params: Params, X: torch.Tensor, regime: str, cotangent: torch.Tensor,
     return Tangent(gW, gV)
 
 
-def evaluate(params: Params, X: torch.Tensor, regime: str = "joint") -> Evaluation:
+def evaluate(params: Params, X: Any, regime: str = "joint", *, check_finite: bool = True) -> Evaluation:
     """Loss, residual ``R``, features and the exact gradient ``J^T R`` in one pass (five GEMMs for
-    ``joint``); what every gradient-descent step calls."""
-    X = _input(X, as_params(params, regime))
+    ``joint``); what every gradient-descent step calls (with ``check_finite=False`` after one check)."""
+    X = check_input(X, as_params(params, regime), check_finite=check_finite)
     feats = features(params, X)
     R = torch.matmul(feats.A, decoder(params, regime).mT).mul_(params.alpha).sub_(X)
-    return Evaluation(0.5 * R.square().sum(dim=(-2, -1)), R, feats, vjp(params, X, regime, R, feats))
+    grads = vjp(params, X, regime, R, feats, check_finite=False)
+    return Evaluation(0.5 * R.square().sum(dim=(-2, -1)), R, feats, grads)
 
 
-def gradients(params: Params, X: torch.Tensor, regime: str = "joint") -> Tangent:
+def gradients(params: Params, X: Any, regime: str = "joint", *, check_finite: bool = True) -> Tangent:
     """``dL/dW`` and ``dL/dV`` (``None`` for a layer the regime does not train)."""
-    return evaluate(params, X, regime).grads
+    return evaluate(params, X, regime, check_finite=check_finite).grads
 
 
-def _input(X: torch.Tensor, params: Params) -> torch.Tensor:
-    X = as_tensor(X, dtype=params.W.dtype, device=params.W.device, name="X")
-    if X.shape[-1] != params.dim:
-        raise AedynError(f"X has d = {X.shape[-1]} features but the network expects d = {params.dim}; "
-                         "initialise the parameters with the data's d")
-    return X
+def _direction(t: Any, like: torch.Tensor, name: str) -> torch.Tensor:
+    """A parameter-space direction shaped like ``like`` (last two dims; batch dims broadcast)."""
+    if t is None:
+        raise AedynError(f"{name} is needed: the regime trains that layer")
+    out = as_tensor(t, dtype=like.dtype, device=like.device, name=name)
+    if out.shape[-2:] != like.shape[-2:]:
+        raise AedynError(f"{name} must have shape {tuple(like.shape[-2:])} (last two dims); got {tuple(out.shape)}")
+    return out

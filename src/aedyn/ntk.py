@@ -20,13 +20,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from aedyn._check import check_choice, check_count, check_float, check_int, check_seed
 from aedyn._seed import torch_generator
+from aedyn._tensor import as_tensor
 from aedyn.errors import AedynError
 from aedyn.linalg import Extremes, lanczos_extremes, lobpcg_min
-from aedyn.model import Params, Tangent, as_params, decoder, features, jvp, trained_layers, vjp
+from aedyn.model import Params, Tangent, as_params, check_input, decoder, features, jvp, trained_layers, vjp
 
 DENSE_LIMIT = 4096
 """Largest ``n*d`` for which :func:`ntk_dense` is used by default (a 128 MiB float64 matrix)."""
@@ -38,32 +41,42 @@ GRAM_LIMIT = 1 << 26
 """The decoder part is applied through its ``n x n`` factor while ``n^2`` is at most this."""
 
 
-def ntk_dense(params: Params, X: torch.Tensor, regime: str) -> torch.Tensor:
+def ntk_dense(params: Params, X: Any, regime: str) -> torch.Tensor:
     """``Theta`` as a dense ``nd x nd`` matrix from the block formulas (small problems only).
 
     ``H = alpha^2 [(X X^T) ⊗ 1_dd] o (M M^T)`` with ``M[(i,k), r] = D_ir v_rk``;
-    ``G = alpha^2 (A A^T) ⊗ I_d``; tied: ``J[(i,k), (r,l)] = alpha (A_ir delta_kl + D_ir w_rk x_il)``.
+    ``G = alpha^2 (A A^T) ⊗ I_d``; tied (``J[(i,k), (r,l)] = alpha (A_ir delta_kl + D_ir w_rk x_il)``,
+    summed over ``r, l`` without forming ``J``)::
+
+        Theta_tied[(i,k), (j,l)] = alpha^2 [ (A A^T)_ij delta_kl + x_jk C_ijl + x_il C_jik
+                                             + (x_i . x_j) sum_r D_ir D_jr w_rk w_rl ],
+        C_ijl = sum_r A_ir D_jr w_rl.
+
+    Memory ``O((nd)^2 + n d m)``.
     """
     params = as_params(params, regime)
-    X = X.to(dtype=params.W.dtype, device=params.W.device)
+    X = check_input(X, params)
     n, d = X.shape
     A, D = features(params, X)
+    Dd = D.to(X.dtype)
     a2 = params.alpha ** 2
     eye = torch.eye(d, dtype=X.dtype, device=X.device)
-    if regime == "tied":
-        W = params.W
-        J = torch.einsum("ir,kl->ikrl", A, eye) + torch.einsum("ir,rk,il->ikrl", D.to(X.dtype), W, X)
-        J = params.alpha * J.reshape(n * d, -1)
-        return J @ J.mT
     enc, dec = trained_layers(regime)
     out = torch.zeros(n * d, n * d, dtype=X.dtype, device=X.device)
-    if enc:
-        M = (D.to(X.dtype)[:, None, :] * params.V[None, :, :]).reshape(n * d, -1)  # type: ignore[index]
-        gram_x = torch.kron(X @ X.mT, torch.ones(d, d, dtype=X.dtype, device=X.device))
-        out += a2 * gram_x * (M @ M.mT)
-    if dec:
-        out += torch.kron(a2 * (A @ A.mT), eye)
-    return out
+    if enc:  # the encoder part, with decoder W^T when tied
+        M = (Dd[:, None, :] * decoder(params, regime)[None, :, :]).reshape(n * d, -1)
+        out += torch.kron(X @ X.mT, torch.ones(d, d, dtype=X.dtype, device=X.device)) * (M @ M.mT)
+        del M
+    if dec or regime == "tied":
+        out += torch.kron(A @ A.mT, eye)
+    if regime == "tied":
+        C = torch.empty(n, n, d, dtype=X.dtype, device=X.device)
+        rows = max(1, int(BLOCK_BYTES // max(1, n * A.shape[1] * A.element_size())))
+        for i in range(0, n, rows):  # C[i] = (A_i o D) W, a block of rows i at a time
+            C[i:i + rows] = torch.matmul(A[i:i + rows, None, :] * Dd[None, :, :], params.W)
+        cross = torch.einsum("jk,ijl->ikjl", X, C) + torch.einsum("il,jik->ikjl", X, C)
+        out += cross.reshape(n * d, n * d)
+    return out.mul_(a2)
 
 
 @dataclass(frozen=True)
@@ -82,9 +95,13 @@ class NTKOperator:
     computed once; each product then costs two ``n m d`` GEMMs per trained encoder pass.
     """
 
-    def __init__(self, params: Params, X: torch.Tensor, regime: str) -> None:
+    def __init__(self, params: Params, X: Any, regime: str, *, check_finite: bool = True) -> None:
         self.params = as_params(params, regime)
-        self.X = X.to(dtype=params.W.dtype, device=params.W.device)
+        self.X = check_input(X, self.params, check_finite=check_finite)
+        if self.X.ndim != 2 or self.X.shape[0] == 0:
+            raise AedynError(f"X must be a non-empty n x d matrix; got shape {tuple(self.X.shape)}")
+        if self.params.W.ndim != 2:
+            raise AedynError("NTKOperator takes one network; got parameters with a batch dimension")
         self.regime = regime
         self.features = features(self.params, self.X)
         self.shape = tuple(self.X.shape)
@@ -100,19 +117,23 @@ class NTKOperator:
         """``n * d``, the side of ``Theta``."""
         return self.shape[0] * self.shape[1]
 
-    def __matmul__(self, v: torch.Tensor) -> torch.Tensor:
-        """``Theta v`` for ``v`` of shape ``(n, d)``, ``(b, n, d)`` or flat ``(n*d,)``."""
+    def __matmul__(self, v: Any) -> torch.Tensor:
+        """``Theta v`` for ``v`` (NumPy or torch) of shape ``(n, d)``, ``(b, n, d)`` or flat ``(n*d,)``."""
+        v = as_tensor(v, dtype=self.X.dtype, device=self.X.device, name="v")
         flat = v.ndim == 1
+        if not (tuple(v.shape) == (self.dim,) or (v.ndim in (2, 3) and tuple(v.shape[-2:]) == self.shape)):
+            raise AedynError(f"Theta @ v needs v of shape {self.shape}, (b, {self.shape[0]}, {self.shape[1]}) or "
+                             f"({self.dim},); got {tuple(v.shape)}")
         v2 = v.reshape(self.shape) if flat else v
+        p, X, f = self.params, self.X, self.features
         if self.regime == "tied" or self._gram is None:
-            out = jvp(self.params, self.X, self.regime, vjp(self.params, self.X, self.regime, v2, self.features),
-                      self.features)
+            out = jvp(p, X, self.regime, vjp(p, X, self.regime, v2, f, check_finite=False), f, check_finite=False)
         else:
             out = torch.matmul(self._gram, v2)
             if self.encoder_trains:
                 enc_only = "weak"  # the encoder half of J, whatever the regime
-                g = vjp(self.params, self.X, enc_only, v2, self.features)
-                out = out + jvp(self.params, self.X, enc_only, Tangent(g.W, None), self.features)
+                g = vjp(p, X, enc_only, v2, f, check_finite=False)
+                out = out + jvp(p, X, enc_only, Tangent(g.W, None), f, check_finite=False)
         return out.reshape(-1) if flat else out
 
     def dense(self) -> torch.Tensor:
@@ -176,28 +197,37 @@ class NTKOperator:
     def extremes(self, *, which: str = "both", tol: float = 1e-8, max_iter: int = 500, seed: int = 0) -> Extremes:
         """Smallest/largest eigenvalue of ``Theta``: exact ``eigvalsh`` of the ``n x n`` factor for
         ``decoder``; Lanczos for ``lambda_max`` and preconditioned LOBPCG for ``lambda_min``
-        otherwise. ``tol`` bounds the relative residual of the Ritz pairs."""
-        if which not in ("min", "max", "both"):
-            raise AedynError(f"which must be 'min', 'max' or 'both'; got {which!r}")
+        otherwise (small operators are solved densely). ``tol`` is the relative accuracy asked
+        of each eigenvalue; see :class:`aedyn.linalg.Extremes` for what the error fields mean."""
+        which = check_choice(which, ("min", "max", "both"), "which")
+        tol, max_iter = check_solver_options(tol, max_iter)
+        seed = check_seed(seed)
         if self.regime == "decoder":
             ev = torch.linalg.eigvalsh(self.decoder_gram())
             return Extremes(float(ev[0]), float(ev[-1]), 0, True, 0.0, 0.0)
         lo = hi = math.nan
-        res_lo = res_hi = 0.0
+        err_lo = err_hi = 0.0
         iters, ok = 0, True
         if which in ("max", "both"):
             top = lanczos_extremes(self.__matmul__, self.dim, dtype=self.X.dtype, device=self.X.device,
                                    which="max", tol=tol, max_iter=max_iter, seed=seed)
-            hi, res_hi, iters, ok = top.max, top.residual_max, top.iterations, top.converged
+            hi, err_hi, iters, ok = top.max, top.error_max, top.iterations, top.converged
         if which in ("min", "both"):
-            lo, res_lo, it, ok_lo = lobpcg_min(self.matmat, self.dim, dtype=self.X.dtype, device=self.X.device,
+            lo, err_lo, it, ok_lo = lobpcg_min(self.matmat, self.dim, dtype=self.X.dtype, device=self.X.device,
                                                precondition=self.preconditioner(), tol=tol, max_iter=max_iter,
                                                seed=seed)
             iters, ok = iters + it, ok and ok_lo
-        return Extremes(lo, hi, iters, ok, res_lo, res_hi)
+        return Extremes(lo, hi, iters, ok, err_lo, err_hi)
 
 
-def ntk_extremes(params: Params, X: torch.Tensor, regime: str, *, which: str = "both", tol: float = 1e-8,
+def check_solver_options(tol: float, max_iter: int) -> tuple[float, int]:
+    """``tol`` a relative accuracy in ``(0, 1)``, ``max_iter`` a positive integer."""
+    return (check_float(tol, "tol (relative accuracy of the eigenvalues)", low=0.0, high=1.0, low_open=True,
+                        high_open=True),
+            check_count(max_iter, "max_iter"))
+
+
+def ntk_extremes(params: Params, X: Any, regime: str, *, which: str = "both", tol: float = 1e-8,
                  max_iter: int = 500, seed: int = 0) -> Extremes:
     """Extreme eigenvalues of the finite-width NTK of ``params`` at ``X`` (see :class:`NTKOperator`)."""
     return NTKOperator(params, X, regime).extremes(which=which, tol=tol, max_iter=max_iter, seed=seed)
@@ -205,20 +235,31 @@ def ntk_extremes(params: Params, X: torch.Tensor, regime: str, *, which: str = "
 
 def ntk_drift(current: NTKOperator, initial: NTKOperator, *, probes: int = 16, seed: int = 0,
               dense_limit: int = DENSE_LIMIT) -> Drift:
-    """``||Theta(t) - Theta(0)||_F / ||Theta(0)||_F``.
+    """``||Theta(t) - Theta(0)||_F / ||Theta(0)||_F`` (NaN when ``Theta(0) = 0``).
 
     Exact (dense kernels) while ``n*d <= dense_limit``; otherwise Hutchinson's estimator with
     Rademacher probes ``z`` (``E[z z^T] = I``), ``||M||_F^2 = E ||M z||^2``, applied to numerator
     and denominator alike: each squared norm is estimated without bias (the ratio is consistent,
     with relative error about ``sqrt(2 / probes)`` at worst).
     """
+    for name, op in (("current", current), ("initial", initial)):
+        if not isinstance(op, NTKOperator):
+            raise AedynError(f"ntk_drift takes two NTKOperator objects; {name} is a {type(op).__name__}")
+    if current.shape != initial.shape or current.regime != initial.regime:
+        raise AedynError(f"ntk_drift compares kernels of one problem; got shapes {current.shape} and {initial.shape}, "
+                         f"regimes {current.regime!r} and {initial.regime!r}")
+    probes = check_count(probes, "probes")
+    dense_limit = check_int(dense_limit, "dense_limit", minimum=0)
     if current.dim <= dense_limit:
         T0, Tt = initial.dense(), current.dense()
-        return Drift(float((Tt - T0).norm() / T0.norm()), "exact")
-    gen = torch_generator(seed, "probe")
-    Z = (2.0 * torch.randint(0, 2, (probes, *current.shape), generator=gen) - 1.0).to(
-        dtype=current.X.dtype, device=current.X.device)
-    base = initial @ Z
-    num = float((current @ Z - base).square().sum())
-    den = float(base.square().sum())
-    return Drift(math.sqrt(num / den), f"hutchinson({probes} Rademacher probes)")
+        num, den = float((Tt - T0).norm()) ** 2, float(T0.norm()) ** 2
+        method = "exact"
+    else:
+        gen = torch_generator(seed, "probe")
+        Z = (2.0 * torch.randint(0, 2, (probes, *current.shape), generator=gen) - 1.0).to(
+            dtype=current.X.dtype, device=current.X.device)
+        base = initial @ Z
+        num = float((current @ Z - base).square().sum())
+        den = float(base.square().sum())
+        method = f"hutchinson({probes} Rademacher probes)"
+    return Drift(math.sqrt(num / den) if den > 0 else math.nan, method)
