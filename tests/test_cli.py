@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
-from aedyn import cli
+from aedyn import cli, files, gd
 from aedyn.model import Params
 
 
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["aedyn", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+def run_cli(args: list[str], capsys, monkeypatch=None) -> tuple[int, str, str]:
+    code = cli.run(args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def one_error_line(err: str) -> bool:
+    lines = [line for line in err.strip().splitlines() if not line.startswith("note:")]
+    return len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in err
 
 
 SMALL = ["train", "--data", "sphere", "--n", "16", "--d", "6", "--width", "256", "-q"]
@@ -146,10 +150,13 @@ def test_kernel_report_and_record(tmp_path, capsys, monkeypatch):
     assert record["gap"]["lambda_max"] == pytest.approx(fin["lambda_max"] / inf["lambda_max"] - 1)
 
 
-def test_kernel_tied_has_finite_width_only(capsys, monkeypatch):
+def test_kernel_tied_reports_the_finite_width_ntk(capsys, monkeypatch):
+    """The tied NTK has an infinite-width limit, but not of the form K ⊗ I_d: the report says so
+    and gives the finite-width kernel."""
     code, stdout, _ = run_cli(["kernel", "--regime", "tied", "--data", "sphere", "--n", "8", "--d", "3",
                                "--width", "64"], capsys, monkeypatch)
-    assert code == 0 and "no infinite-width NTK for tied" in stdout and "Theta m=64" in stdout
+    assert code == 0 and "couples output coordinates" in stdout and "Theta m=64" in stdout
+    assert "no infinite-width" not in stdout
 
 
 def test_kernel_bad_input(capsys, monkeypatch):
@@ -167,3 +174,233 @@ def test_device_auto_float32_and_ntk_every(tmp_path, capsys, monkeypatch):
     record = json.loads(out.read_text())
     assert record["config"]["dtype"] == "float32" and record["metrics"]["ntk_step"] == [0, 20, 40]
     assert record["config"]["ntk_drift_method"] == "exact"
+
+
+# ----------------------------------------------------------------------------------------------
+# outputs: checked before the work, atomic, never clobbered
+
+
+def no_training(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the job ran before its outputs were checked")
+
+    monkeypatch.setattr(cli, "run_job", refuse)
+    monkeypatch.setattr(cli, "run_kernel_job", refuse)
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    (["--out", "{tmp}/nodir/sub/run.json"], "does not exist; create"),
+    (["--out", "{tmp}/s.json", "--save-params", "{tmp}/s.json"], "are the same file"),
+    (["--out", "{tmp}"], "is a folder"),
+    (["--save-params", "{tmp}/nodir/p.npz"], "does not exist; create"),
+])
+def test_bad_outputs_fail_before_any_work(tmp_path, capsys, monkeypatch, extra, needle):
+    no_training(monkeypatch)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    code, stdout, err = run_cli([*SMALL, "--steps", "5", *args], capsys)
+    assert code == 2 and needle in err and one_error_line(err) and stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_out_onto_the_data_file_is_refused_even_with_force(tmp_path, capsys, monkeypatch):
+    no_training(monkeypatch)
+    data = tmp_path / "x.npy"
+    np.save(data, np.eye(3))
+    before = data.read_bytes()
+    code, _, err = run_cli(["train", "--data", str(data), "--out", str(data), "--force", "-q"], capsys)
+    assert code == 2 and "destroy the input" in err and data.read_bytes() == before
+
+
+def test_kernel_outputs_follow_the_same_rules(tmp_path, capsys, monkeypatch):
+    no_training(monkeypatch)
+    out = tmp_path / "k.json"
+    out.write_text("precious")
+    code, _, err = run_cli(["kernel", "--data", "sphere", "--n", "4", "--d", "3", "--out", str(out)], capsys)
+    assert code == 2 and "already exists" in err and out.read_text() == "precious"
+
+
+@pytest.mark.parametrize(("code_", "needle"), [(errno.EACCES, "permission denied"), (errno.EROFS, "read-only")])
+def test_unwritable_output_folder_is_one_line(tmp_path, capsys, monkeypatch, code_, needle):
+    no_training(monkeypatch)
+
+    def refuse(*args, **kwargs):
+        raise OSError(code_, os.strerror(code_))
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", refuse)
+    code, _, err = run_cli([*SMALL, "--out", str(tmp_path / "r.json")], capsys)
+    assert code == 2 and needle in err and "r.json" in err and one_error_line(err)
+
+
+def test_disk_full_while_writing_the_record(tmp_path, capsys, monkeypatch):
+    real_fsync = os.fsync
+
+    def full(fd):
+        if os.fstat(fd).st_size > 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    code, _, err = run_cli([*SMALL, "--steps", "3", "--out", str(tmp_path / "r.json")], capsys)
+    assert code == 2 and "disk is full" in err and one_error_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_that_appears_during_the_run_is_kept_and_the_result_too(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "r.json"
+    real = cli.run_job
+
+    def run_and_race(*args, **kwargs):
+        result = real(*args, **kwargs)
+        out.write_text("someone else's")
+        return result
+
+    monkeypatch.setattr(cli, "run_job", run_and_race)
+    code, stdout, err = run_cli([*SMALL, "--steps", "3", "--out", str(out)], capsys)
+    assert code == 0 and out.read_text() == "someone else's"
+    assert "r.1.json" in err and json.loads((tmp_path / "r.1.json").read_text())["steps"] == 3
+    assert "record to " + str(tmp_path / "r.1.json") in stdout
+
+
+def test_sigterm_during_training_leaves_no_file(tmp_path):
+    out = tmp_path / "run.json"
+    proc = subprocess.Popen([sys.executable, "-m", "aedyn.cli", "train", "--data", "sphere", "--n", "64", "--d", "16",
+                             "--width", "4096", "--steps", "10000000", "--target", "0", "--lr", "0.01", "-q",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# options: validated at the boundary, one line each
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--width", "abc"], "Invalid value for '--width'"),
+    (["--bogus"], "No such option: --bogus"),
+    (["--width"], "requires an argument"),
+    (["--seed", "99999999999999999999"], "seed must be <= "),
+    (["--seed", "-1"], "seed must be a non-negative integer"),
+    (["--data-seed", "-3"], "data_seed must be a non-negative integer"),
+    (["--init-scale", "1e300"], "the loss overflows at initialisation"),
+    (["--init-scale", "0"], "output scale alpha (--init-scale) must be a positive number"),
+    (["--init-scale", "nan"], "must be a finite number"),
+    (["--kappa", "1e200", "--dtype", "float32"], "the initial W overflows float32"),
+    (["--nu", "1e300"], "the loss overflows at initialisation"),
+    (["--nu", "nan"], "nu (decoder init scale) must be a finite number"),
+    (["--kappa", "0"], "kappa (encoder init scale) must be a positive number"),
+    (["--regime", "weak", "--nu", "0"], "weak training with nu = 0"),
+    (["--steps", "-1"], "steps must be a non-negative integer"),
+    (["--steps", str(10**12)], "loss history"),
+    (["--width", "20000000", "--d", "64"], "needs about"),
+    (["--width", str(10**9)], "needs about"),
+    (["--target", "1"], "target (relative loss) must be in [0, 1)"),
+    (["--target", "nan"], "target (relative loss) must be a finite number"),
+    (["--record-every", "0"], "record_every must be a positive integer"),
+    (["--ntk-every", "0"], "ntk_every must be a positive integer"),
+    (["--lr-decoder", "0.1", "--regime", "weak"], "drop --lr-decoder"),
+    (["--lr", "inf"], "--lr must be a positive number"),
+    (["--classes", "0,1"], "--classes filters digit labels"),
+    (["--key", "x"], "--key names an array inside a .npz file"),
+    (["--device", "cuda:abc"], "unknown device 'cuda:abc'"),
+    (["--max-memory", "lots"], "cannot read the memory size"),
+    (["--max-memory", "1KB"], "--max-memory limit is"),
+    (["--n", "0"], "n must be a positive integer"),
+    (["--n", str(10**12)], "needs about"),
+])
+def test_bad_and_extreme_options_are_one_line_exit_2(capsys, args, needle):
+    base = ["train", "--data", "sphere", "--n", "6", "--d", "3", "--width", "8", "--steps", "2", "-q"]
+    code, _, err = run_cli([*base, *args], capsys)
+    assert code == 2, err
+    assert needle in err and one_error_line(err)
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--tol", "0"], "tol (relative accuracy of the eigenvalues) must be in (0, 1)"),
+    (["--tol", "1"], "must be in (0, 1)"),
+    (["--tol", "-1e-3"], "must be in (0, 1)"),
+    (["--kappa", "-1"], "kappa (encoder init scale) must be a positive number"),
+    (["--nu", "inf"], "must be a finite number"),
+    (["--regime", "weak", "--nu", "0"], "weak training with nu = 0"),
+    (["--regime", "weak", "--nu", "0", "--width", "16"], "weak training with nu = 0"),
+    (["--width", "0"], "width must be a positive integer"),
+    (["--seed", "99999999999999999999"], "seed must be <="),
+    (["--n", str(10**7)], "needs about"),
+])
+def test_kernel_validates_like_train(capsys, args, needle):
+    code, _, err = run_cli(["kernel", "--data", "sphere", "--n", "6", "--d", "3", *args], capsys)
+    assert code == 2 and needle in err and one_error_line(err)
+
+
+def test_no_arguments_prints_help(capsys):
+    code, stdout, _ = run_cli([], capsys)
+    assert code == 0 and "train" in stdout and "kernel" in stdout
+
+
+def test_unknown_command_is_one_line(capsys):
+    code, _, err = run_cli(["trian"], capsys)
+    assert code == 2 and "No such command" in err and one_error_line(err)
+
+
+# ----------------------------------------------------------------------------------------------
+# the last line of defence
+
+
+def test_unexpected_exception_is_one_line_and_debug_shows_it(capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr(cli, "run_job", broken)
+    code, _, err = run_cli([*SMALL], capsys)
+    assert code == 1 and one_error_line(err)
+    assert "internal error: ZeroDivisionError: float division by zero; rerun with --debug" in err
+    code, _, err = run_cli([*SMALL, "--debug"], capsys)
+    assert code == 1 and "Traceback" in err and "ZeroDivisionError" in err
+
+
+def test_out_of_memory_is_named(capsys, monkeypatch):
+    def oom(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(cli, "run_job", oom)
+    code, _, err = run_cli([*SMALL], capsys)
+    assert code == 2 and "out of memory" in err and one_error_line(err)
+
+
+def test_divergence_message_survives_a_failing_suggestion(capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("eigensolver exploded")
+
+    monkeypatch.setattr(gd, "auto_lr", broken)
+    code, stdout, _ = run_cli([*SMALL, "--lr", "100", "--steps", "200"], capsys)
+    assert code == 3 and "diverged" in stdout and "--lr 10" in stdout
+
+
+# ----------------------------------------------------------------------------------------------
+# what the summary says
+
+
+def test_zero_decoder_movement_is_reported_as_absolute(capsys, tmp_path):
+    out = tmp_path / "r.json"
+    code, stdout, _ = run_cli([*SMALL, "--nu", "0", "--steps", "20", "--out", str(out)], capsys)
+    assert code == 0 and "||V-V0||/||V0|| undefined (V0 = 0), ||V-V0|| = " in stdout
+    metrics = json.loads(out.read_text())["metrics"]
+    assert all(v is None for v in metrics["weight_change_V"][1:]) and metrics["weight_distance_V"][-1] > 0
+
+
+def test_target_zero_reports_the_rounding_floor(capsys):
+    code, stdout, _ = run_cli(["train", "--data", "sphere", "--n", "8", "--d", "4", "--width", "256",
+                               "--regime", "weak", "--steps", "12000", "--target", "0", "-q"], capsys)
+    assert code == 0 and "rounding floor" in stdout and "later steps are not fitted" in stdout
+    assert "raise --steps" not in stdout
+    rate = float(stdout.split("rate")[1].split()[0])
+    assert 0 < rate < 0.999  # fitted before the floor: a real contraction, not noise around 1
+
+
+def test_csv_header_is_announced(tmp_path, capsys):
+    path = tmp_path / "x.csv"
+    path.write_text("a,b,c\n1,0,0\n0,1,0\n0,0,1\n1,1,0\n")
+    code, _, err = run_cli(["train", "--data", str(path), "--width", "16", "--steps", "2", "-q"], capsys)
+    assert code == 0 and "header" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -26,16 +27,23 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"cpu"``, ``"cuda"`` (or ``"cuda:N"``) or ``"auto"`` (CUDA when available) -> device."""
-    name = device.type if isinstance(device, torch.device) else str(device)
-    if name == "auto":
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise AedynError(f"device must be cpu, cuda, cuda:N or auto; got {device!r}")
+    if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise AedynError("device 'cuda' requested but no CUDA GPU is visible; use --device cpu or auto")
-        return torch.device(device)
-    if name == "cpu":
+    if device == "cpu":
         return torch.device("cpu")
-    raise AedynError(f"unknown device {device!r}; use one of: cpu, cuda, auto")
+    match = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if match is None:
+        raise AedynError(f"unknown device {device!r}; use one of: cpu, cuda, cuda:N, auto")
+    if not torch.cuda.is_available():
+        raise AedynError("device 'cuda' requested but no CUDA GPU is visible; use --device cpu or auto")
+    index = int(match.group(1) or 0)
+    if index >= torch.cuda.device_count():
+        raise AedynError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA GPU(s) are visible")
+    return torch.device("cuda", index)
 
 
 def as_tensor(x: Any, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None,

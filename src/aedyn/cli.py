@@ -1,13 +1,20 @@
 """The ``aedyn`` command line. Thin: it parses, calls the library, prints.
 
-Exit codes: 0 for a run that converged or spent its step budget, 3 for a diverged run, 2 for any
-input error (printed as one line, no traceback).
+Exit codes: 0 a run that converged or spent its step budget; 2 bad input or an impossible
+request (one line, no traceback: the problem and the fix); 3 a diverged run; 1 an internal error
+(one line; ``--debug`` shows the traceback); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+Outputs are checked before any work and written atomically (:mod:`aedyn.files`): a failed or
+interrupted command leaves no output file behind.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import signal
 import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,15 +22,21 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.main import get_command
 
-from aedyn._meta import aedyn_version, jsonable
+from aedyn._meta import aedyn_version
 from aedyn.errors import AedynError
+from aedyn.files import OutputExistsError, check_outputs, free_sibling, write_json
 from aedyn.gd import TrainResult
 from aedyn.job import KernelJob, TrainJob, run_job, run_kernel_job
 from aedyn.model import DECODER_INITS, REGIMES
+from aedyn.resources import parse_size
 
+EXIT_INTERNAL = 1
 EXIT_INPUT = 2
 EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Gradient-descent dynamics of over-parameterised two-layer ReLU autoencoders.")
@@ -31,13 +44,8 @@ out = Console()
 err = Console(stderr=True)
 
 
-def fail(message: str, code: int = EXIT_INPUT) -> None:
-    """Print one error line and exit."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
 def _version(value: bool) -> None:
+    """``--version``."""
     if value:
         out.print(f"aedyn {aedyn_version()}")
         raise typer.Exit()
@@ -53,7 +61,7 @@ def main_callback(
 
 def _choice(value: str, allowed: tuple[str, ...], flag: str) -> str:
     if value not in allowed:
-        fail(f"{flag} {value!r} is not one of: {', '.join(allowed)}")
+        raise AedynError(f"{flag} {value!r} is not one of: {', '.join(allowed)}")
     return value
 
 
@@ -63,9 +71,9 @@ def _parse_lr(value: str, flag: str, *, allow_auto: bool = True) -> float | str:
     try:
         lr = float(value)
     except ValueError:
-        fail(f"{flag} must be {'auto or ' if allow_auto else ''}a positive number; got {value!r}")
+        raise AedynError(f"{flag} must be {'auto or ' if allow_auto else ''}a positive number; got {value!r}") from None
     if not 0 < lr < float("inf"):
-        fail(f"{flag} must be a positive number; got {value}")
+        raise AedynError(f"{flag} must be a positive number; got {value}")
     return lr
 
 
@@ -75,13 +83,7 @@ def _parse_classes(value: str | None) -> tuple[int, ...] | None:
     try:
         return tuple(int(c) for c in value.split(",") if c.strip())
     except ValueError:
-        fail(f"--classes takes digits separated by commas, e.g. --classes 0,1,7; got {value!r}")
-    return None
-
-
-def _refuse_overwrite(path: Path | None, force: bool, flag: str) -> None:
-    if path is not None and path.exists() and not force:
-        fail(f"{path} already exists; choose another {flag} or pass --force to overwrite it")
+        raise AedynError(f"--classes takes digits separated by commas, e.g. --classes 0,1,7; got {value!r}") from None
 
 
 RegimeOpt = Annotated[str, typer.Option(help=f"Which layers train: {', '.join(REGIMES)}.")]
@@ -95,11 +97,15 @@ NormalizeOpt = Annotated[bool, typer.Option("--normalize/--no-normalize",
 KappaOpt = Annotated[float, typer.Option(help="Encoder init: w_r ~ N(0, kappa^2 I).")]
 NuOpt = Annotated[float, typer.Option(help="Decoder init scale.")]
 DecoderInitOpt = Annotated[str, typer.Option(help=f"Decoder entries: {', '.join(DECODER_INITS)}.")]
-SeedOpt = Annotated[int, typer.Option(help="Seeds the data draw and the initialisation.")]
+SeedOpt = Annotated[int, typer.Option(help="Seeds the initialisation (and the data draw unless --data-seed).")]
+DataSeedOpt = Annotated[int | None, typer.Option(help="Seeds the data draw (sphere samples, subsets); default: --seed. "
+                                                      "The two feed independent random streams.")]
+MaxMemoryOpt = Annotated[str | None, typer.Option(help="Refuse jobs estimated to need more, e.g. 8GB (default: the "
+                                                       "memory available now).")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
 DtypeOpt = Annotated[str, typer.Option(help="float64 (default) or float32.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Write the JSON record here.")]
-ForceOpt = Annotated[bool, typer.Option(help="Overwrite output files if they exist.")]
+ForceOpt = Annotated[bool, typer.Option(help="Replace output files that exist.")]
 
 
 @app.command()
@@ -118,6 +124,7 @@ def train(
     init_scale: Annotated[str, typer.Option(help="Output scale alpha: ntk (1/sqrt(m)), mean-field (1/m) "
                                                  "or a number.")] = "ntk",
     seed: SeedOpt = 0,
+    data_seed: DataSeedOpt = None,
     lr: Annotated[str, typer.Option(help="Step size, or auto = 1/lambda_max of the finite-width NTK.")] = "auto",
     lr_decoder: Annotated[str | None, typer.Option(help="Separate decoder step size (joint, decoder).")] = None,
     steps: Annotated[int, typer.Option(help="Step budget.")] = 5000,
@@ -129,33 +136,47 @@ def train(
     out_path: OutOpt = None,
     save_params: Annotated[Path | None, typer.Option(help="Write final parameters (.npz) here.")] = None,
     force: ForceOpt = False,
+    max_memory: MaxMemoryOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train one autoencoder by full-batch gradient descent and summarise the run."""
-    _refuse_overwrite(out_path, force, "--out")
-    _refuse_overwrite(save_params, force, "--save-params")
     job = TrainJob(
         regime=_choice(regime, REGIMES, "--regime"), data=data, n=n, d=d, classes=_parse_classes(classes),
         key=key, normalize=normalize, width=width, kappa=kappa, nu=nu,
         decoder_init=_choice(decoder_init, DECODER_INITS, "--decoder-init"), init_scale=init_scale, seed=seed,
-        lr=_parse_lr(lr, "--lr"),
+        data_seed=data_seed, lr=_parse_lr(lr, "--lr"),
         lr_decoder=None if lr_decoder is None else _parse_lr(lr_decoder, "--lr-decoder", allow_auto=False),
         steps=steps, target=target, record_every=record_every, ntk_every=ntk_every, device=device, dtype=dtype)
-    result = _run_with_progress(job, quiet)
+    outputs = check_outputs({"--out": out_path, "--save-params": save_params}, force=force,
+                            inputs={"--data": job.data_path})
+    result = _run_with_progress(job, quiet, None if max_memory is None else parse_size(max_memory))
+    written = []
     if out_path is not None:
-        out_path.write_text(json.dumps(result.to_record(), indent=1))
+        written.append(("record", _save(lambda p, f: result.save(p, force=f), outputs["--out"], force)))
     if save_params is not None and result.params is not None:
-        result.params.to(device="cpu").save(save_params)
-    _print_summary(result, out_path, save_params)
+        params = result.params.to(device="cpu")
+        written.append(("parameters", _save(lambda p, f: params.save(p, force=f), outputs["--save-params"], force)))
+    _print_summary(result, written)
     if result.status == "diverged":
         raise typer.Exit(EXIT_DIVERGED)
 
 
 def note(message: str) -> None:
-    err.print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
-def _run_with_progress(job: TrainJob, quiet: bool) -> TrainResult:
+def _save(write: Callable[[Path, bool], Path], path: Path, force: bool) -> Path:
+    """Write a finished result to ``path``; if that path appeared while the job ran, keep the
+    result under the next free name and say so rather than lose it."""
+    try:
+        return write(path, force)
+    except OutputExistsError:
+        other = free_sibling(path)
+        note(f"{path} appeared while this ran and was left alone; writing {other} instead")
+        return write(other, False)
+
+
+def _run_with_progress(job: TrainJob, quiet: bool, max_memory: int | None) -> TrainResult:
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss {task.fields[rel]}"), TimeElapsedColumn(),
                         console=err, transient=True, disable=quiet)
@@ -170,10 +191,10 @@ def _run_with_progress(job: TrainJob, quiet: bool) -> TrainResult:
                 progress.update(task, description="training")
             progress.update(task, completed=k + 1, rel=f"{loss / state['L0']:.2e} x initial")
 
-        return run_job(job, callback=callback, on_note=note)
+        return run_job(job, callback=callback, on_note=note, max_memory=max_memory)
 
 
-def _print_summary(result: TrainResult, out_path: Path | None, save_params: Path | None) -> None:
+def _print_summary(result: TrainResult, written: list[tuple[str, Path]]) -> None:
     s = result.summary()
     colour = {"converged": "green", "max_steps": "yellow", "diverged": "red"}[result.status]
     rows = [("status", f"[{colour}]{result.status}[/] - {result.message}"),
@@ -186,10 +207,19 @@ def _print_summary(result: TrainResult, out_path: Path | None, save_params: Path
         eta += f"; decoder {result.lr_decoder:.4g}"
     rows.append(("eta", eta))
     fit = result.rate_fit
+    floor = "" if fit is None or fit.floor_step is None else (
+        f"; the loss reached the {result.config.get('dtype', 'float64')} rounding floor at step {fit.floor_step}, "
+        "later steps are not fitted")
     rows.append(("rate", "-" if fit is None else
                  f"{fit.rate:.6f} per step (loss contraction; log-linear fit over steps {fit.start}-{fit.stop}, "
-                 f"R^2 = {fit.r2:.4f})"))
-    moved = [f"||{L}-{L}0||/||{L}0|| = {s[f'weight_change_{L}']:.3e}" for L in "WV" if f"weight_change_{L}" in s]
+                 f"R^2 = {fit.r2:.4f}{floor})"))
+    moved = []
+    for L in "WV":
+        if f"weight_change_{L}" not in s:
+            continue
+        rel, dist = s[f"weight_change_{L}"], s[f"weight_distance_{L}"]
+        moved.append(f"||{L}-{L}0||/||{L}0|| = {rel:.3e}" if rel == rel else
+                     f"||{L}-{L}0||/||{L}0|| undefined ({L}0 = 0), ||{L}-{L}0|| = {dist:.3e}")
     rows.append(("movement", ", ".join(moved)))
     neuron = [f"max_r ||{c}_r-{c}_r(0)|| = {s[f'max_neuron_change_{L}']:.3e}"
               for L, c in (("W", "w"), ("V", "v")) if f"max_neuron_change_{L}" in s]
@@ -201,9 +231,7 @@ def _print_summary(result: TrainResult, out_path: Path | None, save_params: Path
                             f"drift ||Theta(t)-Theta(0)||/||Theta(0)|| = {s['ntk_drift']:.3e} "
                             f"({result.config.get('ntk_drift_method')})"))
     rows.append(("wall time", f"{result.wall_time:.2f} s"))
-    for path, what in ((out_path, "record"), (save_params, "parameters")):
-        if path is not None:
-            rows.append(("wrote", f"{what} to {path}"))
+    rows += [("wrote", f"{what} to {path}") for what, path in written]
     _print_rows(rows)
 
 
@@ -228,23 +256,26 @@ def kernel(
     nu: NuOpt = 1.0,
     decoder_init: DecoderInitOpt = "gaussian",
     seed: SeedOpt = 0,
-    tol: Annotated[float, typer.Option(help="Relative accuracy of the finite-width eigenvalues.")] = 1e-8,
+    data_seed: DataSeedOpt = None,
+    tol: Annotated[float, typer.Option(help="Relative accuracy of the finite-width eigenvalues, in (0, 1).")] = 1e-8,
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float64",
     out_path: OutOpt = None,
     force: ForceOpt = False,
+    max_memory: MaxMemoryOpt = None,
 ) -> None:
     """The NTK's spectrum: lambda_0 = lambda_min(K0), mu_0 = lambda_min(K1), the regime kernel, and
     with --width the finite-width NTK beside them (matrix-free, any n*d)."""
-    _refuse_overwrite(out_path, force, "--out")
     job = KernelJob(regime=_choice(regime, REGIMES, "--regime"), data=data, n=n, d=d,
                     classes=_parse_classes(classes), key=key, normalize=normalize, width=width, kappa=kappa, nu=nu,
-                    decoder_init=_choice(decoder_init, DECODER_INITS, "--decoder-init"), seed=seed, tol=tol,
-                    device=device, dtype=dtype)
+                    decoder_init=_choice(decoder_init, DECODER_INITS, "--decoder-init"), seed=seed,
+                    data_seed=data_seed, tol=tol, device=device, dtype=dtype)
+    outputs = check_outputs({"--out": out_path}, force=force, inputs={"--data": job.data_path})
     with err.status("computing spectra", spinner="dots"):
-        record = run_kernel_job(job, on_note=note)
+        record = run_kernel_job(job, on_note=note, max_memory=None if max_memory is None else parse_size(max_memory))
+    written = None
     if out_path is not None:
-        out_path.write_text(json.dumps(jsonable(record), indent=1))
+        written = _save(lambda p, f: write_json(p, record, force=f, flag="--out"), outputs["--out"], force)
     rows = [("data", f"{data}: n = {record['n']}, d = {record['d']} (nd = {record['n'] * record['d']})")]
     if "infinite" in record:
         inf = record["infinite"]
@@ -253,7 +284,8 @@ def kernel(
                  (f"K_{regime}", f"lambda_min {inf['lambda_min']:.6g}, lambda_max {inf['lambda_max']:.6g}, "
                                  f"condition number {inf['condition_number']:.4g}  (infinite width; NTK = K ⊗ I_d)")]
     else:
-        rows.append(("infinite", "no infinite-width NTK for tied (f_0 grows like sqrt(m)); finite width only"))
+        rows.append(("infinite", "the tied NTK's infinite-width limit couples output coordinates (not K ⊗ I_d); "
+                                 "not computed here, finite width only"))
     if "finite" in record:
         fin = record["finite"]
         conv = "" if fin["converged"] else "  [not converged: raise --tol]"
@@ -261,25 +293,98 @@ def kernel(
                      f"lambda_min {fin['lambda_min']:.6g}, lambda_max {fin['lambda_max']:.6g}, "
                      f"condition number {fin['condition_number']:.4g}{conv}"))
         if "gap" in record:
-            g = record["gap"]
-            rows.append(("gap", f"lambda_min {100 * g['lambda_min']:+.3f}%, lambda_max {100 * g['lambda_max']:+.3f}% "
+            g = {k: "n/a (singular infinite-width kernel)" if v is None else f"{100 * v:+.3f}%"
+                 for k, v in record["gap"].items()}
+            rows.append(("gap", f"lambda_min {g['lambda_min']}, lambda_max {g['lambda_max']} "
                                 "(finite vs infinite width)"))
     rows.append(("wall time", f"{record['wall_time']:.2f} s"))
-    if out_path is not None:
-        rows.append(("wrote", f"record to {out_path}"))
+    if written is not None:
+        rows.append(("wrote", f"record to {written}"))
     _print_rows([(k, escape(v)) for k, v in rows])
 
 
-def main() -> None:
-    """Entry point: run the app; turn :class:`AedynError` into one line and exit code 2."""
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so ``finally`` blocks (temporary files) run."""
+
+
+@contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Terminated` while a command runs (main thread only)."""
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated
+
     try:
-        app()
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default ``sys.argv[1:]``) and return the exit code.
+
+    Every failure ends as one line on stderr: :class:`AedynError` (exit 2) and usage errors
+    (exit 2) say what to fix; running out of memory says so (exit 2); anything else is an internal
+    error (exit 1) whose traceback ``--debug`` (anywhere on the line) or ``AEDYN_DEBUG=1`` shows.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("AEDYN_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
+    command = get_command(app)
+    try:
+        with _terminate_cleanly():
+            code = command.main(args=args, prog_name="aedyn", standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except AedynError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(EXIT_INPUT)
+        _error(str(exc))
+        return EXIT_INPUT
+    except typer.Abort:  # EOF on stdin
+        _error("aborted (end of input)")
+        return EXIT_INPUT
+    except _Terminated:
+        err.print("terminated", highlight=False)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         err.print("interrupted", highlight=False)
-        sys.exit(130)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if getattr(exc, "exit_code", None) is not None and hasattr(exc, "format_message"):  # click usage error
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                out.print(exc.ctx.get_help(), highlight=False)  # type: ignore[attr-defined]
+                return 0
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see '{ctx.command_path} --help')" if ctx is not None else " (see 'aedyn --help')"
+            _error(" ".join(exc.format_message().split()) + where)
+            return int(exc.exit_code)  # type: ignore[attr-defined]
+        if debug:
+            traceback.print_exc()
+        if _out_of_memory(exc):
+            _error(f"out of memory ({type(exc).__name__}): make the problem smaller (--width, --n, --steps) or "
+                   "set --max-memory to be warned before allocating")
+            return EXIT_INPUT
+        message = " ".join(str(exc).split())[:300]
+        _error(f"internal error: {type(exc).__name__}: {message}; rerun with --debug for the traceback")
+        return EXIT_INTERNAL
+
+
+def _error(message: str) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def main() -> None:
+    """Console entry point."""
+    sys.exit(run())
 
 
 if __name__ == "__main__":

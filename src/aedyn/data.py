@@ -1,27 +1,37 @@
 """Data: where samples come from, and the one path that validates them.
 
 ``X`` is ``n x d``, one sample per row. The theory assumes ``||x_i|| = 1``; :func:`validate`
-normalises rows by default (and warns that it did), refuses empty, non-2-D, non-finite and zero
-rows, and warns when two rows are parallel (``|cos| > 1 - 1e-9``), because the encoder kernel is
-then singular (``lambda_0 = 0``; Du et al. 2019, Thm 3.1).
+normalises rows by default (and warns that it did), refuses empty, non-2-D, non-finite, zero and
+subnormal rows, and warns when two rows are parallel (``|cos| > 1 - 1e-9``), because the encoder
+kernel is then singular (``lambda_0 = 0``; Du et al. 2019, Thm 3.1).
 
 Sources: ``sphere`` (uniform on the unit sphere), ``digits`` (scikit-learn's bundled 8x8 digits,
 ``d = 64``) and files (``.npy``, ``.npz`` with a key, ``.csv``, MNIST IDX ``*-ubyte[.gz]``).
+:func:`check_source` checks every source option before anything is loaded, and
+:func:`expected_shape` says what :func:`load_data` will return without loading it where that is
+cheap. Every unreadable file is an :class:`AedynError` whose one line names the file and the fix.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import math
+import os
 import warnings
-from collections.abc import Sequence
+import zipfile
+import zlib
+from array import array
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from aedyn._check import check_count, check_int, check_seed
 from aedyn._seed import numpy_generator, torch_generator
 from aedyn._tensor import as_tensor, resolve_device, resolve_dtype
 from aedyn.errors import AedynError, AedynWarning
@@ -32,14 +42,25 @@ PARALLEL_TOL = 1e-9
 NORM_TOL = 1e-10
 """Rows whose norm differs from 1 by more than this are not unit rows."""
 
+PARALLEL_CAP = 32 * 2**20
+"""Bytes of temporaries the parallel-row check may use on top of ``O(n d)``."""
+
 SOURCES = ("sphere", "digits")
 FILE_SUFFIXES = (".npy", ".npz", ".csv", "-ubyte", "-ubyte.gz", ".idx", ".idx.gz")
+
+DIGIT_COUNTS = (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
+"""Samples per label 0..9 in scikit-learn's digits (1797 in all), so shapes are known unloaded."""
+
+_TINY = float(np.finfo(np.float64).tiny)
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def sphere(n: int, d: int, *, seed: int = 0) -> torch.Tensor:
     """``n`` points uniform on the unit sphere ``S^{d-1}`` (normalised Gaussians), float64."""
-    _check_count(n, "n", "number of samples")
-    _check_count(d, "d", "input dimension")
+    n = check_count(n, "n", hint=" (the number of samples, --n)")
+    d = check_count(d, "d", hint=" (the input dimension, --d)")
     X = torch.randn(n, d, generator=torch_generator(seed, "data"), dtype=torch.float64)
     return X / X.norm(dim=1, keepdim=True)
 
@@ -53,16 +74,13 @@ def digits(n: int | None = None, *, seed: int = 0, classes: Sequence[int] | None
     """
     from sklearn.datasets import load_digits
 
+    chosen = None if classes is None else _digit_classes(classes)
     bunch = load_digits()
     X, y = np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target)
-    if classes is not None:
-        classes = sorted({int(c) for c in classes})
-        bad = [c for c in classes if not 0 <= c <= 9]
-        if bad:
-            raise AedynError(f"digit classes must be in 0..9; got {bad}; fix --classes")
-        keep = np.isin(y, classes)
+    if chosen is not None:
+        keep = np.isin(y, chosen)
         X, y = X[keep], y[keep]
-    idx = _subsample_index(len(X), n, seed, what="digits" + (f" of classes {classes}" if classes else ""))
+    idx = _subsample_index(len(X), n, seed, what=_digits_label(chosen))
     X_t, y_t = torch.from_numpy(X[idx]), torch.from_numpy(y[idx])
     return (X_t, y_t) if return_labels else X_t
 
@@ -70,32 +88,32 @@ def digits(n: int | None = None, *, seed: int = 0, classes: Sequence[int] | None
 def read_file(path: str | Path, *, key: str | None = None) -> np.ndarray:
     """Read a data matrix from ``.npy``, ``.npz`` (``key`` names the array; optional if only one),
     ``.csv`` (numbers only, one sample per row, one header line allowed) or MNIST IDX
-    (``*-ubyte``, ``*.idx``, gzipped or not; images are flattened to rows)."""
+    (``*-ubyte``, ``*.idx``, gzipped or not; images are flattened to float64 rows).
+
+    Returns an in-memory array. Any file that cannot be read (missing, a folder, unreadable,
+    empty, truncated, corrupt, of the wrong format, too large for memory) is an
+    :class:`AedynError` naming the file and the problem.
+    """
     path = Path(path)
-    if not path.exists():
-        raise AedynError(f"data file {str(path)!r} does not exist; check the path or use --data sphere|digits")
-    if path.is_dir():
-        raise AedynError(f"{str(path)!r} is a folder, not a data file; name a .npy, .npz, .csv or IDX file")
-    name = path.name.lower()
-    if name.endswith(".npy"):
-        return _read_npy(path)
-    if name.endswith(".npz"):
-        return _read_npz(path, key)
-    if name.endswith(".csv"):
-        return _read_csv(path)
-    if name.endswith(("-ubyte", "-ubyte.gz", ".idx", ".idx.gz")):
-        return _read_idx(path)
-    raise AedynError(f"cannot tell the format of {str(path)!r}; use a file ending in "
-                     ".npy, .npz, .csv, -ubyte or -ubyte.gz")
+    _check_path(path)
+    label = _label(path)
+    with _memory_guard(label):
+        arr = _open_file(path, key)
+        if _format(path) == "idx":
+            return arr.astype(np.float64)
+        return np.array(arr) if isinstance(arr, np.memmap) else arr
 
 
 def validate(X: Any, *, normalize: bool = True, dtype: str | torch.dtype = torch.float64,
              device: str | torch.device = "cpu", name: str = "data") -> torch.Tensor:
     """The one validation path for every data source.
 
-    Checks that ``X`` is numeric, 2-D, non-empty and finite with no zero row. Rows are scaled to
-    unit norm when ``normalize`` (an :class:`AedynWarning` says how many were changed); with
-    ``normalize=False`` a non-unit row is an error. Warns when two rows are parallel.
+    Checks that ``X`` is numeric, 2-D, non-empty and finite with no zero or subnormal row (a row
+    whose largest ``|entry|`` is below the smallest normal float64 has no accurately
+    representable direction). Rows are scaled to unit norm when ``normalize`` (an
+    :class:`AedynWarning` says how many were changed); with ``normalize=False`` a non-unit row is
+    an error. Norms are computed as ``s * ||x / s||`` with ``s = max_j |x_j|``, so rows of
+    ``1e308`` or ``1e-300`` neither overflow nor underflow. Warns when two rows are parallel.
     Returns a tensor of the requested dtype on the requested device.
     """
     dtype = resolve_dtype(dtype)
@@ -113,24 +131,106 @@ def validate(X: Any, *, normalize: bool = True, dtype: str | torch.dtype = torch
         count = int((~finite).sum())
         raise AedynError(f"{name} row {i} contains {kind} ({count} non-finite row(s) in all); "
                          "remove or impute those rows")
-    norms = X.norm(dim=1)
-    zero = norms == 0
+    scale = X.abs().amax(dim=1)
+    zero = scale == 0
     if bool(zero.any()):
         i = int(zero.nonzero()[0])
         raise AedynError(f"{name} row {i} is all zeros ({int(zero.sum())} zero row(s) in all); a zero row "
                          "cannot lie on the unit sphere: drop it")
+    subnormal = scale < _TINY
+    if bool(subnormal.any()):
+        i = int(subnormal.nonzero()[0])
+        raise AedynError(f"{name} row {i} is subnormal (largest |entry| {float(scale[i]):.3g} < {_TINY:.2g}): its "
+                         f"direction is not representable accurately ({int(subnormal.sum())} such row(s)); "
+                         "rescale the data")
+    Y = X / scale[:, None]
+    rel = Y.norm(dim=1)  # in [1, sqrt(d)]: no overflow, no underflow
+    norms = scale * rel  # inf when the true norm exceeds the float64 range: then certainly not 1
     off = (norms - 1).abs() > NORM_TOL
     if bool(off.any()):
         if not normalize:
             i = int(off.nonzero()[0])
-            raise AedynError(f"{name} row {i} has norm {float(norms[i]):.6g}, not 1 ({int(off.sum())} such rows); "
+            shown = (f"{float(norms[i]):.6g}" if math.isfinite(float(norms[i]))
+                     else f"{float(rel[i]):.6g} x {float(scale[i]):.6g} (beyond float64)")
+            raise AedynError(f"{name} row {i} has norm {shown}, not 1 ({int(off.sum())} such rows); "
                              "normalise the rows yourself or drop --no-normalize (normalize=False)")
-        X = X / norms[:, None]
+        X = Y.div_(rel[:, None])
         warnings.warn(AedynWarning(f"normalised {int(off.sum())} of {n} rows to unit norm (the theory assumes "
                                    "||x_i|| = 1); pass --no-normalize (normalize=False) to refuse such data instead"),
                       stacklevel=2)
+    del Y
     _warn_parallel(X, name)
     return X.to(device=resolve_device(device), dtype=dtype)
+
+
+def check_source(source: str | Path | Any, *, n: int | None = None, d: int | None = None,
+                 classes: Sequence[int] | None = None, key: str | None = None, seed: int = 0) -> None:
+    """Check every source option of :func:`load_data` without loading any data.
+
+    ``n`` and ``d`` are positive integers or ``None``; ``seed`` an integer in ``[0, 2^63 - 1]``;
+    ``sphere`` needs ``n`` and ``d``; ``digits`` takes ``d = 64`` only and non-empty ``classes``
+    in ``0..9``, with at most as many samples as those classes hold; ``classes`` belongs to
+    ``digits`` and ``key`` to ``.npz`` files only; a file must exist, be a regular readable file
+    with a known suffix (a ``.npy`` header is read to check ``n`` and ``d``); in-memory data takes
+    none of ``n``, ``d``, ``classes``, ``key``. Raises :class:`AedynError`; returns ``None``.
+    """
+    check_seed(seed)
+    if n is not None:
+        check_count(n, "n", hint=" (the number of samples, --n)")
+    if d is not None:
+        check_count(d, "d", hint=" (the input dimension, --d)")
+    kind, path = _source_kind(source)
+    label = kind if path is None else _label(path)
+    if kind == "data":
+        label = "in-memory data"
+    if classes is not None and kind != "digits":
+        raise AedynError(f"--classes filters digit labels; {label} has none: drop --classes (classes=None)")
+    if key is not None:
+        if not isinstance(key, str) or not key:
+            raise AedynError(f"--key must name an array inside a .npz file; got {key!r}")
+        if path is None or _format(path) != "npz":
+            raise AedynError(f"--key names an array inside a .npz file; {label} is not one: drop --key (key=None)")
+    if kind == "sphere":
+        if n is None or d is None:
+            raise AedynError("the sphere source needs both n and d (e.g. --n 32 --d 8)")
+    elif kind == "digits":
+        if d is not None and d != 64:
+            raise AedynError(f"digits are 8x8 images, so d = 64; got d = {d}: drop --d")
+        chosen = None if classes is None else _digit_classes(classes)
+        if n is not None:
+            _check_fits(n, _digit_total(chosen), _digits_label(chosen))
+    elif kind == "file":
+        assert path is not None
+        if _format(path) == "npy":
+            rows, cols = _matrix_shape(_open_file(path, None), label)
+            _check_columns(cols, d, label)
+            if n is not None:
+                _check_fits(n, rows, label)
+    elif n is not None or d is not None:
+        raise AedynError("n and d select samples of a named source; slice an in-memory array yourself")
+
+
+def expected_shape(source: str | Path | Any, *, n: int | None = None, d: int | None = None,
+                   classes: Sequence[int] | None = None, key: str | None = None) -> tuple[int, int] | None:
+    """The ``(rows, columns)`` that :func:`load_data` will return for these options, or ``None``
+    where that is not cheap to know (``.npz``, ``.csv``, IDX files and in-memory data).
+
+    Nothing is loaded: ``sphere`` gives ``(n, d)``, ``digits`` ``(n or the samples of the chosen
+    classes, 64)``, a ``.npy`` file its header's rows (or ``n``) and the product of its other
+    dimensions. The options are checked with :func:`check_source` first.
+    """
+    check_source(source, n=n, d=d, classes=classes, key=key)
+    kind, path = _source_kind(source)
+    if kind == "sphere":
+        assert n is not None and d is not None
+        return (int(n), int(d))
+    if kind == "digits":
+        total = _digit_total(None if classes is None else _digit_classes(classes))
+        return (total if n is None else int(n), 64)
+    if path is not None and _format(path) == "npy":
+        rows, cols = _matrix_shape(_open_file(path, None), _label(path))
+        return (rows if n is None else int(n), cols)
+    return None
 
 
 def load_data(source: str | Path | Any = "digits", *, n: int | None = None, d: int | None = None, seed: int = 0,
@@ -140,106 +240,327 @@ def load_data(source: str | Path | Any = "digits", *, n: int | None = None, d: i
 
     ``source`` is ``"sphere"`` (needs ``n`` and ``d``), ``"digits"`` (optional ``n``, ``classes``),
     a file path (optional ``n`` draws a seeded random subset of rows; ``key`` for ``.npz``), or an
-    array/tensor already in memory. Every source goes through :func:`validate`.
+    array/tensor already in memory. The options are checked first by :func:`check_source`. A
+    ``.npy`` file is memory-mapped, so ``n`` rows of a huge file are read without loading the rest;
+    the result is always an ordinary in-memory tensor. Every source goes through :func:`validate`.
     """
-    if isinstance(source, str) and source == "sphere":
-        if n is None or d is None:
-            raise AedynError("the sphere source needs both n and d (e.g. --n 32 --d 8)")
-        raw: Any = sphere(n, d, seed=seed)
-        label = "sphere"
-    elif isinstance(source, str) and source == "digits":
-        if d is not None and d != 64:
-            raise AedynError(f"digits are 8x8 images, so d = 64; got d = {d}: drop --d")
-        raw = digits(n, seed=seed, classes=classes)
-        label = "digits"
-    elif isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.exists() and isinstance(source, str) and "." not in path.name and "/" not in source:
-            raise AedynError(f"unknown data source {source!r}; use sphere, digits or a path to a "
-                             ".npy/.npz/.csv/IDX file")
-        arr = read_file(path, key=key)
-        if arr.ndim > 2:
-            arr = arr.reshape(arr.shape[0], -1)
-        if d is not None and arr.ndim == 2 and arr.shape[1] != d:
-            raise AedynError(f"{path.name} has d = {arr.shape[1]} columns but d = {d} was asked for; drop --d")
-        if n is not None and arr.ndim == 2:
-            arr = arr[_subsample_index(arr.shape[0], n, seed, what=path.name)]
-        raw, label = arr, path.name
-    else:
-        raw, label = source, "data"
-        if n is not None or d is not None:
-            raise AedynError("n and d select samples of a named source; slice an in-memory array yourself")
-    return validate(raw, normalize=normalize, dtype=dtype, device=device, name=label)
+    check_source(source, n=n, d=d, seed=seed, classes=classes, key=key)
+    kind, path = _source_kind(source)
+    label = "data" if path is None else _label(path)
+    if kind in SOURCES:
+        label = kind
+    with _memory_guard(label):
+        if kind == "sphere":
+            assert n is not None and d is not None
+            raw: Any = sphere(n, d, seed=seed)
+        elif kind == "digits":
+            raw = digits(n, seed=seed, classes=classes)
+        elif kind == "file":
+            assert path is not None
+            raw = _load_file(path, key=key, n=n, d=d, seed=seed)
+        else:
+            raw = source
+        return validate(raw, normalize=normalize, dtype=dtype, device=device, name=label)
 
 
 # ----------------------------------------------------------------------------------------------
-# helpers
+# sources and options
 
 
-def _check_count(value: Any, flag: str, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise AedynError(f"{flag} ({what}) must be a positive integer; got {value!r}")
+def _source_kind(source: Any) -> tuple[str, Path | None]:
+    """``("sphere" | "digits", None)``, ``("file", path)`` after the path checks, or ``("data", None)``."""
+    if isinstance(source, str) and source in SOURCES:
+        return source, None
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        if isinstance(text, bytes) or not text.strip():
+            raise AedynError(f"data source {source!r} is not a name or a path; use sphere, digits or a path "
+                             "to a .npy/.npz/.csv/IDX file")
+        path = Path(text)
+        if (isinstance(source, str) and not path.exists() and "." not in path.name
+                and "/" not in text and os.sep not in text):
+            raise AedynError(f"unknown data source {source!r}; use sphere, digits or a path to a "
+                             ".npy/.npz/.csv/IDX file")
+        _check_path(path)
+        return "file", path
+    return "data", None
+
+
+def _check_path(path: Path) -> None:
+    """A path names an existing, regular, readable file with a known suffix."""
+    shown = repr(str(path))
+    try:
+        if not path.exists():
+            raise AedynError(f"data file {shown} does not exist; check the path or use --data sphere|digits")
+        if path.is_dir():
+            raise AedynError(f"{shown} is a folder, not a data file; name a .npy, .npz, .csv or IDX file")
+        if not path.is_file():
+            raise AedynError(f"{shown} is not a regular file; name a .npy, .npz, .csv or IDX file")
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    if _format(path) is None:
+        raise AedynError(f"cannot tell the format of {shown}; use a file ending in "
+                         ".npy, .npz, .csv, -ubyte or -ubyte.gz")
+    if not os.access(path, os.R_OK):
+        raise AedynError(f"cannot read {shown}: permission denied; make the file readable (chmod u+r)")
+
+
+def _format(path: Path) -> str | None:
+    name = path.name.lower()
+    if name.endswith(".npy"):
+        return "npy"
+    if name.endswith(".npz"):
+        return "npz"
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith(("-ubyte", "-ubyte.gz", ".idx", ".idx.gz")):
+        return "idx"
+    return None
+
+
+def _digit_classes(classes: Any) -> list[int]:
+    """``classes`` as a sorted list of distinct digits 0..9; empty, non-integer, out of range refused."""
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
+        raise AedynError(f"--classes must be a list of digits 0..9, e.g. [0, 1]; got {classes!r}")
+    values = [check_int(c, "each --classes entry", hint=" (digit labels are 0..9)") for c in classes]
+    if not values:
+        raise AedynError("--classes is empty; name at least one digit 0..9 or drop --classes (classes=None)")
+    bad = sorted({c for c in values if not 0 <= c <= 9})
+    if bad:
+        raise AedynError(f"digit classes must be in 0..9; got {bad}; fix --classes")
+    return sorted(set(values))
+
+
+def _digit_total(chosen: list[int] | None) -> int:
+    return sum(DIGIT_COUNTS) if chosen is None else sum(DIGIT_COUNTS[c] for c in chosen)
+
+
+def _digits_label(chosen: list[int] | None) -> str:
+    return "digits" + (f" of classes {chosen}" if chosen else "")
+
+
+def _check_fits(n: int, total: int, what: str) -> None:
+    if total == 0:
+        raise AedynError(f"{what} holds no samples; name another file")
+    if n > total:
+        raise AedynError(f"n = {n} but {what} has only {total} samples; pass --n {total} or fewer")
+
+
+def _check_columns(cols: int, d: int | None, label: str) -> None:
+    if d is not None and cols != d:
+        raise AedynError(f"{label} has d = {cols} columns but d = {d} was asked for; drop --d")
 
 
 def _subsample_index(total: int, n: int | None, seed: int, *, what: str) -> np.ndarray:
     if total == 0:
-        raise AedynError(f"{what} holds no samples; choose other classes or another file")
+        raise AedynError(f"{what} holds no samples; name another file")
     if n is None:
         return np.arange(total)
-    _check_count(n, "n", "number of samples")
-    if n > total:
-        raise AedynError(f"n = {n} but {what} has only {total} samples; pass --n {total} or fewer")
+    n = check_count(n, "n", hint=" (the number of samples, --n)")
+    _check_fits(n, total, what)
     return np.sort(numpy_generator(seed, "data").choice(total, size=n, replace=False))
 
 
-def _read_npy(path: Path) -> np.ndarray:
+def _matrix_shape(arr: np.ndarray, label: str) -> tuple[int, int]:
+    """``(rows, columns)`` of ``arr`` read as one sample per leading index; checks it holds numbers."""
+    if arr.dtype.kind not in "biuf":
+        what = "complex numbers" if arr.dtype.kind == "c" else f"values of dtype {arr.dtype}"
+        raise AedynError(f"{label} holds {what}, not real numbers; save a real numeric array")
+    if arr.ndim < 2:
+        got = "a single number" if arr.ndim == 0 else f"a 1-D array of {arr.shape[0]} values"
+        raise AedynError(f"{label} holds {got}; data must be 2-D (n samples x d features): save it reshaped "
+                         "to (-1, 1) for d = 1 or (1, -1) for one sample")
+    return int(arr.shape[0]), int(math.prod(arr.shape[1:]))
+
+
+def _load_file(path: Path, *, key: str | None, n: int | None, d: int | None, seed: int) -> np.ndarray:
+    """The rows of a data file as an in-memory ``rows x columns`` array (a seeded subset when ``n``)."""
+    label = _label(path)
+    arr = _open_file(path, key)
+    rows, cols = _matrix_shape(arr, label)
+    _check_columns(cols, d, label)
+    if n is not None:
+        arr = arr[_subsample_index(rows, n, seed, what=label)]  # fancy indexing reads only those rows
+    if isinstance(arr, np.memmap) or isinstance(arr.base, np.memmap):
+        arr = np.array(arr)  # an ordinary in-memory copy; the file is read here
+    return arr.reshape(arr.shape[0], cols)
+
+
+# ----------------------------------------------------------------------------------------------
+# file readers: each returns the stored array (a memory map for .npy) or raises one AedynError line
+
+
+def _open_file(path: Path, key: str | None) -> np.ndarray:
+    label = _label(path)
     try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise AedynError(f"{path.name} is not a readable .npy array ({_first_line(exc)}); "
-                         "save it with numpy.save") from None
+        size = path.stat().st_size
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    if size == 0:
+        raise AedynError(f"{label} is empty (0 bytes); write the data to it again or name another file")
+    fmt = _format(path)
+    if fmt == "npy":
+        return _read_npy(path)
+    if fmt == "npz":
+        return _read_npz(path, key)
+    if fmt == "csv":
+        return _read_csv(path)
+    return _read_idx(path)
+
+
+def _head(path: Path, size: int = 8) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(size)
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """The array of a ``.npy`` file, memory-mapped read-only (nothing is read until indexed)."""
+    label = _label(path)
+    head = _head(path)
+    if not head.startswith(_NPY_MAGIC):
+        if head.startswith(_ZIP_MAGIC):
+            raise AedynError(f"{label} is a .npz archive, not a .npy array; rename it to .npz")
+        raise AedynError(f"{label} is not a .npy file (it does not start with the NumPy header); "
+                         "save the array with numpy.save")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except MemoryError:
+        raise
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    except Exception as exc:  # a damaged header fails anywhere in NumPy's parser (even tokenize errors)
+        raise AedynError(f"{label} is truncated or corrupt ({_first_line(exc)}); save it again with "
+                         "numpy.save") from None
+    if not isinstance(arr, np.ndarray):
+        raise AedynError(f"{label} is not a .npy array; save it with numpy.save")
+    return arr
 
 
 def _read_npz(path: Path, key: str | None) -> np.ndarray:
+    label = _label(path)
+    head = _head(path)
+    if head.startswith(_NPY_MAGIC):
+        raise AedynError(f"{label} is a .npy array, not a .npz archive; rename it to .npy")
+    if not head.startswith(_ZIP_MAGIC):
+        raise AedynError(f"{label} is not a .npz archive (not a zip file); save it with numpy.savez")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise AedynError(f"{path.name} is not a readable .npz archive ({_first_line(exc)}); "
-                         "save it with numpy.savez") from None
+    except MemoryError:
+        raise
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    except Exception as exc:  # zipfile.BadZipFile, EOFError, ValueError, ...
+        raise AedynError(f"{label} is a truncated or corrupt .npz archive ({_first_line(exc)}); "
+                         "save it again with numpy.savez") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise AedynError(f"{label} is not a .npz archive; save it with numpy.savez")
     with archive:
         keys = list(archive.files)
+        if not keys:
+            raise AedynError(f"{label} holds no arrays; save the data into it with numpy.savez")
         if key is None:
             if len(keys) != 1:
-                raise AedynError(f"{path.name} holds arrays {keys}; name one with --key (key=...)")
+                raise AedynError(f"{label} holds arrays {_listing(keys)}; name one with --key (key=...)")
             key = keys[0]
         if key not in keys:
-            raise AedynError(f"{path.name} has no array {key!r}; it holds {keys}: pass one of them as --key")
+            raise AedynError(f"{label} has no array {key!r}; it holds {_listing(keys)}: pass one of them as --key")
         try:
-            return archive[key]
-        except ValueError as exc:
-            raise AedynError(f"{path.name}[{key!r}] cannot be read ({_first_line(exc)})") from None
+            value = archive[key]
+        except MemoryError:
+            raise
+        except OSError as exc:
+            raise _os_error(path, exc) from None
+        except Exception as exc:  # BadZipFile (CRC), zlib.error, EOFError, ValueError, header parse errors
+            raise AedynError(f"{label}[{key!r}] cannot be read ({_first_line(exc)}); the archive is damaged "
+                             "or holds Python objects: save it again with numpy.savez") from None
+    if not isinstance(value, np.ndarray):
+        raise AedynError(f"{label}[{key!r}] is not a NumPy array; save the archive with numpy.savez")
+    return value
 
 
 def _read_csv(path: Path) -> np.ndarray:
-    rows: list[list[float]] = []
-    with path.open(newline="") as fh:
-        for lineno, record in enumerate(csv.reader(fh), start=1):
-            if not record or all(not c.strip() for c in record):
-                continue
-            try:
-                rows.append([float(c) for c in record])
-            except ValueError:
-                if lineno == 1 and not rows:
-                    continue  # a header line
-                col = next(j for j, c in enumerate(record, start=1) if not _is_number(c))
-                raise AedynError(f"{path.name} line {lineno} column {col} is not a number "
-                                 f"({record[col - 1]!r}); the CSV must hold numbers only, one sample per row "
-                                 "(one header line is allowed)") from None
-    if rows:
-        widths = {len(r) for r in rows}
-        if len(widths) > 1:
-            raise AedynError(f"{path.name} has rows of different lengths {sorted(widths)}; every row needs d values")
-    return np.asarray(rows, dtype=np.float64).reshape(len(rows), -1 if rows else 0)
+    """Numbers only, one sample per row, comma-separated, UTF-8 (a BOM is fine). The first non-empty
+    row is a header, skipped with a note, only when none of its fields is a number; values are
+    parsed into a compact float64 buffer (8 bytes a value)."""
+    label = _label(path)
+    values = array("d")
+    ncol = first_line = 0
+    rows = records = 0
+    header = False
+    lineno = 0
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            for record in reader:
+                lineno = reader.line_num
+                if not record or all(not c.strip() for c in record):
+                    continue  # a blank line is no sample
+                records += 1
+                if rows and len(record) != ncol:
+                    raise AedynError(f"{label} has rows of different lengths: line {lineno} has {len(record)} "
+                                     f"values but line {first_line} has {ncol}; every row needs d values")
+                try:
+                    values.extend(map(float, record))
+                except ValueError:
+                    del values[rows * ncol:]
+                    if records == 1 and not any(_is_number(c) for c in record):
+                        header = True
+                        if not any("\x00" in c for c in record):
+                            warnings.warn(AedynWarning(f"{label}: skipped header line {lineno} "
+                                                       f"{_short(','.join(record))}"), stacklevel=4)
+                            continue
+                    raise _csv_cell_error(label, lineno, record, records == 1) from None
+                if not rows:
+                    ncol, first_line = len(record), lineno
+                rows += 1
+    except UnicodeDecodeError:
+        line, byte = _first_non_utf8(path)
+        raise AedynError(f"{label} is not UTF-8 text (byte 0x{byte:02x} on line {line}); save it as a UTF-8 "
+                         "comma-separated file") from None
+    except csv.Error as exc:
+        raise AedynError(f"{label} line {lineno + 1} cannot be parsed as CSV ({_first_line(exc)}); save the "
+                         "data as comma-separated numbers") from None
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    if not rows:
+        what = "only a header line" if header else "no data rows"
+        raise AedynError(f"{label} holds {what}; the CSV needs one sample per row")
+    return np.frombuffer(values, dtype=np.float64).reshape(rows, ncol)
+
+
+def _first_non_utf8(path: Path) -> tuple[int, int]:
+    """Line number and value of the first byte that is not UTF-8, read in chunks."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:  # exc.object: a partial character (no newline) + chunk
+                    return line + exc.object.count(b"\n", 0, exc.start), exc.object[exc.start]
+                line += chunk.count(b"\n")
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    return line, 0
+
+
+def _csv_cell_error(label: str, lineno: int, record: list[str], first: bool) -> AedynError:
+    if any("\x00" in c for c in record):
+        return AedynError(f"{label} line {lineno} holds a NUL byte: it looks like a binary file, not CSV text; "
+                          "save the data as comma-separated numbers")
+    col = next(j for j, c in enumerate(record, start=1) if not _is_number(c))
+    cell = record[col - 1]
+    what = "is empty" if not cell.strip() else f"is not a number ({_short(cell)})"
+    if first:
+        return AedynError(f"{label} line {lineno} column {col} {what} but other cells of that first row are "
+                          "numbers: a header row must hold no numbers at all; fix or remove that row")
+    hint = "; separate values with commas" if any(s in cell.strip() for s in (";", "\t", " ")) else ""
+    return AedynError(f"{label} line {lineno} column {col} {what}; the CSV must hold numbers only, one sample "
+                      f"per row (one header line is allowed){hint}")
 
 
 def _is_number(text: str) -> bool:
@@ -254,46 +575,184 @@ _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0
 
 
 def _read_idx(path: Path) -> np.ndarray:
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
+    """An IDX file as ``samples x features`` in its stored dtype (flattened images)."""
+    label = _label(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    if raw[:2] == _GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise AedynError(f"{path.name} is a damaged gzip file ({_first_line(exc)}); download it again") from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise AedynError(f"{label} is a damaged gzip file ({_first_line(exc)}); download it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise AedynError(f"{path.name} is not an IDX file (bad magic number); MNIST files look like "
+        raise AedynError(f"{label} is not an IDX file (bad magic number); MNIST files look like "
                          "train-images-idx3-ubyte[.gz]")
     ndim = raw[3]
     header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise AedynError(f"{label} is truncated or corrupt: its header declares {ndim} dimensions in "
+                         f"{len(raw)} bytes; download it again")
     dims = [int.from_bytes(raw[4 + 4 * k: 8 + 4 * k], "big") for k in range(ndim)]
+    if ndim == 1:
+        other = path.name.replace("labels", "images").replace("idx1", "idx3")
+        hint = f" ({_short(other)})" if other != path.name else ""
+        raise AedynError(f"{label} is a 1-D IDX file of {dims[0]} values, i.e. a labels file; load the matching "
+                         f"images file{hint} instead")
+    if dims[0] == 0:
+        raise AedynError(f"{label} holds no samples (header shape {dims}); download it again or name another file")
+    if 0 in dims:
+        raise AedynError(f"{label} holds samples of zero size (header shape {dims}); download it again or name "
+                         "another file")
     dt = np.dtype(_IDX_TYPES[raw[2]])
-    expected = math.prod(dims) * dt.itemsize
-    if ndim == 0 or len(raw) - header != expected:
-        raise AedynError(f"{path.name} is truncated or corrupt: header says {dims} but it holds "
+    count = math.prod(dims)
+    if len(raw) - header != count * dt.itemsize:
+        raise AedynError(f"{label} is truncated or corrupt: header says {dims} but it holds "
                          f"{len(raw) - header} bytes of data; download it again")
-    arr = np.frombuffer(raw, dtype=dt, offset=header).reshape(dims).astype(np.float64)
-    return arr.reshape(dims[0], -1) if ndim > 1 else arr.reshape(-1, 1)
+    return np.frombuffer(raw, dtype=dt, offset=header, count=count).reshape(dims[0], -1)
 
 
-def _warn_parallel(X: torch.Tensor, name: str, chunk: int = 4096) -> None:
-    """Warn about pairs ``i < j`` with ``|cos(x_i, x_j)| > 1 - PARALLEL_TOL`` (X has unit rows or is
-    normalised here), in row blocks so memory stays ``O(chunk * n)``."""
-    n = X.shape[0]
+# ----------------------------------------------------------------------------------------------
+# parallel rows
+
+
+def _unit_rows(X: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit norm as ``(x / s) / ||x / s||``, ``s = max_j |x_j|`` (no over/underflow)."""
+    Y = X / X.abs().amax(dim=1, keepdim=True)
+    return Y.div_(Y.norm(dim=1, keepdim=True))
+
+
+_PROJECTIONS = 4
+"""Fixed random directions of the parallel-row check: one to sort by, the rest to filter."""
+
+Pair = tuple[int, int, float]
+
+
+def _parallel_pairs(X: torch.Tensor, *, cap: int = PARALLEL_CAP) -> tuple[int, Pair | None]:
+    """The number of pairs ``i < j`` with ``|cos(x_i, x_j)| > 1 - PARALLEL_TOL`` and the
+    lexicographically smallest such pair ``(i, j, cos)``; exact, in memory ``O(n d)`` plus ``cap``.
+
+    Rows are scaled to unit vectors ``u``; for a fixed unit vector ``r``, ``q(u) = |u . r|``.
+    If ``u . v > 1 - tol`` then ``||u - v||^2 = 2 - 2 u . v < 2 tol``; if ``u . v < -(1 - tol)``
+    then ``||u + v||^2 < 2 tol``. Since ``| |a| - |b| | <= min(|a - b|, |a + b|)``,
+    ``|q(u) - q(v)| <= min(|(u - v) . r|, |(u + v) . r|) <= min(||u - v||, ||u + v||) < sqrt(2 tol)``.
+    Rounding (unit norms, dot products and projections are off by at most ``~(d + 2) eps``) is
+    covered by the slack ``s = 8 (d + 2) eps``: every parallel pair has ``|q(u) - q(v)| <= w`` with
+    ``w = sqrt(2 (tol + s)) + s``, for every fixed ``r``.
+
+    So the rows are sorted by ``q`` for one direction ``r_0``; the partners of sorted row ``a``
+    among later rows lie among ``a + 1, ..., a + span_a``, the rows whose ``q`` is at most ``w``
+    larger. Those candidate pairs are visited offset by offset (for ``k = 1, 2, ...`` every row
+    with ``span_a >= k`` against row ``a + k``), in chunks of at most ``cap / 64`` pairs. A pair is
+    dropped as soon as its ``q`` differ by more than ``w`` for one of ``_PROJECTIONS - 1`` further
+    fixed directions (a necessary condition, as shown), and the dot product is computed only for
+    the pairs left, ``cap / (16 d + 64)`` at a time (their two gathered rows).
+
+    Rows that are bitwise equal up to sign have equal ``q``; when more than 1% of the sorted
+    ``q`` repeat, such rows are grouped first (a sort of the rows' bytes) and only one row of each
+    group is scanned: a group of ``c`` rows adds ``c (c - 1) / 2`` pairs, a parallel pair of
+    groups ``c_A c_B`` pairs, and the smallest pair of two groups is that of their smallest
+    indices, so counts and first pair stay exact. This keeps ``d = 1`` data or data with many
+    duplicate rows fast.
+
+    Memory: the unit rows, a few length-``n`` vectors and ``cap`` (the loop is single-threaded
+    NumPy, so a busy machine does not stall it). Time: ``O(n log n + n d)`` plus ``O(1)`` per
+    candidate pair plus ``O(d)`` per surviving pair, in ``max span`` rounds: fast unless many
+    distinct rows are nearly parallel, quadratic (still bounded in memory) when all of them are.
+    """
+    n, d = X.shape
     if n < 2:
-        return
-    Xn = X / X.norm(dim=1, keepdim=True)
-    first: tuple[int, int, float] | None = None
+        return 0, None
+    U = _unit_rows(X.detach().to(device="cpu", dtype=torch.float64)).numpy()
+    R = np.random.default_rng(0x5EED_CAFE).standard_normal((d, _PROJECTIONS))
+    Q = np.abs(U @ (R / np.linalg.norm(R, axis=0)))
+    q0 = np.sort(Q[:, 0])
+    repeats = int(np.count_nonzero(q0[1:] == q0[:-1]))
+    del q0
+    if repeats * 100 <= n:
+        return _window_scan(U, Q, np.arange(n), None, cap=cap)
+    # group rows equal up to sign: flip each so its first nonzero entry is positive (+ 0.0 turns -0.0 into 0.0)
+    first = np.argmax(U != 0, axis=1)
+    sign = np.sign(U[np.arange(n), first])
+    keys = np.ascontiguousarray(U * sign[:, None] + 0.0).view(np.dtype((np.void, 8 * d))).ravel()
+    by_key = np.argsort(keys, kind="stable")  # within a group, indices ascend
+    keys = keys[by_key]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    del keys
+    sizes = np.diff(np.r_[starts, n])
+    heads = by_key[starts]  # the smallest index of each group
+    count = int((sizes * (sizes - 1) // 2).sum())
+    best: tuple[int, int, int, float] | None = None
+    multi = np.flatnonzero(sizes > 1)
+    if len(multi):
+        pairs = np.stack([heads[multi], by_key[starts[multi] + 1]], axis=1)
+        g = int(np.argmin(pairs[:, 0] * n + pairs[:, 1]))
+        i, j = int(pairs[g, 0]), int(pairs[g, 1])
+        best = (i * n + j, i, j, float(U[i] @ U[j]))
+    del by_key
+    order = np.argsort(heads)
+    heads, sizes = heads[order], sizes[order]
+    cross, first_cross = _window_scan(U[heads], Q[heads], heads, sizes, cap=cap)
+    count += cross
+    if first_cross is not None and (best is None or first_cross[0] * n + first_cross[1] < best[0]):
+        return count, first_cross
+    return count, None if best is None else best[1:]
+
+
+def _window_scan(U: np.ndarray, Q: np.ndarray, labels: np.ndarray, weights: np.ndarray | None, *,
+                 cap: int) -> tuple[int, Pair | None]:
+    """The sorted-window scan of :func:`_parallel_pairs` over unit rows ``U`` with projections
+    ``Q``; row ``t`` is reported as index ``labels[t]`` and stands for ``weights[t]`` rows."""
+    m, d = U.shape
+    if m < 2:
+        return 0, None
+    total = int(labels.max()) + 1
+    eps = float(np.finfo(np.float64).eps)
+    slack = 8 * (d + 2) * eps
+    w = math.sqrt(2 * (PARALLEL_TOL + slack)) + slack
+    order = np.argsort(Q[:, 0], kind="stable")
+    q = Q[order, 0]
+    span = np.searchsorted(q, q + w, side="right") - np.arange(1, m + 1)  # candidates a+1 .. a+span[a]
+    filters = Q[order, 1:].T.copy()  # one contiguous row per further direction, in sorted order
+    del q
+    thresh = 1 - PARALLEL_TOL
+    chunk = max(1, cap // 64)  # pairs filtered at once: indices, gathered projections, masks
+    dot_chunk = max(1, cap // (16 * d + 64))  # pairs whose two rows are gathered at once
     count = 0
-    for start in range(0, n, chunk):
-        block = Xn[start:start + chunk] @ Xn.T
-        rows = torch.arange(start, min(start + chunk, n))
-        upper = torch.arange(n)[None, :] > rows[:, None]
-        hits = (block.abs() > 1 - PARALLEL_TOL) & upper
-        k = int(hits.sum())
-        if k and first is None:
-            i, j = (int(v) for v in hits.nonzero()[0])
-            first = (start + i, j, float(block[i, j]))
-        count += k
+    best: tuple[int, int, int, float] | None = None  # (code = i * total + j, i, j, cos)
+    active = np.flatnonzero(span > 0)
+    k = 1
+    while len(active):
+        for s in range(0, len(active), chunk):
+            a = active[s:s + chunk]
+            b = a + k
+            for f in filters:
+                near = np.abs(f.take(a) - f.take(b)) <= w
+                a, b = a[near], b[near]
+            for t in range(0, len(a), dot_chunk):
+                oi, oj = order[a[t:t + dot_chunk]], order[b[t:t + dot_chunk]]
+                cos = np.einsum("ij,ij->i", U.take(oi, axis=0), U.take(oj, axis=0))
+                hit = np.flatnonzero(np.abs(cos) > thresh)
+                if not len(hit):
+                    continue
+                oi, oj = oi[hit], oj[hit]
+                count += len(hit) if weights is None else int(weights[oi] @ weights[oj])
+                li, lj = labels[oi], labels[oj]
+                lo, hi = np.minimum(li, lj), np.maximum(li, lj)
+                g = int(np.argmin(lo * total + hi))
+                code = int(lo[g]) * total + int(hi[g])
+                if best is None or code < best[0]:
+                    best = (code, int(lo[g]), int(hi[g]), float(cos[hit[g]]))
+        active = active[span[active] > k]
+        k += 1
+    return count, None if best is None else best[1:]
+
+
+def _warn_parallel(X: torch.Tensor, name: str, *, cap: int = PARALLEL_CAP) -> None:
+    """Warn about pairs ``i < j`` with ``|cos(x_i, x_j)| > 1 - PARALLEL_TOL`` (see
+    :func:`_parallel_pairs`: exact, memory ``O(n d)`` plus ``cap`` bytes for any ``n``)."""
+    count, first = _parallel_pairs(X, cap=cap)
     if first is not None:
         i, j, c = first
         why = ("identical up to scale: the encoder kernel is then singular (lambda_0 = 0)" if c > 0 else
@@ -303,6 +762,51 @@ def _warn_parallel(X: torch.Tensor, name: str, chunk: int = 4096) -> None:
             f"{count} such pair(s)); remove one of each pair to restore them"), stacklevel=3)
 
 
-def _first_line(exc: BaseException) -> str:
+# ----------------------------------------------------------------------------------------------
+# messages
+
+
+@contextmanager
+def _memory_guard(what: str) -> Iterator[None]:
+    """Turn an allocation failure (NumPy ``MemoryError``, torch allocator errors) into one line."""
+    try:
+        yield
+    except MemoryError:
+        raise AedynError(f"{what} is too large for memory; draw a subset with --n (n=...) or free memory") from None
+    except RuntimeError as exc:
+        text = str(exc)
+        if isinstance(exc, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in text:
+            raise AedynError(f"{what} is too large for GPU memory; draw a subset with --n (n=...) or use "
+                             "--device cpu") from None
+        if "can't allocate memory" in text or "DefaultCPUAllocator" in text or "out of memory" in text.lower():
+            raise AedynError(f"{what} is too large for memory; draw a subset with --n (n=...) or free "
+                             "memory") from None
+        raise
+
+
+def _os_error(path: Path, exc: OSError) -> AedynError:
+    reason = exc.strerror or _first_line(exc)
+    return AedynError(f"cannot read {str(path)!r}: {reason}; check that the file is readable (permissions, "
+                      "disk, network mount)")
+
+
+def _label(path: Path) -> str:
+    name = path.name
+    return name if name.isprintable() and name else repr(str(path))
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _listing(keys: list[str], limit: int = 10) -> str:
+    return str(keys) if len(keys) <= limit else f"{keys[:limit]} and {len(keys) - limit} more"
+
+
+def _first_line(exc: BaseException, limit: int = 100) -> str:
+    """A short, one-line description of ``exc``; a parser's internal error is called a damaged header."""
+    if not isinstance(exc, (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error, csv.Error)):
+        return f"damaged header: {type(exc).__name__}"
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    line = text[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[:limit] + "..."

@@ -95,6 +95,13 @@ def check_outputs(outputs: Mapping[str, str | Path | None], *, force: bool = Fal
                   inputs: Mapping[str, str | Path | None] | None = None) -> dict[str, Path]:
     """:func:`check_output` for every named output (``None`` entries are skipped), and refuse two
     outputs that are the same file or an output that is one of ``inputs`` (even with ``force``)."""
+    for in_flag, source in (inputs or {}).items():
+        if source is None or not Path(source).exists():
+            continue
+        for flag, path in outputs.items():
+            if path is not None and _same_file(Path(path), Path(source)):
+                raise AedynError(f"{flag} {str(path)!r} is the {in_flag} input; writing it would destroy the input: "
+                                 "choose another path")
     checked: dict[str, Path] = {}
     for flag, path in outputs.items():
         if path is None:
@@ -104,13 +111,6 @@ def check_outputs(outputs: Mapping[str, str | Path | None], *, force: bool = Fal
             if _same_file(path, other):
                 raise AedynError(f"{other_flag} and {flag} are the same file {str(path)!r}; give them different paths")
         checked[flag] = path
-    for in_flag, source in (inputs or {}).items():
-        if source is None:
-            continue
-        for flag, path in checked.items():
-            if Path(source).exists() and _same_file(path, Path(source)):
-                raise AedynError(f"{flag} {str(path)!r} is the {in_flag} input; writing it would destroy the input: "
-                                 "choose another path")
     return checked
 
 

@@ -11,18 +11,22 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from aedyn._check import check_seed
 from aedyn._meta import environment
 from aedyn._seed import SCHEME
-from aedyn.data import load_data
-from aedyn.errors import AedynWarning
-from aedyn.gd import TrainResult, train
+from aedyn._tensor import resolve_device, resolve_dtype
+from aedyn.data import PARALLEL_CAP, check_source, expected_shape, load_data
+from aedyn.errors import AedynError, AedynWarning
+from aedyn.gd import TrainResult, check_train_options, train
 from aedyn.kernels import kernel_spectrum
-from aedyn.model import Params, init_params
-from aedyn.ntk import ntk_extremes
+from aedyn.model import Params, check_init, check_regime, check_scales, init_params
+from aedyn.ntk import BLOCK_BYTES, DENSE_LIMIT, check_solver_options, ntk_extremes
+from aedyn.resources import MemoryEstimate, check_memory
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,10 @@ class Job:
     """What every job shares: the regime, where the data come from, the initialisation, the
     seeds, device and dtype. ``seed`` seeds the initialisation and ``data_seed`` (default: the
     same number) the data draw; they feed independent streams (:mod:`aedyn._seed`), so equal
-    seeds never correlate weights with samples."""
+    seeds never correlate weights with samples.
+
+    A job validates all its settings when it is made (through the same checks the library
+    functions use), so a bad setting fails before any data is read or any output written."""
 
     regime: str = "joint"
     data: str = "digits"
@@ -47,6 +54,23 @@ class Job:
     device: str = "cpu"
     dtype: str = "float64"
 
+    def __post_init__(self) -> None:
+        check_regime(self.regime)
+        if not isinstance(self.data, str) or not self.data:
+            raise AedynError(f"data must be sphere, digits or a file path; got {self.data!r}")
+        classes = None if self.classes is None else tuple(int(c) for c in self.classes)
+        self._set(classes=classes, seed=check_seed(self.seed),
+                  data_seed=None if self.data_seed is None else check_seed(self.data_seed, "data_seed"))
+        check_source(self.data, n=self.n, d=self.d, classes=classes, key=self.key, seed=self.resolved_data_seed)
+        if not isinstance(self.normalize, bool):
+            raise AedynError(f"normalize must be True or False; got {self.normalize!r}")
+        resolve_dtype(self.dtype)
+        resolve_device(self.device)
+
+    def _set(self, **values: Any) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out["classes"] = None if self.classes is None else list(self.classes)
@@ -59,6 +83,15 @@ class Job:
         """The seed of the data draw: ``data_seed``, or ``seed`` when unset."""
         return self.seed if self.data_seed is None else self.data_seed
 
+    @property
+    def data_path(self) -> Path | None:
+        """The data file, when the data come from one."""
+        return None if self.data in ("sphere", "digits") else Path(self.data)
+
+    def expected_shape(self) -> tuple[int, int] | None:
+        """``(n, d)`` of the data before loading them, where that is cheap to know."""
+        return expected_shape(self.data, n=self.n, d=self.d, classes=self.classes, key=self.key)
+
     def load(self, notes: Notes) -> torch.Tensor:
         """The validated data matrix; data warnings go to ``notes``."""
         with notes.collect():
@@ -68,6 +101,17 @@ class Job:
     def init(self, d: int, width: int, scale: str = "ntk") -> Params:
         return init_params(d, width, regime=self.regime, seed=self.seed, kappa=self.kappa, nu=self.nu,
                            decoder_init=self.decoder_init, scale=scale, dtype=self.dtype, device=self.device)
+
+    def check_memory(self, n: int, d: int, max_memory: int | None) -> None:
+        """Refuse the job if its estimated memory (:meth:`memory`) exceeds what is available."""
+        check_memory(self.memory(n, d), device=resolve_device(self.device), limit=max_memory,
+                     advice="use a smaller --width, --n or --steps")
+
+    def memory(self, n: int, d: int) -> MemoryEstimate:
+        """Bytes this job will hold at ``n x d`` data (see :mod:`aedyn.resources`)."""
+        est = MemoryEstimate()
+        est.add("data", 5 * n * d * 8 + PARALLEL_CAP, on_device=False)  # raw, float64, unit rows, the check
+        return est
 
 
 @dataclass(frozen=True)
@@ -83,6 +127,34 @@ class TrainJob(Job):
     record_every: int = 10
     ntk_every: int | None = None
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        width, kappa, nu, _ = check_init(self.regime, self.width, kappa=self.kappa, nu=self.nu,
+                                         decoder_init=self.decoder_init, scale=self.init_scale)
+        opts = check_train_options(self.regime, lr=self.lr, lr_decoder=self.lr_decoder, steps=self.steps,
+                                   target=self.target, record_every=self.record_every, ntk_every=self.ntk_every)
+        opts.pop("divergence_factor")
+        self._set(width=width, kappa=kappa, nu=nu, **opts)
+
+    def memory(self, n: int, d: int) -> MemoryEstimate:
+        """Data, parameters (the run keeps the initial network, the current one, its gradient and
+        the recorder's copy), activations (``A``, ``R V`` and the masks), the loss history, the
+        metric history, Lanczos for ``lr="auto"`` and, with ``ntk_every``, the NTK's eigensolvers
+        and drift (dense kernels up to :data:`aedyn.ntk.DENSE_LIMIT`, probes above)."""
+        est = super().memory(n, d)
+        s, m, nd = _itemsize(self.dtype), self.width, n * d
+        est.add("parameters", 5 * m * d * (1 if self.regime == "tied" else 2) * s)
+        est.add("activations", 3 * n * m * s + 3 * n * m)
+        est.add("loss history", 8 * (self.steps + 1), on_device=False)
+        est.add("metric history", 64 * 8 * (self.steps // self.record_every + 2), on_device=False)
+        if self.lr == "auto":
+            est.add("step-size eigensolver", min(200, nd) * nd * s + 3 * n * m * s + n * n * s)
+        if self.ntk_every is not None:
+            est.add("NTK eigensolvers", _ntk_solver_bytes(n, d, m, s, max_iter=500) + n * m * (s + 1) + n * n * s)
+            drift = 3 * nd * nd * s + 2 * nd * m * s if nd <= DENSE_LIMIT else 16 * 4 * (nd + n * m) * s
+            est.add("NTK drift", drift)
+        return est
+
 
 @dataclass(frozen=True)
 class KernelJob(Job):
@@ -91,6 +163,39 @@ class KernelJob(Job):
 
     width: int | None = None
     tol: float = 1e-8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        kappa, nu = check_scales(self.regime, self.kappa, self.nu)
+        width = None
+        if self.width is not None:
+            width, *_ = check_init(self.regime, self.width, kappa=kappa, nu=nu, decoder_init=self.decoder_init)
+        tol, _ = check_solver_options(self.tol, 500)
+        self._set(kappa=kappa, nu=nu, width=width, tol=tol)
+
+    def memory(self, n: int, d: int) -> MemoryEstimate:
+        """Data, the infinite-width kernels (about a dozen ``n x n`` float64 arrays: angles, both
+        kernels, their sum, three eigensolver inputs and workspace) and, with ``width``, one
+        network and its NTK's eigensolvers."""
+        est = super().memory(n, d)
+        est.add("infinite-width kernels", 12 * n * n * 8)
+        if self.width is not None:
+            s, m = _itemsize(self.dtype), self.width
+            est.add("parameters", 2 * m * d * s)
+            est.add("NTK eigensolvers", _ntk_solver_bytes(n, d, m, s, max_iter=500) + n * m * (s + 1) + n * n * s)
+        return est
+
+
+def _itemsize(dtype: str) -> int:
+    return resolve_dtype(dtype).itemsize
+
+
+def _ntk_solver_bytes(n: int, d: int, m: int, s: int, *, max_iter: int) -> int:
+    """Lanczos keeps ``min(max_iter, nd)`` basis vectors; LOBPCG a few dozen ``nd``-vectors, block
+    products whose ``n x m`` intermediates are grouped under :data:`aedyn.ntk.BLOCK_BYTES`, and an
+    ``n x n`` preconditioner."""
+    nd = n * d
+    return min(max_iter, nd) * nd * s + 96 * nd * s + min(BLOCK_BYTES, 12 * n * m * s) + 3 * n * n * s
 
 
 class Notes:
@@ -117,11 +222,17 @@ class Notes:
 
 
 def run_job(job: TrainJob, *, callback: Callable[[int, float], None] | None = None,
-            on_note: Callable[[str], None] | None = None) -> TrainResult:
-    """Load and validate the data, initialise, train. Warnings (normalisation, parallel rows)
-    go to ``on_note`` and into ``result.config['notes']``."""
+            on_note: Callable[[str], None] | None = None, max_memory: int | None = None) -> TrainResult:
+    """Check the memory the job needs (before loading where the data's shape is known without
+    it, and again with the data in hand), load and validate the data, initialise, train.
+    Warnings (normalisation, parallel rows) go to ``on_note`` and into ``result.config['notes']``.
+    ``max_memory`` (bytes) replaces the measured available memory in the check."""
     notes = Notes(on_note)
+    shape = job.expected_shape()
+    if shape is not None:
+        job.check_memory(*shape, max_memory)
     X = job.load(notes)
+    job.check_memory(*X.shape, max_memory)
     params = job.init(X.shape[1], job.width, job.init_scale)
     with notes.collect():
         result = train(X, params, job.regime, lr=job.lr, lr_decoder=job.lr_decoder, steps=job.steps,
@@ -131,13 +242,18 @@ def run_job(job: TrainJob, *, callback: Callable[[int, float], None] | None = No
     return result
 
 
-def run_kernel_job(job: KernelJob, *, on_note: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_kernel_job(job: KernelJob, *, on_note: Callable[[str], None] | None = None,
+                   max_memory: int | None = None) -> dict[str, Any]:
     """The kernel report as a plain record: ``infinite`` (``lambda_0``, ``mu_0``, the regime kernel's
     extremes and condition number; absent for ``tied``) and, with a width, ``finite`` (the NTK's
     extremes, Lanczos/LOBPCG iterations and convergence) and ``gap`` (relative differences)."""
     notes = Notes(on_note)
     t0 = time.perf_counter()
+    shape = job.expected_shape()
+    if shape is not None:
+        job.check_memory(*shape, max_memory)
     X = job.load(notes)
+    job.check_memory(*X.shape, max_memory)
     record: dict[str, Any] = {"kind": "aedyn.kernel", "job": job.to_dict(), "n": int(X.shape[0]),
                               "d": int(X.shape[1]), "versions": environment()}
     if job.regime != "tied":
@@ -152,8 +268,8 @@ def run_kernel_job(job: KernelJob, *, on_note: Callable[[str], None] | None = No
                             "converged": ext.converged, "nd": int(X.shape[0] * X.shape[1])}
         if "infinite" in record:
             inf = record["infinite"]
-            record["gap"] = {"lambda_min": (lo - inf["lambda_min"]) / inf["lambda_min"],
-                             "lambda_max": (hi - inf["lambda_max"]) / inf["lambda_max"]}
+            record["gap"] = {k: (v - inf[k]) / inf[k] if inf[k] > 0 else None
+                             for k, v in (("lambda_min", lo), ("lambda_max", hi))}
     record["notes"] = notes.messages
     record["wall_time"] = time.perf_counter() - t0
     return record

@@ -16,8 +16,12 @@ SPEC.md's ``atan2(sqrt(|x|^2 |y|^2 - (x.y)^2), x.y)`` once the difference under 
 from rounded Gram entries (about ``1e-8`` in ``theta`` for parallel rows); differences of unit
 vectors keep full precision, and taking ``pi - theta`` directly keeps it near antipodal inputs
 too. Zero inputs give zero rows. Cost ``O(n n' d)``.
-The weight-tied network has no such limit under NTK scaling (its output at initialisation grows
-like ``sqrt(m)``), so ``tied`` has no regime kernel here.
+
+The weight-tied network's NTK also has an infinite-width limit (SPEC.md, "Weight tying"), but it
+is not of the form ``K ⊗ I_d``: its blocks couple output coordinates through ``x_i x_j^T`` terms,
+so it has no ``n x n`` regime kernel and ``tied`` is refused here. (What diverges with ``m`` for
+tied networks is the output at initialisation, ``f_0 ≈ sqrt(m) kappa^2 x / 2``, which is why
+training them cannot stay lazy.)
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 import torch
 
+from aedyn._check import check_choice, check_float, check_positive
 from aedyn._tensor import as_tensor
 from aedyn.errors import AedynError
 
@@ -38,10 +43,10 @@ def _pairs(X: Any, Y: Any | None) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     """``(x.y, |x||y|, phi = pi - theta)`` for all pairs of rows, with Kahan's angle
     ``phi = 2 atan2(||u + v||, ||u - v||)`` of the unit vectors ``u, v`` (differences taken
     directly, not through Gram matrices): accurate to a few ulps at every angle, 0 and pi included."""
-    X = as_tensor(X, name="X")
+    X = as_tensor(X, name="X", finite=True)
     if X.ndim != 2:
         raise AedynError(f"kernel inputs must be 2-D (n x d); got shape {tuple(X.shape)}")
-    Yt = X if Y is None else as_tensor(Y, dtype=X.dtype, device=X.device, name="Y")
+    Yt = X if Y is None else as_tensor(Y, dtype=X.dtype, device=X.device, name="Y", finite=True)
     if Yt.ndim != 2 or Yt.shape[1] != X.shape[1]:
         raise AedynError(f"kernel inputs must share d; got shapes {tuple(X.shape)} and {tuple(Yt.shape)}")
     nx, ny = X.norm(dim=1), Yt.norm(dim=1)
@@ -84,12 +89,14 @@ def k1(X: Any, Y: Any | None = None) -> torch.Tensor:
     return _k1(norms, phi)
 
 
-def _check_regime(regime: str) -> None:
-    if regime not in KERNEL_REGIMES:
-        if regime == "tied":
-            raise AedynError("the weight-tied network has no infinite-width NTK under NTK scaling (its output "
-                             "at initialisation grows like sqrt(m)); use the finite-width kernel (--width)")
-        raise AedynError(f"unknown regime {regime!r}; use one of: {', '.join(KERNEL_REGIMES)}")
+def check_kernel_options(regime: str, kappa: float = 1.0, nu: float = 1.0) -> tuple[float, float]:
+    """The regime has an ``n x n`` kernel; ``kappa > 0`` and ``nu >= 0`` are finite."""
+    if regime == "tied":
+        raise AedynError("the tied NTK's infinite-width limit couples output coordinates (it is not K ⊗ I_d), so it "
+                         "has no n x n regime kernel; use the finite-width kernel (--width)")
+    check_choice(regime, KERNEL_REGIMES, "regime")
+    return (check_positive(kappa, "kappa (encoder init scale)"),
+            check_float(nu, "nu (decoder init scale)", low=0.0))
 
 
 def _combine(K0: torch.Tensor | None, K1: torch.Tensor | None, regime: str, kappa: float, nu: float) -> torch.Tensor:
@@ -104,7 +111,7 @@ def _combine(K0: torch.Tensor | None, K1: torch.Tensor | None, regime: str, kapp
 def regime_kernel(X: Any, regime: str, *, kappa: float = 1.0, nu: float = 1.0, Y: Any | None = None) -> torch.Tensor:
     """``K_reg(X, Y)``: ``nu^2 K0`` (weak), ``nu^2 K0 + kappa^2 K1`` (joint), ``kappa^2 K1`` (decoder).
     The infinite-width NTK is ``K_reg ⊗ I_d``. The angles are computed once for both kernels."""
-    _check_regime(regime)
+    kappa, nu = check_kernel_options(regime, kappa, nu)
     dot, norms, phi = _pairs(X, Y)
     K0 = _k0(dot, phi) if regime != "decoder" else None
     K1 = _k1(norms, phi) if regime != "weak" else None
@@ -130,7 +137,7 @@ class KernelSpectrum:
 
 def kernel_spectrum(X: Any, regime: str = "joint", *, kappa: float = 1.0, nu: float = 1.0) -> KernelSpectrum:
     """Dense ``eigvalsh`` of the ``n x n`` kernels (cheap: ``n`` is the number of samples)."""
-    _check_regime(regime)
+    kappa, nu = check_kernel_options(regime, kappa, nu)
     dot, norms, phi = _pairs(as_tensor(X, dtype=torch.float64, name="X"), None)
     K0, K1 = _k0(dot, phi), _k1(norms, phi)
     ev0, ev1 = torch.linalg.eigvalsh(K0), torch.linalg.eigvalsh(K1)

@@ -16,7 +16,13 @@ Stability policy: no jitter is added. For finite ``k``, ``phi_k`` is evaluated w
 ``expm1``/``log1p`` and is finite even for a singular ``K``. At convergence, eigenvalues at or
 below ``rcond * lambda_max`` are treated as zero (the pseudo-inverse: the minimum-norm
 interpolant); the number dropped and the condition number are reported and a warning is issued,
-never a silent NaN.
+never a silent NaN. The default ``rcond`` is ``n * eps`` of the working dtype (NumPy's
+``pinv``/``matrix_rank`` convention: ``eigh`` cannot tell smaller eigenvalues from zero), so a
+float32 kernel with a duplicated sample is caught as singular where ``1e-12`` would not be.
+
+The tied network has no prediction here: its output at initialisation grows like ``sqrt(m)``
+(SPEC.md, "Weight tying"), so gradient descent moves its weights by ``O(1)`` of their size and
+training cannot stay in the lazy, linearised regime these predictions describe.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aedyn._check import check_float, check_int, check_positive
 from aedyn._tensor import as_tensor
 from aedyn.errors import AedynError, AedynWarning
 from aedyn.kernels import regime_kernel
@@ -57,11 +64,11 @@ def _phi(lam: torch.Tensor, eta: float, steps: int | None, rcond: float) -> tupl
 class LinearisedGD:
     """Linearised discrete GD ``R(k) = (I - eta K)^k R(0)`` for a symmetric PSD ``K`` (``n x n``)."""
 
-    def __init__(self, K: torch.Tensor, eta: float) -> None:
-        if not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta > 0):
-            raise AedynError(f"eta must be a positive number; got {eta!r}")
-        K = as_tensor(K, name="K")
-        self.eta = float(eta)
+    def __init__(self, K: Any, eta: float) -> None:
+        self.eta = check_positive(eta, "eta")
+        K = as_tensor(K, name="K", finite=True)
+        if K.ndim != 2 or K.shape[0] != K.shape[1] or K.shape[0] == 0:
+            raise AedynError(f"K must be a square n x n kernel matrix; got shape {tuple(K.shape)}")
         self.eigenvalues, self.eigenvectors = torch.linalg.eigh(0.5 * (K + K.mT))
         if self.eta * float(self.eigenvalues[-1]) >= 2:
             warnings.warn(AedynWarning(
@@ -73,14 +80,24 @@ class LinearisedGD:
         """``max_i |1 - eta lambda_i|``: the per-step contraction bound of ``||R||_F``."""
         return float((1 - self.eta * self.eigenvalues).abs().max())
 
-    def residual(self, R0: torch.Tensor, steps: int) -> torch.Tensor:
-        """``R(k) = Q diag((1 - eta lambda)^k) Q^T R(0)``."""
+    def _residual0(self, R0: Any) -> torch.Tensor:
         Q = self.eigenvectors
-        factor = torch.pow(1 - self.eta * self.eigenvalues, int(steps))
+        R0 = as_tensor(R0, dtype=Q.dtype, device=Q.device, name="R0", finite=True)
+        if R0.ndim != 2 or R0.shape[0] != Q.shape[0]:
+            raise AedynError(f"R0 must be n x d with n = {Q.shape[0]} (the kernel's size); got shape {tuple(R0.shape)}")
+        return R0
+
+    def residual(self, R0: Any, steps: int) -> torch.Tensor:
+        """``R(k) = Q diag((1 - eta lambda)^k) Q^T R(0)``."""
+        R0 = self._residual0(R0)
+        Q = self.eigenvectors
+        factor = torch.pow(1 - self.eta * self.eigenvalues, check_int(steps, "steps", minimum=0))
         return Q @ (factor[:, None] * (Q.mT @ R0))
 
-    def loss_curve(self, R0: torch.Tensor, steps: int) -> np.ndarray:
+    def loss_curve(self, R0: Any, steps: int) -> np.ndarray:
         """``L(k) = 0.5 ||R(k)||_F^2`` for ``k = 0..steps``, from the eigen-energies of ``R(0)``."""
+        R0 = self._residual0(R0)
+        steps = check_int(steps, "steps", minimum=0)
         energy = (self.eigenvectors.mT @ R0).square().sum(dim=1)
         k = torch.arange(steps + 1, dtype=energy.dtype, device=energy.device)
         base = (1 - self.eta * self.eigenvalues).abs()
@@ -94,7 +111,8 @@ class NTKPredictor:
     at convergence, i.e. kernel regression with ``K_reg``), as a map on new inputs.
 
     ``f0`` is the network at initialisation as a map (``None``: ``f_0 ≡ 0``, e.g. from
-    ``init_params(..., zero_output=True)``). Call it on an ``n' x d`` array.
+    ``init_params(..., zero_output=True)``). Call it on an ``n' x d`` array. ``rcond=None`` is
+    ``n * eps`` of ``X_train``'s dtype (see the module docstring).
     """
 
     X_train: torch.Tensor
@@ -104,18 +122,30 @@ class NTKPredictor:
     f0: Map | None = None
     eta: float | None = None
     steps: int | None = None
-    rcond: float = 1e-12
+    rcond: float | None = None
     coefficients: torch.Tensor = field(init=False)
     condition_number: float = field(init=False)
     dropped: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.X_train = as_tensor(self.X_train, name="X_train")
+        if self.regime == "tied":
+            raise AedynError("no NTK-limit prediction for tied networks: their output at initialisation grows like "
+                             "sqrt(m), so training moves the weights by O(1) and cannot stay lazy; train one instead")
+        self.X_train = as_tensor(self.X_train, name="X_train", finite=True)
+        if self.X_train.ndim != 2 or self.X_train.shape[0] == 0:
+            raise AedynError(f"X_train must be a non-empty n x d matrix; got shape {tuple(self.X_train.shape)}")
+        if self.eta is not None:
+            self.eta = check_positive(self.eta, "eta")
         if self.steps is not None:
             if self.eta is None:
                 raise AedynError("a prediction after k steps needs the step size eta")
-            if int(self.steps) < 0:
-                raise AedynError(f"steps must be >= 0; got {self.steps}")
+            self.steps = check_int(self.steps, "steps", minimum=0)
+        if self.f0 is not None and not callable(self.f0):
+            raise AedynError(f"f0 must be a map (callable) from inputs to outputs, or None; "
+                             f"got {type(self.f0).__name__}")
+        eps = torch.finfo(self.X_train.dtype).eps
+        self.rcond = (self.X_train.shape[0] * eps if self.rcond is None
+                      else check_float(self.rcond, "rcond", low=0.0, high=1.0, high_open=True))
         K = regime_kernel(self.X_train, self.regime, kappa=self.kappa, nu=self.nu)
         lam, Q = torch.linalg.eigh(K)
         lo, hi = float(lam[0]), float(lam[-1])
@@ -133,10 +163,17 @@ class NTKPredictor:
                              "and the data")
 
     def _f0(self, Z: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(Z) if self.f0 is None else self.f0(Z).to(Z.dtype)
+        if self.f0 is None:
+            return torch.zeros_like(Z)
+        out = as_tensor(self.f0(Z), dtype=Z.dtype, device=Z.device, name="f0(X)")
+        if out.shape != Z.shape:
+            raise AedynError(f"f0 must map an n x d array to an n x d array; it returned shape {tuple(out.shape)}")
+        return out
 
     def __call__(self, X_new: Any) -> torch.Tensor:
-        Z = as_tensor(X_new, dtype=self.X_train.dtype, device=self.X_train.device, name="X_new")
+        Z = as_tensor(X_new, dtype=self.X_train.dtype, device=self.X_train.device, name="X_new", finite=True)
+        if Z.ndim != 2 or Z.shape[1] != self.X_train.shape[1]:
+            raise AedynError(f"X_new must be n' x d with d = {self.X_train.shape[1]}; got shape {tuple(Z.shape)}")
         k = regime_kernel(Z, self.regime, kappa=self.kappa, nu=self.nu, Y=self.X_train)
         return self._f0(Z) + k @ self.coefficients
 
@@ -196,8 +233,16 @@ def memorisation(f: Map, X_new: Any, X_train: Any, *, iterations: int = 50, tol:
     """Memorisation measures of the map ``f`` (e.g. a trained network or an :class:`NTKPredictor`)
     on held-out inputs ``X_new``; see :class:`Memorisation`. ``tol`` is relative to the norms
     involved (training samples are unit vectors after validation)."""
-    X_train = as_tensor(X_train, name="X_train")
-    Z = as_tensor(X_new, dtype=X_train.dtype, device=X_train.device, name="X_new")
+    X_train = as_tensor(X_train, name="X_train", finite=True)
+    Z = as_tensor(X_new, dtype=X_train.dtype, device=X_train.device, name="X_new", finite=True)
+    if X_train.ndim != 2 or Z.ndim != 2 or Z.shape[1] != X_train.shape[1]:
+        raise AedynError(f"X_new and X_train must be matrices with the same d; got shapes {tuple(Z.shape)} and "
+                         f"{tuple(X_train.shape)}")
+    if not callable(f):
+        raise AedynError(f"f must be a map (callable), e.g. a trained network or an NTKPredictor; "
+                         f"got {type(f).__name__}")
+    iterations = check_int(iterations, "iterations", minimum=0)
+    tol = check_positive(tol, "tol")
     Y = f(Z)
     near, idx = nearest_training_sample(Y, X_train)
     traj_near, traj_norm = [nearest_training_sample(Z, X_train)[0]], [Z.norm(dim=1)]

@@ -179,15 +179,22 @@ def check_init(regime: str, width: int, *, kappa: float = 1.0, nu: float = 1.0, 
 
     ``kappa > 0`` and ``nu >= 0`` are finite; ``weak`` training needs ``nu > 0`` (with a zero
     decoder the encoder gets no gradient and the NTK is zero)."""
-    check_regime(regime)
     width = check_count(width, "width")
+    kappa, nu = check_scales(regime, kappa, nu)
+    check_choice(decoder_init, DECODER_INITS, "decoder init")
+    return width, kappa, nu, output_scale(scale, width)
+
+
+def check_scales(regime: str, kappa: float = 1.0, nu: float = 1.0) -> tuple[float, float]:
+    """``kappa > 0`` and ``nu >= 0``, finite; ``weak`` needs ``nu > 0`` (a zero decoder gives the
+    encoder no gradient and makes the weak NTK zero)."""
+    check_regime(regime)
     kappa = check_positive(kappa, "kappa (encoder init scale)")
     nu = check_float(nu, "nu (decoder init scale)", low=0.0)
     if regime == "weak" and nu == 0:
         raise AedynError("weak training with nu = 0 has a zero decoder: the encoder gets no gradient and the NTK is "
                          "zero; use nu > 0 or --regime joint")
-    check_choice(decoder_init, DECODER_INITS, "decoder init")
-    return width, kappa, nu, output_scale(scale, width)
+    return kappa, nu
 
 
 def init_params(d: int, width: int, *, regime: str = "joint", seed: int = 0, kappa: float = 1.0,
