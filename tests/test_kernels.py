@@ -11,8 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from aedyn.data import sphere
 from aedyn.errors import AedynError
 from aedyn.kernels import k0, k1, kernel_spectrum, regime_kernel
+from aedyn.model import init_params
+from aedyn.ntk import NTKOperator
+
+KAPPA, NU = 0.6, 1.7  # distinct encoder and decoder scales: kappa = nu = 1 cannot tell them apart
 
 
 def test_k0_k1_match_monte_carlo():
@@ -32,6 +37,69 @@ def test_k0_k1_match_monte_carlo():
             for samples, kern in ((s1, k1(X)), (s0, k0(X))):
                 se = float(samples.std()) / math.sqrt(N)
                 assert abs(float(samples.mean()) - float(kern[i, j])) <= 5 * se + 1e-15, (i, j)
+
+
+def test_regime_kernels_with_distinct_kappa_nu_match_monte_carlo():
+    """The regime kernels are the random-feature expectations that define them, at kappa != nu.
+
+    With ``w ~ N(0, kappa^2 I_d)`` and a decoder entry ``v ~ N(0, nu^2)`` (independent)::
+
+        weak     E[v^2 (x_i.x_j) 1{w.x_i>0} 1{w.x_j>0}]                       = nu^2 K0
+        decoder  E[relu(w.x_i) relu(w.x_j)]                                    = kappa^2 K1
+        joint    E[v^2 (x_i.x_j) 1{w.x_i>0} 1{w.x_j>0} + relu(w.x_i) relu(w.x_j)] = nu^2 K0 + kappa^2 K1
+
+    4e5 samples; each of the 21 distinct entries within 5 Monte Carlo standard errors (the
+    standard error of the per-sample sum, so the covariance of the two joint terms is included).
+    Measured over 30 sampling seeds: the largest |z| over the 21 entries has median 1.7-1.8 and
+    maximum 3.1 (all regimes). Mutants of ``_combine`` (max |z| at this seed): joint with kappa and
+    nu swapped 1332, ``kappa`` for ``kappa**2`` 130, ``nu`` for ``nu**2`` 113, even a 10% error
+    in either weight 20-29; weak ``kappa**2 K0`` 248, ``nu K0`` 117; decoder ``nu**2 K1`` 2009,
+    ``kappa K1`` 192. (At kappa = nu = 1 every one of them is invisible.)"""
+    gen = torch.Generator().manual_seed(5)
+    X = torch.randn(6, 4, generator=torch.Generator().manual_seed(40), dtype=torch.float64)
+    X = X * torch.tensor([[0.5], [1.0], [2.0], [1.0], [1.5], [1.0]], dtype=torch.float64)
+    X[3] = -0.7 * X[0] + 0.05 * X[1]  # near-antipodal to row 0
+    X[5] = 1.3 * X[1] + 0.2 * X[2]  # a small angle to row 1
+    N = 400_000
+    w = KAPPA * torch.randn(N, 4, generator=gen, dtype=torch.float64)
+    v2 = (NU * torch.randn(N, generator=gen, dtype=torch.float64)).square()
+    Z = w @ X.T
+    A, D = torch.relu(Z), (Z > 0).double()
+    dot = X @ X.T
+    # first and second moments of the per-sample terms s0 = v^2 dot D_i D_j and s1 = A_i A_j
+    m0 = dot * ((D * v2[:, None]).T @ D) / N
+    m1 = A.T @ A / N
+    q00 = dot.square() * ((D * v2.square()[:, None]).T @ D) / N
+    q11 = A.square().T @ A.square() / N
+    q01 = dot * ((A * v2[:, None]).T @ A) / N  # E[s0 s1]: A_i A_j is nonzero only where D_i D_j = 1
+    moments = {"weak": (m0, q00), "decoder": (m1, q11), "joint": (m0 + m1, q00 + 2 * q01 + q11)}
+    for regime, (mean, second) in moments.items():
+        se = ((second - mean.square()) / N).sqrt()
+        z = (mean - regime_kernel(X, regime, kappa=KAPPA, nu=NU)).abs() / se
+        assert float(z.max()) <= 5, (regime, float(z.max()))
+
+
+# mean + 5 sd over 40 init seeds of ||K_m - K_reg||_F / ||K_reg||_F at m = 2^16 (see below)
+_WIDE_KERNEL_TOL = {"weak": 0.016, "joint": 0.015, "decoder": 0.021}
+
+
+@pytest.mark.parametrize("regime", ["weak", "joint", "decoder"])
+def test_averaged_finite_width_ntk_matches_regime_kernel_at_large_width(regime):
+    """The coordinate-averaged finite-width NTK (``NTKOperator.averaged_kernel``) of a network
+    initialised with kappa = 0.6, nu = 1.7 against ``regime_kernel`` at m = 2^16, n = 8, d = 5.
+
+    It deviates like 1/sqrt(m): measured ||K_m - K_reg||_F / ||K_reg||_F over 40 init seeds is
+    weak 6.2e-3 +- 1.9e-3 (max 1.03e-2), joint 5.9e-3 +- 1.8e-3 (max 9.8e-3), decoder
+    9.1e-3 +- 2.4e-3 (max 1.40e-2), i.e. 1.5-2.3 / sqrt(m). Tolerance: mean + 5 sd (table above).
+    Mutants of ``_combine`` (this statistic, this seed): weak ``kappa**2 K0`` 7.0, ``nu K0`` 0.70;
+    joint swapped 0.40, ``kappa`` for ``kappa**2`` 0.086, ``nu`` for ``nu**2`` 0.56,
+    1.1 nu^2 K0 0.083; decoder ``nu**2 K1`` 0.88, ``kappa K1`` 0.40. A 10% error in the joint K1
+    weight (0.016 here, 0.014 on average) is at this resolution; the Monte Carlo test catches it."""
+    X = sphere(8, 5, seed=30)
+    K_m = NTKOperator(init_params(5, 2**16, kappa=KAPPA, nu=NU, seed=31), X, regime).averaged_kernel()
+    K_reg = regime_kernel(X, regime, kappa=KAPPA, nu=NU)
+    err = float((K_m - K_reg).norm() / K_reg.norm())
+    assert err < _WIDE_KERNEL_TOL[regime], err
 
 
 def test_special_cases_exact():
@@ -69,6 +137,36 @@ def test_near_parallel_and_antipodal_match_high_precision(angle):
     exact_k1 = float((mpmath.sin(t) + (mpmath.pi - t) * mpmath.cos(t)) / (2 * mpmath.pi))
     assert float(k1(X)[0, 1]) == pytest.approx(exact_k1, rel=1e-12, abs=1e-30)
     assert float(k0(X)[0, 1]) == pytest.approx(exact_k0, rel=1e-12, abs=1e-30)
+
+
+
+
+@pytest.mark.parametrize("phi", [1e-4, 3e-3, 0.0099, 0.01, 0.0101, 0.02, 0.1, 0.5, 0.999999, 1.0, 1.000001, 1.5,
+                                 3.0])
+def test_k1_k0_on_both_sides_of_the_series_cutoff(phi):
+    """K1 and K0 at pi - theta = phi against mpmath (50 digits) at the float64 inputs' exact angle
+    and norms, on both sides of the series cutoff (phi = 1) of ``sin(phi) - phi cos(phi)`` and
+    across the old cutoff (0.01), where the direct form lost up to 5.9e-12 relative.
+
+    Measured: at most 2.2 ulps (5e-16) for ``sin(phi) - phi cos(phi)`` over 4000 angles in
+    [1e-8, pi]; tolerance 1e-14 (45 ulps, room for the angle and the norms). A coefficient c_k's
+    share of K1 is ``3 c_k phi^(2k-2)``, largest just below phi = 1: a relative change delta of
+    1/3, 1/30, 1/840, 1/45360 moves K1 by about delta, 0.1 delta, 4e-3 delta, 1.3e-4 delta there
+    (1/30 -> 1/20 is 5e-2: fails); terms k >= 9 are below the tolerance by design (their share is
+    4e-16 and 1.2e-18). A cutoff lowered back to 0.01 fails at phi = 0.0101 (5.9e-12).
+    K0 has no cancellation: at most 2 ulps measured, tolerance 1e-14 everywhere."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 50
+    X = torch.tensor([[1.0, 0.0], [-math.cos(phi), math.sin(phi)]], dtype=torch.float64)
+    a = [mpmath.mpf(float(v)) for v in X[0]]
+    b = [mpmath.mpf(float(v)) for v in X[1]]
+    t = mpmath.atan2(b[1], b[0]) - mpmath.atan2(a[1], a[0])  # the angle the float64 inputs really have
+    norms = mpmath.sqrt(a[0] ** 2 + a[1] ** 2) * mpmath.sqrt(b[0] ** 2 + b[1] ** 2)
+    exact_k0 = (a[0] * b[0] + a[1] * b[1]) * (mpmath.pi - t) / (2 * mpmath.pi)
+    exact_k1 = norms * (mpmath.sin(t) + (mpmath.pi - t) * mpmath.cos(t)) / (2 * mpmath.pi)
+    got_k1, got_k0 = float(k1(X)[0, 1]), float(k0(X)[0, 1])
+    assert abs(got_k1 - float(exact_k1)) <= 1e-14 * abs(float(exact_k1)), float((got_k1 - exact_k1) / exact_k1)
+    assert abs(got_k0 - float(exact_k0)) <= 1e-14 * abs(float(exact_k0)), float((got_k0 - exact_k0) / exact_k0)
 
 
 def test_zero_input_is_safe():
@@ -125,3 +223,18 @@ def test_kernel_spectrum_values():
     assert s.condition_number == pytest.approx(float(ev[-1] / ev[0]), rel=1e-12)
     # K0 and K1 are both PSD, so the joint kernel's least eigenvalue is at least lambda_0 + mu_0
     assert s.lambda_min >= s.lambda_0 + s.mu_0 - 1e-12
+
+
+@pytest.mark.parametrize("regime", ["weak", "joint", "decoder"])
+def test_kernel_spectrum_with_distinct_kappa_nu(regime):
+    """kernel_spectrum's regime kernel is nu^2 K0 (weak), nu^2 K0 + kappa^2 K1 (joint),
+    kappa^2 K1 (decoder), built here from k0 and k1 directly (the Monte Carlo test checks that
+    formula). Both sides are eigvalsh of the same matrix up to rounding (1e-12); the mutants of
+    ``_combine`` move lambda_min by 0.24% (joint 1.1 kappa^2 K1) to 700% (decoder nu^2 K1)."""
+    X = sphere(9, 4, seed=4)
+    K = {"weak": NU**2 * k0(X), "joint": NU**2 * k0(X) + KAPPA**2 * k1(X), "decoder": KAPPA**2 * k1(X)}[regime]
+    ev = torch.linalg.eigvalsh(K)
+    s = kernel_spectrum(X, regime, kappa=KAPPA, nu=NU)
+    assert s.lambda_min == pytest.approx(float(ev[0]), rel=1e-12)
+    assert s.lambda_max == pytest.approx(float(ev[-1]), rel=1e-12)
+    torch.testing.assert_close(regime_kernel(X, regime, kappa=KAPPA, nu=NU), K, rtol=1e-13, atol=0)

@@ -101,30 +101,81 @@ def test_singular_kernel_never_gives_nan():
     torch.testing.assert_close(pred(X), X, rtol=1e-8, atol=1e-8)  # duplicates share a target: still interpolates
 
 
+def _net_minus_prediction(m: int, seeds, steps: int, X: torch.Tensor, Xn: torch.Tensor, eta: float):
+    """For each init seed: GD on a joint network of width m from ``init_params(5, m, seed=s)`` and the
+    linearised infinite-width prediction with the same ``f_0``; returns, per input set (``"train"``
+    = X, ``"new"`` = held-out Xn), the arrays ``net - prediction`` and ``net - f_0`` (seeds x n x d)."""
+    out = {"train": ([], []), "new": ([], [])}
+    for seed in seeds:
+        p = init_params(5, m, seed=seed)
+        f0 = lambda Z, p=p: forward(p, Z, "joint")  # noqa: E731
+        net = train(X, p, "joint", lr=eta, steps=steps, target=0.0).params
+        pred = NTKPredictor(X, "joint", f0=f0, eta=eta, steps=steps)
+        for Z, key in ((X, "train"), (Xn, "new")):
+            y = forward(net, Z, "joint")
+            out[key][0].append(y - pred(Z))
+            out[key][1].append(y - f0(Z))
+    return {key: (torch.stack(diff), torch.stack(moved)) for key, (diff, moved) in out.items()}
+
+
+def _limit_problem():
+    X, Xn = sphere(10, 5, seed=0), sphere(20, 5, seed=1)
+    eta = 0.5 / float(torch.linalg.eigvalsh(regime_kernel(X, "joint"))[-1])
+    return X, Xn, eta
+
+
 def test_wide_network_follows_the_ntk_prediction():
-    """GD with a small step on joint networks of growing width against the infinite-width
-    linearised prediction (same f_0). The finite-width NTK deviates from K ⊗ I by about
-    sqrt(d/m) in relative terms, so on held-out inputs we ask for 3 sqrt(d/m) at m = 2^14 and a
-    decreasing error; on training inputs both interpolate the same targets, so the error is far
-    smaller (< 0.01)."""
-    X, Xn = sphere(10, 5, seed=0), sphere(6, 5, seed=1)
-    K = regime_kernel(X, "joint")
-    eta, steps = 0.5 / float(torch.linalg.eigvalsh(K)[-1]), 200
+    """Trained to near convergence (200 steps at eta = 0.5 / lambda_max(K); eta lambda_min k = 3.7),
+    joint networks of width m = 2^10, 2^12, 2^14 (init seeds 0, 1) against the infinite-width
+    linearised prediction with the same f_0, on held-out inputs (20) and training inputs (10)
+    separately; error = ||net - prediction||_F / ||net - f_0||_F per seed, averaged over the seeds.
+
+    Measured over 32 init seeds (per seed: mean +- sd, max):
+      held-out   m = 2^10: 0.0561 +- 0.0086 (0.076), 2^12: 0.0297 +- 0.0052 (0.044),
+                 2^14: 0.0149 +- 0.0027 (0.021), so ~ 1.9 / sqrt(m); the 2-seed mean at 2^14 has
+                 sd 0.0020: tolerance mean + 5 sd = 0.025 (was 0.052);
+      training   2^14: 0.00018 +- 0.00010 (max 0.00049), 2-seed sd 0.00008: tolerance 0.0006;
+      log-log slope of the held-out error over the three widths, 16 pairs of seeds: -0.48 +- 0.067
+                 (from -0.62 to -0.37): required within mean +- 5 sd, [-0.82, -0.14].
+    Near convergence the prediction depends on the kernel only through its shape (on training
+    inputs the kernel cancels: both interpolate), so 10%-off kernel weights move these errors by
+    less than their spread (held-out 2^14: 0.017-0.019 for 1.1 or 0.9 times nu^2 K0 or kappa^2 K1,
+    against 0.0149); :func:`test_wide_network_follows_the_ntk_dynamics_early_in_training` catches
+    those."""
+    X, Xn, eta = _limit_problem()
+    widths = (2**10, 2**12, 2**14)
     errors = {}
-    for m in (2**10, 2**12, 2**14):
-        e_train, e_new = [], []
-        for seed in range(2):
-            p = init_params(5, m, seed=seed)
-            f0 = lambda Z, p=p: forward(p, Z, "joint")  # noqa: E731
-            net = train(X, p, "joint", lr=eta, steps=steps, target=0.0).params
-            pred = NTKPredictor(X, "joint", f0=f0, eta=eta, steps=steps)
-            for Z, store in ((X, e_train), (Xn, e_new)):
-                moved = forward(net, Z, "joint") - f0(Z)
-                store.append(float((forward(net, Z, "joint") - pred(Z)).norm() / moved.norm()))
-        errors[m] = (np.mean(e_train), np.mean(e_new))
-    assert errors[2**14][1] < 3 * math.sqrt(5 / 2**14)
-    assert errors[2**14][0] < 0.01
-    assert errors[2**10][1] > errors[2**12][1] > errors[2**14][1]
+    for m in widths:
+        runs = _net_minus_prediction(m, (0, 1), 200, X, Xn, eta)
+        errors[m] = {key: float(np.mean([float(d.norm() / mv.norm()) for d, mv in zip(diff, moved, strict=True)]))
+                     for key, (diff, moved) in runs.items()}
+    assert errors[2**14]["new"] < 0.025, errors
+    assert errors[2**14]["train"] < 0.0006, errors
+    slope = np.polyfit(np.log(widths), np.log([errors[m]["new"] for m in widths]), 1)[0]
+    assert -0.82 <= slope <= -0.14, (slope, errors)
+
+
+def test_wide_network_follows_the_ntk_dynamics_early_in_training():
+    """After 3 steps (eta = 0.5 / lambda_max(K)), where the prediction depends on the kernel's
+    scale and shape, networks of width m = 2^16 against the linearised infinite-width prediction,
+    averaged over init seeds 0..7: ``||mean_s (net_s - prediction_s)||_F / mean_s ||net_s - f0_s||_F``
+    on held-out (20) and training (10) inputs separately.
+
+    The finite-width deviation has mean ~0 over initialisations, so the seed average shrinks like
+    1/sqrt(seeds): measured per seed 0.0076 +- 0.0015 (held-out) and 0.0058 +- 0.0012 (training)
+    over 160 seeds; over 20 disjoint blocks of 8 seeds 0.0027 +- 0.0003 (max 0.0032) held-out and
+    0.0021 +- 0.0002 (max 0.0025) training (= per seed / sqrt(8)). A wrong kernel gives a
+    systematic offset that does not average out; the same 20 blocks with the predictor's kernel
+    weights 10% off: held-out 1.1 nu^2 K0 0.0160 +- 0.0014 (min 0.0134), 0.9 nu^2 K0 min 0.0139,
+    1.1 kappa^2 K1 min 0.0152, 0.9 kappa^2 K1 min 0.0163; training min 0.0122 (1.1 kappa^2 K1).
+    Tolerances 0.006 (held-out) and 0.005 (training): twice the worst real block and 10 sd above
+    its mean, below half the weakest mutant block."""
+    X, Xn, eta = _limit_problem()
+    runs = _net_minus_prediction(2**16, range(8), 3, X, Xn, eta)
+    err = {key: float(diff.mean(dim=0).norm() / moved.flatten(1).norm(dim=1).mean())
+           for key, (diff, moved) in runs.items()}
+    assert err["new"] < 0.006, err
+    assert err["train"] < 0.005, err
 
 
 def test_zero_output_initialisation():
@@ -169,8 +220,12 @@ def test_memorisation_fates():
     assert identity.iterate_nearest.shape == (4, 1)
 
 
-def test_converged_ntk_map_with_zero_init_memorises_span():
-    """With f_0 ≡ 0 the converged NTK map sends every input into the span of the training samples."""
+def test_memorisation_measure_sees_the_representer_property():
+    """With f_0 ≡ 0 a converged kernel predictor is ``k(x, X) C`` with ``C`` a combination of the
+    training samples (the representer theorem), so every output lies in their span, whatever
+    the kernel. This checks that ``memorisation``/``energy_outside_span`` measure that (share
+    outside the span ~0) and that ``NTKPredictor`` has that structure; it says nothing about
+    whether the kernel is the right one (the wide-network tests above do)."""
     X_train = sphere(5, 12, seed=0)
     X_new = sphere(8, 12, seed=1)
     pred = NTKPredictor(X_train, "joint")

@@ -114,10 +114,16 @@ def test_drift_exact_and_probe_estimate():
     assert exact.method == "exact"
     assert exact.value == pytest.approx(float((T1 - T0).norm() / T0.norm()), rel=1e-12)
     assert exact.value > 0
-    # Hutchinson with 400 probes: each squared norm has relative sd <= sqrt(2/400) ~ 0.07
+    # Hutchinson with 400 Rademacher probes. Measured over probe seeds 0..299 on this problem:
+    # relative error of the estimate mean -0.03%, sd 0.99%, largest 3.4%. One estimate must be
+    # within 5 sd (5%); the mean of 20 estimates (seeds 0..19) within 5 sd / sqrt(20) (1.2%),
+    # which also bounds the estimator's bias. The drift scaled by 1.2 fails both (+20%), and
+    # even a 1.05x error fails the mean.
     est = ntk_drift(op1, op0, probes=400, dense_limit=0)
     assert est.method.startswith("hutchinson")
-    assert est.value == pytest.approx(exact.value, rel=0.25)
+    assert est.value == pytest.approx(exact.value, rel=0.05)
+    mean = np.mean([ntk_drift(op1, op0, probes=400, seed=s, dense_limit=0).value for s in range(20)])
+    assert mean == pytest.approx(exact.value, rel=0.012)
 
 
 def test_train_records_ntk_at_cadence():
