@@ -10,8 +10,8 @@ import torch
 
 from aedyn.data import sphere
 from aedyn.errors import AedynError
-from aedyn.gd import TrainResult, auto_lr, fit_linear_rate, train
-from aedyn.model import gradients, init_params
+from aedyn.gd import TrainResult, auto_lr, fit_linear_rate, rounding_floor, train
+from aedyn.model import Params, gradients, init_params
 from aedyn.ntk import NTKOperator
 
 
@@ -186,3 +186,69 @@ def test_cuda_path_selected_by_device_argument_runs_on_cpu_when_auto():
     if not torch.cuda.is_available():
         with pytest.raises(AedynError, match="no CUDA"):
             resolve_device("cuda")
+
+
+def test_rate_fit_stops_at_the_rounding_floor():
+    """A geometric decay that stalls in rounding noise about 100x below the floor (where real runs
+    stall, see rounding_floor): the fit must see the decay only."""
+    loss = 2.0 * 0.9 ** np.arange(400)
+    floor = 1e-12
+    hit = int(np.argmax(loss <= floor))
+    stall = int(np.argmax(loss <= floor / 100))
+    noisy = loss.copy()
+    noisy[stall:] = floor / 100 * np.exp(np.random.default_rng(1).normal(0, 1, 400 - stall))
+    fit = fit_linear_rate(noisy, floor=floor)
+    assert fit.floor_step == hit and fit.stop == hit and fit.start == hit // 2
+    assert fit.rate == pytest.approx(0.9, rel=1e-12) and fit.r2 == pytest.approx(1.0)
+    blind = fit_linear_rate(noisy)
+    assert blind.floor_step is None and abs(blind.rate - 0.9) > 0.02  # what the stall does to a naive fit
+
+
+def test_run_to_the_floor_reports_it_and_fits_before_it():
+    X = sphere(8, 4, seed=0)
+    r = train(X, init_params(4, 64, regime="weak", seed=0), "weak", steps=4000, target=0.0)
+    assert r.status == "max_steps"
+    fit = r.rate_fit
+    assert fit is not None and fit.floor_step is not None and fit.stop == fit.floor_step < r.steps
+    assert r.floor == pytest.approx(rounding_floor(8.0, "float64"))
+    assert 0.5 < fit.rate < 0.999 and fit.r2 > 0.99
+    assert "rounding floor" in r.message and "raise --steps" not in r.message
+    assert r.summary()["floor_step"] == fit.floor_step
+    # the floor sits two orders of magnitude above where float64 runs stall
+    assert 1e-32 * 8 < rounding_floor(8.0) < 1e-28 * 8
+
+
+def test_zero_decoder_relative_movement_is_undefined_not_huge():
+    X = sphere(8, 4, seed=1)
+    r = train(X, init_params(4, 32, seed=2, nu=0.0), "joint", lr=0.05, steps=20, target=0.0)
+    assert np.isnan(r.metrics["weight_change_V"][1:]).all()
+    assert r.final("weight_distance_V") > 0 and r.final("weight_change_W") < 1
+    np.testing.assert_allclose(r.metrics["weight_distance_V"][-1], float((r.params.V - r.init.V).norm()), rtol=1e-12)
+
+
+def test_overflow_at_initialisation_is_an_error_not_a_divergence():
+    X = sphere(6, 3, seed=0)
+    with pytest.raises(AedynError, match="overflows at initialisation"):
+        train(X, init_params(3, 16, scale=1e300), "joint")
+    bad = init_params(3, 16)
+    bad.W[0, 0] = float("nan")
+    with pytest.raises(AedynError, match="initial W contains NaN"):
+        train(X, bad, "joint")
+
+
+def test_numpy_scalars_are_accepted_and_bools_refused():
+    X = sphere(6, 3, seed=0)
+    p = init_params(3, 16, seed=0)
+    r = train(X, p, "joint", lr=np.float32(1e-2), steps=np.int64(3), target=np.float64(0.0))
+    assert r.steps == 3 and r.lr == pytest.approx(1e-2)
+    for kwargs in ({"steps": True}, {"steps": 2.5}, {"lr": "0.1"}, {"target": np.nan}):
+        with pytest.raises(AedynError):
+            train(X, p, "joint", **kwargs)
+
+
+def test_zero_initial_loss_converges_at_once():
+    X = torch.ones(1, 1, dtype=torch.float64)
+    p = Params(torch.ones(1, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64), 1.0)
+    r = train(X, p, "joint", lr=0.1, steps=10)
+    assert r.status == "converged" and r.steps == 0 and "already zero" in r.message
+    assert r.relative_loss.tolist() == [0.0]

@@ -231,3 +231,26 @@ def test_memorisation_measure_sees_the_representer_property():
     pred = NTKPredictor(X_train, "joint")
     snap = memorisation(pred, X_new, X_train, iterations=20)
     assert np.all(snap.outside_span < 1e-20)
+
+
+def test_default_rcond_follows_the_precision():
+    """A duplicated sample: in float64 K is singular to n eps; in float32 the same data give a
+    kernel whose computed condition number is about 1e7, above 1 / (n eps32) = 1.4e6, so the
+    float32 prediction must warn and drop it, where rcond = 1e-12 passed it silently."""
+    X = sphere(6, 3, seed=2)
+    X[5] = X[0]
+    with pytest.warns(AedynWarning, match="singular"):
+        p64 = NTKPredictor(X, "joint")
+    assert p64.rcond == pytest.approx(6 * torch.finfo(torch.float64).eps)
+    with pytest.warns(AedynWarning, match="singular"):
+        p32 = NTKPredictor(X.float(), "joint")
+    assert p32.rcond == pytest.approx(6 * torch.finfo(torch.float32).eps) and p32.dropped >= 1
+    assert torch.isfinite(p32(X.float())).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AedynWarning)
+        NTKPredictor(X.float(), "joint", rcond=1e-12)  # the old default: no warning
+
+
+def test_no_limit_prediction_for_tied_networks():
+    with pytest.raises(AedynError, match="cannot stay lazy"):
+        NTKPredictor(sphere(4, 3, seed=0), "tied")

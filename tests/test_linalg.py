@@ -107,3 +107,18 @@ def test_lobpcg_min_on_a_geometric_spectrum_and_honest_non_convergence():
     assert not converged and iterations <= 40
     assert any(issubclass(w.category, AedynWarning) for w in caught)
     assert lam >= ref * (1 - 1e-12)  # a Rayleigh quotient never undershoots lambda_min
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3, 5, 64, 65])
+def test_tiny_operators_are_solved_exactly(dim):
+    """Dimensions a block Krylov method cannot handle (LOBPCG needs 3 x block directions) go to a
+    dense solve; just above the switch the iterative solvers take over and agree."""
+    from aedyn.linalg import lobpcg_min
+
+    A = spd_with_spectrum(torch.linspace(0.5, 2.0, dim).double(), seed=dim)
+    ref = torch.linalg.eigvalsh(A)
+    ext = lanczos_extremes(lambda v: A @ v, dim, dtype=torch.float64, tol=1e-10)
+    lo, _, _, ok = lobpcg_min(lambda V: A @ V, dim, dtype=torch.float64, tol=1e-10)
+    assert ext.converged and ok
+    assert ext.min == pytest.approx(float(ref[0]), rel=1e-9) and ext.max == pytest.approx(float(ref[-1]), rel=1e-9)
+    assert lo == pytest.approx(float(ref[0]), rel=1e-9)

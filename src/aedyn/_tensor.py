@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aedyn.errors import AedynError
+from aedyn.errors import AedynError, first_line
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEVICES = ("cpu", "cuda", "auto")
@@ -64,7 +64,7 @@ def as_tensor(x: Any, *, dtype: torch.dtype | None = None, device: torch.device 
         try:
             arr = np.asarray(x)
         except (ValueError, TypeError) as exc:
-            raise AedynError(f"{name} must be a rectangular array of numbers ({_first_line(exc)})") from None
+            raise AedynError(f"{name} must be a rectangular array of numbers ({first_line(exc)})") from None
         if arr.dtype.kind not in "biuf":
             what = "real numbers" if arr.dtype.kind == "c" else "numbers"
             raise AedynError(f"{name} must hold {what}; got an array of dtype {arr.dtype}")
@@ -83,7 +83,3 @@ def as_tensor(x: Any, *, dtype: torch.dtype | None = None, device: torch.device 
 
 _TORCH_INTEGERS = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer.main import get_command
 
 from aedyn._meta import aedyn_version
-from aedyn.errors import AedynError
+from aedyn.errors import AedynError, is_out_of_memory
 from aedyn.files import OutputExistsError, check_outputs, free_sibling, write_json
 from aedyn.gd import TrainResult
 from aedyn.job import KernelJob, TrainJob, run_job, run_kernel_job
@@ -324,13 +324,6 @@ def _terminate_cleanly() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _out_of_memory(exc: BaseException) -> bool:
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
-
-
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` (default ``sys.argv[1:]``) and return the exit code.
 
@@ -369,7 +362,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             return int(exc.exit_code)  # type: ignore[attr-defined]
         if debug:
             traceback.print_exc()
-        if _out_of_memory(exc):
+        if is_out_of_memory(exc):
             _error(f"out of memory ({type(exc).__name__}): make the problem smaller (--width, --n, --steps) or "
                    "set --max-memory to be warned before allocating")
             return EXIT_INPUT

@@ -34,7 +34,7 @@ import torch
 from aedyn._check import check_count, check_int, check_seed
 from aedyn._seed import numpy_generator, torch_generator
 from aedyn._tensor import as_tensor, resolve_device, resolve_dtype
-from aedyn.errors import AedynError, AedynWarning
+from aedyn.errors import AedynError, AedynWarning, first_line, is_out_of_memory
 
 PARALLEL_TOL = 1e-9
 """Rows with ``|cos| > 1 - PARALLEL_TOL`` count as parallel."""
@@ -771,17 +771,12 @@ def _memory_guard(what: str) -> Iterator[None]:
     """Turn an allocation failure (NumPy ``MemoryError``, torch allocator errors) into one line."""
     try:
         yield
-    except MemoryError:
-        raise AedynError(f"{what} is too large for memory; draw a subset with --n (n=...) or free memory") from None
-    except RuntimeError as exc:
-        text = str(exc)
-        if isinstance(exc, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in text:
-            raise AedynError(f"{what} is too large for GPU memory; draw a subset with --n (n=...) or use "
-                             "--device cpu") from None
-        if "can't allocate memory" in text or "DefaultCPUAllocator" in text or "out of memory" in text.lower():
-            raise AedynError(f"{what} is too large for memory; draw a subset with --n (n=...) or free "
-                             "memory") from None
-        raise
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        where = "GPU memory" if "CUDA" in str(exc) or type(exc).__name__ == "OutOfMemoryError" else "memory"
+        fix = "use --device cpu" if where == "GPU memory" else "free memory"
+        raise AedynError(f"{what} is too large for {where}; draw a subset with --n (n=...) or {fix}") from None
 
 
 def _os_error(path: Path, exc: OSError) -> AedynError:
@@ -803,10 +798,8 @@ def _listing(keys: list[str], limit: int = 10) -> str:
     return str(keys) if len(keys) <= limit else f"{keys[:limit]} and {len(keys) - limit} more"
 
 
-def _first_line(exc: BaseException, limit: int = 100) -> str:
-    """A short, one-line description of ``exc``; a parser's internal error is called a damaged header."""
+def _first_line(exc: BaseException) -> str:
+    """:func:`aedyn.errors.first_line`, except that a parser's internal error is called a damaged header."""
     if not isinstance(exc, (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error, csv.Error)):
         return f"damaged header: {type(exc).__name__}"
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else type(exc).__name__
-    return line if len(line) <= limit else line[:limit] + "..."
+    return first_line(exc)

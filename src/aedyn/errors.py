@@ -13,3 +13,20 @@ class AedynError(ValueError):
 
 class AedynWarning(UserWarning):
     """Something the user should know (data was normalised, rows are parallel, ...)."""
+
+
+def first_line(exc: BaseException, limit: int = 100) -> str:
+    """A short one-line description of ``exc`` for an error message (its type when it has no text)."""
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """``exc`` is an allocation failure: Python's ``MemoryError``, torch's CUDA ``OutOfMemoryError``
+    or the CPU allocator's ``RuntimeError`` ("can't allocate memory")."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "DefaultCPUAllocator" in text
+                                              or "out of memory" in text.lower())

@@ -32,8 +32,8 @@ import torch
 
 from aedyn._check import check_choice, check_count, check_float, check_positive
 from aedyn._seed import torch_generator
-from aedyn._tensor import _first_line, as_tensor, resolve_device, resolve_dtype
-from aedyn.errors import AedynError
+from aedyn._tensor import as_tensor, resolve_device, resolve_dtype
+from aedyn.errors import AedynError, first_line
 from aedyn.files import write_atomic
 
 Regime = Literal["weak", "joint", "decoder", "tied"]
@@ -117,7 +117,7 @@ class Params:
         except FileNotFoundError:
             raise AedynError(f"{name} does not exist; {hint}") from None
         except Exception as exc:  # a damaged file fails in many ways: zip, zlib, EOF, format, pickle
-            raise AedynError(f"{name} is not a readable aedyn parameter file ({_first_line(exc)}); {hint}") from None
+            raise AedynError(f"{name} is not a readable aedyn parameter file ({first_line(exc)}); {hint}") from None
         if np.ndim(alpha) != 0 or alpha.dtype.kind not in "iuf":
             raise AedynError(f"{name}: alpha must be a single number; got an array of shape {np.shape(alpha)}")
         return cls(W, V, float(alpha)).to(device=device, dtype=dtype)
