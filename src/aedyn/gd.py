@@ -222,21 +222,26 @@ class TrainResult:
             if isinstance(record[key], bool) or not isinstance(record[key], types):
                 raise AedynError(f"the training record's {key!r} has the wrong type ({type(record[key]).__name__}); "
                                  f"{hint}")
+        config = record.get("config") or {}
+        if not isinstance(config, dict):
+            raise AedynError(f"the training record's 'config' must be a mapping; {hint}")
+        optional = {key: None if record.get(key) is None else check_positive(record[key], f"the record's {key!r}")
+                    for key in ("lr_decoder", "lambda_max")}
+        for key in ("n", "data_norm2"):  # what the rounding floor is computed from
+            if config.get(key) is not None:
+                check_float(config[key], f"the record's config {key!r}", low=0.0)
         nan = float("nan")
         try:
             loss = np.array([nan if v is None else v for v in record["loss"]], dtype=np.float64)
             metrics = {str(k): np.array([nan if x is None else x for x in v], dtype=np.float64)
                        for k, v in record["metrics"].items()}
-            lr_decoder = record.get("lr_decoder")
-            lambda_max = record.get("lambda_max")
-            result = cls(status=check_choice(record["status"], STATUSES, "status"), steps=record["steps"], loss=loss,
-                         metrics=metrics, lr=float(record["lr"]),
-                         lr_decoder=None if lr_decoder is None else float(lr_decoder),
-                         regime=check_regime(record["regime"]), wall_time=float(record["wall_time"]),
-                         message=record["message"], config=dict(record.get("config") or {}),
-                         lambda_max=None if lambda_max is None else float(lambda_max))
         except (TypeError, ValueError) as exc:
             raise AedynError(f"the training record has malformed values ({exc}); {hint}") from None
+        result = cls(status=check_choice(record["status"], STATUSES, "status"),
+                     steps=check_int(record["steps"], "the record's 'steps'", minimum=0), loss=loss, metrics=metrics,
+                     lr=check_positive(record["lr"], "the record's 'lr'"), regime=check_regime(record["regime"]),
+                     wall_time=check_float(record["wall_time"], "the record's 'wall_time'", low=0.0),
+                     message=record["message"], config=dict(config), **optional)
         if loss.ndim != 1 or len(loss) != result.steps + 1:
             raise AedynError(f"the training record is inconsistent: {len(loss)} losses for {result.steps} steps; "
                              f"{hint}")

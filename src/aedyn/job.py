@@ -58,10 +58,11 @@ class Job:
         check_regime(self.regime)
         if not isinstance(self.data, str) or not self.data:
             raise AedynError(f"data must be sphere, digits or a file path; got {self.data!r}")
-        classes = None if self.classes is None else tuple(int(c) for c in self.classes)
-        self._set(classes=classes, seed=check_seed(self.seed),
+        self._set(seed=check_seed(self.seed),
                   data_seed=None if self.data_seed is None else check_seed(self.data_seed, "data_seed"))
-        check_source(self.data, n=self.n, d=self.d, classes=classes, key=self.key, seed=self.resolved_data_seed)
+        check_source(self.data, n=self.n, d=self.d, classes=self.classes, key=self.key, seed=self.resolved_data_seed)
+        if self.classes is not None:  # checked above: integers 0..9
+            self._set(classes=tuple(int(c) for c in self.classes))
         if not isinstance(self.normalize, bool):
             raise AedynError(f"normalize must be True or False; got {self.normalize!r}")
         resolve_dtype(self.dtype)

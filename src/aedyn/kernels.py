@@ -44,8 +44,8 @@ def _pairs(X: Any, Y: Any | None) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     ``phi = 2 atan2(||u + v||, ||u - v||)`` of the unit vectors ``u, v`` (differences taken
     directly, not through Gram matrices): accurate to a few ulps at every angle, 0 and pi included."""
     X = as_tensor(X, name="X", finite=True)
-    if X.ndim != 2:
-        raise AedynError(f"kernel inputs must be 2-D (n x d); got shape {tuple(X.shape)}")
+    if X.ndim != 2 or X.shape[1] == 0:
+        raise AedynError(f"kernel inputs must be n x d matrices with d >= 1; got shape {tuple(X.shape)}")
     Yt = X if Y is None else as_tensor(Y, dtype=X.dtype, device=X.device, name="Y", finite=True)
     if Yt.ndim != 2 or Yt.shape[1] != X.shape[1]:
         raise AedynError(f"kernel inputs must share d; got shapes {tuple(X.shape)} and {tuple(Yt.shape)}")
@@ -152,7 +152,10 @@ class KernelSpectrum:
 def kernel_spectrum(X: Any, regime: str = "joint", *, kappa: float = 1.0, nu: float = 1.0) -> KernelSpectrum:
     """Dense ``eigvalsh`` of the ``n x n`` kernels (cheap: ``n`` is the number of samples)."""
     kappa, nu = check_kernel_options(regime, kappa, nu)
-    dot, norms, phi = _pairs(as_tensor(X, dtype=torch.float64, name="X"), None)
+    X = as_tensor(X, dtype=torch.float64, name="X")
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise AedynError(f"kernel_spectrum needs a non-empty n x d matrix; got shape {tuple(X.shape)}")
+    dot, norms, phi = _pairs(X, None)
     K0, K1 = _k0(dot, phi), _k1(norms, phi)
     ev0, ev1 = torch.linalg.eigvalsh(K0), torch.linalg.eigvalsh(K1)
     ev = torch.linalg.eigvalsh(_combine(K0, K1, regime, kappa, nu))

@@ -235,14 +235,22 @@ def memorisation(f: Map, X_new: Any, X_train: Any, *, iterations: int = 50, tol:
     involved (training samples are unit vectors after validation)."""
     X_train = as_tensor(X_train, name="X_train", finite=True)
     Z = as_tensor(X_new, dtype=X_train.dtype, device=X_train.device, name="X_new", finite=True)
-    if X_train.ndim != 2 or Z.ndim != 2 or Z.shape[1] != X_train.shape[1]:
-        raise AedynError(f"X_new and X_train must be matrices with the same d; got shapes {tuple(Z.shape)} and "
-                         f"{tuple(X_train.shape)}")
+    if X_train.ndim != 2 or X_train.shape[0] == 0 or Z.ndim != 2 or Z.shape[1] != X_train.shape[1]:
+        raise AedynError(f"X_new and X_train must be matrices with the same d, X_train non-empty; got shapes "
+                         f"{tuple(Z.shape)} and {tuple(X_train.shape)}")
     if not callable(f):
         raise AedynError(f"f must be a map (callable), e.g. a trained network or an NTKPredictor; "
                          f"got {type(f).__name__}")
     iterations = check_int(iterations, "iterations", minimum=0)
     tol = check_positive(tol, "tol")
+
+    def f(z: torch.Tensor, f: Map = f) -> torch.Tensor:  # the map's outputs, checked: NumPy or torch, n x d
+        out = as_tensor(f(z), dtype=z.dtype, device=z.device, name="f(x)")
+        if out.shape != z.shape:
+            raise AedynError(f"the map f must send an n x d array to an n x d array; it returned shape "
+                             f"{tuple(out.shape)} for {tuple(z.shape)}")
+        return out
+
     Y = f(Z)
     near, idx = nearest_training_sample(Y, X_train)
     traj_near, traj_norm = [nearest_training_sample(Z, X_train)[0]], [Z.norm(dim=1)]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from aedyn._check import check_choice, check_count, check_float
+from aedyn._check import check_choice, check_count, check_float, check_seed
 from aedyn._seed import torch_generator
 from aedyn.errors import AedynWarning
 
@@ -48,10 +48,10 @@ def _dense_extremes(apply: Callable[[torch.Tensor], torch.Tensor], dim: int, dty
     return torch.linalg.eigvalsh(0.5 * (A + A.mT))
 
 
-def _check_solver(dim: int, tol: float, max_iter: int) -> tuple[int, float, int]:
+def _check_solver(dim: int, tol: float, max_iter: int, seed: int) -> tuple[int, float, int, int]:
     return (check_count(dim, "dim"),
             check_float(tol, "tol", low=0.0, high=1.0, low_open=True, high_open=True),
-            check_count(max_iter, "max_iter"))
+            check_count(max_iter, "max_iter"), check_seed(seed))
 
 
 def lanczos_extremes(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *, dtype: torch.dtype,
@@ -66,7 +66,8 @@ def lanczos_extremes(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *
     issued). ``which`` is ``"max"``, ``"min"`` or ``"both"``. Memory: ``max_iter`` vectors of ``dim``.
     """
     which = check_choice(which, ("min", "max", "both"), "which")
-    dim, tol, max_iter = _check_solver(dim, tol, max_iter)
+    dim, tol, max_iter, seed = _check_solver(dim, tol, max_iter, seed)
+    check_every = check_count(check_every, "check_every")
     if dim <= DENSE_DIM:
         ev = _dense_extremes(lambda E: torch.stack([matvec(e) for e in E.mT], dim=1), dim, dtype, device)
         return Extremes(float(ev[0]), float(ev[-1]), dim, True, 0.0, 0.0)
@@ -164,7 +165,7 @@ def lobpcg_min(matmat: Callable[[torch.Tensor], torch.Tensor], dim: int, *, dtyp
     place of the unknown eigenvalues, so it is not a bound; the test against exact
     eigenvalues of ill-conditioned operators is what supports it.
     """
-    dim, tol, max_iter = _check_solver(dim, tol, max_iter)
+    dim, tol, max_iter, seed = _check_solver(dim, tol, max_iter, seed)
     block = check_count(block, "block")
     if dim <= DENSE_DIM:
         return float(_dense_extremes(matmat, dim, dtype, device)[0]), 0.0, dim, True

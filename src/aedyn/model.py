@@ -104,10 +104,11 @@ class Params:
         if Path(path).is_dir():
             raise AedynError(f"{name} is a folder, not an aedyn parameter file; {hint}")
         try:
-            with np.load(path, allow_pickle=False) as z:
-                if not hasattr(z, "files"):
-                    raise AedynError(f"{name} holds a single array, not an aedyn parameter file (.npz with W, V, "
-                                     f"alpha); {hint}")
+            z = np.load(path, allow_pickle=False)
+            if isinstance(z, np.ndarray):
+                raise AedynError(f"{name} holds a single array (a .npy file), not an aedyn parameter file (.npz with "
+                                 f"W, V, alpha); {hint}")
+            with z:
                 missing = [k for k in ("W", "alpha") if k not in z.files]
                 if missing:
                     raise AedynError(f"{name} is not an aedyn parameter file (no {' or '.join(missing)}); {hint}")
@@ -299,10 +300,13 @@ def jvp(params: Params, X: Any, regime: str, tangent: Tangent, feats: Features |
     Layers the regime does not train are ignored; the trained ones need their component of ``t``.
     """
     X = check_input(X, as_params(params, regime), check_finite=check_finite)
+    if not isinstance(tangent, Tangent):
+        raise AedynError(f"the tangent must be an aedyn Tangent(W, V) (None for a layer the regime does not train); "
+                         f"got {type(tangent).__name__}")
     A, D = features(params, X) if feats is None else feats
     enc, dec = trained_layers(regime)
-    tW = _direction(tangent.W, params.W, "tangent.W") if enc else None
-    tV = _direction(tangent.V, params.W.mT, "tangent.V") if dec else None
+    tW = _direction(tangent.W, params.W, "tangent.W", check_finite) if enc else None
+    tV = _direction(tangent.V, params.W.mT, "tangent.V", check_finite) if dec else None
     out = torch.zeros(A.shape[:-1] + X.shape[-1:], dtype=A.dtype, device=A.device)
     if tW is not None:
         Zdot = torch.matmul(X, tW.mT).mul_(D)
@@ -325,6 +329,9 @@ def vjp(params: Params, X: Any, regime: str, cotangent: Any, feats: Features | N
     """
     X = check_input(X, as_params(params, regime), check_finite=check_finite)
     cot = check_input(cotangent, params, check_finite=check_finite, name="cotangent")
+    if cot.shape[-2] != X.shape[-2]:
+        raise AedynError(f"the cotangent has {cot.shape[-2]} rows but X has {X.shape[-2]} samples; it must be an "
+                         "output-space array shaped like f(X)")
     A, D = features(params, X) if feats is None else feats
     enc, dec = trained_layers(regime)
     c = params.alpha * cot
@@ -354,11 +361,11 @@ def gradients(params: Params, X: Any, regime: str = "joint", *, check_finite: bo
     return evaluate(params, X, regime, check_finite=check_finite).grads
 
 
-def _direction(t: Any, like: torch.Tensor, name: str) -> torch.Tensor:
+def _direction(t: Any, like: torch.Tensor, name: str, check_finite: bool) -> torch.Tensor:
     """A parameter-space direction shaped like ``like`` (last two dims; batch dims broadcast)."""
     if t is None:
         raise AedynError(f"{name} is needed: the regime trains that layer")
-    out = as_tensor(t, dtype=like.dtype, device=like.device, name=name)
+    out = as_tensor(t, dtype=like.dtype, device=like.device, name=name, finite=check_finite)
     if out.shape[-2:] != like.shape[-2:]:
         raise AedynError(f"{name} must have shape {tuple(like.shape[-2:])} (last two dims); got {tuple(out.shape)}")
     return out

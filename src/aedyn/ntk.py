@@ -41,6 +41,17 @@ GRAM_LIMIT = 1 << 26
 """The decoder part is applied through its ``n x n`` factor while ``n^2`` is at most this."""
 
 
+def _problem(params: Params, X: Any, regime: str, *, check_finite: bool = True) -> tuple[Params, torch.Tensor]:
+    """One network (no batch dimension) and a non-empty ``n x d`` input: what every NTK needs."""
+    params = as_params(params, regime)
+    X = check_input(X, params, check_finite=check_finite)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise AedynError(f"the NTK needs a non-empty n x d matrix X; got shape {tuple(X.shape)}")
+    if params.W.ndim != 2:
+        raise AedynError("the NTK is computed for one network; got parameters with a batch dimension")
+    return params, X
+
+
 def ntk_dense(params: Params, X: Any, regime: str) -> torch.Tensor:
     """``Theta`` as a dense ``nd x nd`` matrix from the block formulas (small problems only).
 
@@ -54,8 +65,7 @@ def ntk_dense(params: Params, X: Any, regime: str) -> torch.Tensor:
 
     Memory ``O((nd)^2 + n d m)``.
     """
-    params = as_params(params, regime)
-    X = check_input(X, params)
+    params, X = _problem(params, X, regime)
     n, d = X.shape
     A, D = features(params, X)
     Dd = D.to(X.dtype)
@@ -96,12 +106,7 @@ class NTKOperator:
     """
 
     def __init__(self, params: Params, X: Any, regime: str, *, check_finite: bool = True) -> None:
-        self.params = as_params(params, regime)
-        self.X = check_input(X, self.params, check_finite=check_finite)
-        if self.X.ndim != 2 or self.X.shape[0] == 0:
-            raise AedynError(f"X must be a non-empty n x d matrix; got shape {tuple(self.X.shape)}")
-        if self.params.W.ndim != 2:
-            raise AedynError("NTKOperator takes one network; got parameters with a batch dimension")
+        self.params, self.X = _problem(params, X, regime, check_finite=check_finite)
         self.regime = regime
         self.features = features(self.params, self.X)
         self.shape = tuple(self.X.shape)
@@ -249,6 +254,7 @@ def ntk_drift(current: NTKOperator, initial: NTKOperator, *, probes: int = 16, s
         raise AedynError(f"ntk_drift compares kernels of one problem; got shapes {current.shape} and {initial.shape}, "
                          f"regimes {current.regime!r} and {initial.regime!r}")
     probes = check_count(probes, "probes")
+    seed = check_seed(seed)
     dense_limit = check_int(dense_limit, "dense_limit", minimum=0)
     if current.dim <= dense_limit:
         T0, Tt = initial.dense(), current.dense()
