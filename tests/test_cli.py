@@ -328,6 +328,8 @@ def test_bad_and_extreme_options_are_one_line_exit_2(capsys, args, needle):
     (["--width", "0"], "width must be a positive integer"),
     (["--seed", "99999999999999999999"], "seed must be <="),
     (["--n", str(10**7)], "needs about"),
+    (["--kappa", "1e200"], "makes the kernel overflow"),  # found by the fuzz test: kappa ** 2 raised OverflowError
+    (["--nu", "1e200", "--regime", "weak"], "makes the kernel overflow"),
 ])
 def test_kernel_validates_like_train(capsys, args, needle):
     code, _, err = run_cli(["kernel", "--data", "sphere", "--n", "6", "--d", "3", *args], capsys)

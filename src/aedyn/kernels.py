@@ -109,17 +109,22 @@ def check_kernel_options(regime: str, kappa: float = 1.0, nu: float = 1.0) -> tu
         raise AedynError("the tied NTK's infinite-width limit couples output coordinates (it is not K ⊗ I_d), so it "
                          "has no n x n regime kernel; use the finite-width kernel (--width)")
     check_choice(regime, KERNEL_REGIMES, "regime")
-    return (check_positive(kappa, "kappa (encoder init scale)"),
-            check_float(nu, "nu (decoder init scale)", low=0.0))
+    kappa = check_positive(kappa, "kappa (encoder init scale)")
+    nu = check_float(nu, "nu (decoder init scale)", low=0.0)
+    for name, value in (("kappa", kappa), ("nu", nu)):
+        if not math.isfinite(value * value):  # the kernels scale with the square
+            raise AedynError(f"{name} = {value:g} makes the kernel overflow ({name}^2 is beyond float64); "
+                             f"use {name} below 1e154")
+    return kappa, nu
 
 
 def _combine(K0: torch.Tensor | None, K1: torch.Tensor | None, regime: str, kappa: float, nu: float) -> torch.Tensor:
     """``nu^2 K0`` (weak), ``nu^2 K0 + kappa^2 K1`` (joint), ``kappa^2 K1`` (decoder)."""
     if regime == "weak":
-        return nu ** 2 * K0  # type: ignore[operator]
+        return nu * nu * K0  # type: ignore[operator]
     if regime == "decoder":
-        return kappa ** 2 * K1  # type: ignore[operator]
-    return nu ** 2 * K0 + kappa ** 2 * K1  # type: ignore[operator]
+        return kappa * kappa * K1  # type: ignore[operator]
+    return nu * nu * K0 + kappa * kappa * K1  # type: ignore[operator]
 
 
 def regime_kernel(X: Any, regime: str, *, kappa: float = 1.0, nu: float = 1.0, Y: Any | None = None) -> torch.Tensor:

@@ -69,7 +69,7 @@ def ntk_dense(params: Params, X: Any, regime: str) -> torch.Tensor:
     n, d = X.shape
     A, D = features(params, X)
     Dd = D.to(X.dtype)
-    a2 = params.alpha ** 2
+    a2 = params.alpha * params.alpha
     eye = torch.eye(d, dtype=X.dtype, device=X.device)
     enc, dec = trained_layers(regime)
     out = torch.zeros(n * d, n * d, dtype=X.dtype, device=X.device)
@@ -160,14 +160,14 @@ class NTKOperator:
     def decoder_gram(self) -> torch.Tensor:
         """``alpha^2 A A^T`` (``n x n``): the decoder part is this matrix ``⊗ I_d``."""
         A = self.features.A
-        return self.params.alpha ** 2 * (A @ A.mT)
+        return self.params.alpha * self.params.alpha * (A @ A.mT)
 
     def averaged_kernel(self, jitter: float = 0.0) -> torch.Tensor:
         """The ``n x n`` kernel ``K`` with ``Theta ≈ K ⊗ I_d``: the trace-average over output
         coordinates of each ``d x d`` block, ``K_ij = tr(Theta_ij) / d`` (exact for ``decoder``),
         plus ``jitter`` on the diagonal. Built in place: two ``n x n`` arrays at most."""
         A, D = self.features
-        a2 = self.params.alpha ** 2
+        a2 = self.params.alpha * self.params.alpha
         K = torch.zeros(self.shape[0], self.shape[0], dtype=A.dtype, device=A.device)
         if self.encoder_trains:
             s = decoder(self.params, self.regime).square().sum(dim=0) / self.shape[1]  # ||v_r||^2 / d
@@ -258,7 +258,7 @@ def ntk_drift(current: NTKOperator, initial: NTKOperator, *, probes: int = 16, s
     dense_limit = check_int(dense_limit, "dense_limit", minimum=0)
     if current.dim <= dense_limit:
         T0, Tt = initial.dense(), current.dense()
-        num, den = float((Tt - T0).norm()) ** 2, float(T0.norm()) ** 2
+        num, den = float((Tt - T0).square().sum()), float(T0.square().sum())
         method = "exact"
     else:
         gen = torch_generator(seed, "probe")
