@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -261,14 +262,31 @@ def test_output_that_appears_during_the_run_is_kept_and_the_result_too(tmp_path,
     assert "record to " + str(tmp_path / "r.1.json") in stdout
 
 
+def wait_until_busy(pid: int, cpu_seconds: float, timeout: float = 120.0) -> None:
+    """Wait until process ``pid`` has used ``cpu_seconds`` of CPU (Linux /proc), whatever the load."""
+    tick = os.sysconf("SC_CLK_TCK")
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if (int(fields[11]) + int(fields[12])) / tick >= cpu_seconds:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} did not start working within {timeout} s")
+
+
 def test_sigterm_during_training_leaves_no_file(tmp_path):
     out = tmp_path / "run.json"
     proc = subprocess.Popen([sys.executable, "-m", "aedyn.cli", "train", "--data", "sphere", "--n", "64", "--d", "16",
                              "--width", "4096", "--steps", "10000000", "--target", "0", "--lr", "0.01", "-q",
                              "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    try:
+        wait_until_busy(proc.pid, cpu_seconds=5.0)  # import (~2 CPU-s), then training: the handler is installed
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # never leave a ten-million-step run behind
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
 
@@ -404,5 +422,7 @@ def test_target_zero_reports_the_rounding_floor(capsys):
 def test_csv_header_is_announced(tmp_path, capsys):
     path = tmp_path / "x.csv"
     path.write_text("a,b,c\n1,0,0\n0,1,0\n0,0,1\n1,1,0\n")
-    code, _, err = run_cli(["train", "--data", str(path), "--width", "16", "--steps", "2", "-q"], capsys)
+    code, stdout, err = run_cli(["train", "--data", str(path), "--width", "16", "--steps", "2", "-q"], capsys)
     assert code == 0 and "header" in err
+    data_line = next(line for line in stdout.splitlines() if line.startswith("data"))
+    assert "n = 4, d = 3" in data_line and "skipped header line 1 'a,b,c'" in data_line

@@ -486,7 +486,7 @@ def test_normalisation_neither_overflows_nor_underflows(scale):
 def test_no_normalize_reports_huge_rows_as_not_unit():
     fails(r"row 0 has norm 1\.41421 x 1\.5e\+308 \(beyond float64\), not 1", validate,
           np.array([[1.5e308, 1.5e308], [0.0, 1.0]]), normalize=False)
-    fails(r"row 0 has norm 1\.41421e\+308, not 1", validate, np.array([[1e308, 1e308]]), normalize=False)
+    fails(r"row 0 has norm 1\.41421356237e\+308, not 1", validate, np.array([[1e308, 1e308]]), normalize=False)
     fails(r"row 1 has norm 1e-300, not 1", validate, np.array([[1.0, 0.0], [1e-300, 0.0]]), normalize=False)
     ok = validate(np.array([[0.6, 0.8], [1.0, 0.0]]), normalize=False)
     assert ok.shape == (2, 2)
@@ -561,24 +561,41 @@ def test_parallel_check_agrees_with_brute_force(seed, dupes):
     X, must = planted(seed, dupes=dupes)  # 40 of 240 copies: more than 1% repeats, so rows are grouped
     want = brute_force_pairs(X)
     assert want[0] == len(must) and want[1] is not None and (want[1][0], want[1][1]) == min(must)
-    assert data._parallel_pairs(X) == want
-    assert data._parallel_pairs(X, cap=64 * 3) == want  # tiny chunks
-    count, first = data._parallel_pairs(X[:, :1])  # d = 1: every pair is parallel
+    assert data._parallel_pairs(X) == (*want, True)
+    assert data._parallel_pairs(X, cap=64 * 3) == (*want, True)  # tiny chunks
+    count, first, _ = data._parallel_pairs(X[:, :1])  # d = 1: every pair is parallel
     assert count == len(X) * (len(X) - 1) // 2 and first is not None and first[:2] == (0, 1)
 
 
 def test_parallel_check_all_parallel_and_none():
     X = torch.ones(300, 4, dtype=torch.float64)
     X[::3] *= -2.0
-    assert data._parallel_pairs(X, cap=64 * 50) == brute_force_pairs(X)
+    assert data._parallel_pairs(X, cap=64 * 50) == (*brute_force_pairs(X), True)
     Y = X * torch.linspace(1, 3, 300, dtype=torch.float64)[:, None]  # parallel, but not bitwise equal when unit
     Y[:, 0] += torch.linspace(0, 1e-6, 300, dtype=torch.float64)  # some pairs beyond the tolerance
-    assert data._parallel_pairs(Y, cap=64 * 50) == brute_force_pairs(Y)
+    assert data._parallel_pairs(Y, cap=64 * 50) == (*brute_force_pairs(Y), True)
     binary = torch.from_numpy(np.random.default_rng(1).integers(0, 2, (3000, 4)).astype(float) + np.eye(4)[[0]])
-    count, first = data._parallel_pairs(binary)  # at most 15 distinct rows: grouped, counted exactly
-    assert (count, first) == brute_force_pairs(binary)
-    assert data._parallel_pairs(sphere(2000, 8, seed=3)) == (0, None)
-    assert data._parallel_pairs(sphere(1, 8)) == (0, None)
+    count, first, complete = data._parallel_pairs(binary)  # at most 15 distinct rows: grouped, counted exactly
+    assert (count, first) == brute_force_pairs(binary) and complete
+    assert data._parallel_pairs(sphere(2000, 8, seed=3)) == (0, None, True)
+    assert data._parallel_pairs(sphere(1, 8)) == (0, None, True)
+
+
+def test_parallel_check_is_bounded_in_time_and_says_so():
+    """Distinct, nearly collinear rows make every pair a candidate; past the budget each row meets
+    its nearest candidates only, and the warning says the check was cut short."""
+    t = torch.linspace(0, 1e-6, 400, dtype=torch.float64)  # all within 1e-6 rad: every pair parallel
+    X = torch.stack([torch.cos(t), torch.sin(t), torch.zeros_like(t)], dim=1)
+    assert data._parallel_pairs(X)[2] and data._parallel_pairs(X)[0] == 400 * 399 // 2
+    count, first, complete = data._parallel_pairs(X, budget=4000)
+    assert not complete and 0 < count <= 4000 and first[:2] == (0, 1)
+    _, notes = caught(data._warn_parallel, X, "x", budget=4000)
+    assert any("at least" in text for text in notes)
+    spread = torch.linspace(0, 1e-4 * 399, 400, dtype=torch.float64)  # 1e-4 rad apart: cos = 1 - 5e-9, none parallel
+    Y = torch.stack([torch.cos(spread), torch.sin(spread), torch.zeros_like(spread)], dim=1)
+    assert data._parallel_pairs(Y) == (0, None, True)
+    _, notes = caught(data._warn_parallel, Y, "y", budget=1)
+    assert any("cut short" in text and "may remain" in text for text in notes)
 
 
 def test_parallel_check_of_a_million_rows_runs_in_bounded_memory(tmp_path):

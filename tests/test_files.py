@@ -193,6 +193,34 @@ def test_kill_at_any_moment_never_leaves_a_partial_file(tmp_path):
     assert path.read_bytes() == b"ok"
 
 
+def test_kill_during_exclusive_creation_never_leaves_a_partial_file(tmp_path):
+    """The same with exclusive creation (no --force, the hard-link path): a child creates new files
+    0.bin, 1.bin, ... until killed; every file that exists is whole."""
+    child = textwrap.dedent(f"""
+        import hashlib, os
+        from aedyn.files import write_atomic
+        k = 0
+        while True:
+            body = os.urandom(2 << 20)
+            digest = hashlib.sha256(body).hexdigest().encode()
+            write_atomic(os.path.join({str(tmp_path)!r}, f"{{k}}.bin"), lambda fh: (fh.write(digest), fh.write(body)))
+            k += 1
+            if k == 1:
+                print("ready", flush=True)
+    """)
+    for delay in (0.0, 0.07, 0.19):
+        proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        for path in tmp_path.glob("*.bin"):
+            raw = path.read_bytes()
+            assert len(raw) == 64 + (2 << 20) and hashlib.sha256(raw[64:]).hexdigest().encode() == raw[:64], path
+        for path in tmp_path.glob("*.bin"):
+            path.unlink()
+
+
 def test_free_sibling(tmp_path):
     (tmp_path / "run.json").write_text("")
     (tmp_path / "run.1.json").write_text("")

@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.main import get_command
 
+from aedyn._check import check_choice
 from aedyn._meta import aedyn_version
 from aedyn.errors import AedynError, is_out_of_memory
 from aedyn.files import OutputExistsError, check_outputs, free_sibling, write_json
@@ -57,12 +58,6 @@ def main_callback(
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """aedyn: exact GD, neural tangent kernels and NTK-limit predictions for the paper's autoencoder."""
-
-
-def _choice(value: str, allowed: tuple[str, ...], flag: str) -> str:
-    if value not in allowed:
-        raise AedynError(f"{flag} {value!r} is not one of: {', '.join(allowed)}")
-    return value
 
 
 def _parse_lr(value: str, flag: str, *, allow_auto: bool = True) -> float | str:
@@ -141,9 +136,9 @@ def train(
 ) -> None:
     """Train one autoencoder by full-batch gradient descent and summarise the run."""
     job = TrainJob(
-        regime=_choice(regime, REGIMES, "--regime"), data=data, n=n, d=d, classes=_parse_classes(classes),
+        regime=check_choice(regime, REGIMES, "--regime"), data=data, n=n, d=d, classes=_parse_classes(classes),
         key=key, normalize=normalize, width=width, kappa=kappa, nu=nu,
-        decoder_init=_choice(decoder_init, DECODER_INITS, "--decoder-init"), init_scale=init_scale, seed=seed,
+        decoder_init=check_choice(decoder_init, DECODER_INITS, "--decoder-init"), init_scale=init_scale, seed=seed,
         data_seed=data_seed, lr=_parse_lr(lr, "--lr"),
         lr_decoder=None if lr_decoder is None else _parse_lr(lr_decoder, "--lr-decoder", allow_auto=False),
         steps=steps, target=target, record_every=record_every, ntk_every=ntk_every, device=device, dtype=dtype)
@@ -171,9 +166,15 @@ def _save(write: Callable[[Path, bool], Path], path: Path, force: bool) -> Path:
     try:
         return write(path, force)
     except OutputExistsError:
+        pass
+    while True:  # another process may take each free name as we try it: keep going, never lose the result
         other = free_sibling(path)
-        note(f"{path} appeared while this ran and was left alone; writing {other} instead")
-        return write(other, False)
+        try:
+            written = write(other, False)
+        except OutputExistsError:
+            continue
+        note(f"{path} appeared while this ran and was left alone; wrote {other} instead")
+        return written
 
 
 def _run_with_progress(job: TrainJob, quiet: bool, max_memory: int | None) -> TrainResult:
@@ -197,7 +198,11 @@ def _run_with_progress(job: TrainJob, quiet: bool, max_memory: int | None) -> Tr
 def _print_summary(result: TrainResult, written: list[tuple[str, Path]]) -> None:
     s = result.summary()
     colour = {"converged": "green", "max_steps": "yellow", "diverged": "red"}[result.status]
-    rows = [("status", f"[{colour}]{result.status}[/] - {result.message}"),
+    job, notes = result.config.get("job", {}), result.config.get("notes", [])
+    data = f"{escape(str(job.get('data', 'data')))}: n = {result.config['n']}, d = {result.config['d']}"
+    data += "".join(f"; {escape(text.split(';')[0])}" for text in notes)  # what happened to the data, briefly
+    rows = [("data", data),
+            ("status", f"[{colour}]{result.status}[/] - {result.message}"),
             ("steps", str(result.steps)),
             ("final loss", f"{s['final_relative_loss']:.3e} x initial ({result.loss[-1]:.3e})")]
     eta = f"{result.lr:.4g}"
@@ -266,9 +271,9 @@ def kernel(
 ) -> None:
     """The NTK's spectrum: lambda_0 = lambda_min(K0), mu_0 = lambda_min(K1), the regime kernel, and
     with --width the finite-width NTK beside them (matrix-free, any n*d)."""
-    job = KernelJob(regime=_choice(regime, REGIMES, "--regime"), data=data, n=n, d=d,
+    job = KernelJob(regime=check_choice(regime, REGIMES, "--regime"), data=data, n=n, d=d,
                     classes=_parse_classes(classes), key=key, normalize=normalize, width=width, kappa=kappa, nu=nu,
-                    decoder_init=_choice(decoder_init, DECODER_INITS, "--decoder-init"), seed=seed,
+                    decoder_init=check_choice(decoder_init, DECODER_INITS, "--decoder-init"), seed=seed,
                     data_seed=data_seed, tol=tol, device=device, dtype=dtype)
     outputs = check_outputs({"--out": out_path}, force=force, inputs={"--data": job.data_path})
     with err.status("computing spectra", spinner="dots"):

@@ -35,15 +35,21 @@ from aedyn._check import check_count, check_int, check_seed
 from aedyn._seed import numpy_generator, torch_generator
 from aedyn._tensor import as_tensor, resolve_device, resolve_dtype
 from aedyn.errors import AedynError, AedynWarning, first_line, is_out_of_memory
+from aedyn.files import describe_os_error
 
 PARALLEL_TOL = 1e-9
 """Rows with ``|cos| > 1 - PARALLEL_TOL`` count as parallel."""
 
 NORM_TOL = 1e-10
-"""Rows whose norm differs from 1 by more than this are not unit rows."""
+"""Rows whose norm differs from 1 by more than this are not unit rows (by more than
+``8 sqrt(d) eps`` of the data's own dtype, when that is larger: float32 data)."""
 
 PARALLEL_CAP = 32 * 2**20
 """Bytes of temporaries the parallel-row check may use on top of ``O(n d)``."""
+
+PARALLEL_BUDGET = 2 * 10**8
+"""Candidate pairs the parallel-row check examines at most (about 10 s); beyond, each row is
+compared with its nearest candidates only and the warning says the check was cut short."""
 
 SOURCES = ("sphere", "digits")
 FILE_SUFFIXES = (".npy", ".npz", ".csv", "-ubyte", "-ubyte.gz", ".idx", ".idx.gz")
@@ -117,7 +123,9 @@ def validate(X: Any, *, normalize: bool = True, dtype: str | torch.dtype = torch
     Returns a tensor of the requested dtype on the requested device.
     """
     dtype = resolve_dtype(dtype)
-    X = as_tensor(X, dtype=torch.float64, name=name).detach().cpu()
+    source = as_tensor(X, name=name)
+    source_eps = torch.finfo(source.dtype).eps  # float32 data were made unit in float32: judge them so
+    X = source.detach().to(device="cpu", dtype=torch.float64)
     if X.ndim != 2:
         hint = " (a single sample? reshape it to 1 x d)" if X.ndim == 1 else ""
         raise AedynError(f"{name} must be 2-D (n samples x d features); got shape {tuple(X.shape)}{hint}")
@@ -146,11 +154,11 @@ def validate(X: Any, *, normalize: bool = True, dtype: str | torch.dtype = torch
     Y = X / scale[:, None]
     rel = Y.norm(dim=1)  # in [1, sqrt(d)]: no overflow, no underflow
     norms = scale * rel  # inf when the true norm exceeds the float64 range: then certainly not 1
-    off = (norms - 1).abs() > NORM_TOL
+    off = (norms - 1).abs() > max(NORM_TOL, 8 * math.sqrt(d) * source_eps)
     if bool(off.any()):
         if not normalize:
             i = int(off.nonzero()[0])
-            shown = (f"{float(norms[i]):.6g}" if math.isfinite(float(norms[i]))
+            shown = (f"{float(norms[i]):.12g}" if math.isfinite(float(norms[i]))
                      else f"{float(rel[i]):.6g} x {float(scale[i]):.6g} (beyond float64)")
             raise AedynError(f"{name} row {i} has norm {shown}, not 1 ({int(off.sum())} such rows); "
                              "normalise the rows yourself or drop --no-normalize (normalize=False)")
@@ -208,6 +216,13 @@ def check_source(source: str | Path | Any, *, n: int | None = None, d: int | Non
                 _check_fits(n, rows, label)
     elif n is not None or d is not None:
         raise AedynError("n and d select samples of a named source; slice an in-memory array yourself")
+
+
+def data_memory(n: int, d: int) -> int:
+    """Bytes :func:`load_data` holds for ``n x d`` data at its peak: the raw array, its float64
+    copy, the unit rows, the parallel-row check's unit rows and its :data:`PARALLEL_CAP`, and the
+    returned tensor."""
+    return 5 * n * d * 8 + PARALLEL_CAP
 
 
 def expected_shape(source: str | Path | Any, *, n: int | None = None, d: int | None = None,
@@ -290,6 +305,8 @@ def _check_path(path: Path) -> None:
     """A path names an existing, regular, readable file with a known suffix."""
     shown = repr(str(path))
     try:
+        if path.is_symlink() and not path.exists():
+            raise AedynError(f"data file {shown} is a broken or looping symbolic link; check where it points")
         if not path.exists():
             raise AedynError(f"data file {shown} does not exist; check the path or use --data sphere|digits")
         if path.is_dir():
@@ -297,7 +314,7 @@ def _check_path(path: Path) -> None:
         if not path.is_file():
             raise AedynError(f"{shown} is not a regular file; name a .npy, .npz, .csv or IDX file")
     except OSError as exc:
-        raise _os_error(path, exc) from None
+        raise AedynError(describe_os_error(exc, path, "read")) from None
     if _format(path) is None:
         raise AedynError(f"cannot tell the format of {shown}; use a file ending in "
                          ".npy, .npz, .csv, -ubyte or -ubyte.gz")
@@ -395,7 +412,7 @@ def _open_file(path: Path, key: str | None) -> np.ndarray:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise _os_error(path, exc) from None
+        raise AedynError(describe_os_error(exc, path, "read")) from None
     if size == 0:
         raise AedynError(f"{label} is empty (0 bytes); write the data to it again or name another file")
     fmt = _format(path)
@@ -413,7 +430,7 @@ def _head(path: Path, size: int = 8) -> bytes:
         with path.open("rb") as fh:
             return fh.read(size)
     except OSError as exc:
-        raise _os_error(path, exc) from None
+        raise AedynError(describe_os_error(exc, path, "read")) from None
 
 
 def _read_npy(path: Path) -> np.ndarray:
@@ -430,8 +447,11 @@ def _read_npy(path: Path) -> np.ndarray:
     except MemoryError:
         raise
     except OSError as exc:
-        raise _os_error(path, exc) from None
+        raise AedynError(describe_os_error(exc, path, "read")) from None
     except Exception as exc:  # a damaged header fails anywhere in NumPy's parser (even tokenize errors)
+        if "allow_pickle" in str(exc):
+            raise AedynError(f"{label} holds Python objects (pickled), which aedyn does not load; save an array "
+                             "of numbers with numpy.save") from None
         raise AedynError(f"{label} is truncated or corrupt ({_first_line(exc)}); save it again with "
                          "numpy.save") from None
     if not isinstance(arr, np.ndarray):
@@ -451,7 +471,7 @@ def _read_npz(path: Path, key: str | None) -> np.ndarray:
     except MemoryError:
         raise
     except OSError as exc:
-        raise _os_error(path, exc) from None
+        raise AedynError(describe_os_error(exc, path, "read")) from None
     except Exception as exc:  # zipfile.BadZipFile, EOFError, ValueError, ...
         raise AedynError(f"{label} is a truncated or corrupt .npz archive ({_first_line(exc)}); "
                          "save it again with numpy.savez") from None
@@ -472,7 +492,7 @@ def _read_npz(path: Path, key: str | None) -> np.ndarray:
         except MemoryError:
             raise
         except OSError as exc:
-            raise _os_error(path, exc) from None
+            raise AedynError(describe_os_error(exc, path, "read")) from None
         except Exception as exc:  # BadZipFile (CRC), zlib.error, EOFError, ValueError, header parse errors
             raise AedynError(f"{label}[{key!r}] cannot be read ({_first_line(exc)}); the archive is damaged "
                              "or holds Python objects: save it again with numpy.savez") from None
@@ -524,7 +544,7 @@ def _read_csv(path: Path) -> np.ndarray:
         raise AedynError(f"{label} line {lineno + 1} cannot be parsed as CSV ({_first_line(exc)}); save the "
                          "data as comma-separated numbers") from None
     except OSError as exc:
-        raise _os_error(path, exc) from None
+        raise AedynError(describe_os_error(exc, path, "read")) from None
     if not rows:
         what = "only a header line" if header else "no data rows"
         raise AedynError(f"{label} holds {what}; the CSV needs one sample per row")
@@ -544,7 +564,7 @@ def _first_non_utf8(path: Path) -> tuple[int, int]:
                     return line + exc.object.count(b"\n", 0, exc.start), exc.object[exc.start]
                 line += chunk.count(b"\n")
     except OSError as exc:
-        raise _os_error(path, exc) from None
+        raise AedynError(describe_os_error(exc, path, "read")) from None
     return line, 0
 
 
@@ -580,7 +600,7 @@ def _read_idx(path: Path) -> np.ndarray:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise _os_error(path, exc) from None
+        raise AedynError(describe_os_error(exc, path, "read")) from None
     if raw[:2] == _GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
@@ -629,7 +649,8 @@ _PROJECTIONS = 4
 Pair = tuple[int, int, float]
 
 
-def _parallel_pairs(X: torch.Tensor, *, cap: int = PARALLEL_CAP) -> tuple[int, Pair | None]:
+def _parallel_pairs(X: torch.Tensor, *, cap: int = PARALLEL_CAP,
+                    budget: int = PARALLEL_BUDGET) -> tuple[int, Pair | None, bool]:
     """The number of pairs ``i < j`` with ``|cos(x_i, x_j)| > 1 - PARALLEL_TOL`` and the
     lexicographically smallest such pair ``(i, j, cos)``; exact, in memory ``O(n d)`` plus ``cap``.
 
@@ -663,7 +684,7 @@ def _parallel_pairs(X: torch.Tensor, *, cap: int = PARALLEL_CAP) -> tuple[int, P
     """
     n, d = X.shape
     if n < 2:
-        return 0, None
+        return 0, None, True
     U = _unit_rows(X.detach().to(device="cpu", dtype=torch.float64)).numpy()
     R = np.random.default_rng(0x5EED_CAFE).standard_normal((d, _PROJECTIONS))
     Q = np.abs(U @ (R / np.linalg.norm(R, axis=0)))
@@ -671,7 +692,7 @@ def _parallel_pairs(X: torch.Tensor, *, cap: int = PARALLEL_CAP) -> tuple[int, P
     repeats = int(np.count_nonzero(q0[1:] == q0[:-1]))
     del q0
     if repeats * 100 <= n:
-        return _window_scan(U, Q, np.arange(n), None, cap=cap)
+        return _window_scan(U, Q, np.arange(n), None, cap=cap, budget=budget)
     # group rows equal up to sign: flip each so its first nonzero entry is positive (+ 0.0 turns -0.0 into 0.0)
     first = np.argmax(U != 0, axis=1)
     sign = np.sign(U[np.arange(n), first])
@@ -693,20 +714,22 @@ def _parallel_pairs(X: torch.Tensor, *, cap: int = PARALLEL_CAP) -> tuple[int, P
     del by_key
     order = np.argsort(heads)
     heads, sizes = heads[order], sizes[order]
-    cross, first_cross = _window_scan(U[heads], Q[heads], heads, sizes, cap=cap)
+    cross, first_cross, complete = _window_scan(U[heads], Q[heads], heads, sizes, cap=cap, budget=budget)
     count += cross
     if first_cross is not None and (best is None or first_cross[0] * n + first_cross[1] < best[0]):
-        return count, first_cross
-    return count, None if best is None else best[1:]
+        return count, first_cross, complete
+    return count, None if best is None else best[1:], complete
 
 
 def _window_scan(U: np.ndarray, Q: np.ndarray, labels: np.ndarray, weights: np.ndarray | None, *,
-                 cap: int) -> tuple[int, Pair | None]:
+                 cap: int, budget: int) -> tuple[int, Pair | None, bool]:
     """The sorted-window scan of :func:`_parallel_pairs` over unit rows ``U`` with projections
-    ``Q``; row ``t`` is reported as index ``labels[t]`` and stands for ``weights[t]`` rows."""
+    ``Q``; row ``t`` is reported as index ``labels[t]`` and stands for ``weights[t]`` rows. When
+    the windows hold more than ``budget`` candidate pairs, each is cut to its nearest
+    ``budget / m`` rows and the scan reports itself incomplete."""
     m, d = U.shape
     if m < 2:
-        return 0, None
+        return 0, None, True
     total = int(labels.max()) + 1
     eps = float(np.finfo(np.float64).eps)
     slack = 8 * (d + 2) * eps
@@ -714,6 +737,9 @@ def _window_scan(U: np.ndarray, Q: np.ndarray, labels: np.ndarray, weights: np.n
     order = np.argsort(Q[:, 0], kind="stable")
     q = Q[order, 0]
     span = np.searchsorted(q, q + w, side="right") - np.arange(1, m + 1)  # candidates a+1 .. a+span[a]
+    complete = int(span.sum()) <= budget
+    if not complete:
+        span = np.minimum(span, max(1, budget // m))
     filters = Q[order, 1:].T.copy()  # one contiguous row per further direction, in sorted order
     del q
     thresh = 1 - PARALLEL_TOL
@@ -746,20 +772,27 @@ def _window_scan(U: np.ndarray, Q: np.ndarray, labels: np.ndarray, weights: np.n
                     best = (code, int(lo[g]), int(hi[g]), float(cos[hit[g]]))
         active = active[span[active] > k]
         k += 1
-    return count, None if best is None else best[1:]
+    return count, None if best is None else best[1:], complete
 
 
-def _warn_parallel(X: torch.Tensor, name: str, *, cap: int = PARALLEL_CAP) -> None:
+def _warn_parallel(X: torch.Tensor, name: str, *, cap: int = PARALLEL_CAP, budget: int = PARALLEL_BUDGET) -> None:
     """Warn about pairs ``i < j`` with ``|cos(x_i, x_j)| > 1 - PARALLEL_TOL`` (see
-    :func:`_parallel_pairs`: exact, memory ``O(n d)`` plus ``cap`` bytes for any ``n``)."""
-    count, first = _parallel_pairs(X, cap=cap)
+    :func:`_parallel_pairs`: exact, memory ``O(n d)`` plus ``cap`` bytes for any ``n``, and at most
+    ``budget`` candidate pairs, saying so when that cut the check short)."""
+    count, first, complete = _parallel_pairs(X, cap=cap, budget=budget)
     if first is not None:
         i, j, c = first
         why = ("identical up to scale: the encoder kernel is then singular (lambda_0 = 0)" if c > 0 else
                "antiparallel: the analysis (Du et al. 2019, Thm 3.1) assumes no two samples are parallel")
+        found = f"{count} such pair(s)" if complete else f"at least {count} such pair(s)"
         warnings.warn(AedynWarning(
             f"{name} rows {i} and {j} are {why}, so the paper's guarantees do not apply (cos = {c:+.12f}; "
-            f"{count} such pair(s)); remove one of each pair to restore them"), stacklevel=3)
+            f"{found}); remove one of each pair to restore them"), stacklevel=3)
+    elif not complete:
+        warnings.warn(AedynWarning(
+            f"{name}: the parallel-row check was cut short (the rows are so nearly collinear that more than "
+            f"{budget:.0e} pairs were candidates) and found none among the nearest; parallel rows may remain"),
+            stacklevel=3)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -777,12 +810,6 @@ def _memory_guard(what: str) -> Iterator[None]:
         where = "GPU memory" if "CUDA" in str(exc) or type(exc).__name__ == "OutOfMemoryError" else "memory"
         fix = "use --device cpu" if where == "GPU memory" else "free memory"
         raise AedynError(f"{what} is too large for {where}; draw a subset with --n (n=...) or {fix}") from None
-
-
-def _os_error(path: Path, exc: OSError) -> AedynError:
-    reason = exc.strerror or _first_line(exc)
-    return AedynError(f"cannot read {str(path)!r}: {reason}; check that the file is readable (permissions, "
-                      "disk, network mount)")
 
 
 def _label(path: Path) -> str:

@@ -38,7 +38,11 @@ class OutputExistsError(AedynError):
 
 
 def describe_os_error(exc: OSError, path: str | Path, action: str = "write") -> str:
-    """One line for an OS error on ``path``: what happened and what to do."""
+    """One line for an OS error on ``path``: what happened and what to do (``action`` is ``"write"``
+    or ``"read"``)."""
+    if action == "read":
+        return (f"cannot read {str(path)!r}: {exc.strerror or type(exc).__name__}; check that the file is readable "
+                "(permissions, disk, network mount)")
     reasons = {
         errno.ENOSPC: "the disk is full; free some space or choose another folder",
         errno.EDQUOT: "the disk quota is exceeded; free some space or choose another folder",
@@ -68,8 +72,6 @@ def check_output(path: str | Path, *, force: bool = False, flag: str = "output",
     file, it is not a folder, and it does not exist yet unless ``force``. Returns the path and
     leaves nothing behind."""
     path = Path(path)
-    if str(path) in ("", "."):
-        raise AedynError(f"{flag} is empty; name a file")
     if path.is_dir():
         raise AedynError(f"{flag} {str(path)!r} is a folder; name a file inside it")
     if (path.exists() or path.is_symlink()) and not force:
@@ -83,7 +85,7 @@ def check_output(path: str | Path, *, force: bool = False, flag: str = "output",
     if not probe:
         return path
     try:  # the only reliable test of writability (root, read-only mounts, ACLs): create a file
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=_temporary_prefix(path), suffix=".probe")
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
@@ -114,6 +116,12 @@ def check_outputs(outputs: Mapping[str, str | Path | None], *, force: bool = Fal
     return checked
 
 
+def _temporary_prefix(path: Path) -> str:
+    """``.NAME.`` for the temporary files beside ``path``, with ``NAME`` cut to 32 characters so that
+    a legal output name never makes an illegal temporary one."""
+    return f".{path.name[:32]}."
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -137,7 +145,7 @@ def write_atomic(path: str | Path, write: Writer, *, force: bool = False, flag: 
     path = check_output(path, force=force, flag=flag, probe=False)
     tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

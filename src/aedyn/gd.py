@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +30,12 @@ import torch
 
 from aedyn._check import check_choice, check_count, check_float, check_int, check_positive
 from aedyn._meta import environment, jsonable
+from aedyn._tensor import resolve_dtype
 from aedyn.errors import AedynError
 from aedyn.files import read_json, write_json
 from aedyn.model import Params, Tangent, as_params, check_input, check_regime, evaluate, trained_layers
-from aedyn.ntk import NTKOperator, ntk_drift, ntk_extremes
+from aedyn.ntk import NTKOperator, ntk_drift, ntk_extremes, operator_memory
+from aedyn.resources import MemoryEstimate
 
 STATUSES = ("converged", "max_steps", "diverged")
 
@@ -259,13 +262,21 @@ class TrainResult:
         return cls.from_record(record)
 
 
-def auto_lr(params: Params, X: torch.Tensor, regime: str) -> tuple[float, float]:
+AUTO_LR_ITERATIONS = 200
+"""Lanczos iterations at most for ``lr="auto"`` (relative accuracy ``1e-4``)."""
+
+HINT_ITERATIONS = 20
+"""Lanczos iterations for the step suggested after a divergence: a rough ``lambda_max`` suffices."""
+
+
+def auto_lr(params: Params, X: torch.Tensor, regime: str, *, max_iter: int = AUTO_LR_ITERATIONS,
+            tol: float = 1e-4) -> tuple[float, float]:
     """``(eta, lambda_max)`` with ``eta = 1 / lambda_max(Theta(0))`` of the finite-width NTK."""
-    lam = ntk_extremes(params, X, regime, which="max", tol=1e-4, max_iter=200).max
-    if not (math.isfinite(lam) and lam > 0):
+    lam = ntk_extremes(params, X, regime, which="max", tol=tol, max_iter=max_iter).max
+    if not (math.isfinite(lam) and lam > 0 and math.isfinite(1.0 / lam)):
         raise AedynError(f"the NTK at initialisation has largest eigenvalue {lam:g}, so lr='auto' is undefined "
-                         f"(alpha = {params.alpha:g}: an output scale this small, or a zero decoder, leaves no "
-                         "gradient to follow); pass a larger --init-scale, or a step size with --lr")
+                         f"(alpha = {params.alpha:g}: an output scale or initial weights this small, or a zero "
+                         "decoder, leave no gradient to follow); use larger scales, or a step size with --lr")
     return 1.0 / lam, lam
 
 
@@ -386,12 +397,36 @@ def train(X: Any, params: Params, regime: str = "joint", *, lr: float | str = "a
 
 
 def _lambda_max_or_none(params: Params, X: torch.Tensor, regime: str) -> float | None:
-    """``lambda_max(Theta(0))`` for the divergence message, or ``None`` when it cannot be had
-    (a zero kernel, an overflow in the eigensolver): the message must never fail."""
+    """A rough ``lambda_max(Theta(0))`` (:data:`HINT_ITERATIONS` Lanczos steps, bounded in time and
+    memory) for the divergence message, or ``None`` when it cannot be had (a zero kernel, an
+    overflow, no memory): the message must never fail and never cost the finished run."""
     try:
-        return auto_lr(params, X, regime)[1]
-    except (AedynError, RuntimeError, ArithmeticError, ValueError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an unconverged rough estimate is what we asked for
+            return auto_lr(params, X, regime, max_iter=HINT_ITERATIONS, tol=1e-2)[1]
+    except (AedynError, RuntimeError, ArithmeticError, ValueError, MemoryError):
         return None
+
+
+def train_memory(n: int, d: int, width: int, dtype: str | torch.dtype, regime: str, *, steps: int,
+                 record_every: int, lr_auto: bool, ntk_every: int | None) -> MemoryEstimate:
+    """Bytes :func:`train` allocates: parameters (the caller's initial network, the run's copy of it,
+    the current one, its gradient and a temporary), activations (``A``, ``R V``, the masks and the
+    initial masks), the loss and metric histories, Lanczos for ``lr="auto"`` (or the short one of
+    a divergence hint) and, with ``ntk_every``, two NTK operators, their eigensolvers and drift."""
+    s = torch.empty(0, dtype=resolve_dtype(dtype)).element_size()
+    est = MemoryEstimate()
+    est.add("parameters", 5 * width * d * (1 if regime == "tied" else 2) * s)
+    est.add("activations", 3 * n * width * s + 3 * n * width)
+    est.add("loss history", 8 * (steps + 1), on_device=False)
+    est.add("metric history", 64 * 8 * (steps // record_every + 2), on_device=False)
+    iterations = AUTO_LR_ITERATIONS if lr_auto else HINT_ITERATIONS
+    for part, size in operator_memory(n, d, width, s, regime, which="max", max_iter=iterations).items():
+        est.add(f"step-size {part}", size)
+    if ntk_every is not None:
+        for part, size in operator_memory(n, d, width, s, regime, which="both", drift=True).items():
+            est.add(part, size * (2 if part == "NTK operator" else 1))  # Theta(0) and Theta(t)
+    return est
 
 
 def _dtype_name(params: Params) -> str:
@@ -405,7 +440,6 @@ class _Recorder:
         self.init, self.X, self.regime = init, X, regime
         self.enc, self.dec = trained_layers(regime)
         self.D0 = (X @ init.W.mT > 0) if self.enc else None
-        self.norm0 = {"W": float(init.W.norm()), "V": float(init.V.norm()) if self.dec else 0.0}  # type: ignore[union-attr]
         self.ntk0 = NTKOperator(init, X, regime) if with_ntk else None
         self.drift_method: str | None = None
         self.values: dict[str, list[float]] = {"step": []}
@@ -422,9 +456,8 @@ class _Recorder:
             layers += (("V", cur.V, self.init.V, -2),)  # type: ignore[assignment]
         for name, now, start, neuron_dim in layers:
             delta = now - start
-            dist = float(delta.norm())
-            self._add(f"weight_distance_{name}", dist)
-            self._add(f"weight_change_{name}", dist / self.norm0[name] if self.norm0[name] > 0 else math.nan)
+            self._add(f"weight_distance_{name}", float(delta.norm()))
+            self._add(f"weight_change_{name}", _norm_ratio(delta, start))
             self._add(f"max_neuron_change_{name}", float(delta.norm(dim=neuron_dim).max()))
         if self.enc:
             self._add("pattern_flips", int(torch.count_nonzero(D != self.D0)) / D.numel())
@@ -442,6 +475,18 @@ class _Recorder:
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: np.asarray(v) for name, v in self.values.items()}
+
+
+def _norm_ratio(a: torch.Tensor, b: torch.Tensor) -> float:
+    """``||a||_F / ||b||_F``, both scaled by the largest entry first, so that tiny weights (entries
+    near 1e-160, whose squares underflow) still give the ratio; NaN when ``b = 0``."""
+    top = float(b.abs().max())
+    if not top > 0:
+        return math.nan
+    scale = max(top, float(a.abs().max()))
+    if not math.isfinite(scale):  # a diverged layer: the plain ratio is inf or NaN, as it should be
+        return float(a.norm() / b.norm())
+    return float((a / scale).norm() / (b / scale).norm())
 
 
 def _message(status: str, k: int, losses: np.ndarray, eta: float, eta_v: float, target: float,

@@ -20,12 +20,12 @@ from aedyn._check import check_seed
 from aedyn._meta import environment
 from aedyn._seed import SCHEME
 from aedyn._tensor import resolve_device, resolve_dtype
-from aedyn.data import PARALLEL_CAP, check_source, expected_shape, load_data
+from aedyn.data import check_source, data_memory, expected_shape, load_data
 from aedyn.errors import AedynError, AedynWarning
-from aedyn.gd import TrainResult, check_train_options, train
-from aedyn.kernels import kernel_spectrum
+from aedyn.gd import TrainResult, check_train_options, train, train_memory
+from aedyn.kernels import check_kernel_options, kernel_spectrum, spectrum_memory
 from aedyn.model import Params, check_init, check_regime, check_scales, init_params
-from aedyn.ntk import BLOCK_BYTES, DENSE_LIMIT, check_solver_options, ntk_extremes
+from aedyn.ntk import check_solver_options, ntk_extremes, operator_memory
 from aedyn.resources import MemoryEstimate, check_memory
 
 
@@ -106,12 +106,12 @@ class Job:
     def check_memory(self, n: int, d: int, max_memory: int | None) -> None:
         """Refuse the job if its estimated memory (:meth:`memory`) exceeds what is available."""
         check_memory(self.memory(n, d), device=resolve_device(self.device), limit=max_memory,
-                     advice="use a smaller --width, --n or --steps")
+                     advice="make the problem smaller (--width, --n, --steps)")
 
     def memory(self, n: int, d: int) -> MemoryEstimate:
-        """Bytes this job will hold at ``n x d`` data (see :mod:`aedyn.resources`)."""
+        """Bytes this job will hold at ``n x d`` data: the data (:func:`aedyn.data.data_memory`)."""
         est = MemoryEstimate()
-        est.add("data", 5 * n * d * 8 + PARALLEL_CAP, on_device=False)  # raw, float64, unit rows, the check
+        est.add("data", data_memory(n, d), on_device=False)
         return est
 
 
@@ -138,22 +138,11 @@ class TrainJob(Job):
         self._set(width=width, kappa=kappa, nu=nu, **opts)
 
     def memory(self, n: int, d: int) -> MemoryEstimate:
-        """Data, parameters (the run keeps the initial network, the current one, its gradient and
-        the recorder's copy), activations (``A``, ``R V`` and the masks), the loss history, the
-        metric history, Lanczos for ``lr="auto"`` and, with ``ntk_every``, the NTK's eigensolvers
-        and drift (dense kernels up to :data:`aedyn.ntk.DENSE_LIMIT`, probes above)."""
+        """The data and what the run allocates (:func:`aedyn.gd.train_memory`)."""
         est = super().memory(n, d)
-        s, m, nd = _itemsize(self.dtype), self.width, n * d
-        est.add("parameters", 5 * m * d * (1 if self.regime == "tied" else 2) * s)
-        est.add("activations", 3 * n * m * s + 3 * n * m)
-        est.add("loss history", 8 * (self.steps + 1), on_device=False)
-        est.add("metric history", 64 * 8 * (self.steps // self.record_every + 2), on_device=False)
-        if self.lr == "auto":
-            est.add("step-size eigensolver", min(200, nd) * nd * s + 3 * n * m * s + n * n * s)
-        if self.ntk_every is not None:
-            est.add("NTK eigensolvers", _ntk_solver_bytes(n, d, m, s, max_iter=500) + n * m * (s + 1) + n * n * s)
-            drift = 3 * nd * nd * s + 2 * nd * m * s if nd <= DENSE_LIMIT else 16 * 4 * (nd + n * m) * s
-            est.add("NTK drift", drift)
+        run = train_memory(n, d, self.width, self.dtype, self.regime, steps=self.steps,
+                           record_every=self.record_every, lr_auto=self.lr == "auto", ntk_every=self.ntk_every)
+        est.include(run)
         return est
 
 
@@ -167,36 +156,28 @@ class KernelJob(Job):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        kappa, nu = check_scales(self.regime, self.kappa, self.nu)
-        width = None
-        if self.width is not None:
-            width, *_ = check_init(self.regime, self.width, kappa=kappa, nu=nu, decoder_init=self.decoder_init)
+        if self.width is None:
+            width, (kappa, nu) = None, check_scales(self.regime, self.kappa, self.nu)
+        else:
+            width, kappa, nu, _ = check_init(self.regime, self.width, kappa=self.kappa, nu=self.nu,
+                                             decoder_init=self.decoder_init)
+        if self.regime != "tied":  # the infinite-width kernels scale with kappa^2 and nu^2: refuse overflow now
+            check_kernel_options(self.regime, kappa, nu)
         tol, _ = check_solver_options(self.tol, 500)
         self._set(kappa=kappa, nu=nu, width=width, tol=tol)
 
     def memory(self, n: int, d: int) -> MemoryEstimate:
-        """Data, the infinite-width kernels (about a dozen ``n x n`` float64 arrays: angles, both
-        kernels, their sum, three eigensolver inputs and workspace) and, with ``width``, one
-        network and its NTK's eigensolvers."""
+        """The data, the infinite-width kernels (:func:`aedyn.kernels.spectrum_memory`) and, with
+        ``width``, one network and its NTK with eigensolvers (:func:`aedyn.ntk.operator_memory`)."""
         est = super().memory(n, d)
-        est.add("infinite-width kernels", 12 * n * n * 8)
+        if self.regime != "tied":
+            est.add("infinite-width kernels", spectrum_memory(n))
         if self.width is not None:
-            s, m = _itemsize(self.dtype), self.width
-            est.add("parameters", 2 * m * d * s)
-            est.add("NTK eigensolvers", _ntk_solver_bytes(n, d, m, s, max_iter=500) + n * m * (s + 1) + n * n * s)
+            s = resolve_dtype(self.dtype).itemsize
+            est.add("parameters", 2 * self.width * d * s)
+            for part, size in operator_memory(n, d, self.width, s, self.regime).items():
+                est.add(part, size)
         return est
-
-
-def _itemsize(dtype: str) -> int:
-    return resolve_dtype(dtype).itemsize
-
-
-def _ntk_solver_bytes(n: int, d: int, m: int, s: int, *, max_iter: int) -> int:
-    """Lanczos keeps ``min(max_iter, nd)`` basis vectors; LOBPCG a few dozen ``nd``-vectors, block
-    products whose ``n x m`` intermediates are grouped under :data:`aedyn.ntk.BLOCK_BYTES`, and an
-    ``n x n`` preconditioner."""
-    nd = n * d
-    return min(max_iter, nd) * nd * s + 96 * nd * s + min(BLOCK_BYTES, 12 * n * m * s) + 3 * n * n * s
 
 
 class Notes:

@@ -111,11 +111,20 @@ def check_kernel_options(regime: str, kappa: float = 1.0, nu: float = 1.0) -> tu
     check_choice(regime, KERNEL_REGIMES, "regime")
     kappa = check_positive(kappa, "kappa (encoder init scale)")
     nu = check_float(nu, "nu (decoder init scale)", low=0.0)
-    for name, value in (("kappa", kappa), ("nu", nu)):
-        if not math.isfinite(value * value):  # the kernels scale with the square
+    used = {"weak": (("nu", nu),), "decoder": (("kappa", kappa),), "joint": (("kappa", kappa), ("nu", nu))}[regime]
+    for name, value in used:
+        if not math.isfinite(value * value):  # the kernel scales with the square
             raise AedynError(f"{name} = {value:g} makes the kernel overflow ({name}^2 is beyond float64); "
                              f"use {name} below 1e154")
     return kappa, nu
+
+
+def _finite(K: torch.Tensor, kappa: float, nu: float) -> torch.Tensor:
+    """``K`` (or its eigenvalues), or an :class:`AedynError` if they overflowed (scales near the float limit)."""
+    if not bool(torch.isfinite(K).all()):
+        raise AedynError(f"the kernel overflows float64 with kappa = {kappa:g}, nu = {nu:g} (nu^2 K0 + kappa^2 K1 "
+                         "beyond 1.8e308); use smaller scales")
+    return K
 
 
 def _combine(K0: torch.Tensor | None, K1: torch.Tensor | None, regime: str, kappa: float, nu: float) -> torch.Tensor:
@@ -134,7 +143,14 @@ def regime_kernel(X: Any, regime: str, *, kappa: float = 1.0, nu: float = 1.0, Y
     dot, norms, phi = _pairs(X, Y)
     K0 = _k0(dot, phi) if regime != "decoder" else None
     K1 = _k1(norms, phi) if regime != "weak" else None
-    return _combine(K0, K1, regime, kappa, nu)
+    return _finite(_combine(K0, K1, regime, kappa, nu), kappa, nu)
+
+
+def spectrum_memory(n: int) -> int:
+    """Bytes :func:`kernel_spectrum` allocates at ``n`` samples: about a dozen ``n x n`` float64
+    arrays (Gram, norms, both Kahan distances, the angle, both kernels, their sum, three
+    eigensolver inputs and their workspace)."""
+    return 12 * n * n * 8
 
 
 @dataclass(frozen=True)
@@ -163,7 +179,7 @@ def kernel_spectrum(X: Any, regime: str = "joint", *, kappa: float = 1.0, nu: fl
     dot, norms, phi = _pairs(X, None)
     K0, K1 = _k0(dot, phi), _k1(norms, phi)
     ev0, ev1 = torch.linalg.eigvalsh(K0), torch.linalg.eigvalsh(K1)
-    ev = torch.linalg.eigvalsh(_combine(K0, K1, regime, kappa, nu))
+    ev = _finite(torch.linalg.eigvalsh(_finite(_combine(K0, K1, regime, kappa, nu), kappa, nu)), kappa, nu)
     lo, hi = float(ev[0]), float(ev[-1])
     cond = hi / lo if lo > 0 else math.inf
     return KernelSpectrum(regime, int(K0.shape[0]), float(ev0[0]), float(ev1[0]), lo, hi, cond)

@@ -28,7 +28,7 @@ from aedyn._check import check_choice, check_count, check_float, check_int, chec
 from aedyn._seed import torch_generator
 from aedyn._tensor import as_tensor
 from aedyn.errors import AedynError
-from aedyn.linalg import Extremes, lanczos_extremes, lobpcg_min
+from aedyn.linalg import DENSE_DIM, Extremes, lanczos_extremes, lobpcg_min
 from aedyn.model import Params, Tangent, as_params, check_input, decoder, features, jvp, trained_layers, vjp
 
 DENSE_LIMIT = 4096
@@ -39,6 +39,36 @@ BLOCK_BYTES = 1 << 30
 
 GRAM_LIMIT = 1 << 26
 """The decoder part is applied through its ``n x n`` factor while ``n^2`` is at most this."""
+
+
+def operator_memory(n: int, d: int, width: int, itemsize: int, regime: str, *, which: str = "both",
+                    max_iter: int = 500, drift: bool = False) -> dict[str, int]:
+    """Bytes an :class:`NTKOperator` at ``n x d`` data and its eigensolvers allocate, by part.
+
+    The operator holds ``A`` and the mask ``D`` and one product's ``n x m`` intermediates, and the
+    ``n x n`` decoder Gram factor only when the decoder trains and ``n^2 <= GRAM_LIMIT``. Lanczos
+    (``lambda_max``) keeps ``min(max_iter, nd)`` basis vectors; LOBPCG (``lambda_min``) a few dozen
+    ``nd``-vectors, block products grouped under :data:`BLOCK_BYTES`, and the ``n x n``
+    preconditioner with its Cholesky factor. With ``drift``: two dense kernels while
+    ``nd <= DENSE_LIMIT``, probes above. Operators up to :data:`aedyn.linalg.DENSE_DIM` are dense.
+    """
+    s, nd, m = itemsize, n * d, width
+    decoder_trains = trained_layers(regime)[1]
+    operator = n * m * (s + 1) + 3 * n * m * s + (n * n * s if decoder_trains and n * n <= GRAM_LIMIT else 0)
+    parts = {"NTK operator": operator}
+    solver = 0
+    if nd <= DENSE_DIM or regime == "decoder":
+        solver = 3 * min(nd, n if regime == "decoder" else nd) ** 2 * s
+    else:
+        if which in ("max", "both"):
+            solver += min(max_iter, nd) * nd * s
+        if which in ("min", "both"):
+            solver += 96 * nd * s + min(BLOCK_BYTES, 12 * n * m * s) + 3 * n * n * s + 2 * n * m * s
+    parts["NTK eigensolvers"] = solver
+    if drift:
+        parts["NTK drift"] = (3 * nd * nd * s + 2 * nd * m * s if nd <= DENSE_LIMIT
+                              else 16 * (2 * nd + 3 * n * m) * s)
+    return parts
 
 
 def _problem(params: Params, X: Any, regime: str, *, check_finite: bool = True) -> tuple[Params, torch.Tensor]:
@@ -144,8 +174,13 @@ class NTKOperator:
     def dense(self) -> torch.Tensor:
         """:func:`ntk_dense` of this network, computed once (small ``n*d`` only)."""
         if self._dense is None:
-            self._dense = ntk_dense(self.params, self.X, self.regime)
+            self._dense = _finite(ntk_dense(self.params, self.X, self.regime), self)
         return self._dense
+
+    def check_overflow(self) -> None:
+        """An :class:`AedynError` if ``Theta`` overflows the dtype (one product with a probe of ones,
+        which meets every positive entry of every block)."""
+        _finite(self @ torch.ones(self.shape, dtype=self.X.dtype, device=self.X.device), self)
 
     def matmat(self, V: torch.Tensor) -> torch.Tensor:
         """``Theta`` applied to the columns of a ``(n*d) x b`` block, in groups of columns whose
@@ -207,6 +242,7 @@ class NTKOperator:
         which = check_choice(which, ("min", "max", "both"), "which")
         tol, max_iter = check_solver_options(tol, max_iter)
         seed = check_seed(seed)
+        self.check_overflow()
         if self.regime == "decoder":
             ev = torch.linalg.eigvalsh(self.decoder_gram())
             return Extremes(float(ev[0]), float(ev[-1]), 0, True, 0.0, 0.0)
@@ -230,6 +266,16 @@ def check_solver_options(tol: float, max_iter: int) -> tuple[float, int]:
     return (check_float(tol, "tol (relative accuracy of the eigenvalues)", low=0.0, high=1.0, low_open=True,
                         high_open=True),
             check_count(max_iter, "max_iter"))
+
+
+def _finite(T: torch.Tensor, op: NTKOperator) -> torch.Tensor:
+    if not bool(torch.isfinite(T).all()):
+        W = op.params.W
+        name = str(W.dtype).removeprefix("torch.")
+        raise AedynError(f"the NTK overflows {name} with alpha = {op.params.alpha:g} and weights up to "
+                         f"{float(W.abs().max()):.3g}: the network's scale is too large for its dtype; use smaller "
+                         "kappa, nu or init scale" + ("" if name == "float64" else " (or float64)"))
+    return T
 
 
 def ntk_extremes(params: Params, X: Any, regime: str, *, which: str = "both", tol: float = 1e-8,

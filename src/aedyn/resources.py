@@ -34,8 +34,8 @@ def parse_size(text: str | int | float) -> int:
                              "of bytes")
         value, unit = float(match.group(1)), match.group(2).lower()
     size = value * _UNITS[unit]
-    if not (math.isfinite(size) and size > 0):
-        raise AedynError(f"a memory size must be positive; got {text!r}")
+    if not (math.isfinite(size) and size >= 1):
+        raise AedynError(f"a memory size must be at least 1 byte; got {text!r}")
     return int(size)
 
 
@@ -101,13 +101,27 @@ class MemoryEstimate:
         where = self.device if on_device else self.host
         where[part] = where.get(part, 0) + int(size)
 
+    def include(self, other: MemoryEstimate) -> None:
+        """Add every part of ``other``, where it lives."""
+        for part, size in other.host.items():
+            self.add(part, size, on_device=False)
+        for part, size in other.device.items():
+            self.add(part, size)
+
+    def all_parts(self) -> dict[str, int]:
+        """Host and device parts together (a name in both is summed)."""
+        out = dict(self.host)
+        for part, size in self.device.items():
+            out[part] = out.get(part, 0) + size
+        return out
+
     @property
     def total(self) -> int:
         return sum(self.host.values()) + sum(self.device.values())
 
     def describe(self, parts: dict[str, int] | None = None, top: int = 3) -> str:
         """``"12.3 GiB: parameters 7.6 GiB, activations 4.1 GiB, ..."``."""
-        parts = {**self.host, **self.device} if parts is None else parts
+        parts = self.all_parts() if parts is None else parts
         ranked = sorted(parts.items(), key=lambda kv: -kv[1])[:top]
         return f"{format_bytes(sum(parts.values()))} ({', '.join(f'{k} {format_bytes(v)}' for k, v in ranked)})"
 
@@ -122,7 +136,7 @@ def check_memory(estimate: MemoryEstimate, *, device: str | torch.device = "cpu"
         checks = [(estimate.host, available_memory("cpu"), "host memory"),
                   (estimate.device, limit if limit is not None else available_memory(device), "GPU memory")]
     else:
-        checks = [({**estimate.host, **estimate.device}, limit if limit is not None else available_memory("cpu"),
+        checks = [(estimate.all_parts(), limit if limit is not None else available_memory("cpu"),
                    "memory")]
     for parts, room, what in checks:
         need = sum(parts.values())
