@@ -387,6 +387,23 @@ ACCEPTED_BY_POLICY = {*((slot, "empty") for slot in EMPTY_BATCH_OK),
                       ("LinearisedGD.residual R0", "zero columns"), ("LinearisedGD.loss_curve R0", "zero columns")}
 
 
+def refusal_problem(call: Callable[[], Any], names: str | None = None) -> str | None:
+    """What is wrong with how ``call()`` refuses its input (``None``: a one-line AedynError that
+    names ``names``, when given): accepted, a raw exception, or a poor message."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            call()
+    except AedynError as exc:
+        message = str(exc)
+        if "\n" in message or (names is not None and names not in message):
+            return f"message {message!r}"
+        return None
+    except Exception as exc:
+        return f"raw {type(exc).__name__} ({exc})"
+    return "accepted"
+
+
 def _bad_kinds(slot: str) -> list[str]:
     """The bad kinds that apply to ``slot`` and are not known bugs."""
     return [kind for kind in BAD_ARRAYS if kind in SLOTS[slot][1] and (slot, kind) not in ACCEPTED_BY_POLICY]
@@ -397,19 +414,8 @@ def test_bad_arrays_are_an_aedyn_error(slot: str) -> None:
     """Every bad kind of array in this slot: a one-line AedynError. All kinds are tried; the failure
     lists each kind that got through or raised something else."""
     call, _, base = SLOTS[slot]
-    wrong = []
-    for kind in _bad_kinds(slot):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                call(BAD_ARRAYS[kind](base))
-        except AedynError as exc:
-            if "\n" in str(exc):
-                wrong.append(f"{kind}: multi-line message {str(exc)!r}")
-        except Exception as exc:
-            wrong.append(f"{kind}: raw {type(exc).__name__} ({exc})")
-        else:
-            wrong.append(f"{kind}: accepted")
+    wrong = [f"{kind}: {problem}" for kind in _bad_kinds(slot)
+             if (problem := refusal_problem(lambda kind=kind: call(BAD_ARRAYS[kind](base)))) is not None]
     assert not wrong, f"{slot}: " + "; ".join(wrong)
 
 
@@ -895,18 +901,9 @@ def test_numeric_parameter_refuses(label: str) -> None:
     for what, value in _refused(num):
         if value is None and label in _OPTIONAL:
             continue  # None means "not given" there
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                num.call(value)
-        except AedynError as exc:
-            message = str(exc)
-            if "\n" in message or num.name not in message:
-                wrong.append(f"{what}: message {message!r}")
-        except Exception as exc:
-            wrong.append(f"{what}: raw {type(exc).__name__} ({exc})")
-        else:
-            wrong.append(f"{what}: accepted")
+        problem = refusal_problem(lambda value=value: num.call(value), names=num.name)
+        if problem is not None:
+            wrong.append(f"{what}: {problem}")
     assert not wrong, f"{label}: " + "; ".join(wrong)
 
 
