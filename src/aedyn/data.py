@@ -52,7 +52,6 @@ PARALLEL_BUDGET = 2 * 10**8
 compared with its nearest candidates only and the warning says the check was cut short."""
 
 SOURCES = ("sphere", "digits")
-FILE_SUFFIXES = (".npy", ".npz", ".csv", "-ubyte", "-ubyte.gz", ".idx", ".idx.gz")
 
 DIGIT_COUNTS = (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
 """Samples per label 0..9 in scikit-learn's digits (1797 in all), so shapes are known unloaded."""
