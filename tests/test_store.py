@@ -1,0 +1,332 @@
+"""The results store: create/open/resume, refusals that leave foreign files alone, Parquet round-trips,
+duplicate run_ids, damaged and temporary files, OS errors as one line."""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import shutil
+import warnings
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from aedyn import store as store_module
+from aedyn.errors import AedynError, AedynWarning
+from aedyn.store import STORE_FILE, Store, load_results
+
+CONFIG = {"name": "grid", "widths": [8, 16], "lr": 0.1, "seeds": 2}
+OTHER = {"name": "grid", "widths": [8, 32], "lr": 0.1, "seeds": 2}
+
+
+def one_line(excinfo: pytest.ExceptionInfo) -> str:
+    text = str(excinfo.value)
+    assert "\n" not in text
+    return text
+
+
+def snapshot(folder) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative name -> bytes)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def parts_of(store: Store) -> list[str]:
+    return sorted(p.name for p in (store.path / "parts").iterdir())
+
+
+def test_create_open_and_resume_with_the_same_config(tmp_path):
+    out = tmp_path / "out"
+    store = Store.create(out, CONFIG)
+    meta = json.loads((out / STORE_FILE).read_text())
+    assert meta["kind"] == "aedyn.store" and meta["format"] == 1
+    assert meta["configs"] == [CONFIG] and store.configs == [CONFIG]
+    assert isinstance(meta["created"], str) and {"aedyn", "python", "torch"} <= set(meta["versions"])
+    store.append([{"run_id": "r1", "loss": 0.5}])
+    before = (out / STORE_FILE).read_bytes()
+
+    same = dict(reversed(list(CONFIG.items())))  # another key order is the same config
+    again = Store.create(out, same)
+    assert again.configs == [CONFIG]
+    assert again.finished_ids() == {"r1"}
+    assert (out / STORE_FILE).read_bytes() == before  # resuming rewrites nothing
+    assert Store.open(out).configs == [CONFIG]
+    assert Store.open(str(out)).load()["run_id"].tolist() == ["r1"]
+
+
+def test_an_empty_folder_becomes_a_store(tmp_path):
+    out = tmp_path / "empty"
+    out.mkdir()
+    Store.create(out, CONFIG).append([{"run_id": "a"}])
+    assert load_results(out)["run_id"].tolist() == ["a"]
+
+
+def test_a_different_config_is_refused_then_added_with_force(tmp_path):
+    out = tmp_path / "out"
+    Store.create(out, CONFIG).append([{"run_id": "r1"}])
+    meta = json.loads((out / STORE_FILE).read_text())
+    (out / STORE_FILE).write_text(json.dumps({**meta, "created": "2000-01-01T00:00:00+00:00"}))
+    before = snapshot(out)
+    with pytest.raises(AedynError, match=r"different sweep config; use another --out folder, or --force") as err:
+        Store.create(out, OTHER)
+    one_line(err)
+    assert snapshot(out) == before
+
+    forced = Store.create(out, OTHER, force=True)
+    assert forced.configs == [CONFIG, OTHER]
+    assert Store.open(out).configs == [CONFIG, OTHER]
+    assert Store.create(out, OTHER).configs == [CONFIG, OTHER]  # now either config resumes
+    assert Store.create(out, CONFIG).finished_ids() == {"r1"}
+    assert json.loads((out / STORE_FILE).read_text())["created"] == "2000-01-01T00:00:00+00:00"  # kept
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_foreign_folder_or_file_is_refused_even_with_force(tmp_path, force):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    refused = r"'.*mine' is not an aedyn store \(no store.json\).*new or empty folder"
+    with pytest.raises(AedynError, match=refused) as err:
+        Store.create(folder, CONFIG, force=force)
+    one_line(err)
+    assert snapshot(folder) == {"notes.txt": b"keep me"}
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]  # no parts/, no probe
+
+    file = tmp_path / "results.csv"
+    file.write_text("a,b\n1,2\n")
+    with pytest.raises(AedynError, match=r"results.csv' is not an aedyn store .*new or empty folder") as err:
+        Store.create(file, CONFIG, force=force)
+    one_line(err)
+    assert file.read_text() == "a,b\n1,2\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "results.csv"]
+
+
+def test_a_missing_parent_folder_is_refused(tmp_path):
+    out = tmp_path / "no" / "such" / "out"
+    with pytest.raises(AedynError, match=r"folder .*such' of the store .* does not exist; create it first") as err:
+        Store.create(out, CONFIG)
+    one_line(err)
+    assert not (tmp_path / "no").exists()
+
+
+def test_append_and_load_round_trip_every_kind_of_value(tmp_path):
+    store = Store.create(tmp_path / "out", CONFIG)
+    rows = [
+        {"run_id": "b", "width": 8, "lr": 0.1, "ok": True, "status": "done", "note": None,
+         "loss": [1.0, 0.5, float("nan"), float("inf")], "steps": [0, 10, 20, 30], "final": float("nan")},
+        {"run_id": "a", "width": 16, "lr": 1e-300, "ok": False, "status": "diverged", "note": None,
+         "loss": [], "steps": [0], "final": float("-inf")},
+    ]
+    path = store.append(rows)
+    assert path is not None and path.parent == tmp_path / "out" / "parts"
+    assert path.name.startswith("part-") and path.suffix == ".parquet"
+    df = store.load()
+    assert df["run_id"].tolist() == ["b", "a"]  # the written order, not sorted
+    assert df.columns[0] == "run_id"
+    assert df["width"].tolist() == [8, 16] and pd.api.types.is_integer_dtype(df["width"])
+    assert df["lr"].tolist() == [0.1, 1e-300]
+    assert df["ok"].tolist() == [True, False] and pd.api.types.is_bool_dtype(df["ok"])
+    assert df["status"].tolist() == ["done", "diverged"]
+    assert df["note"].isna().all()
+    loss_b, loss_a = df["loss"]
+    assert list(loss_b[:2]) == [1.0, 0.5] and math.isnan(loss_b[2]) and loss_b[3] == math.inf
+    assert len(loss_a) == 0
+    assert [list(s) for s in df["steps"]] == [[0, 10, 20, 30], [0]]
+    assert all(isinstance(v, int) for v in df["steps"][0].tolist())
+    assert math.isnan(df["final"][0]) and df["final"][1] == -math.inf
+    assert store.append([]) is None
+    assert len(parts_of(store)) == 1
+
+
+def test_rows_with_different_columns_across_and_within_appends(tmp_path):
+    store = Store.create(tmp_path / "out", CONFIG)
+    store.append([{"x": 1, "run_id": "a"}, {"run_id": "b", "x": 2, "only_b": "yes"}])  # a column not in row 0
+    store.append([{"run_id": "c", "y": 2.5, "x": None, "curve": [1.5]}])
+    store.append([{"run_id": "d", "x": 4.5, "curve": [1, 2]}])  # ints where floats were
+    df = load_results(tmp_path / "out")
+    assert df["run_id"].tolist() == ["a", "b", "c", "d"]
+    assert list(df.columns) == ["run_id", "x", "only_b", "y", "curve"]
+    assert df["x"].tolist()[:2] == [1, 2] and math.isnan(df["x"][2]) and df["x"][3] == 4.5
+    assert df["only_b"].tolist()[1] == "yes" and df["only_b"].isna().tolist() == [True, False, True, True]
+    assert df["y"].isna().tolist() == [True, True, False, True]
+    assert list(df["curve"][2]) == [1.5] and list(df["curve"][3]) == [1, 2]
+
+
+def test_columns_of_incompatible_kinds_across_files_still_load(tmp_path):
+    store = Store.create(tmp_path / "out", CONFIG)
+    store.append([{"run_id": "a", "tag": 3}])
+    store.append([{"run_id": "b", "tag": "three"}])
+    assert store.load()["tag"].tolist() == [3, "three"]
+
+
+def test_a_column_of_mixed_kinds_is_refused_and_nothing_is_written(tmp_path):
+    store = Store.create(tmp_path / "out", CONFIG)
+    with pytest.raises(AedynError, match=r"column 'v' cannot be stored") as err:
+        store.append([{"run_id": "a", "v": 1.0}, {"run_id": "b", "v": "x"}])
+    one_line(err)
+    assert parts_of(store) == [] and store.finished_ids() == set()
+
+
+def test_finished_ids_see_every_part_file(tmp_path):
+    out = tmp_path / "out"
+    store = Store.create(out, CONFIG)
+    assert store.finished_ids() == set()
+    store.append([{"run_id": "a"}, {"run_id": "b"}])
+    store.append([{"run_id": "c"}])
+    assert store.finished_ids() == {"a", "b", "c"}
+    other = Store.open(out)
+    assert other.finished_ids() == {"a", "b", "c"}
+    other.append([{"run_id": "d"}])  # a file written through another handle is seen too
+    assert store.finished_ids() == {"a", "b", "c", "d"}
+    ids = store.finished_ids()
+    ids.add("zzz")  # a copy: the caller cannot corrupt the store's memory
+    assert "zzz" not in store.finished_ids()
+
+
+def test_rows_without_a_string_run_id_are_refused(tmp_path):
+    store = Store.create(tmp_path / "out", CONFIG)
+    for bad in ({"x": 1}, {"run_id": 7}, {"run_id": ""}, {"run_id": None}):
+        with pytest.raises(AedynError, match=r"row 1 has no run_id") as err:
+            store.append([{"run_id": "ok"}, bad])
+        one_line(err)
+    with pytest.raises(AedynError, match=r"not a dict"):
+        store.append([("run_id", "x")])
+    assert parts_of(store) == []
+
+
+def test_duplicate_run_ids_are_refused_within_a_call_and_against_the_store(tmp_path):
+    store = Store.create(tmp_path / "out", CONFIG)
+    with pytest.raises(AedynError, match=r"run_id 'a' appears twice") as err:
+        store.append([{"run_id": "a"}, {"run_id": "b"}, {"run_id": "a"}])
+    one_line(err)
+    assert parts_of(store) == []
+    store.append([{"run_id": "a"}, {"run_id": "b"}])
+    written = parts_of(store)
+    with pytest.raises(AedynError, match=r"run_id 'b' is already in the store .*would duplicate") as err:
+        store.append([{"run_id": "c"}, {"run_id": "b"}])
+    one_line(err)
+    with pytest.raises(AedynError, match=r"would duplicate"):
+        Store.open(tmp_path / "out").append([{"run_id": "a"}])  # a fresh handle reads the ids first
+    assert parts_of(store) == written
+    assert store.finished_ids() == {"a", "b"}
+
+
+def test_a_run_in_two_part_files_is_loaded_once_with_a_warning(tmp_path):
+    store = Store.create(tmp_path / "out", CONFIG)
+    first = store.append([{"run_id": "a", "v": 1}, {"run_id": "b", "v": 2}])
+    store.append([{"run_id": "c", "v": 3}])
+    stamp = first.name.split("-")[1]
+    copy = first.with_name(f"part-{stamp}-zzzz.parquet")  # a second writer, between the two appends
+    shutil.copy(first, copy)
+    later = first.with_name("part-99999999999999999999-x.parquet")  # and one after them, with other values
+    pq.write_table(pa.Table.from_pylist([{"run_id": "b", "v": 20}]), later)
+    assert parts_of(store)[:2] == [first.name, copy.name] and parts_of(store)[-1] == later.name
+    with pytest.warns(AedynWarning, match=r"3 duplicate row\(s\).*kept the first"):
+        df = load_results(tmp_path / "out")
+    assert df["run_id"].tolist() == ["a", "b", "c"]
+    assert df["v"].tolist() == [1, 2, 3]
+    assert df.index.tolist() == [0, 1, 2]
+    assert Store.open(tmp_path / "out").finished_ids() == {"a", "b", "c"}
+
+
+def test_a_hidden_temporary_file_is_never_read(tmp_path):
+    store = Store.create(tmp_path / "out", CONFIG)
+    store.append([{"run_id": "a"}])
+    (tmp_path / "out" / "parts" / ".part-x.parquet.123.tmp").write_bytes(b"half a parquet file \x00\x01")
+    (tmp_path / "out" / "parts" / "part-dir.parquet").mkdir()  # a folder with a data name is no data either
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_results(tmp_path / "out")["run_id"].tolist() == ["a"]
+    assert Store.open(tmp_path / "out").finished_ids() == {"a"}
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "no_run_id"])
+def test_a_damaged_part_file_is_named_with_the_fix(tmp_path, damage):
+    store = Store.create(tmp_path / "out", CONFIG)
+    good = store.append([{"run_id": "a", "curve": [1.0, 2.0]}])
+    bad = store.append([{"run_id": "b", "curve": [3.0]}])
+    if damage == "truncate":
+        bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    elif damage == "garbage":
+        bad.write_bytes(b"not parquet at all")
+    else:
+        pq.write_table(pa.table({"x": [1]}), bad)
+    for read in (lambda: Store.open(tmp_path / "out").load(), lambda: Store.open(tmp_path / "out").finished_ids()):
+        with pytest.raises(AedynError, match=rf"part file '.*{bad.name}' is damaged .*delete it and rerun") as err:
+            read()
+        one_line(err)
+    assert good.exists() and bad.exists()  # reading never deletes
+
+
+def test_load_results_of_something_that_is_not_a_store(tmp_path):
+    hint = r"pass a folder written by 'aedyn sweep --out'"
+    with pytest.raises(AedynError, match=rf"does not exist.*{hint}"):
+        load_results(tmp_path / "nothing")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(AedynError, match=rf"not an aedyn store \(no store.json\); {hint}") as err:
+        load_results(tmp_path / "plain")
+    one_line(err)
+    (tmp_path / "f.parquet").write_bytes(b"x")
+    with pytest.raises(AedynError, match=rf"is a file.*{hint}"):
+        Store.open(tmp_path / "f.parquet")
+
+
+def test_an_empty_store_loads_to_an_empty_frame_with_run_id(tmp_path):
+    Store.create(tmp_path / "out", CONFIG)
+    df = load_results(tmp_path / "out")
+    assert isinstance(df, pd.DataFrame) and len(df) == 0 and "run_id" in df.columns
+    shutil.rmtree(tmp_path / "out" / "parts")  # a store killed before parts/ was made
+    assert len(load_results(tmp_path / "out")) == 0
+    assert Store.open(tmp_path / "out").finished_ids() == set()
+
+
+@pytest.mark.parametrize("text, match", [
+    ("{not json", r"not valid JSON"),
+    ('{"kind": "something.else", "format": 1, "configs": []}', r"not an aedyn store file"),
+    ('{"kind": "aedyn.store", "format": 1, "configs": {"a": 1}}', r"no list of configs"),
+    ('{"kind": "aedyn.store", "format": 2, "configs": []}', r"format 2, newer than this aedyn reads.*upgrade"),
+    ("[1, 2]", r"not an aedyn store file"),
+])
+def test_a_corrupt_store_file_is_one_line(tmp_path, text, match):
+    out = tmp_path / "out"
+    Store.create(out, CONFIG)
+    (out / STORE_FILE).write_text(text)
+    calls = (lambda: Store.open(out), lambda: Store.create(out, CONFIG), lambda: Store.create(out, OTHER, force=True))
+    for call in calls:
+        with pytest.raises(AedynError, match=match) as err:
+            call()
+        one_line(err)
+    assert (out / STORE_FILE).read_text() == text  # force never overwrites a store file it cannot read
+
+
+def test_a_config_that_is_not_json_is_refused(tmp_path):
+    with pytest.raises(AedynError, match=r"cannot be written as JSON"):
+        Store.create(tmp_path / "out", {"f": object()})
+    with pytest.raises(AedynError, match=r"must be a dict"):
+        Store.create(tmp_path / "out", ["a"])  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()
+
+
+def test_os_errors_are_one_line(tmp_path, monkeypatch):
+    store = Store.create(tmp_path / "out", CONFIG)
+
+    def full(table, fh):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store_module.pq, "write_table", full)
+    with pytest.raises(AedynError, match=r"cannot write .*part-.*the disk is full") as err:
+        store.append([{"run_id": "a"}])
+    one_line(err)
+    monkeypatch.undo()
+    assert parts_of(store) == []  # no part file, no temporary left behind
+    assert store.finished_ids() == set()
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(store_module.tempfile, "mkstemp", read_only)
+    with pytest.raises(AedynError, match=r"cannot write .*parts'.*read-only; choose a writable folder") as err:
+        Store.create(tmp_path / "out", CONFIG)  # resuming checks that the store can still be written
+    one_line(err)
