@@ -33,8 +33,8 @@ from aedyn._meta import environment, jsonable
 from aedyn._tensor import resolve_dtype
 from aedyn.errors import AedynError
 from aedyn.files import read_json, write_json
-from aedyn.model import Params, Tangent, as_params, check_input, check_regime, evaluate, trained_layers
-from aedyn.ntk import NTKOperator, ntk_drift, ntk_extremes, operator_memory
+from aedyn.model import Params, as_params, check_input, check_regime, evaluate, features, trained_layers
+from aedyn.ntk import NTKOperator, ntk_drift, ntk_lambda_max_batch, operator_memory
 from aedyn.resources import MemoryEstimate
 
 STATUSES = ("converged", "max_steps", "diverged")
@@ -268,24 +268,36 @@ AUTO_LR_ITERATIONS = 200
 HINT_ITERATIONS = 20
 """Lanczos iterations for the step suggested after a divergence: a rough ``lambda_max`` suffices."""
 
+SYNC_EVERY_CUDA = 32
+"""Steps between the host's looks at a batch on a GPU (on the CPU it looks every step, which is
+free there). Stopping is decided on the device at every step, so the interval only costs frozen
+steps after the last network stops, never a wrong stopping step."""
+
 
 def auto_lr(params: Params, X: torch.Tensor, regime: str, *, max_iter: int = AUTO_LR_ITERATIONS,
             tol: float = 1e-4) -> tuple[float, float]:
-    """``(eta, lambda_max)`` with ``eta = 1 / lambda_max(Theta(0))`` of the finite-width NTK."""
-    lam = ntk_extremes(params, X, regime, which="max", tol=tol, max_iter=max_iter).max
-    if not (math.isfinite(lam) and lam > 0 and math.isfinite(1.0 / lam)):
-        raise AedynError(f"the NTK at initialisation has largest eigenvalue {lam:g}, so lr='auto' is undefined "
-                         f"(alpha = {params.alpha:g}: an output scale or initial weights this small, or a zero "
-                         "decoder, leave no gradient to follow); use larger scales, or a step size with --lr")
-    return 1.0 / lam, lam
+    """``(eta, lambda_max)`` with ``eta = 1 / lambda_max(Theta(0))`` of the finite-width NTK of one
+    network (:func:`auto_lr_batch` with a batch of one)."""
+    params = as_params(params, regime)
+    one = Params(params.W[None], None if params.V is None else params.V[None], params.alpha)
+    eta, lam = auto_lr_batch(one, check_input(X, params), regime, max_iter=max_iter, tol=tol)
+    return float(eta[0]), float(lam[0])
 
 
-def apply_step(params: Params, grads: Tangent, eta: float, eta_v: float) -> None:
-    """``theta <- theta - eta * grad`` in place (``eta_v`` for the decoder); ``None`` grads skip a layer."""
-    if grads.W is not None:
-        params.W.add_(grads.W, alpha=-eta)
-    if grads.V is not None:
-        params.V.add_(grads.V, alpha=-eta_v)  # type: ignore[union-attr]
+def auto_lr_batch(params: Params, X: torch.Tensor, regime: str, *, max_iter: int = AUTO_LR_ITERATIONS,
+                  tol: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """``(eta_b, lambda_max_b)``, ``eta_b = 1 / lambda_max(Theta_b(0))``, for every network of a
+    batch (``W`` of shape ``(B, m, d)``) from one batched Lanczos (:func:`aedyn.ntk.ntk_lambda_max_batch`)."""
+    lam = np.array([e.max for e in ntk_lambda_max_batch(params, X, regime, tol=tol, max_iter=max_iter)])
+    with np.errstate(divide="ignore", over="ignore"):
+        eta = 1.0 / lam
+    bad = np.flatnonzero(~(np.isfinite(lam) & (lam > 0) & np.isfinite(eta)))
+    if bad.size:
+        which = f"network {int(bad[0])} of the batch: " if len(lam) > 1 else ""
+        raise AedynError(f"{which}the NTK at initialisation has largest eigenvalue {lam[bad[0]]:g}, so lr='auto' is "
+                         f"undefined (alpha = {params.alpha:g}: an output scale or initial weights this small, or a "
+                         "zero decoder, leave no gradient to follow); use larger scales, or a step size with --lr")
+    return eta, lam
 
 
 def check_train_options(regime: str, *, lr: float | str = "auto", lr_decoder: float | None = None,
@@ -324,76 +336,305 @@ def train(X: Any, params: Params, regime: str = "joint", *, lr: float | str = "a
     are recorded every ``record_every`` steps and at the last; with ``ntk_every`` also the
     finite-width NTK's extremes and its drift from initialisation (exact for ``n*d`` up to
     :data:`aedyn.ntk.DENSE_LIMIT`, a random-probe estimate above; ``config["ntk_drift_method"]``
-    says which). ``callback(k, loss)`` is called after each evaluation (progress bars).
-    ``params`` is not modified. Parameters that are not finite, or a loss that is already not
-    finite at initialisation (an output scale too large for the dtype), are an :class:`AedynError`.
+    says which). ``callback(k, loss)`` reports progress (at every step on the CPU; see
+    :func:`train_batch`). ``params`` is not modified. Parameters that are not finite, or a loss
+    that is already not finite at initialisation (an output scale too large for the dtype), are an
+    :class:`AedynError`. This is :func:`train_batch` with a batch of one.
     """
     params = as_params(params, regime)
-    opts = check_train_options(regime, lr=lr, lr_decoder=lr_decoder, steps=steps, target=target,
-                               record_every=record_every, divergence_factor=divergence_factor, ntk_every=ntk_every)
-    lr, lr_decoder, steps, target = opts["lr"], opts["lr_decoder"], opts["steps"], opts["target"]
-    record_every, divergence_factor, ntk_every = opts["record_every"], opts["divergence_factor"], opts["ntk_every"]
-    X = check_input(X, params)
-    if X.ndim != 2 or X.shape[0] == 0:
-        raise AedynError(f"X must be a non-empty n x d matrix; got shape {tuple(X.shape)}")
     if params.W.ndim != 2:
-        raise AedynError("train() runs one network; parameters with a batch dimension are for the batched engine")
+        raise AedynError("train() runs one network; parameters with a batch dimension (W of shape (B, m, d)) are "
+                         "for train_batch()")
+    X = check_input(X, params)
+    if X.ndim != 2:
+        raise AedynError(f"X must be an n x d matrix; got shape {tuple(X.shape)}")
+    check_train_options(regime, lr=lr, lr_decoder=lr_decoder)  # one number each, not one per network
+    one = Params(params.W[None], None if params.V is None else params.V[None], params.alpha)
+    report = None if callback is None else (lambda k, losses: callback(k, float(losses[0])))
+    return train_batch(X, one, regime, lr=lr, lr_decoder=lr_decoder, steps=steps, target=target,
+                       record_every=record_every, divergence_factor=divergence_factor, ntk_every=ntk_every,
+                       callback=report)[0]
+
+
+def _batch_rates(lr: Any, batch: int, name: str, *, allow_auto: bool) -> np.ndarray | str | None:
+    """``lr``/``lr_decoder`` of a batch: ``"auto"``, ``None``, one positive number for all, or one
+    per network (a length-``batch`` NumPy array or tensor)."""
+    if (lr is None and not allow_auto) or (allow_auto and isinstance(lr, str) and lr == "auto"):
+        return lr
+    if isinstance(lr, (torch.Tensor, np.ndarray, list, tuple)):
+        values = np.asarray(lr.detach().cpu() if isinstance(lr, torch.Tensor) else lr)
+        if values.ndim == 0:
+            values = values.reshape(1)
+        if values.shape != (batch,) or values.dtype.kind not in "iuf":
+            raise AedynError(f"{name} must be one number or {batch} numbers (one per network); got shape "
+                             f"{values.shape} of {values.dtype}")
+        for v in values:
+            check_positive(v, name)
+        return values.astype(np.float64)
+    return np.full(batch, check_positive(lr, name, hint=" (or 'auto')" if allow_auto else ""))
+
+
+def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "auto", lr_decoder: Any = None,
+                steps: int = 1000, target: float = 1e-6, record_every: int = 10, divergence_factor: float = 1e3,
+                ntk_every: int | None = None, sync_every: int | None = None,
+                callback: Callable[[int, np.ndarray], None] | None = None) -> list[TrainResult]:
+    """Train ``B`` networks of one shape as one computation: ``params.W`` of shape ``(B, m, d)``
+    (``V`` ``(B, d, m)``, one ``alpha``), ``X`` of shape ``(n, d)`` (shared) or ``(B, n, d)``.
+
+    Each network follows exactly the rule of :func:`train`: ``lr`` is ``"auto"`` (each network's
+    own ``1 / lambda_max(Theta_b(0))``, from one batched Lanczos), a number, or one number per
+    network (likewise ``lr_decoder``); network ``b`` stops at ``L_b <= target * L_b(0)``
+    (``converged``), on divergence, or after ``steps``. The stop test runs on the device at every
+    step and freezes a stopped network (its update is masked), so its stopping step and final
+    parameters are exact; the host looks every ``sync_every`` steps (default: every step on the
+    CPU, :data:`SYNC_EVERY_CUDA` on a GPU) to copy the losses, end the loop when all have stopped,
+    and drop stopped networks from the computation once they are at least half the batch.
+    ``callback(k, losses)`` is called at those looks with each network's latest loss.
+
+    Returns one :class:`TrainResult` per network, in order, each as :func:`train` would give it
+    (its ``wall_time`` is its share of the batch's time; ``config["batch_size"]`` is ``B``).
+    """
+    params = as_params(params, regime)
+    if params.W.ndim != 3 or params.W.shape[0] == 0:
+        raise AedynError(f"train_batch needs parameters with one non-empty batch dimension, W of shape (B, m, d); "
+                         f"got {tuple(params.W.shape)} (for one network use train(), or W[None])")
+    batch = params.W.shape[0]
+    opts = check_train_options(regime, lr="auto" if not isinstance(lr, str) else lr, lr_decoder=None,
+                               steps=steps, target=target, record_every=record_every,
+                               divergence_factor=divergence_factor, ntk_every=ntk_every)
+    rates = _batch_rates(lr, batch, "lr", allow_auto=True)
+    if lr_decoder is not None:
+        check_train_options(regime, lr_decoder=1.0)  # the regime must have a separate decoder
+    rates_v = _batch_rates(lr_decoder, batch, "lr_decoder", allow_auto=False)
+    steps, target, record_every = opts["steps"], opts["target"], opts["record_every"]
+    divergence_factor, ntk_every = opts["divergence_factor"], opts["ntk_every"]
+    X = check_input(X, params)
+    if X.ndim not in (2, 3) or X.shape[-2] == 0 or (X.ndim == 3 and X.shape[0] != batch):
+        raise AedynError(f"X must be a non-empty n x d matrix shared by the batch, or B x n x d with B = {batch}; "
+                         f"got shape {tuple(X.shape)}")
     for name, t in (("W", params.W), ("V", params.V)):
         if t is not None and not bool(torch.isfinite(t).all()):
             raise AedynError(f"the initial {name} contains NaN or inf; start from finite parameters")
+    sync_every = (1 if params.W.device.type == "cpu" else SYNC_EVERY_CUDA) if sync_every is None else \
+        check_count(sync_every, "sync_every")
     t0 = time.perf_counter()
-    L0 = float(evaluate(params, X, regime, check_finite=False).loss)
-    if not math.isfinite(L0):
-        raise AedynError(f"the loss overflows at initialisation (L(0) = {L0:g} in {_dtype_name(params)}): the output "
-                         f"scale alpha = {params.alpha:g} with these weights is too large; use a smaller --init-scale, "
-                         "--kappa or --nu")
+    init = params.clone()
+    L0 = evaluate(init, X, regime, check_finite=False).loss.double().cpu().numpy()
+    if not np.isfinite(L0).all():
+        b = int(np.flatnonzero(~np.isfinite(L0))[0])
+        which = f"network {b} of the batch: " if batch > 1 else ""
+        raise AedynError(f"{which}the loss overflows at initialisation (L(0) = {L0[b]:g} in {_dtype_name(params)}): "
+                         f"the output scale alpha = {params.alpha:g} with these weights is too large; use a smaller "
+                         "--init-scale, --kappa or --nu")
     lambda_max = None
-    if lr == "auto":
-        eta, lambda_max = auto_lr(params, X, regime)
+    if rates == "auto":
+        eta, lambda_max = auto_lr_batch(init, X, regime)
     else:
-        eta = float(lr)
-    eta_v = eta if lr_decoder is None else float(lr_decoder)
+        eta = rates  # type: ignore[assignment]
+    eta_v = eta if rates_v is None else rates_v
+    run = _descend(init, X, regime, eta, eta_v, L0, steps=steps, target=target, record_every=record_every,
+                   divergence_factor=divergence_factor, ntk_every=ntk_every, sync_every=sync_every,
+                   callback=callback)
+    wall = (time.perf_counter() - t0) / batch
+    dec = trained_layers(regime)[1]
+    results = []
+    for b in range(batch):
+        k, status = int(run.stop[b]), _STATUS_CODES[run.status[b]]
+        losses = run.loss[b, :k + 1]
+        Xb = X if X.ndim == 2 else X[b]
+        net = _network(init, b)
+        hint = None if lambda_max is None else float(lambda_max[b])
+        if status == "diverged" and hint is None:
+            hint = _lambda_max_or_none(net, Xb, regime)
+        data_norm2 = float(Xb.square().sum())
+        floor = rounding_floor(data_norm2, params.W.dtype)
+        message = _message(status, k, losses, float(eta[b]), float(eta_v[b]), target, divergence_factor, hint,
+                           None if rates_v is None else float(eta_v[b]), floor, _dtype_name(params))
+        config = {"regime": regime, "lr": "auto" if rates == "auto" else float(eta[b]),
+                  "lr_decoder": None if rates_v is None else float(eta_v[b]), "steps": steps, "target": target,
+                  "record_every": record_every, "divergence_factor": divergence_factor, "n": int(Xb.shape[0]),
+                  "d": int(Xb.shape[1]), "data_norm2": data_norm2, "width": params.width, "alpha": params.alpha,
+                  "dtype": _dtype_name(params), "device": str(params.W.device), "ntk_every": ntk_every,
+                  "ntk_drift_method": run.drift_method, "batch_size": batch, "sync_every": sync_every}
+        results.append(TrainResult(
+            status=status, steps=k, loss=losses, metrics=run.metrics[b], lr=float(eta[b]),
+            lr_decoder=float(eta_v[b]) if dec else None, regime=regime, wall_time=wall, message=message,
+            config=config, lambda_max=None if lambda_max is None else float(lambda_max[b]),
+            params=_network(run.final, b), init=net))
+    return results
 
-    cur = params.clone()
-    recorder = _Recorder(params.clone(), X, regime, with_ntk=ntk_every is not None)
-    losses = np.empty(steps + 1)
-    status, k = "max_steps", 0
+
+def _network(params: Params, b: int) -> Params:
+    """Network ``b`` of a batch, as its own (unbatched) parameters."""
+    return Params(params.W[b], None if params.V is None else params.V[b], params.alpha)
+
+
+_STATUS_CODES = ("max_steps", "converged", "diverged")
+"""How :func:`_descend` codes a status on the device (0 is also "still running")."""
+
+
+@dataclass
+class _Run:
+    """What :func:`_descend` hands back, indexed by network: its stopping step, status (index
+    into :data:`_STATUS_CODES`), losses (``B x (steps + 1)``, valid up to the stopping step), metric
+    histories, final parameters and how the NTK drift was computed."""
+
+    stop: np.ndarray
+    status: np.ndarray
+    loss: np.ndarray
+    metrics: list[dict[str, np.ndarray]]
+    final: Params
+    drift_method: str | None
+
+
+def _descend(init: Params, X: torch.Tensor, regime: str, eta: np.ndarray, eta_v: np.ndarray, L0: np.ndarray, *,
+             steps: int, target: float, record_every: int, divergence_factor: float, ntk_every: int | None,
+             sync_every: int, callback: Callable[[int, np.ndarray], None] | None) -> _Run:
+    """The gradient-descent loop of a batch. At step ``k`` every network still running evaluates
+    its loss and gradient; the stop rule is applied on the device (status 1 converged, 2 diverged,
+    0 still running or out of budget); networks that stop at ``k`` take no step at ``k`` or after."""
+    batch = init.W.shape[0]
+    dt, dev = init.W.dtype, init.W.device
+    enc, dec = trained_layers(regime)
+    cur = init.clone()
+    W0, V0 = init.W, init.V
+    Xc = X
+    col = lambda values: torch.as_tensor(values, dtype=dt, device=dev).reshape(-1, 1, 1)  # noqa: E731
+    eta_w, eta_d = col(eta), col(eta_v)
+    L0_dev = torch.as_tensor(L0, dtype=dt, device=dev)
+    converge_at, diverge_at = target * L0_dev, divergence_factor * L0_dev
+    D0 = features(init, X).D if enc else None
+    active = torch.ones(batch, dtype=torch.bool, device=dev)
+    status = torch.zeros(batch, dtype=torch.int8, device=dev)
+    stop = torch.full((batch,), steps, dtype=torch.long, device=dev)
+    slots = np.arange(batch)  # slot -> network
+    loss = np.full((batch, steps + 1), np.nan)
+    latest = L0.copy()
+    stop_host, status_host = np.full(batch, steps), np.zeros(batch, dtype=np.int64)
+    final_W = init.W.clone()
+    final_V = None if init.V is None else init.V.clone()
+    chunk: list[torch.Tensor] = []
+    chunk_start = 0
+    records: list[tuple[int, np.ndarray, dict[str, torch.Tensor]]] = []
+    ntk = _NTKRecorder(init, X, regime) if ntk_every is not None else None
+
+    def flush() -> None:
+        nonlocal chunk, chunk_start
+        if chunk:
+            values = torch.stack(chunk, dim=1).double().cpu().numpy()
+            loss[slots, chunk_start:chunk_start + values.shape[1]] = values
+            latest[slots] = values[:, -1]
+            chunk_start += values.shape[1]
+            chunk = []
+
+    def retire(keep: torch.Tensor) -> None:
+        """Store the final state of the slots not in ``keep`` and drop them from the computation."""
+        nonlocal cur, W0, V0, Xc, eta_w, eta_d, converge_at, diverge_at, D0, active, status, stop, slots
+        gone = torch.ones(len(slots), dtype=torch.bool, device=dev)
+        gone[keep] = False
+        idx = torch.as_tensor(slots, device=dev)[gone]
+        final_W[idx] = cur.W[gone]
+        if final_V is not None:
+            final_V[idx] = cur.V[gone]  # type: ignore[index]
+        gone_host = gone.cpu().numpy()
+        stop_host[slots[gone_host]] = stop[gone].cpu().numpy()
+        status_host[slots[gone_host]] = status[gone].cpu().numpy()
+        pick = lambda t: None if t is None else t[keep]  # noqa: E731
+        cur = Params(cur.W[keep], pick(cur.V), cur.alpha)
+        W0, V0, D0 = W0[keep], pick(V0), pick(D0)
+        Xc = Xc if Xc.ndim == 2 else Xc[keep]
+        eta_w, eta_d, converge_at, diverge_at = eta_w[keep], eta_d[keep], converge_at[keep], diverge_at[keep]
+        active, status, stop = active[keep], status[keep], stop[keep]
+        slots = slots[keep.cpu().numpy()]
+
     for k in range(steps + 1):
-        ev = evaluate(cur, X, regime, check_finite=False)
-        losses[k] = loss_k = float(ev.loss)
-        if callback is not None:
-            callback(k, loss_k)
-        if not math.isfinite(loss_k) or loss_k > divergence_factor * L0:
-            status = "diverged"
-        elif loss_k <= target * L0:
-            status = "converged"
-        stop = status != "max_steps" or k == steps
-        if k % record_every == 0 or stop:
-            recorder.movement(k, cur, ev.features.D)
-        if ntk_every is not None and (k % ntk_every == 0 or stop):
-            recorder.ntk(k, cur)
-        if stop:
+        ev = evaluate(cur, Xc, regime, check_finite=False)
+        Lk = ev.loss
+        chunk.append(Lk)
+        diverged = ~torch.isfinite(Lk) | (Lk > diverge_at)
+        converged = Lk <= converge_at
+        newly = active & (diverged | converged) if k < steps else active
+        code = torch.where(diverged, 2, torch.where(converged, 1, 0)).to(torch.int8)
+        status = torch.where(newly, code, status)
+        stop = torch.where(newly, k, stop)
+        active = active & ~newly
+        if k % record_every == 0:
+            records.append((k, slots, _movement(cur, W0, V0, ev.features.D, D0, enc, dec)))
+        if ntk is not None and k % ntk_every == 0:  # type: ignore[operator]
+            alive = (stop >= k).cpu().numpy()
+            ntk.record(k, cur, Xc, slots, alive)
+        if k == steps:
             break
-        apply_step(cur, ev.grads, eta, eta_v)
+        if k % sync_every == 0:
+            flush()
+            if callback is not None:
+                callback(k, latest.copy())
+            running = int(active.sum())
+            if running == 0:
+                break
+            if running <= len(slots) // 2:
+                retire(torch.nonzero(active).flatten())
+        act = active.reshape(-1, 1, 1)
+        if ev.grads.W is not None:
+            cur.W.sub_(torch.where(act, ev.grads.W * eta_w, 0.0))
+        if ev.grads.V is not None:
+            cur.V.sub_(torch.where(act, ev.grads.V * eta_d, 0.0))  # type: ignore[union-attr]
+    flush()
+    retire(torch.zeros(0, dtype=torch.long, device=dev))
+    final = Params(final_W, final_V, init.alpha)
+    if callback is not None:
+        callback(int(stop_host.max()), latest.copy())
+    return _Run(stop_host, status_host, loss,
+                _metrics(records, final, init, X, regime, stop_host, record_every, ntk, ntk_every),
+                final, None if ntk is None else ntk.drift_method)
 
-    losses = losses[:k + 1]
-    if status == "diverged" and lambda_max is None:
-        lambda_max_hint = _lambda_max_or_none(params, X, regime)
-    else:
-        lambda_max_hint = lambda_max
-    data_norm2 = float(X.square().sum())
-    floor = rounding_floor(data_norm2, params.W.dtype)
-    message = _message(status, k, losses, eta, eta_v, target, divergence_factor, lambda_max_hint, lr_decoder, floor,
-                       _dtype_name(params))
-    config = {"regime": regime, "lr": lr, "lr_decoder": lr_decoder, "steps": steps, "target": target,
-              "record_every": record_every, "divergence_factor": divergence_factor, "n": int(X.shape[0]),
-              "d": int(X.shape[1]), "data_norm2": data_norm2, "width": params.width, "alpha": params.alpha,
-              "dtype": _dtype_name(params), "device": str(params.W.device),
-              "ntk_every": ntk_every, "ntk_drift_method": recorder.drift_method}
-    return TrainResult(status=status, steps=k, loss=losses, metrics=recorder.arrays(), lr=eta,
-                       lr_decoder=eta_v if recorder.dec else None, regime=regime,
-                       wall_time=time.perf_counter() - t0, message=message, config=config,
-                       lambda_max=lambda_max, params=cur, init=recorder.init)
+
+def _movement(cur: Params, W0: torch.Tensor, V0: torch.Tensor | None, D: torch.Tensor, D0: torch.Tensor | None,
+              enc: bool, dec: bool) -> dict[str, torch.Tensor]:
+    """Per network: absolute, relative and largest single-neuron movement of each trained layer,
+    and the share of activation patterns flipped (the relative movement of a layer that started at
+    zero is undefined, NaN)."""
+    out: dict[str, torch.Tensor] = {}
+    layers = (("W", cur.W, W0, -1),) if enc else ()
+    if dec:
+        layers += (("V", cur.V, V0, -2),)  # type: ignore[assignment]
+    for name, now, start, neuron_dim in layers:
+        delta = now - start
+        out[f"weight_distance_{name}"] = delta.flatten(1).norm(dim=1)
+        out[f"weight_change_{name}"] = _norm_ratio(delta, start)
+        out[f"max_neuron_change_{name}"] = delta.norm(dim=neuron_dim).amax(dim=-1)
+    if enc:
+        out["pattern_flips"] = (D != D0).flatten(1).sum(dim=1) / D[0].numel()
+    return out
+
+
+def _metrics(records: list[tuple[int, np.ndarray, dict[str, torch.Tensor]]], final: Params, init: Params,
+             X: torch.Tensor, regime: str, stop: np.ndarray, record_every: int, ntk: _NTKRecorder | None,
+             ntk_every: int | None) -> list[dict[str, np.ndarray]]:
+    """Each network's metric histories: the records at the cadence up to its stopping step, and one
+    at the stopping step itself (from its final, frozen parameters) when that is off the cadence."""
+    batch = len(stop)
+    enc, dec = trained_layers(regime)
+    values: list[dict[str, list[float]]] = [{"step": []} for _ in range(batch)]
+    tail = _movement(final, init.W, init.V, features(final, X).D, features(init, X).D if enc else None, enc, dec)
+    tail_host = {name: t.double().cpu().numpy() for name, t in tail.items()}
+    for k, slots, rec in records:
+        host = {name: t.double().cpu().numpy() for name, t in rec.items()}
+        for j, b in enumerate(slots):
+            if k <= stop[b]:
+                values[b]["step"].append(k)
+                for name, v in host.items():
+                    values[b].setdefault(name, []).append(float(v[j]))
+    for b in range(batch):
+        if stop[b] % record_every:
+            values[b]["step"].append(int(stop[b]))
+            for name, v in tail_host.items():
+                values[b].setdefault(name, []).append(float(v[b]))
+    if ntk is not None:
+        ntk.finish(final, X, stop, ntk_every)  # type: ignore[arg-type]
+        for b in range(batch):
+            values[b].update(ntk.values[b])
+    return [{name: np.asarray(v) for name, v in d.items()} for d in values]
 
 
 def _lambda_max_or_none(params: Params, X: torch.Tensor, regime: str) -> float | None:
@@ -409,23 +650,25 @@ def _lambda_max_or_none(params: Params, X: torch.Tensor, regime: str) -> float |
 
 
 def train_memory(n: int, d: int, width: int, dtype: str | torch.dtype, regime: str, *, steps: int,
-                 record_every: int, lr_auto: bool, ntk_every: int | None) -> MemoryEstimate:
-    """Bytes :func:`train` allocates: parameters (the caller's initial network, the run's copy of it,
-    the current one, its gradient and a temporary), activations (``A``, ``R V``, the masks and the
-    initial masks), the loss and metric histories, Lanczos for ``lr="auto"`` (or the short one of
-    a divergence hint) and, with ``ntk_every``, two NTK operators, their eigensolvers and drift."""
+                 record_every: int, lr_auto: bool, ntk_every: int | None, batch: int = 1) -> MemoryEstimate:
+    """Bytes :func:`train_batch` allocates for ``batch`` networks (one for :func:`train`):
+    parameters (the caller's initial networks, the run's copy of them, the current ones, the final
+    ones, their gradients and a temporary), activations (``A``, ``R V``, the masks and the initial
+    masks), the loss and metric histories, Lanczos for ``lr="auto"`` (or the short one of a
+    divergence hint) and, with ``ntk_every``, two NTK operators per network, their eigensolvers
+    and drift."""
     s = torch.empty(0, dtype=resolve_dtype(dtype)).element_size()
     est = MemoryEstimate()
-    est.add("parameters", 5 * width * d * (1 if regime == "tied" else 2) * s)
-    est.add("activations", 3 * n * width * s + 3 * n * width)
-    est.add("loss history", 8 * (steps + 1), on_device=False)
-    est.add("metric history", 64 * 8 * (steps // record_every + 2), on_device=False)
+    est.add("parameters", batch * 6 * width * d * (1 if regime == "tied" else 2) * s)
+    est.add("activations", batch * (3 * n * width * s + 3 * n * width))
+    est.add("loss history", batch * 8 * (steps + 1), on_device=False)
+    est.add("metric history", batch * 64 * 8 * (steps // record_every + 2), on_device=False)
     iterations = AUTO_LR_ITERATIONS if lr_auto else HINT_ITERATIONS
     for part, size in operator_memory(n, d, width, s, regime, which="max", max_iter=iterations).items():
-        est.add(f"step-size {part}", size)
+        est.add(f"step-size {part}", size * (batch if lr_auto else 1))
     if ntk_every is not None:
         for part, size in operator_memory(n, d, width, s, regime, which="both", drift=True).items():
-            est.add(part, size * (2 if part == "NTK operator" else 1))  # Theta(0) and Theta(t)
+            est.add(part, size * (2 * batch if part == "NTK operator" else 1))  # Theta(0) and Theta(t)
     return est
 
 
@@ -433,60 +676,50 @@ def _dtype_name(params: Params) -> str:
     return str(params.W.dtype).removeprefix("torch.")
 
 
-class _Recorder:
-    """The metrics of :data:`METRICS` at the cadences the caller chooses."""
+class _NTKRecorder:
+    """The NTK metrics of :data:`METRICS` (extremes of ``Theta(t)``, drift from ``Theta(0)``) of
+    each network of a batch, one network at a time (each is an eigenvalue solve)."""
 
-    def __init__(self, init: Params, X: torch.Tensor, regime: str, *, with_ntk: bool) -> None:
-        self.init, self.X, self.regime = init, X, regime
-        self.enc, self.dec = trained_layers(regime)
-        self.D0 = (X @ init.W.mT > 0) if self.enc else None
-        self.ntk0 = NTKOperator(init, X, regime) if with_ntk else None
+    def __init__(self, init: Params, X: torch.Tensor, regime: str) -> None:
+        self.regime = regime
+        self.batch = init.W.shape[0]
+        self.initial = [NTKOperator(_network(init, b), X if X.ndim == 2 else X[b], regime) for b in range(self.batch)]
         self.drift_method: str | None = None
-        self.values: dict[str, list[float]] = {"step": []}
+        self.values: list[dict[str, list[float]]] = [{} for _ in range(self.batch)]
 
-    def _add(self, name: str, value: float) -> None:
-        self.values.setdefault(name, []).append(value)
-
-    def movement(self, k: int, cur: Params, D: torch.Tensor) -> None:
-        """Absolute, relative and largest single-neuron movement of each trained layer; pattern flips.
-        The relative movement of a layer that started at zero is undefined (NaN)."""
-        self._add("step", k)
-        layers = (("W", cur.W, self.init.W, -1),) if self.enc else ()
-        if self.dec:
-            layers += (("V", cur.V, self.init.V, -2),)  # type: ignore[assignment]
-        for name, now, start, neuron_dim in layers:
-            delta = now - start
-            self._add(f"weight_distance_{name}", float(delta.norm()))
-            self._add(f"weight_change_{name}", _norm_ratio(delta, start))
-            self._add(f"max_neuron_change_{name}", float(delta.norm(dim=neuron_dim).max()))
-        if self.enc:
-            self._add("pattern_flips", int(torch.count_nonzero(D != self.D0)) / D.numel())
-
-    def ntk(self, k: int, cur: Params) -> None:
-        """Extremes of ``Theta(t)`` and its drift from ``Theta(0)``."""
-        op = NTKOperator(cur, self.X, self.regime, check_finite=False)
+    def _one(self, b: int, k: int, net: Params, Xb: torch.Tensor) -> None:
+        op = NTKOperator(net, Xb, self.regime, check_finite=False)
         ext = op.extremes(tol=1e-6)
-        drift = ntk_drift(op, self.ntk0)  # type: ignore[arg-type]
+        drift = ntk_drift(op, self.initial[b])
         self.drift_method = drift.method
-        self._add("ntk_step", k)
-        self._add("ntk_lambda_min", ext.min)
-        self._add("ntk_lambda_max", ext.max)
-        self._add("ntk_drift", drift.value)
+        for name, v in (("ntk_step", k), ("ntk_lambda_min", ext.min), ("ntk_lambda_max", ext.max),
+                        ("ntk_drift", drift.value)):
+            self.values[b].setdefault(name, []).append(v)
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {name: np.asarray(v) for name, v in self.values.items()}
+    def record(self, k: int, cur: Params, X: torch.Tensor, slots: np.ndarray, alive: np.ndarray) -> None:
+        """At step ``k``: every network (slot ``j`` is network ``slots[j]``) that has not stopped before ``k``."""
+        for j in np.flatnonzero(alive):
+            self._one(int(slots[j]), k, _network(cur, int(j)), X if X.ndim == 2 else X[j])
+
+    def finish(self, final: Params, X: torch.Tensor, stop: np.ndarray, ntk_every: int) -> None:
+        """At each network's stopping step, when that is off the cadence (from its final parameters)."""
+        for b in range(self.batch):
+            if stop[b] % ntk_every:
+                self._one(b, int(stop[b]), _network(final, b), X if X.ndim == 2 else X[b])
 
 
-def _norm_ratio(a: torch.Tensor, b: torch.Tensor) -> float:
-    """``||a||_F / ||b||_F``, both scaled by the largest entry first, so that tiny weights (entries
-    near 1e-160, whose squares underflow) still give the ratio; NaN when ``b = 0``."""
-    top = float(b.abs().max())
-    if not top > 0:
-        return math.nan
-    scale = max(top, float(a.abs().max()))
-    if not math.isfinite(scale):  # a diverged layer: the plain ratio is inf or NaN, as it should be
-        return float(a.norm() / b.norm())
-    return float((a / scale).norm() / (b / scale).norm())
+def _norm_ratio(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``||a_i||_F / ||b_i||_F`` for each network ``i`` of a batch, both scaled by the largest entry
+    of ``b_i`` (or ``a_i``) first, so that tiny weights (entries near 1e-160, whose squares
+    underflow) still give the ratio; NaN when ``b_i = 0``; the plain ratio (inf or NaN) for a
+    diverged layer."""
+    a, b = a.flatten(1), b.flatten(1)
+    top = b.abs().amax(dim=1)
+    scale = torch.maximum(top, a.abs().amax(dim=1))
+    ok = torch.isfinite(scale) & (scale > 0)
+    s = torch.where(ok, scale, torch.ones_like(scale))[:, None]
+    ratio = torch.where(ok, (a / s).norm(dim=1) / (b / s).norm(dim=1), a.norm(dim=1) / b.norm(dim=1))
+    return torch.where(top > 0, ratio, torch.full_like(ratio, math.nan))
 
 
 def _message(status: str, k: int, losses: np.ndarray, eta: float, eta_v: float, target: float,

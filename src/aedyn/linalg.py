@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from aedyn._check import check_choice, check_count, check_float, check_seed
@@ -57,65 +58,92 @@ def _check_solver(dim: int, tol: float, max_iter: int, seed: int) -> tuple[int, 
 def lanczos_extremes(matvec: Callable[[torch.Tensor], torch.Tensor], dim: int, *, dtype: torch.dtype,
                      device: torch.device | str = "cpu", which: str = "both", tol: float = 1e-8,
                      max_iter: int = 500, seed: int = 0, check_every: int = 5) -> Extremes:
-    """Extreme eigenvalues of a symmetric positive semi-definite (or any symmetric) operator.
+    """Extreme eigenvalues of one symmetric operator ``v -> A v`` (``v`` of shape ``(dim,)``):
+    :func:`lanczos_extremes_batch` with a batch of one."""
+    return lanczos_extremes_batch(lambda V: matvec(V[0])[None], 1, dim, dtype=dtype, device=device, which=which,
+                                  tol=tol, max_iter=max_iter, seed=seed, check_every=check_every)[0]
 
-    Lanczos from a seeded random start, with full reorthogonalisation (two Gram-Schmidt passes,
-    so the basis stays orthonormal to working precision). Stops when the residual bound of the
-    requested extreme Ritz value(s) falls below ``tol * max(|theta|, eps * ||T||)``, on an
+
+def lanczos_extremes_batch(matvec: Callable[[torch.Tensor], torch.Tensor], batch: int, dim: int, *,
+                           dtype: torch.dtype, device: torch.device | str = "cpu", which: str = "both",
+                           tol: float = 1e-8, max_iter: int = 500, seed: int = 0,
+                           check_every: int = 5) -> list[Extremes]:
+    """Extreme eigenvalues of ``batch`` independent symmetric operators at once.
+
+    ``matvec`` maps a ``(batch, dim)`` block to ``(A_b v_b)_b``: operator ``b`` acts on row ``b``.
+    Lanczos from a seeded random start (the same for every operator, so an operator gets the same
+    answer alone or in any batch), with full reorthogonalisation (two Gram-Schmidt passes, so the
+    basis stays orthonormal to working precision). Operator ``b`` stops when the residual bound
+    of its requested extreme Ritz value(s) falls below ``tol * max(|theta|, eps * ||T_b||)``, on an
     invariant subspace, or after ``max_iter`` steps (then ``converged`` is false and a warning is
-    issued). ``which`` is ``"max"``, ``"min"`` or ``"both"``. Memory: ``max_iter`` vectors of ``dim``.
+    issued); a stopped operator is carried along frozen until all have stopped. ``which`` is
+    ``"max"``, ``"min"`` or ``"both"``. Memory: ``batch * max_iter`` vectors of ``dim``.
     """
     which = check_choice(which, ("min", "max", "both"), "which")
     dim, tol, max_iter, seed = _check_solver(dim, tol, max_iter, seed)
+    batch = check_count(batch, "batch")
     check_every = check_count(check_every, "check_every")
     if dim <= DENSE_DIM:
-        ev = _dense_extremes(lambda E: torch.stack([matvec(e) for e in E.mT], dim=1), dim, dtype, device)
-        return Extremes(float(ev[0]), float(ev[-1]), dim, True, 0.0, 0.0)
+        eye = torch.eye(dim, dtype=dtype, device=device)
+        A = torch.stack([matvec(eye[j].expand(batch, dim).contiguous()) for j in range(dim)], dim=-1)
+        ev = torch.linalg.eigvalsh(0.5 * (A + A.mT)).double().cpu()
+        return [Extremes(float(ev[b, 0]), float(ev[b, -1]), dim, True, 0.0, 0.0) for b in range(batch)]
     max_iter = max(1, min(max_iter, dim))
     gen = torch_generator(seed, "solver")
     q = torch.randn(dim, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
-    q /= q.norm()
-    Q = torch.empty(max_iter, dim, dtype=dtype, device=device)
-    alphas: list[float] = []
-    betas: list[float] = []
+    q = (q / q.norm()).expand(batch, dim).contiguous()
+    Q = torch.empty(batch, max_iter, dim, dtype=dtype, device=device)
+    alphas = np.zeros((batch, max_iter))
+    betas = np.zeros((batch, max_iter))
     eps = torch.finfo(dtype).eps
-    theta = torch.zeros(1, dtype=torch.float64)
-    res = torch.zeros(1, dtype=torch.float64)
-    converged = False
-    k = 0
+    results: list[Extremes | None] = [None] * batch
+    running = np.ones(batch, dtype=bool)
     for k in range(1, max_iter + 1):
-        Q[k - 1] = q
+        Q[:, k - 1] = q
         w = matvec(q)
-        a = float(torch.dot(w, q))
-        alphas.append(a)
-        basis = Q[:k]
+        a = (w * q).sum(dim=-1)
+        basis = Q[:, :k]
         for _ in range(2):  # full reorthogonalisation, twice is enough
-            w = w - basis.mT @ (basis @ w)
-        b = float(w.norm())
+            w = w - torch.matmul(basis.mT, torch.matmul(basis, w[..., None]))[..., 0]
+        b = w.norm(dim=-1)
+        host = torch.stack([a, b]).double().cpu().numpy()  # one transfer per iteration
+        alphas[:, k - 1] = host[0]
         done = k == max_iter
-        scale = max(abs(x) for x in alphas) if alphas else 1.0
-        invariant = b <= eps * max(scale, 1e-300) * math.sqrt(dim)
-        if invariant or done or k % check_every == 0:
-            T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+        scale = np.abs(alphas[:, :k]).max(axis=1)
+        invariant = host[1] <= eps * np.maximum(scale, 1e-300) * math.sqrt(dim)
+        check = np.flatnonzero(running & (invariant | done | (k % check_every == 0)))
+        if check.size:
+            T = torch.zeros(check.size, k, k, dtype=torch.float64)
+            T.diagonal(dim1=-2, dim2=-1).copy_(torch.from_numpy(alphas[check, :k]))
             if k > 1:
-                off = torch.tensor(betas, dtype=torch.float64)
-                T += torch.diag(off, 1) + torch.diag(off, -1)
+                off = torch.from_numpy(betas[check, :k - 1])
+                T.diagonal(1, dim1=-2, dim2=-1).copy_(off)
+                T.diagonal(-1, dim1=-2, dim2=-1).copy_(off)
             theta, S = torch.linalg.eigh(T)
-            res = (0.0 if invariant else b) * S[-1].abs()
-            norm_T = float(theta.abs().max())
-            floor = eps * norm_T
-            ok_min = float(res[0]) <= tol * max(abs(float(theta[0])), floor)
-            ok_max = float(res[-1]) <= tol * max(abs(float(theta[-1])), floor)
-            converged = invariant or {"min": ok_min, "max": ok_max, "both": ok_min and ok_max}[which]
-            if converged or done:
-                break
-        betas.append(b)
-        q = w / b
-    if not converged:
-        warnings.warn(AedynWarning(
-            f"Lanczos stopped after {k} iterations without reaching tol={tol:g} (residuals "
-            f"{float(res[0]):.2e}, {float(res[-1]):.2e}); raise max_iter or loosen tol"), stacklevel=2)
-    return Extremes(float(theta[0]), float(theta[-1]), k, converged, float(res[0]), float(res[-1]))
+            last = torch.from_numpy(np.where(invariant[check], 0.0, host[1][check]))
+            res = last[:, None] * S[:, -1, :].abs()
+            floor = eps * theta.abs().amax(dim=-1)
+            ok_min = res[:, 0] <= tol * torch.maximum(theta[:, 0].abs(), floor)
+            ok_max = res[:, -1] <= tol * torch.maximum(theta[:, -1].abs(), floor)
+            ok = {"min": ok_min, "max": ok_max, "both": ok_min & ok_max}[which]
+            for j, net in enumerate(check):
+                converged = bool(invariant[net] or ok[j])
+                if not (converged or done):
+                    continue
+                running[net] = False
+                results[net] = Extremes(float(theta[j, 0]), float(theta[j, -1]), k, converged, float(res[j, 0]),
+                                        float(res[j, -1]))
+                if not converged:
+                    which_net = f" (network {net} of {batch})" if batch > 1 else ""
+                    warnings.warn(AedynWarning(
+                        f"Lanczos stopped after {k} iterations without reaching tol={tol:g}{which_net} (residuals "
+                        f"{float(res[j, 0]):.2e}, {float(res[j, -1]):.2e}); raise max_iter or loosen tol"),
+                        stacklevel=3)
+        if not running.any():
+            break
+        betas[:, k - 1] = host[1]
+        q = w / torch.where(b > 0, b, torch.ones_like(b))[:, None]  # a stopped operator may have b = 0
+    return results  # type: ignore[return-value]
 
 
 def _orthonormalize(S: torch.Tensor, drop: float, AS: torch.Tensor | None = None

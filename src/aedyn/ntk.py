@@ -28,7 +28,7 @@ from aedyn._check import check_choice, check_count, check_float, check_int, chec
 from aedyn._seed import torch_generator
 from aedyn._tensor import as_tensor
 from aedyn.errors import AedynError
-from aedyn.linalg import DENSE_DIM, Extremes, lanczos_extremes, lobpcg_min
+from aedyn.linalg import DENSE_DIM, Extremes, lanczos_extremes, lanczos_extremes_batch, lobpcg_min
 from aedyn.model import Params, Tangent, as_params, check_input, decoder, features, jvp, trained_layers, vjp
 
 DENSE_LIMIT = 4096
@@ -268,13 +268,17 @@ def check_solver_options(tol: float, max_iter: int) -> tuple[float, int]:
             check_count(max_iter, "max_iter"))
 
 
+def _overflow_message(params: Params) -> str:
+    W = params.W
+    name = str(W.dtype).removeprefix("torch.")
+    return (f"the NTK overflows {name} with alpha = {params.alpha:g} and weights up to {float(W.abs().max()):.3g}: "
+            "the network's scale is too large for its dtype; use smaller kappa, nu or init scale"
+            + ("" if name == "float64" else " (or float64)"))
+
+
 def _finite(T: torch.Tensor, op: NTKOperator) -> torch.Tensor:
     if not bool(torch.isfinite(T).all()):
-        W = op.params.W
-        name = str(W.dtype).removeprefix("torch.")
-        raise AedynError(f"the NTK overflows {name} with alpha = {op.params.alpha:g} and weights up to "
-                         f"{float(W.abs().max()):.3g}: the network's scale is too large for its dtype; use smaller "
-                         "kappa, nu or init scale" + ("" if name == "float64" else " (or float64)"))
+        raise AedynError(_overflow_message(op.params))
     return T
 
 
@@ -282,6 +286,51 @@ def ntk_extremes(params: Params, X: Any, regime: str, *, which: str = "both", to
                  max_iter: int = 500, seed: int = 0) -> Extremes:
     """Extreme eigenvalues of the finite-width NTK of ``params`` at ``X`` (see :class:`NTKOperator`)."""
     return NTKOperator(params, X, regime).extremes(which=which, tol=tol, max_iter=max_iter, seed=seed)
+
+
+def ntk_lambda_max_batch(params: Params, X: torch.Tensor, regime: str, *, tol: float = 1e-8,
+                         max_iter: int = 500, seed: int = 0) -> list[Extremes]:
+    """``lambda_max(Theta_b)`` of every network of a batch (``W`` of shape ``(B, m, d)``; ``X`` a
+    checked ``n x d`` or ``B x n x d`` tensor), from one batched Lanczos run
+    (:func:`aedyn.linalg.lanczos_extremes_batch`): no loop over networks.
+
+    The product is the one :class:`NTKOperator` uses, batched: ``Theta_b v_b = J_b J_b^T v_b``
+    through :func:`aedyn.model.vjp` and :func:`aedyn.model.jvp`, with the decoder part
+    ``alpha^2 A_b A_b^T ⊗ I_d`` applied through its ``n x n`` factors while ``B n^2`` is at most
+    :data:`GRAM_LIMIT`. For ``decoder`` the factors' eigenvalues are exact (``eigvalsh``). An
+    NTK that overflows the dtype is an :class:`AedynError` naming the network.
+    """
+    params = as_params(params, regime)
+    batch, (n, d) = params.W.shape[0], tuple(X.shape[-2:])
+    feats = features(params, X)
+    _, decoder_trains = trained_layers(regime)
+    a2 = params.alpha * params.alpha
+    gram = None
+    if regime == "decoder" or (decoder_trains and batch * n * n <= GRAM_LIMIT):
+        gram = a2 * torch.matmul(feats.A, feats.A.mT)
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        v = v.reshape(batch, n, d)
+        if gram is None:
+            out = jvp(params, X, regime, vjp(params, X, regime, v, feats, check_finite=False), feats,
+                      check_finite=False)
+        else:
+            out = torch.matmul(gram, v)
+            if regime != "decoder":  # the encoder half of J
+                g = vjp(params, X, "weak", v, feats, check_finite=False)
+                out = out + jvp(params, X, "weak", Tangent(g.W, None), feats, check_finite=False)
+        return out.reshape(batch, n * d)
+
+    probe = product(torch.ones(batch, n * d, dtype=X.dtype, device=X.device))
+    bad = torch.nonzero(~torch.isfinite(probe).all(dim=-1)).flatten().tolist()
+    if bad:
+        net = Params(params.W[bad[0]], None if params.V is None else params.V[bad[0]], params.alpha)
+        raise AedynError(f"network {bad[0]} of the batch: " + _overflow_message(net))
+    if regime == "decoder":
+        ev = torch.linalg.eigvalsh(gram).double().cpu()  # type: ignore[arg-type]
+        return [Extremes(float(ev[b, 0]), float(ev[b, -1]), 0, True, 0.0, 0.0) for b in range(batch)]
+    return lanczos_extremes_batch(product, batch, n * d, dtype=X.dtype, device=X.device, which="max", tol=tol,
+                                  max_iter=max_iter, seed=seed)
 
 
 def ntk_drift(current: NTKOperator, initial: NTKOperator, *, probes: int = 16, seed: int = 0,
