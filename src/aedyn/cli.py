@@ -2,13 +2,15 @@
 
 Exit codes: 0 a run that converged or spent its step budget; 2 bad input or an impossible
 request (one line, no traceback: the problem and the fix); 3 a diverged run; 1 an internal error
-(one line; ``--debug`` shows the traceback); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+(one line; ``--debug`` shows the traceback) or sweep runs that failed (rerunning resumes them);
+130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 Outputs are checked before any work and written atomically (:mod:`aedyn.files`): a failed or
 interrupted command leaves no output file behind.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -19,12 +21,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
 from typer.main import get_command
 
-from aedyn._check import check_choice
+from aedyn._check import check_choice, check_count
 from aedyn._meta import aedyn_version
 from aedyn.errors import AedynError, is_out_of_memory
 from aedyn.files import OutputExistsError, check_outputs, free_sibling, write_json
@@ -34,6 +38,7 @@ from aedyn.model import DECODER_INITS, REGIMES
 from aedyn.resources import parse_size
 
 EXIT_INTERNAL = 1
+EXIT_RUNS_FAILED = 1
 EXIT_INPUT = 2
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
@@ -306,6 +311,124 @@ def kernel(
     if written is not None:
         rows.append(("wrote", f"record to {written}"))
     _print_rows([(k, escape(v)) for k, v in rows])
+
+
+@app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(help="The sweep's TOML file: [grid] axes, [train] options, [sweep].",
+                                           show_default=False)],
+    out_path: Annotated[Path, typer.Option("--out", help="The store folder: created, or resumed if it holds this "
+                                                         "sweep.", show_default=False)],
+    executor: Annotated[str | None, typer.Option(help="local (this process, default) or dask.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Dask: join the cluster at tcp://HOST:PORT.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Dask: start N single-threaded worker processes here.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Networks per batch at most (default: [sweep] "
+                                                        "batch_size, or 64).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count runs, batches and finished runs, estimate the "
+                                                             "time; write nothing.")] = False,
+    force: Annotated[bool, typer.Option(help="Add this sweep's runs to a store of a different sweep.")] = False,
+    max_memory: MaxMemoryOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Run a grid of training runs declared in TOML into a results store; rerun to resume."""
+    from aedyn import sweep as sweeps
+
+    if executor is None:
+        executor = "dask" if scheduler is not None or workers is not None else "local"
+    executor = check_choice(executor, sweeps.EXECUTORS, "--executor")
+    cfg = sweeps.load_config(config)
+    if batch_size is not None:
+        cfg = dataclasses.replace(cfg, batch_size=check_count(batch_size, "--batch-size"))
+    limit = None if max_memory is None else parse_size(max_memory)
+    title = escape(cfg.name or str(config))
+    if dry_run:
+        sweeps.check_executor(executor, scheduler, workers)
+        p = sweeps.dry_run(cfg, out_path, workers=workers)
+        if not p.store_exists:
+            stored = "does not exist yet"
+        else:
+            stored = f"{p.finished} of these runs finished (would be skipped)"
+            if not p.same_config:
+                stored += "; it holds a different sweep: refused unless --force"
+        where = f" on {p.parallel} workers side by side" if p.parallel > 1 else ""
+        _print_rows([("sweep", f"{title}: {p.runs} runs"),
+                     ("store", f"{escape(str(out_path))} {stored}"),
+                     ("to run", f"{p.to_run} runs in {p.batches} batches (at most {cfg.batch_size} networks each)"),
+                     ("estimate", f"up to ~{_duration(p.estimate_s)}{where} if every run spends its step budget "
+                                  "(a rough cost model; converged runs stop early)"),
+                     ("dry run", "nothing trained, nothing written")])
+        return
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
+                        TimeRemainingColumn(), console=err, transient=True, disable=quiet)
+    with progress:
+        task = progress.add_task("runs", total=None, rate="")
+
+        def show(p: Any) -> None:
+            rate = f"{p.done / p.elapsed:.2f} runs/s" if p.done and p.elapsed > 0 else ""
+            failed = f", {p.failed} failed" if p.failed else ""
+            progress.update(task, total=p.total, completed=p.done + p.failed, rate=rate + failed,
+                            description=f"batch {p.batches_done}/{p.batches}")
+
+        result = sweeps.run_sweep(cfg, out_path, executor=executor, scheduler=scheduler, workers=workers,
+                                  force=force, progress=show, on_note=note, max_memory=limit)
+    statuses = ", ".join(f"{v} {k}" for k, v in sorted(result.statuses.items(), key=lambda kv: -kv[1])) or "-"
+    on = {"local": "this process", "dask": f"dask, {result.workers} local workers" if result.workers
+          else f"dask at {escape(str(scheduler))}"}[executor]
+    rows = [("sweep", f"{title}: {result.total} runs"),
+            ("store", escape(str(result.store))),
+            ("trained", f"{result.done} runs in {result.batches} batches ({on}); {result.skipped} already finished"),
+            ("status", statuses),
+            ("wall time", f"{result.wall_time:.2f} s")]
+    if result.failed:
+        rows.append(("failed", f"{result.failed} runs (not stored)"))
+    _print_rows(rows)
+    if result.failed:
+        _error(f"{result.failed} of {result.total} runs failed (see the notes above); rerun the same command to "
+               "resume them")
+        raise typer.Exit(EXIT_RUNS_FAILED)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@app.command()
+def results(
+    store: Annotated[Path, typer.Argument(help="A store folder written by 'aedyn sweep --out'.", show_default=False)],
+    csv: Annotated[Path | None, typer.Option("--csv", help="Also write every row to this CSV file.")] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Summarise a sweep's results: runs by status, and per regime and width the median final
+    relative loss and rate; --csv exports every row."""
+    from aedyn import sweep as sweeps
+    from aedyn.store import load_results
+
+    outputs = check_outputs({"--csv": csv}, force=force, inputs={"STORE": store})
+    frame = load_results(store)
+    if len(frame) == 0:
+        out.print(f"{escape(str(store))}: no runs stored yet", highlight=False, soft_wrap=True)
+    else:
+        counts = sweeps.status_counts(frame)
+        out.print(f"{escape(str(store))}: {len(frame)} runs; " + ", ".join(f"{v} {k}" for k, v in counts.items()),
+                  highlight=False, soft_wrap=True)
+        table = Table(box=box.SIMPLE, pad_edge=False)
+        for name, justify in (("regime", "left"), ("width", "right"), ("runs", "right"), ("converged", "right"),
+                              ("diverged", "right"), ("median rel. loss", "right"), ("median rate", "right")):
+            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        for row in sweeps.summary_table(frame).itertuples(index=False):
+            table.add_row(str(row.regime), str(row.width), str(row.runs), str(row.converged), str(row.diverged),
+                          f"{row.median_relative_loss:.3e}",
+                          "-" if row.median_rate != row.median_rate else f"{row.median_rate:.6f}")
+        out.print(table)
+    if csv is not None:
+        written = _save(lambda p, f: sweeps.write_csv(frame, p, force=f), outputs["--csv"], force)
+        out.print(f"wrote {len(frame)} rows to {escape(str(written))}", highlight=False, soft_wrap=True)
 
 
 class _Terminated(BaseException):

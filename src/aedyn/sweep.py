@@ -1,0 +1,777 @@
+"""Sweeps: a grid of training runs declared in TOML, run in batches, resumable, into a store.
+
+A sweep is data. The TOML file becomes a :class:`SweepConfig`; :func:`plan` turns it into a list of
+:class:`Run` (a validated :class:`~aedyn.job.TrainJob` and its stable ``run_id``), and
+:func:`make_batches` groups the runs that can train together (equal :func:`aedyn.job.batch_key`)
+into batches. :func:`run_sweep` skips the runs the store already holds, trains the others batch by
+batch, in this process (``executor="local"``) or on a Dask cluster (``executor="dask"``), and appends
+one row per run (:func:`result_row`) to the store (:mod:`aedyn.store`) as each batch finishes. Only
+this process writes the store; a Dask worker returns plain rows.
+
+The config file::
+
+    [grid]                      # every list is an axis; the sweep is their product
+    regime = ["weak", "joint"]
+    data = ["sphere"]           # sphere | digits | a file path (relative to the working folder)
+    n = [16, 32]
+    d = [8]                     # dropped for fixed-d data (digits, files)
+    width = [64, 128]
+    seed = [0, 1, 2, 3]         # data_seed defaults to seed
+    [train]                     # scalars, or lists that are axes too
+    lr = "auto"
+    steps = 2000
+    [sweep]                     # optional
+    batch_size = 64             # networks per batch at most
+    name = "E2 width"
+    description = "..."
+
+Keys of ``[grid]`` and ``[train]`` are :class:`~aedyn.job.TrainJob` fields, each in one table.
+``classes`` takes a list of digits (``[0, 1]``) or a string (``"0,1"``) as one value; an axis of
+class sets is a list of those (``[[0, 1], [3, 8]]``). Identical runs (``d`` dropped for digits,
+a value listed twice) are planned once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+
+from aedyn import job as jobs
+from aedyn._check import check_count
+from aedyn._meta import environment
+from aedyn.errors import AedynError, first_line, is_out_of_memory
+from aedyn.files import write_atomic
+from aedyn.gd import METRICS, TrainResult
+from aedyn.job import TrainJob
+from aedyn.store import Store
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["EXECUTORS", "Run", "SweepConfig", "SweepPlan", "SweepProgress", "SweepSummary", "check_executor",
+           "dry_run", "execute_batch", "load_config", "make_batches", "parse_config", "plan", "result_row", "run_id",
+           "run_sweep", "status_counts", "summary_table", "write_csv"]
+
+JOB_FIELDS = tuple(f.name for f in dataclasses.fields(TrainJob))
+"""The keys ``[grid]`` and ``[train]`` accept: every :class:`~aedyn.job.TrainJob` field."""
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainJob)}
+FIXED_D_SOURCES = ("digits",)
+"""Named sources whose dimension is fixed (and every data file): ``d`` is dropped for them."""
+
+DEFAULT_BATCH_SIZE = 64
+LOSS_POINTS = 64
+"""Log-spaced points of the stored loss curve (plus step 0 and the last step)."""
+
+EXECUTORS = ("local", "dask")
+_SWEEP_KEYS = {"batch_size": "a positive integer", "name": "a string", "description": "a string"}
+_WHERE = "sweep config"
+
+
+# ---- the config ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A parsed sweep: ``grid`` (each key a list of values, an axis), ``train`` (scalars, or lists
+    that are axes too), and the ``[sweep]`` settings. Make one with :func:`load_config` or
+    :func:`parse_config`; :func:`plan` validates every run."""
+
+    grid: dict[str, list]
+    train: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = DEFAULT_BATCH_SIZE
+    name: str | None = None
+    description: str | None = None
+    source: str | None = None  # the file it was read from, for messages
+
+    @property
+    def axes(self) -> dict[str, list]:
+        """Every key with its list of values (``[train]`` scalars as one-value lists), in file order."""
+        out = {k: list(v) for k, v in self.grid.items()}
+        for k, v in self.train.items():
+            out[k] = list(v) if _is_axis(k, v) else [v]
+        return out
+
+    def table_of(self, key: str) -> str:
+        return "grid" if key in self.grid else "train"
+
+    def store_config(self) -> dict[str, Any]:
+        """What identifies the sweep in its store (:meth:`aedyn.store.Store.create`): the axes, with
+        keys sorted. A key moved between ``[grid]`` and ``[train]`` is the same sweep; the batch
+        size, name and description (how it runs, what it is called) are not part of it."""
+        return {"kind": "aedyn.sweep", "axes": {k: v for k, v in sorted(self.axes.items())}}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as TOML-like tables."""
+        out: dict[str, Any] = {"grid": dict(self.grid), "train": dict(self.train),
+                               "sweep": {"batch_size": self.batch_size}}
+        for key in ("name", "description"):
+            if getattr(self, key) is not None:
+                out["sweep"][key] = getattr(self, key)
+        return out
+
+
+@dataclass(frozen=True)
+class Run:
+    """One planned run: its stable ``run_id`` and the validated job."""
+
+    run_id: str
+    job: TrainJob
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    """Read and check a sweep's TOML file (tables, keys, value kinds); every problem is one
+    :class:`AedynError` line naming the file, and the line for TOML syntax errors. The runs
+    themselves are validated by :func:`plan`."""
+    path = Path(path)
+    hint = "pass the sweep's TOML file (see 'aedyn sweep --help')"
+    if path.is_dir():
+        raise AedynError(f"sweep config {str(path)!r} is a folder; {hint}")
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise AedynError(f"sweep config {str(path)!r} does not exist; {hint}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise AedynError(f"sweep config {str(path)!r} is not valid TOML: {first_line(exc, 200)}; fix that line") \
+            from None
+    except UnicodeDecodeError:
+        raise AedynError(f"sweep config {str(path)!r} is not UTF-8 text, so not a TOML file; {hint}") from None
+    except OSError as exc:
+        raise AedynError(f"cannot read sweep config {str(path)!r}: {exc.strerror or type(exc).__name__}") from None
+    return parse_config(data, source=str(path))
+
+
+def parse_config(data: Mapping[str, Any], *, source: str | None = None) -> SweepConfig:
+    """A :class:`SweepConfig` from the TOML tables as a dict (what :func:`load_config` reads)."""
+    if not isinstance(data, Mapping):
+        raise AedynError(f"{_WHERE}: expected tables [grid], [train], [sweep]; got {type(data).__name__}")
+    for key, value in data.items():
+        if key not in ("grid", "train", "sweep"):
+            if not isinstance(value, Mapping) and key in JOB_FIELDS:
+                raise AedynError(f"{_WHERE}: {key} is outside any table; put it under [grid] or [train]")
+            what = f"table [{key}]" if isinstance(value, Mapping) else f"top-level key {key!r}"
+            raise AedynError(f"{_WHERE}: unknown {what}; use the tables [grid], [train] and [sweep]")
+        if not isinstance(value, Mapping):
+            raise AedynError(f"{_WHERE}: {key} must be a table ([{key}]); got {_kind(value)}")
+    if "grid" not in data or not data["grid"]:
+        raise AedynError(f"{_WHERE}: no [grid] table or an empty one; declare the axes of the sweep under [grid]")
+    tables: dict[str, dict[str, Any]] = {"grid": {}, "train": {}}
+    for table in tables:
+        for key, value in data.get(table, {}).items():
+            where = f"{_WHERE}: [{table}] {key}"
+            if key not in JOB_FIELDS:
+                raise AedynError(f"{where}: unknown key; use training options: {', '.join(JOB_FIELDS)}")
+            other = "train" if table == "grid" else "grid"
+            if key in data.get(other, {}):
+                raise AedynError(f"{_WHERE}: {key} appears in both [grid] and [train]; keep it in one")
+            if table == "grid" and not _is_axis(key, value):
+                value = [value]  # a scalar in [grid] is an axis of one value
+            if _is_axis(key, value):
+                if not value:
+                    raise AedynError(f"{where}: an empty list; give at least one value")
+                tables[table][key] = [_value(key, v, where) for v in value]
+            else:
+                tables[table][key] = _value(key, value, where)
+    settings = data.get("sweep", {})
+    for key, value in settings.items():
+        if key not in _SWEEP_KEYS:
+            raise AedynError(f"{_WHERE}: [sweep] {key}: unknown key; use {', '.join(_SWEEP_KEYS)}")
+        if key == "batch_size":
+            check_count(value, f"{_WHERE}: [sweep] batch_size")
+        elif not isinstance(value, str):
+            raise AedynError(f"{_WHERE}: [sweep] {key} must be {_SWEEP_KEYS[key]}; got {_kind(value)}")
+    return SweepConfig(grid=tables["grid"], train=tables["train"],
+                       batch_size=int(settings.get("batch_size", DEFAULT_BATCH_SIZE)),
+                       name=settings.get("name"), description=settings.get("description"), source=source)
+
+
+def _is_axis(key: str, value: Any) -> bool:
+    """A list of values; for ``classes`` (whose one value is a list of digits) a list of lists/strings."""
+    if not isinstance(value, list):
+        return False
+    if key == "classes":
+        return all(isinstance(v, (list, str)) for v in value) and bool(value)
+    return True
+
+
+def _kind(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+             dict: "a table"}
+    kind = next((v for t, v in names.items() if isinstance(value, t)), type(value).__name__)
+    return f"{kind} ({value!r})" if isinstance(value, (bool, int, float, str)) else kind
+
+
+def _value(key: str, value: Any, where: str) -> Any:
+    """One value of ``key``, as the job takes it (kinds only; the job checks the rest)."""
+    if key == "classes":
+        if isinstance(value, str):
+            try:
+                value = [int(c) for c in value.split(",") if c.strip()]
+            except ValueError:
+                raise AedynError(f"{where}: digits separated by commas, e.g. \"0,1\"; got {value!r}") from None
+        if not isinstance(value, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in value):
+            raise AedynError(f"{where}: a list of digits such as [0, 1], or a list of such lists for an axis; "
+                             f"got {_kind(value)}")
+        return value
+    if not isinstance(value, (bool, int, float, str)):
+        raise AedynError(f"{where}: a value must be a number, a string or a boolean; got {_kind(value)}")
+    if key == "init_scale" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+# ---- planning -----------------------------------------------------------------------------------
+
+def run_id(job: TrainJob) -> str:
+    """A stable name for ``job``: the first 16 hex digits of the SHA-256 of its canonical JSON
+    (:meth:`~aedyn.job.TrainJob.to_dict`, sorted keys). Equal on every machine and in every process."""
+    text = json.dumps(job.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _make_job(values: Mapping[str, Any]) -> TrainJob:
+    values = dict(values)
+    if "d" in values and _fixed_d(values.get("data", _DEFAULTS["data"])):
+        values["d"] = None  # digits and files fix d: the axis does not apply
+    if values.get("classes") is not None:
+        values["classes"] = tuple(values["classes"])
+    return TrainJob(**values)
+
+
+def _fixed_d(data: Any) -> bool:
+    return isinstance(data, str) and data != "sphere"
+
+
+def plan(config: SweepConfig) -> list[Run]:
+    """Every run of the sweep, validated, in grid order (the product of the axes, the last key
+    varying fastest), each once. A run its job refuses is one :class:`AedynError` line that names
+    the key (and value) at fault, or the combination when no single key is."""
+    axes = config.axes
+    keys = list(axes)
+    runs: dict[str, Run] = {}
+    for combo in itertools.product(*(axes[k] for k in keys)):
+        values = dict(zip(keys, combo, strict=True))
+        try:
+            job = _make_job(values)
+        except (ValueError, TypeError) as exc:
+            raise AedynError(_blame(config, values, exc)) from None
+        rid = run_id(job)
+        if rid not in runs:
+            runs[rid] = Run(rid, job)
+    return list(runs.values())
+
+
+def _blame(config: SweepConfig, values: dict[str, Any], exc: Exception) -> str:
+    """The one-line error of a refused run: the keys whose default value alone would fix it, or
+    the varying keys of the combination."""
+    culprits = []
+    for key, value in values.items():
+        default = _DEFAULTS[key]
+        if value == default:
+            continue
+        try:
+            _make_job({**values, key: default})
+        except (ValueError, TypeError):
+            continue
+        culprits.append(f"[{config.table_of(key)}] {key} = {value!r}")
+    message = first_line(exc, 300)
+    if culprits:
+        return f"{_WHERE}: {' with '.join(culprits)}: {message}"
+    varying = [f"{k}={v!r}" for k, v in values.items() if len(config.axes[k]) > 1]
+    which = f"the run with {', '.join(varying)}" if varying else "every run"
+    return f"{_WHERE}: {which}: {message}"
+
+
+def make_batches(runs: Sequence[Run], batch_size: int) -> list[list[Run]]:
+    """Runs grouped by :func:`aedyn.job.batch_key` (groups in order of first appearance, runs in
+    their given order), each group cut into the fewest batches of at most ``batch_size`` runs,
+    as equal in size as possible. A pure function of its arguments."""
+    batch_size = check_count(batch_size, "batch_size")
+    groups: dict[Any, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(jobs.batch_key(run.job), []).append(run)
+    batches = []
+    for group in groups.values():
+        count = math.ceil(len(group) / batch_size)
+        size, extra = divmod(len(group), count)
+        start = 0
+        for k in range(count):
+            stop = start + size + (1 if k < extra else 0)
+            batches.append(group[start:stop])
+            start = stop
+    return batches
+
+
+# ---- rows ---------------------------------------------------------------------------------------
+
+def loss_steps(steps: int, points: int = LOSS_POINTS) -> list[int]:
+    """``0``, about ``points`` log-spaced steps in ``1..steps``, and ``steps`` (unique, increasing)."""
+    if steps <= 0:
+        return [0]
+    grid = np.unique(np.round(np.geomspace(1, steps, points)).astype(np.int64))
+    return sorted({0, *(int(k) for k in grid), int(steps)})
+
+
+@lru_cache(maxsize=1)
+def _versions() -> dict[str, str]:
+    return {f"version_{k}": str(v) for k, v in environment().items()}
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def result_row(run_id: str, job: TrainJob, result: TrainResult) -> dict[str, Any]:
+    """The store's row for one run: the job's settings, what the run did, and where.
+
+    Job settings keep their names, except where the run fixes the value: ``n``, ``d`` (the data's
+    shape), ``lr`` and ``lr_decoder`` (the steps used; ``lr_auto`` says whether ``lr`` was
+    ``"auto"``), ``device`` (where it ran) and ``steps`` (those taken; the budget is
+    ``step_budget``). The full job is in ``job`` (canonical JSON). Then status, losses, the rate
+    fit, the final value of each metric of :data:`aedyn.gd.METRICS` (``None`` when not recorded),
+    wall time, batch size, versions (``version_*``), the message, and the loss curve at
+    :func:`loss_steps` (``loss_steps``, ``loss_curve``). Values are plain Python values."""
+    spec = job.to_dict()
+    cfg = result.config
+    loss = np.asarray(result.loss, dtype=np.float64)
+    fit = result.rate_fit
+    curve_steps = [k for k in loss_steps(len(loss) - 1)]
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "regime": job.regime,
+        "data": job.data,
+        "n": int(cfg.get("n", job.n or 0)),
+        "d": int(cfg.get("d", job.d or 0)),
+        "classes": None if job.classes is None else ",".join(str(c) for c in job.classes),
+        "key": job.key,
+        "normalize": bool(job.normalize),
+        "kappa": float(job.kappa),
+        "nu": float(job.nu),
+        "decoder_init": job.decoder_init,
+        "seed": int(job.seed),
+        "data_seed": int(job.resolved_data_seed),
+        "seed_scheme": spec.get("seed_scheme"),
+        "width": int(job.width),
+        "init_scale": str(job.init_scale),
+        "lr_auto": job.lr == "auto",
+        "step_budget": int(job.steps),
+        "target": float(job.target),
+        "record_every": int(job.record_every),
+        "ntk_every": None if job.ntk_every is None else int(job.ntk_every),
+        "status": result.status,
+        "steps": int(result.steps),
+        "initial_loss": float(loss[0]),
+        "final_loss": float(loss[-1]),
+        "final_relative_loss": float(result.relative_loss[-1]),
+        "rate": None if fit is None else float(fit.rate),
+        "rate_r2": None if fit is None else float(fit.r2),
+        "floor_step": None if fit is None or fit.floor_step is None else int(fit.floor_step),
+        "lr": float(result.lr),
+        "lr_decoder": _num(result.lr_decoder),
+        "lambda_max": _num(result.lambda_max),
+    }
+    for name in METRICS:
+        row[name] = result.final(name)
+    row.update({
+        "wall_time": float(result.wall_time),
+        "batch_size": int(cfg.get("batch_size", 1)),
+        "device": str(cfg.get("device", job.device)),
+        "dtype": str(cfg.get("dtype", job.dtype)),
+        **_versions(),
+        "message": result.message,
+        "notes": " | ".join(str(n) for n in cfg.get("notes", [])) or None,
+        "job": json.dumps(spec, sort_keys=True, separators=(",", ":")),
+        "loss_steps": curve_steps,
+        "loss_curve": [float(loss[k]) for k in curve_steps],
+    })
+    return row
+
+
+def execute_batch(runs: Sequence[Run], max_memory: int | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Train one batch (:func:`aedyn.job.run_batch`) and return ``{"rows": [...], "notes": [...]}``:
+    the store rows of its runs, in order, and the notes (data warnings) it raised. This is what a
+    Dask worker runs; ``threads`` sets torch's intra-op threads first (a worker of a local cluster
+    gets its share of the cores)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    notes: list[str] = []
+    results = jobs.run_batch([r.job for r in runs], max_memory=max_memory, on_note=notes.append)
+    if len(results) != len(runs):
+        raise RuntimeError(f"run_batch returned {len(results)} results for {len(runs)} jobs")
+    return {"rows": [result_row(r.run_id, r.job, res) for r, res in zip(runs, results, strict=True)], "notes": notes}
+
+
+# ---- running ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SweepProgress:
+    """Where a running sweep stands (passed to ``progress`` at the start and after each batch)."""
+
+    total: int  # runs to train in this call (the sweep's runs less the finished ones)
+    done: int
+    failed: int
+    batches_done: int
+    batches: int
+    elapsed: float  # seconds since the first batch started
+
+
+@dataclass
+class SweepSummary:
+    """What :func:`run_sweep` did: runs in the sweep, skipped (already stored), trained now, failed
+    (not stored: rerunning resumes them), batches, wall time, statuses of the trained runs, and
+    one line per failed batch."""
+
+    store: Path
+    total: int
+    skipped: int
+    done: int
+    failed: int
+    batches: int
+    wall_time: float
+    executor: str
+    workers: int | None = None
+    statuses: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+
+def check_executor(executor: str, scheduler: str | None = None, workers: int | None = None) -> int | None:
+    """Check the executor options of :func:`run_sweep`; returns ``workers`` checked."""
+    if executor not in EXECUTORS:
+        raise AedynError(f"unknown executor {executor!r}; use one of: {', '.join(EXECUTORS)}")
+    if executor == "local":
+        if scheduler is not None or workers is not None:
+            raise AedynError("--scheduler and --workers are for the dask executor; add --executor dask or drop them")
+        return None
+    if scheduler is not None and workers is not None:
+        raise AedynError("give --scheduler (join a running cluster) or --workers (start a local one), not both")
+    if scheduler is None and workers is None:
+        raise AedynError("the dask executor needs --scheduler tcp://HOST:PORT (a running cluster) or --workers N "
+                         "(start one on this machine)")
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+        raise AedynError(f"--scheduler must be an address such as tcp://HOST:8786; got {scheduler!r}")
+    return None if workers is None else check_count(workers, "--workers")
+
+
+def run_sweep(config: SweepConfig, store_path: str | Path, *, executor: str = "local", scheduler: str | None = None,
+              workers: int | None = None, force: bool = False,
+              progress: Callable[[SweepProgress], None] | None = None,
+              on_note: Callable[[str], None] | None = None, max_memory: int | None = None) -> SweepSummary:
+    """Run the sweep into the store at ``store_path``, skipping the runs it already holds.
+
+    Order: every run is validated (:func:`plan`) and the store opened (:meth:`Store.create`:
+    created, resumed for the same config, a different config refused unless ``force``) before any
+    work. Batches then run in this process (``executor="local"``) or on Dask (``"dask"``: join the
+    cluster at ``scheduler``, or start ``workers`` single-threaded worker processes on this machine);
+    each finished batch is appended to the store at once, by this process only, so a sweep killed
+    at any moment loses at most the batches in flight. A worker lost mid-batch makes Dask run the
+    batch again elsewhere; a batch that fails (an error, or workers lost too often) is reported
+    through ``on_note`` and in the summary, the others go on, and its runs are left for the next
+    call. ``progress`` gets a :class:`SweepProgress` at the start and after each batch; ``on_note``
+    one line per note (each distinct data warning once)."""
+    workers = check_executor(executor, scheduler, workers)
+    runs = plan(config)
+    store = Store.create(store_path, config.store_config(), force=force)
+    finished = store.finished_ids()
+    todo = [r for r in runs if r.run_id not in finished]
+    skipped = len(runs) - len(todo)
+    say = _NoteOnce(on_note)
+    if skipped:
+        say(f"skipping {skipped} finished run{'s' * (skipped != 1)} already in {str(store.path)!r}")
+    batches = make_batches(todo, config.batch_size)
+    summary = SweepSummary(store=store.path, total=len(runs), skipped=skipped, done=0, failed=0,
+                           batches=len(batches), wall_time=0.0, executor=executor, workers=workers)
+    t0 = time.perf_counter()
+    statuses: Counter[str] = Counter()
+
+    def report() -> None:
+        if progress is not None:
+            progress(SweepProgress(total=len(todo), done=summary.done, failed=summary.failed,
+                                   batches_done=batches_done, batches=len(batches),
+                                   elapsed=time.perf_counter() - t0))
+
+    def finish(index: int, outcome: dict[str, Any] | BaseException) -> None:
+        nonlocal batches_done
+        batch = batches[index]
+        batches_done += 1
+        if isinstance(outcome, BaseException):
+            summary.failed += len(batch)
+            line = (f"batch {index + 1} of {len(batches)} ({len(batch)} run{'s' * (len(batch) != 1)}) failed: "
+                    f"{_describe_failure(outcome)}; its runs are not stored")
+            summary.failures.append(line)
+            say(line)
+        else:
+            for text in outcome["notes"]:
+                say(text)
+            rows = outcome["rows"]
+            stored = store.finished_ids()  # another writer may have stored some meanwhile
+            rows = [row for row in rows if row["run_id"] not in stored]
+            store.append(rows)
+            summary.done += len(outcome["rows"])
+            statuses.update(row["status"] for row in outcome["rows"])
+        report()
+
+    batches_done = 0
+    report()
+    try:
+        if not batches:
+            pass
+        elif executor == "local":
+            for index, batch in enumerate(batches):
+                try:
+                    outcome: dict[str, Any] | BaseException = execute_batch(batch, max_memory)
+                except Exception as exc:  # one batch's failure must not cost the others
+                    outcome = exc
+                finish(index, outcome)
+        else:
+            with _dask_client(scheduler, workers) as (client, threads):
+                for index, outcome in _dask_batches(client, batches, max_memory, threads):
+                    finish(index, outcome)
+    finally:
+        summary.wall_time = time.perf_counter() - t0
+        summary.statuses = dict(statuses)
+    return summary
+
+
+class _NoteOnce:
+    def __init__(self, on_note: Callable[[str], None] | None) -> None:
+        self.on_note = on_note
+        self.seen: set[str] = set()
+
+    def __call__(self, text: str) -> None:
+        if self.on_note is not None and text not in self.seen:
+            self.seen.add(text)
+            self.on_note(text)
+
+
+def _describe_failure(exc: BaseException) -> str:
+    name = type(exc).__name__
+    if name == "KilledWorker":
+        return "its worker died each time it ran (KilledWorker: out of memory, or killed?)"
+    if is_out_of_memory(exc):
+        return f"out of memory ({name}); use a smaller batch_size in [sweep], or smaller runs"
+    if isinstance(exc, AedynError):
+        return first_line(exc, 300)
+    return f"{name}: {first_line(exc, 300)}"
+
+
+@contextmanager
+def _dask_client(scheduler: str | None, workers: int | None) -> Iterator[tuple[Any, int | None]]:
+    """A Dask client: joined to ``scheduler``, or to a new loopback cluster of ``workers``
+    single-threaded worker processes (no dashboard, quiet logs). Closed on the way out, whatever
+    happens (errors, Ctrl-C, SIGTERM turned into an exception)."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    cluster = client = None
+    try:
+        if workers is not None:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None, silence_logs=logging.CRITICAL)
+            client = Client(cluster)
+            threads: int | None = max(1, (os.cpu_count() or 1) // workers)
+        else:
+            try:
+                client = Client(scheduler, timeout="20s")
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise AedynError(f"cannot reach the dask scheduler at {scheduler!r} ({first_line(exc)}); start one "
+                                 "('dask scheduler' and 'dask worker ADDRESS') or use --workers N") from None
+            threads = None
+        yield client, threads
+    finally:
+        if client is not None:
+            with _quiet():
+                client.close()
+        if cluster is not None:
+            with _quiet():
+                cluster.close()
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Closing a cluster after an interrupt may raise about half-closed connections: ignore it."""
+    with suppress(Exception):
+        yield
+
+
+def _dask_batches(client: Any, batches: list[list[Run]], max_memory: int | None,
+                  threads: int | None) -> Iterator[tuple[int, dict[str, Any] | BaseException]]:
+    """Submit every batch and yield ``(index, outcome)`` as each completes (rows, or the error);
+    pending batches are cancelled if the caller stops early."""
+    from distributed import as_completed
+
+    index_of = {}
+    futures = []
+    for index, batch in enumerate(batches):
+        fut = client.submit(execute_batch, batch, max_memory, threads, pure=False,
+                            key=f"aedyn-batch-{index}-{batch[0].run_id}-{os.getpid()}-{time.time_ns()}")
+        index_of[fut.key] = index
+        futures.append(fut)
+    try:
+        for fut in as_completed(futures):
+            index = index_of[fut.key]
+            if fut.status == "finished":
+                outcome: dict[str, Any] | BaseException = fut.result()
+            else:
+                exc = fut.exception()
+                outcome = exc if isinstance(exc, BaseException) else RuntimeError(f"batch {fut.status}")
+            fut.release()
+            yield index, outcome
+    finally:
+        with _quiet():
+            client.cancel([f for f in futures if not f.done()])
+
+
+# ---- dry run ------------------------------------------------------------------------------------
+
+STEP_OVERHEAD_S = 3e-4
+"""Assumed fixed cost of one batched gradient step (Python and kernel launches), seconds."""
+
+LANCZOS_STEPS = 100
+"""Assumed Lanczos iterations of ``lr="auto"`` (each about two gradient steps of work)."""
+
+ASSUMED_FLOPS = {"cuda": 5e12}
+"""Assumed sustained rate on an accelerator; on the CPU the rate is measured (a small matmul)."""
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """What :func:`run_sweep` would do: runs, batches (of the runs still to train), runs already
+    finished in the store, and a rough time estimate (every run spending its step budget)."""
+
+    runs: int
+    batches: int
+    finished: int
+    to_run: int
+    store_exists: bool
+    same_config: bool | None  # None when there is no store yet
+    estimate_s: float
+    parallel: int
+
+
+def dry_run(config: SweepConfig, store_path: str | Path | None = None, *, workers: int | None = None) -> SweepPlan:
+    """Plan the sweep and look into the store (if there is one) without writing or training.
+    ``workers`` divides the time estimate (batches run side by side)."""
+    runs = plan(config)
+    finished: set[str] = set()
+    exists = same = None
+    if store_path is not None and Path(store_path).exists():
+        store = Store.open(store_path)
+        finished = store.finished_ids()
+        exists = True
+        key = json.dumps(config.store_config(), sort_keys=True)
+        same = any(json.dumps(c, sort_keys=True) == key for c in store.configs)
+    todo = [r for r in runs if r.run_id not in finished]
+    batches = make_batches(todo, config.batch_size)
+    parallel = max(1, min(workers or 1, len(batches)))
+    seconds = sum(estimate_batch_seconds([r.job for r in b]) for b in batches) / parallel
+    return SweepPlan(runs=len(runs), batches=len(batches), finished=len(runs) - len(todo), to_run=len(todo),
+                     store_exists=bool(exists), same_config=same, estimate_s=seconds, parallel=parallel)
+
+
+def estimate_batch_seconds(batch: Sequence[TrainJob]) -> float:
+    """A rough cost model of one batch: ``steps x (overhead + B x 12 n d m / rate)`` flops per
+    gradient step (forward and backward of two ``n x d x m`` products, ``B`` networks), plus
+    Lanczos for ``lr="auto"``. An estimate only: converged runs stop early, small problems are
+    dominated by overheads the model only guesses."""
+    if not batch:
+        return 0.0
+    job = batch[0]
+    shape = job.expected_shape() or (job.n or 1000, job.d or 784)
+    n, d = shape
+    per_step = STEP_OVERHEAD_S + len(batch) * 12.0 * n * d * job.width / _flop_rate(job.device, job.dtype)
+    steps = max(j.steps for j in batch) + (2 * LANCZOS_STEPS if job.lr == "auto" else 0)
+    return steps * per_step
+
+
+@cache
+def _flop_rate(device: str, dtype: str) -> float:
+    import torch
+
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        return ASSUMED_FLOPS["cuda"]
+
+    dt = torch.float32 if dtype == "float32" else torch.float64
+    a = torch.randn(256, 256, dtype=dt)
+    best = math.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - t0)
+    return max(2 * 256**3 / max(best, 1e-9), 1e8)
+
+
+# ---- reading results ----------------------------------------------------------------------------
+
+def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per regime and width: runs, converged, diverged, median final relative loss and median rate
+    (of the runs with a fit), from a store's rows (:func:`aedyn.store.load_results`)."""
+    import pandas as pd
+
+    need = ("regime", "width", "status", "final_relative_loss", "rate")
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise AedynError(f"the results have no {', '.join(missing)} column(s), so they are not rows of "
+                         "'aedyn sweep'; pass a store written by 'aedyn sweep --out'")
+    rows = []
+    for (regime, width), group in frame.groupby(["regime", "width"], sort=True):
+        rate = pd.to_numeric(group["rate"], errors="coerce").dropna()
+        rel = pd.to_numeric(group["final_relative_loss"], errors="coerce")
+        rows.append({"regime": regime, "width": int(width), "runs": len(group),
+                     "converged": int((group["status"] == "converged").sum()),
+                     "diverged": int((group["status"] == "diverged").sum()),
+                     "median_relative_loss": float(rel.median()),
+                     "median_rate": float(rate.median()) if len(rate) else math.nan})
+    return pd.DataFrame(rows, columns=["regime", "width", "runs", "converged", "diverged", "median_relative_loss",
+                                       "median_rate"])
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path, *, force: bool = False, flag: str = "--csv") -> Path:
+    """All rows as CSV, atomically (:func:`aedyn.files.write_atomic`); list columns (the loss curve)
+    as JSON arrays in one field."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
+            out[column] = out[column].map(_json_cell)
+    text = out.to_csv(index=False).encode()
+
+    def write(fh: IO[bytes]) -> None:
+        fh.write(text)
+
+    return write_atomic(path, write, force=force, flag=flag)
+
+
+def _json_cell(value: Any) -> Any:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return json.dumps([None if isinstance(v, float) and not math.isfinite(v) else v
+                           for v in np.asarray(value).tolist()])
+    return value
+
+
+def status_counts(frame: pd.DataFrame) -> dict[str, int]:
+    """Runs per status, most common first."""
+    if "status" not in frame.columns:
+        return {}
+    return {str(k): int(v) for k, v in frame["status"].value_counts().items()}

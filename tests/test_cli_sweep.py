@@ -1,0 +1,239 @@
+"""The sweep and results commands: dry run, a sweep, one-line errors, the summary table, CSV export."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from aedyn import cli
+from aedyn import job as jobs
+from aedyn.store import Store
+
+SMALL = """
+[grid]
+regime = ["weak", "joint"]
+data = ["sphere"]
+n = [5]
+d = [3]
+width = [8, 16]
+seed = [0, 1]
+[train]
+steps = 40
+[sweep]
+batch_size = 2
+name = "tiny"
+"""
+
+
+# TEMPORARY stand-in until aedyn.job.batch_key/run_batch land (remove then)
+def _standin_key(job):
+    return (job.regime, job.data, job.n, job.d, job.width, job.dtype, job.device, job.steps, job.lr == "auto")
+
+
+def _standin_run_batch(batch, *, max_memory=None, on_note=None):
+    out = []
+    for j in batch:
+        r = jobs.run_job(j, on_note=on_note, max_memory=max_memory)
+        r.config["batch_size"] = len(batch)
+        out.append(r)
+    return out
+
+
+needs_engine = pytest.mark.skipif(not hasattr(jobs, "run_batch"), reason="aedyn.job.run_batch not there yet")
+
+
+@pytest.fixture(autouse=True)
+def _engine(monkeypatch):
+    if not hasattr(jobs, "run_batch"):
+        monkeypatch.setattr(jobs, "batch_key", _standin_key, raising=False)
+        monkeypatch.setattr(jobs, "run_batch", _standin_run_batch, raising=False)
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    code = cli.run(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_error_line(err: str) -> bool:
+    lines = [line for line in err.strip().splitlines() if not line.startswith("note:")]
+    return len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in err
+
+
+def config_file(tmp_path: Path, text: str = SMALL, name: str = "sweep.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def store(tmp_path, capsys) -> Path:
+    out = tmp_path / "store"
+    code, _, err = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(out), "-q"], capsys)
+    assert code == 0, err
+    return out
+
+
+def test_dry_run_prints_counts_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "store"
+    code, stdout, _ = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(out), "--dry-run"], capsys)
+    assert code == 0 and not out.exists()
+    assert "tiny: 8 runs" in stdout and "8 runs in 4 batches" in stdout and "does not exist yet" in stdout
+    assert "estimate" in stdout and "rough" in stdout and "nothing written" in stdout
+
+
+def test_sweep_runs_summarises_and_resumes(tmp_path, capsys, store):
+    assert len(Store.open(store).finished_ids()) == 8
+    code, stdout, err = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(store)], capsys)
+    assert code == 0 and "skipping 8 finished runs" in err
+    assert "0 runs in 0 batches" in stdout and "8 already finished" in stdout
+    code, stdout, _ = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(store), "--dry-run"], capsys)
+    assert code == 0 and "8 of these runs finished" in stdout and "0 runs in 0 batches" in stdout
+
+
+def test_a_different_sweep_into_the_store_is_refused(tmp_path, capsys, store):
+    other = config_file(tmp_path, SMALL.replace("seed = [0, 1]", "seed = [0, 1, 2]"), "other.toml")
+    code, stdout, _ = run_cli(["sweep", str(other), "--out", str(store), "--dry-run"], capsys)
+    assert code == 0 and "different sweep" in stdout and "4 runs in" in stdout
+    code, _, err = run_cli(["sweep", str(other), "--out", str(store), "-q"], capsys)
+    assert code == 2 and one_error_line(err) and "--force" in err
+    code, stdout, _ = run_cli(["sweep", str(other), "--out", str(store), "-q", "--force"], capsys)
+    assert code == 0 and "4 runs in" in stdout and len(Store.open(store).finished_ids()) == 12
+
+
+@pytest.mark.parametrize("text, needle", [
+    (SMALL.replace("width = [8, 16]", 'width = ["a"]'), "[grid] width = 'a'"),
+    (SMALL.replace("steps = 40", "steps = 1.5"), "[train] steps = 1.5"),
+    (SMALL.replace("steps = 40", 'lr = "fast"'), "[train] lr = 'fast'"),
+    (SMALL.replace("width = [8, 16]", "width = []"), "[grid] width: an empty list"),
+    (SMALL.replace("steps = 40", "nu = 0"), "[grid] regime = 'weak' with [train] nu = 0"),
+    (SMALL.replace("steps = 40", "lr_decoder = 0.1"), "lr_decoder = 0.1"),
+    (SMALL.replace('data = ["sphere"]', 'data = ["digits"]').replace("n = [5]", "n = [5000]"), "n = 5000"),
+    (SMALL.replace('data = ["sphere"]', 'data = ["nowhere.npy"]'), "does not exist"),
+    (SMALL.replace("[train]", "[trian]"), "unknown table [trian]"),
+    (SMALL.replace("width = [8, 16]", "width = [8,\n"), "not valid TOML"),
+])
+def test_bad_configs_exit_2_with_one_line(tmp_path, capsys, text, needle):
+    out = tmp_path / "store"
+    code, _, err = run_cli(["sweep", str(config_file(tmp_path, text)), "--out", str(out)], capsys)
+    assert code == 2 and one_error_line(err) and needle in err.replace("\n", " "), err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--executor", "spark"], "unknown --executor 'spark'"),
+    (["--executor", "local", "--workers", "2"], "for the dask executor"),
+    (["--executor", "dask"], "needs --scheduler"),
+    (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "not both"),
+    (["--workers", "0"], "--workers must be a positive integer"),
+    (["--batch-size", "0"], "--batch-size must be a positive integer"),
+])
+def test_bad_sweep_options_exit_2(tmp_path, capsys, args, needle):
+    out = tmp_path / "store"
+    code, _, err = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(out), *args], capsys)
+    assert code == 2 and one_error_line(err) and needle in err, err
+    assert not out.exists()
+
+
+def test_missing_config_and_non_store_out(tmp_path, capsys):
+    code, _, err = run_cli(["sweep", str(tmp_path / "none.toml"), "--out", str(tmp_path / "s")], capsys)
+    assert code == 2 and one_error_line(err) and "does not exist" in err
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "precious.txt").write_text("keep")
+    code, _, err = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(tmp_path / "folder")], capsys)
+    assert code == 2 and one_error_line(err) and "not an aedyn store" in err
+
+
+def test_failed_runs_exit_1_and_say_how_to_resume(tmp_path, capsys, monkeypatch):
+    real = jobs.run_batch
+
+    def flaky(batch, **kwargs):
+        if batch[0].width == 16:
+            raise RuntimeError("the accelerator fell off the bus")
+        return real(batch, **kwargs)
+
+    monkeypatch.setattr(jobs, "run_batch", flaky)
+    out = tmp_path / "store"
+    code, stdout, err = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(out), "-q"], capsys)
+    assert code == 1 and "fell off the bus" in err and "4 of 8 runs failed" in err and "resume" in err
+    assert "failed" in stdout and len(Store.open(out).finished_ids()) == 4
+    monkeypatch.setattr(jobs, "run_batch", real)
+    code, _, err = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(out), "-q"], capsys)
+    assert code == 0 and "skipping 4 finished runs" in err and len(Store.open(out).finished_ids()) == 8
+
+
+def test_results_prints_the_table(capsys, store):
+    code, stdout, _ = run_cli(["results", str(store)], capsys)
+    assert code == 0 and "8 runs" in stdout
+    for word in ("regime", "width", "converged", "median", "weak", "joint"):
+        assert word in stdout
+    assert stdout.count("weak") == 2 and stdout.count("joint") == 2  # one line per regime and width
+
+
+def test_results_csv_follows_the_output_rules(tmp_path, capsys, store):
+    csv = tmp_path / "runs.csv"
+    code, stdout, _ = run_cli(["results", str(store), "--csv", str(csv)], capsys)
+    assert code == 0 and "wrote 8 rows" in stdout
+    frame = pd.read_csv(csv)
+    assert len(frame) == 8 and {"run_id", "status", "final_relative_loss", "loss_curve"} <= set(frame.columns)
+    assert isinstance(json.loads(frame["loss_curve"][0]), list)
+    csv.write_text("precious")
+    code, _, err = run_cli(["results", str(store), "--csv", str(csv)], capsys)
+    assert code == 2 and one_error_line(err) and "already exists" in err and csv.read_text() == "precious"
+    code, _, _ = run_cli(["results", str(store), "--csv", str(csv), "--force"], capsys)
+    assert code == 0 and len(pd.read_csv(csv)) == 8
+    code, _, err = run_cli(["results", str(store), "--csv", str(tmp_path / "nowhere" / "x.csv")], capsys)
+    assert code == 2 and one_error_line(err)
+
+
+def test_results_on_a_non_store_exit_2(tmp_path, capsys):
+    for path in (tmp_path / "none", tmp_path):
+        code, _, err = run_cli(["results", str(path)], capsys)
+        assert code == 2 and one_error_line(err) and "store" in err
+    (tmp_path / "f.txt").write_text("x")
+    code, _, err = run_cli(["results", str(tmp_path / "f.txt")], capsys)
+    assert code == 2 and one_error_line(err)
+
+
+def test_results_of_an_empty_store(tmp_path, capsys):
+    Store.create(tmp_path / "empty", {"kind": "aedyn.sweep", "axes": {}})
+    code, stdout, _ = run_cli(["results", str(tmp_path / "empty")], capsys)
+    assert code == 0 and "no runs stored yet" in stdout
+
+
+@needs_engine
+@pytest.mark.slow
+def test_sigterm_closes_the_dask_cluster(tmp_path):
+    cfg = config_file(tmp_path, SMALL.replace("steps = 40", "steps = 400").replace("seed = [0, 1]", "seed = [0, 1, 2]")
+                      .replace("batch_size = 2", "batch_size = 1"))
+    store = tmp_path / "store"
+    proc = subprocess.Popen([sys.executable, "-m", "aedyn.cli", "sweep", str(cfg), "--out", str(store), "--workers",
+                             "1", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import psutil
+
+    try:
+        deadline = time.monotonic() + 120
+        while not any((store / "parts").glob("part-*.parquet")) if (store / "parts").exists() else True:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children  # the nanny and its worker
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, [p.cmdline() for p in alive]
+    assert 1 <= len(Store.open(store).finished_ids()) < 12
+    assert os.path.isdir(store)

@@ -1,0 +1,456 @@
+"""Sweeps: the TOML config, planning and run ids, batches, rows, resuming, a killed sweep, Dask."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aedyn import job as jobs
+from aedyn import sweep
+from aedyn.errors import AedynError
+from aedyn.gd import METRICS
+from aedyn.job import TrainJob
+from aedyn.store import Store
+
+TINY = """
+[grid]
+regime = ["weak", "joint"]
+data = ["sphere"]
+n = [5]
+d = [3]
+width = [8, 16]
+seed = [0, 1, 2]
+[train]
+steps = 60
+"""
+
+
+# TEMPORARY stand-in until aedyn.job.batch_key/run_batch land (remove then)
+def _standin_key(job):
+    return (job.regime, job.data, job.n, job.d, job.width, job.dtype, job.device, job.steps, job.lr == "auto")
+
+
+def _standin_run_batch(batch, *, max_memory=None, on_note=None):
+    out = []
+    for j in batch:
+        r = jobs.run_job(j, on_note=on_note, max_memory=max_memory)
+        r.config["batch_size"] = len(batch)
+        out.append(r)
+    return out
+
+
+needs_engine = pytest.mark.skipif(not hasattr(jobs, "run_batch"), reason="aedyn.job.run_batch not there yet")
+
+
+@pytest.fixture(autouse=True)
+def _engine(monkeypatch):
+    if not hasattr(jobs, "run_batch"):
+        monkeypatch.setattr(jobs, "batch_key", _standin_key, raising=False)
+        monkeypatch.setattr(jobs, "run_batch", _standin_run_batch, raising=False)
+
+
+def write(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def config(text: str = TINY, **sweep_settings) -> sweep.SweepConfig:
+    import tomllib
+
+    data = tomllib.loads(textwrap.dedent(text))
+    if sweep_settings:
+        data.setdefault("sweep", {}).update(sweep_settings)
+    return sweep.parse_config(data)
+
+
+def grid(**train) -> dict:
+    base = {"grid": {"data": "sphere", "n": [5], "d": [3], "width": [8]}, "train": {"steps": 5}}
+    base["train"].update(train)
+    return base
+
+
+# ---- the config ---------------------------------------------------------------------------------
+
+def test_valid_config_is_the_product_of_its_axes():
+    runs = sweep.plan(config())
+    assert len(runs) == 2 * 2 * 3
+    assert {r.job.regime for r in runs} == {"weak", "joint"} and {r.job.width for r in runs} == {8, 16}
+    assert all(r.job.steps == 60 and r.job.data == "sphere" for r in runs)
+    assert runs[0].job.seed == 0 and runs[1].job.seed == 1  # the last key varies fastest
+
+
+def test_scalars_in_grid_are_axes_of_one_and_lists_in_train_are_axes():
+    cfg = sweep.parse_config({"grid": {"data": "sphere", "n": 5, "d": 3, "width": 8},
+                              "train": {"lr": ["auto", 0.5], "steps": [3, 4, 5]}})
+    runs = sweep.plan(cfg)
+    assert len(runs) == 6
+    assert {r.job.lr for r in runs} == {"auto", 0.5} and {r.job.steps for r in runs} == {3, 4, 5}
+
+
+def test_d_is_dropped_for_digits_and_duplicates_are_planned_once():
+    cfg = sweep.parse_config({"grid": {"data": ["digits", "sphere"], "n": [10], "d": [3, 4], "width": [8, 8]}})
+    runs = sweep.plan(cfg)
+    assert len(runs) == 3  # digits once (d dropped), sphere with d = 3 and d = 4
+    digits = [r for r in runs if r.job.data == "digits"]
+    assert len(digits) == 1 and digits[0].job.d is None
+
+
+def test_classes_take_one_set_or_an_axis_of_sets():
+    one = sweep.plan(sweep.parse_config({"grid": {"data": "digits", "classes": [0, 1], "width": 8}}))
+    assert [r.job.classes for r in one] == [(0, 1)]
+    axis = sweep.plan(sweep.parse_config({"grid": {"data": "digits", "classes": [[0, 1], "3,8"], "width": 8}}))
+    assert [r.job.classes for r in axis] == [(0, 1), (3, 8)]
+
+
+@pytest.mark.parametrize("data, needle", [
+    (grid() | {"grid": {**grid()["grid"], "width": ["a"]}}, "[grid] width = 'a': width must be a positive integer"),
+    (grid(steps=1.5), "[train] steps = 1.5: steps must be"),
+    (grid(lr="fast"), "[train] lr = 'fast'"),
+    (grid() | {"grid": {**grid()["grid"], "width": []}}, "[grid] width: an empty list"),
+    ({"grid": {"regime": ["weak", "joint"], "data": "sphere", "n": 5, "d": 3, "width": 8}, "train": {"nu": 0}},
+     "[grid] regime = 'weak' with [train] nu = 0: weak training with nu = 0"),
+    ({"grid": {"regime": ["weak"], "data": "sphere", "n": 5, "d": 3, "width": 8}, "train": {"lr_decoder": 0.1}},
+     "[train] lr_decoder = 0.1"),
+    ({"grid": {"data": "digits", "n": [10, 5000], "width": 8}}, "[grid] n = 5000: n = 5000 but digits has only 1797"),
+    ({"grid": {"data": "missing.npy", "width": 8}}, "[grid] data = 'missing.npy': data file 'missing.npy' does not"),
+    (grid() | {"grid": {**grid()["grid"], "colour": [1]}}, "[grid] colour: unknown key"),
+    (grid() | {"grid": {**grid()["grid"], "steps": [1]}}, "steps appears in both [grid] and [train]"),
+    (grid() | {"extra": {"a": 1}}, "unknown table [extra]"),
+    (grid() | {"width": 8}, "width is outside any table"),
+    (grid() | {"sweep": {"batch_size": 0}}, "[sweep] batch_size must be a positive integer"),
+    (grid() | {"sweep": {"colour": "red"}}, "[sweep] colour: unknown key"),
+    (grid() | {"sweep": {"name": 3}}, "[sweep] name must be a string"),
+    (grid() | {"grid": {**grid()["grid"], "d": [[3]]}}, "[grid] d: a value must be a number"),
+    (grid() | {"grid": {**grid()["grid"], "classes": [0, 1]}}, "classes = [0, 1]: --classes filters digit labels"),
+    ({"train": {"steps": 3}}, "no [grid] table"),
+    ({"grid": {"width": 8}, "train": 3}, "train must be a table"),
+])
+def test_bad_configs_are_one_line_naming_the_key(data, needle):
+    with pytest.raises(AedynError) as info:
+        sweep.plan(sweep.parse_config(data))
+    text = str(info.value)
+    assert text.startswith("sweep config") and needle in text and "\n" not in text
+
+
+def test_toml_file_errors_are_one_line(tmp_path):
+    bad = write(tmp_path, "[grid]\nwidth = [8,\nsteps == 3\n")
+    with pytest.raises(AedynError, match=r"not valid TOML: .*line 3") as info:
+        sweep.load_config(bad)
+    assert "\n" not in str(info.value)
+    with pytest.raises(AedynError, match="does not exist"):
+        sweep.load_config(tmp_path / "none.toml")
+    with pytest.raises(AedynError, match="is a folder"):
+        sweep.load_config(tmp_path)
+    binary = tmp_path / "b.toml"
+    binary.write_bytes(b"\xff\xfe[grid]")
+    with pytest.raises(AedynError, match="sweep config"):
+        sweep.load_config(binary)
+    assert len(sweep.plan(sweep.load_config(write(tmp_path, TINY)))) == 12
+
+
+def test_store_config_ignores_table_placement_and_run_settings():
+    a = sweep.parse_config({"grid": {"width": [8], "data": "sphere"}, "train": {"steps": 3}})
+    b = sweep.parse_config({"grid": {"steps": 3, "data": ["sphere"], "width": 8},
+                            "sweep": {"batch_size": 3, "name": "x"}})
+    assert a.store_config() == b.store_config()
+    c = sweep.parse_config({"grid": {"width": [8, 16], "data": "sphere"}, "train": {"steps": 3}})
+    assert c.store_config() != a.store_config()
+
+
+# ---- run ids ------------------------------------------------------------------------------------
+
+def test_run_id_is_stable_across_parses_and_processes(tmp_path):
+    ids = [r.run_id for r in sweep.plan(config())]
+    assert ids == [r.run_id for r in sweep.plan(config())]
+    assert len(set(ids)) == len(ids) and all(len(i) == 16 for i in ids)
+    path = write(tmp_path, TINY)
+    code = f"from aedyn import sweep; print(' '.join(r.run_id for r in sweep.plan(sweep.load_config({str(path)!r}))))"
+    env = {**os.environ, "PYTHONHASHSEED": "123"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ids
+
+
+def test_run_id_changes_with_every_field():
+    base = TrainJob(regime="joint", data="sphere", n=5, d=3, width=8, steps=5)
+    changed = {"regime": "weak", "data": "digits", "n": 6, "d": 4, "classes": (0, 1), "normalize": False,
+               "kappa": 2.0, "nu": 0.5, "decoder_init": "rademacher", "seed": 1, "data_seed": 7,
+               "dtype": "float32", "width": 9, "init_scale": "mean-field", "lr": 0.5, "lr_decoder": 0.1,
+               "steps": 6, "target": 1e-3, "record_every": 3, "ntk_every": 2}
+    skip = {"key", "device"}  # a .npz-only option; one device on this machine
+    assert set(changed) | skip == set(sweep.JOB_FIELDS)
+    seen = {sweep.run_id(base)}
+    for name, value in changed.items():
+        extra = {"data": "digits", "d": None, "n": 10} if name in ("data", "classes") else {}
+        job = dataclasses.replace(base, **{name: value, **extra})
+        assert sweep.run_id(job) not in seen, name
+        seen.add(sweep.run_id(job))
+    assert sweep.run_id(dataclasses.replace(base, data_seed=0)) == sweep.run_id(base)  # data_seed defaults to seed
+
+
+# ---- batches ------------------------------------------------------------------------------------
+
+def test_make_batches_groups_equal_keys_in_chunks(monkeypatch):
+    monkeypatch.setattr(jobs, "batch_key", lambda job: (job.regime, job.width))
+    runs = sweep.plan(sweep.parse_config({"grid": {"regime": ["weak", "joint"], "data": "sphere", "n": 5, "d": 3,
+                                                   "width": [8, 16], "seed": list(range(7))}}))
+    batches = sweep.make_batches(runs, 3)
+    assert batches == sweep.make_batches(runs, 3)
+    assert [len(b) for b in batches] == [3, 2, 2] * 4  # 7 runs per key: the fewest chunks, as even as possible
+    for b in batches:
+        assert len({(r.job.regime, r.job.width) for r in b}) == 1
+    assert [r for b in batches for r in b] == runs  # grid order kept: keys in order of first appearance
+    assert [len(b) for b in sweep.make_batches(runs, 64)] == [7] * 4
+    assert [len(b) for b in sweep.make_batches(runs, 1)] == [1] * 28
+    with pytest.raises(AedynError, match="batch_size"):
+        sweep.make_batches(runs, 0)
+
+
+def test_make_batches_with_the_engines_key():
+    runs = sweep.plan(config())
+    batches = sweep.make_batches(runs, 2)
+    assert sorted(r.run_id for b in batches for r in b) == sorted(r.run_id for r in runs)
+    for b in batches:
+        assert 1 <= len(b) <= 2 and len({jobs.batch_key(r.job) for r in b}) == 1
+
+
+# ---- rows ---------------------------------------------------------------------------------------
+
+def test_loss_steps_are_a_log_grid_with_both_ends():
+    assert sweep.loss_steps(0) == [0]
+    assert sweep.loss_steps(3) == [0, 1, 2, 3]
+    grid_ = sweep.loss_steps(2000)
+    assert grid_[0] == 0 and grid_[1] == 1 and grid_[-1] == 2000 and len(grid_) <= 66
+    assert grid_ == sorted(set(grid_))
+
+
+def test_result_row_is_plain_values():
+    run = sweep.plan(sweep.parse_config(grid(steps=40, record_every=7, ntk_every=20)))[0]
+    result = jobs.run_batch([run.job])[0]
+    row = sweep.result_row(run.run_id, run.job, result)
+    for name in ("run_id", "regime", "data", "n", "d", "width", "seed", "data_seed", "status", "steps",
+                 "final_relative_loss", "final_loss", "initial_loss", "rate", "rate_r2", "floor_step", "lr",
+                 "lr_auto", "lr_decoder", "lambda_max", "wall_time", "batch_size", "device", "dtype", "message",
+                 "version_aedyn", "version_torch", "version_numpy", "version_python", "loss_steps", "loss_curve",
+                 "job", *METRICS):
+        assert name in row, name
+    for value in row.values():
+        assert value is None or type(value) in (str, int, float, bool, list), value
+    assert row["run_id"] == run.run_id and row["n"] == 5 and row["d"] == 3 and row["steps"] == result.steps
+    assert row["lr_auto"] is True and row["lr"] == result.lr and row["lambda_max"] == result.lambda_max
+    assert row["final_relative_loss"] == pytest.approx(result.loss[-1] / result.loss[0])
+    assert row["loss_steps"][0] == 0 and row["loss_steps"][-1] == result.steps
+    assert row["loss_curve"] == [float(result.loss[k]) for k in row["loss_steps"]]
+    assert row["pattern_flips"] == result.final("pattern_flips") and row["ntk_drift"] is not None
+    assert json.loads(row["job"]) == run.job.to_dict() and row["classes"] is None
+    assert row["batch_size"] == 1 and row["device"] == "cpu"
+
+
+# ---- running locally ----------------------------------------------------------------------------
+
+def test_run_sweep_stores_every_run_and_resumes(tmp_path):
+    cfg = config(batch_size=4)
+    runs = sweep.plan(cfg)
+    events = []
+    notes = []
+    summary = sweep.run_sweep(cfg, tmp_path / "store", progress=events.append, on_note=notes.append)
+    assert (summary.total, summary.skipped, summary.done, summary.failed) == (12, 0, 12, 0)
+    assert sum(summary.statuses.values()) == 12 and summary.failures == []
+    assert events[0].done == 0 and events[-1].done == 12 and events[-1].batches_done == events[-1].batches
+    frame = Store.open(tmp_path / "store").load()
+    assert sorted(frame["run_id"]) == sorted(r.run_id for r in runs) and frame["run_id"].is_unique
+    assert set(frame["status"]) <= {"converged", "max_steps", "diverged"}
+    assert (frame["steps"] <= 60).all() and (frame["n"] == 5).all()
+    parts = list((tmp_path / "store" / "parts").glob("part-*.parquet"))
+    assert len(parts) == summary.batches
+
+    again = sweep.run_sweep(cfg, tmp_path / "store", on_note=notes.append)
+    assert (again.skipped, again.done, again.batches) == (12, 0, 0)
+    assert any("skipping 12 finished runs" in n for n in notes)
+    assert len(list((tmp_path / "store" / "parts").glob("part-*.parquet"))) == len(parts)
+
+
+def test_a_different_sweep_is_refused_and_force_adds_it(tmp_path):
+    small = config(TINY.replace("seed = [0, 1, 2]", "seed = [0]"))
+    sweep.run_sweep(small, tmp_path / "store")
+    bigger = config()
+    with pytest.raises(AedynError, match=r"different sweep config.*--force"):
+        sweep.run_sweep(bigger, tmp_path / "store")
+    summary = sweep.run_sweep(bigger, tmp_path / "store", force=True)
+    assert (summary.skipped, summary.done) == (4, 8)
+    frame = Store.open(tmp_path / "store").load()
+    assert len(frame) == 12 and frame["run_id"].is_unique
+
+
+def test_a_failing_batch_is_reported_and_the_others_stored(tmp_path, monkeypatch):
+    real = jobs.run_batch
+
+    def flaky(batch, **kwargs):
+        if batch[0].width == 16 and batch[0].regime == "weak":
+            raise AedynError("pretend the memory check refused this batch; use smaller runs")
+        return real(batch, **kwargs)
+
+    monkeypatch.setattr(jobs, "run_batch", flaky)
+    cfg = config(batch_size=3)
+    notes = []
+    summary = sweep.run_sweep(cfg, tmp_path / "store", on_note=notes.append)
+    assert summary.failed == 3 and summary.done == 9 and len(summary.failures) == 1
+    assert "failed: pretend the memory check" in summary.failures[0] and summary.failures[0] in notes
+    assert len(Store.open(tmp_path / "store").finished_ids()) == 9
+    monkeypatch.setattr(jobs, "run_batch", real)
+    summary = sweep.run_sweep(cfg, tmp_path / "store")
+    assert (summary.skipped, summary.done, summary.failed) == (9, 3, 0)
+
+
+def test_executor_options_are_checked_before_any_work(tmp_path):
+    cfg = config()
+    for kwargs, needle in [({"executor": "spark"}, "unknown executor"),
+                           ({"workers": 2}, "for the dask executor"),
+                           ({"executor": "dask"}, "needs --scheduler"),
+                           ({"executor": "dask", "workers": 2, "scheduler": "tcp://x:1"}, "not both"),
+                           ({"executor": "dask", "workers": 0}, "--workers must be a positive integer")]:
+        with pytest.raises(AedynError, match=needle):
+            sweep.run_sweep(cfg, tmp_path / "store", **kwargs)
+    assert not (tmp_path / "store").exists()
+
+
+def test_dry_run_counts_and_writes_nothing(tmp_path):
+    cfg = config(batch_size=4)
+    p = sweep.dry_run(cfg, tmp_path / "store")
+    assert (p.runs, p.to_run, p.finished, p.store_exists) == (12, 12, 0, False)
+    assert p.batches == len(sweep.make_batches(sweep.plan(cfg), 4)) and p.estimate_s > 0
+    assert not (tmp_path / "store").exists()
+    sweep.run_sweep(config(TINY.replace("seed = [0, 1, 2]", "seed = [0]")), tmp_path / "store")
+    p = sweep.dry_run(cfg, tmp_path / "store", workers=2)
+    assert (p.finished, p.to_run, p.store_exists, p.same_config) == (4, 8, True, False)
+
+
+def test_summary_table_and_csv(tmp_path):
+    cfg = config()
+    sweep.run_sweep(cfg, tmp_path / "store")
+    frame = Store.open(tmp_path / "store").load()
+    table = sweep.summary_table(frame)
+    assert len(table) == 4 and table["runs"].sum() == 12
+    assert list(table.columns) == ["regime", "width", "runs", "converged", "diverged", "median_relative_loss",
+                                   "median_rate"]
+    out = sweep.write_csv(frame, tmp_path / "all.csv")
+    import pandas as pd
+
+    back = pd.read_csv(out)
+    assert len(back) == 12 and json.loads(back["loss_steps"][0])[0] == 0
+    with pytest.raises(AedynError, match="already exists"):
+        sweep.write_csv(frame, out)
+    with pytest.raises(AedynError, match="not rows of 'aedyn sweep'"):
+        sweep.summary_table(pd.DataFrame({"run_id": ["a"]}))
+
+
+# ---- a killed sweep -----------------------------------------------------------------------------
+
+KILL = """
+[grid]
+regime = ["weak", "joint"]
+data = ["sphere"]
+n = [8]
+d = [4]
+width = [32]
+seed = [0, 1, 2, 3, 4, 5, 6, 7]
+[train]
+steps = 300
+target = 0.0
+[sweep]
+batch_size = 1
+"""
+
+
+def _frame(store: Path):
+    return Store.open(store).load().set_index("run_id").sort_index()
+
+
+@needs_engine
+def test_a_sweep_killed_mid_run_resumes_to_the_same_store(tmp_path):
+    cfg_path = write(tmp_path, KILL)
+    store = tmp_path / "killed"
+    parts = store / "parts"
+    proc = subprocess.Popen([sys.executable, "-m", "aedyn.cli", "sweep", str(cfg_path), "--out", str(store), "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (parts.exists() and any(parts.glob("part-*.parquet"))):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "no part file appeared"
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    written = len(list(parts.glob("part-*.parquet")))
+    assert 1 <= written < 16, "the sweep finished before it was killed: make its runs longer"
+    (parts / ".part-00000000000000000000-dead.parquet.x1y2.tmp").write_bytes(b"PAR1 half a file")  # as a kill leaves
+
+    done = subprocess.run([sys.executable, "-m", "aedyn.cli", "sweep", str(cfg_path), "--out", str(store), "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"skipping {written} finished run" in done.stderr
+
+    sweep.run_sweep(sweep.load_config(cfg_path), tmp_path / "whole")
+    resumed, whole = _frame(store), _frame(tmp_path / "whole")
+    assert list(resumed.index) == list(whole.index) and len(whole) == 16
+    assert (resumed["status"] == whole["status"]).all() and (resumed["steps"] == whole["steps"]).all()
+    np.testing.assert_allclose(resumed["final_loss"], whole["final_loss"], rtol=1e-8)
+
+
+# ---- Dask ---------------------------------------------------------------------------------------
+
+DASK = KILL.replace("steps = 300", "steps = 150").replace("batch_size = 1", "batch_size = 2")
+
+
+@needs_engine
+@pytest.mark.slow
+def test_dask_workers_give_the_local_results(tmp_path):
+    from aedyn import cli
+
+    cfg_path = write(tmp_path, DASK)
+    assert cli.run(["sweep", str(cfg_path), "--out", str(tmp_path / "dask"), "--workers", "2", "-q"]) == 0
+    sweep.run_sweep(sweep.load_config(cfg_path), tmp_path / "local")
+    remote, local = _frame(tmp_path / "dask"), _frame(tmp_path / "local")
+    assert list(remote.index) == list(local.index) and len(local) == 16
+    assert (remote["status"] == local["status"]).all() and (remote["steps"] == local["steps"]).all()
+    for column in ("final_loss", "initial_loss", "final_relative_loss"):
+        np.testing.assert_allclose(remote[column], local[column], rtol=1e-8)
+    np.testing.assert_allclose(np.stack(remote["loss_curve"]), np.stack(local["loss_curve"]), rtol=1e-8)
+
+
+@needs_engine
+@pytest.mark.slow
+def test_a_worker_killed_mid_sweep_loses_no_batch(tmp_path):
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    cfg = sweep.load_config(write(tmp_path, KILL.replace("steps = 300", "steps = 200")))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.CRITICAL) as cluster:
+        with Client(cluster) as client:  # one client at a time in a process: the sweep makes its own
+            pids = sorted(client.run(os.getpid).values())
+        killed = []
+
+        def kill_a_worker(p: sweep.SweepProgress) -> None:
+            if p.batches_done == 1 and not killed:  # 15 batches left for 2 workers: both are busy
+                killed.append(pids[0])
+                os.kill(pids[0], signal.SIGKILL)
+
+        summary = sweep.run_sweep(cfg, tmp_path / "store", executor="dask", scheduler=cluster.scheduler_address,
+                                  progress=kill_a_worker)
+    assert killed and summary.failed == 0 and summary.done == 16
+    assert Store.open(tmp_path / "store").finished_ids() == {r.run_id for r in sweep.plan(cfg)}
+    assert math.isclose(len(Store.open(tmp_path / "store").load()), 16)
