@@ -8,12 +8,13 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from aedyn._check import check_seed
@@ -22,7 +23,7 @@ from aedyn._seed import SCHEME
 from aedyn._tensor import resolve_device, resolve_dtype
 from aedyn.data import check_source, data_memory, expected_shape, load_data
 from aedyn.errors import AedynError, AedynWarning
-from aedyn.gd import TrainResult, check_train_options, train, train_memory
+from aedyn.gd import TrainResult, check_train_options, train_batch, train_memory
 from aedyn.kernels import check_kernel_options, kernel_spectrum, spectrum_memory
 from aedyn.model import Params, check_init, check_regime, check_scales, init_params
 from aedyn.ntk import check_solver_options, ntk_extremes, operator_memory
@@ -137,11 +138,15 @@ class TrainJob(Job):
         opts.pop("divergence_factor")
         self._set(width=width, kappa=kappa, nu=nu, **opts)
 
-    def memory(self, n: int, d: int) -> MemoryEstimate:
-        """The data and what the run allocates (:func:`aedyn.gd.train_memory`)."""
+    def memory(self, n: int, d: int, *, batch: int = 1, sources: int = 1) -> MemoryEstimate:
+        """The data and what the run allocates (:func:`aedyn.gd.train_memory`); for a batch of
+        ``batch`` such runs on ``sources`` distinct data sets, what the batch allocates."""
         est = super().memory(n, d)
+        if sources > 1:
+            est.add("data of the other runs", (sources - 1) * data_memory(n, d), on_device=False)
         run = train_memory(n, d, self.width, self.dtype, self.regime, steps=self.steps,
-                           record_every=self.record_every, lr_auto=self.lr == "auto", ntk_every=self.ntk_every)
+                           record_every=self.record_every, lr_auto=self.lr == "auto", ntk_every=self.ntk_every,
+                           batch=batch)
         est.include(run)
         return est
 
@@ -203,25 +208,88 @@ class Notes:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
+def batch_key(job: TrainJob) -> tuple:
+    """What runs must share to train as one batch (:func:`run_batch`): the regime, the data's shape
+    (or, where that is unknown before loading, where the data come from), the network's shape and
+    output scale, dtype, device, the stopping rule and recording cadences, and the kind of step
+    size (auto or given; a separate decoder step or not). Seeds, ``kappa``, ``nu`` and the step
+    sizes themselves may differ within a batch."""
+    shape = job.expected_shape()
+    where = shape if shape is not None else (job.data, job.n, job.d, job.classes, job.key)
+    return (job.regime, where, job.width, job.init_scale, job.dtype, job.device, job.steps, job.target,
+            job.record_every, job.ntk_every, job.lr == "auto", job.lr_decoder is None)
+
+
+def run_batch(jobs: Sequence[TrainJob], *, callback: Callable[[int, np.ndarray], None] | None = None,
+              on_note: Callable[[str], None] | None = None, max_memory: int | None = None) -> list[TrainResult]:
+    """Run training jobs that share :func:`batch_key` as one batch (:func:`aedyn.gd.train_batch`):
+    check the memory the batch needs (before loading where the data's shape is known without it,
+    and again with the data in hand), load each distinct data set once, initialise every network
+    from its own seed, train. Returns one result per job, in order, each with
+    ``config["job"]`` and the data warnings of its job in ``config["notes"]`` (also passed to
+    ``on_note``). ``callback(k, losses)`` reports progress (see :func:`~aedyn.gd.train_batch`)."""
+    jobs = list(jobs)
+    if not jobs or not all(isinstance(job, TrainJob) for job in jobs):
+        raise AedynError("run_batch needs a non-empty list of TrainJob")
+    first = batch_key(jobs[0])
+    for job in jobs[1:]:
+        if batch_key(job) != first:
+            raise AedynError("these jobs cannot train as one batch: they differ in regime, data shape, width, "
+                             "dtype, device, budget or cadence; group them with batch_key first")
+    shape = jobs[0].expected_shape()
+    if shape is not None:
+        _check_batch_memory(jobs, *shape, max_memory)
+    data: dict[tuple, tuple[torch.Tensor, list[str]]] = {}
+    for job in jobs:
+        if _source(job) not in data:
+            notes = Notes(on_note)
+            data[_source(job)] = (job.load(notes), notes.messages)
+    loaded = [data[_source(job)] for job in jobs]
+    shapes = {tuple(X.shape) for X, _ in loaded}
+    if len(shapes) > 1:
+        raise AedynError(f"these jobs cannot train as one batch: their data have different shapes {sorted(shapes)}")
+    n, d = shapes.pop()
+    _check_batch_memory(jobs, n, d, max_memory)
+    X = loaded[0][0] if len(data) == 1 else torch.stack([X for X, _ in loaded])
+    nets = [job.init(d, job.width, job.init_scale) for job in jobs]
+    params = Params(torch.stack([p.W for p in nets]),
+                    None if nets[0].V is None else torch.stack([p.V for p in nets]),  # type: ignore[misc]
+                    nets[0].alpha)
+    lead = jobs[0]
+    lr = "auto" if lead.lr == "auto" else np.array([job.lr for job in jobs], dtype=np.float64)
+    lr_decoder = None if lead.lr_decoder is None else np.array([job.lr_decoder for job in jobs], dtype=np.float64)
+    train_notes = Notes(on_note)
+    with train_notes.collect():
+        results = train_batch(X, params, lead.regime, lr=lr, lr_decoder=lr_decoder, steps=lead.steps,
+                              target=lead.target, record_every=lead.record_every, ntk_every=lead.ntk_every,
+                              callback=callback)
+    for job, result, (_, notes) in zip(jobs, results, loaded, strict=True):
+        result.config = {**result.config, "job": job.to_dict(), "notes": [*notes, *train_notes.messages]}
+    return results
+
+
+def _check_batch_memory(jobs: Sequence[TrainJob], n: int, d: int, max_memory: int | None) -> None:
+    """Refuse the batch if its estimated memory (:meth:`TrainJob.memory`) exceeds what is available."""
+    if len(jobs) == 1:
+        jobs[0].check_memory(n, d, max_memory)
+        return
+    sources = len({_source(job) for job in jobs})
+    check_memory(jobs[0].memory(n, d, batch=len(jobs), sources=sources), device=resolve_device(jobs[0].device),
+                 limit=max_memory, advice="make the batch smaller, or the problem (--width, --n, --steps)")
+
+
+def _source(job: Job) -> tuple:
+    """Where a job's data come from: jobs with equal sources train on the same matrix."""
+    return (job.data, job.n, job.d, job.classes, job.key, job.normalize, job.resolved_data_seed)
+
+
 def run_job(job: TrainJob, *, callback: Callable[[int, float], None] | None = None,
             on_note: Callable[[str], None] | None = None, max_memory: int | None = None) -> TrainResult:
-    """Check the memory the job needs (before loading where the data's shape is known without
-    it, and again with the data in hand), load and validate the data, initialise, train.
-    Warnings (normalisation, parallel rows) go to ``on_note`` and into ``result.config['notes']``.
-    ``max_memory`` (bytes) replaces the measured available memory in the check."""
-    notes = Notes(on_note)
-    shape = job.expected_shape()
-    if shape is not None:
-        job.check_memory(*shape, max_memory)
-    X = job.load(notes)
-    job.check_memory(*X.shape, max_memory)
-    params = job.init(X.shape[1], job.width, job.init_scale)
-    with notes.collect():
-        result = train(X, params, job.regime, lr=job.lr, lr_decoder=job.lr_decoder, steps=job.steps,
-                       target=job.target, record_every=job.record_every, ntk_every=job.ntk_every,
-                       callback=callback)
-    result.config = {**result.config, "job": job.to_dict(), "notes": notes.messages}
-    return result
+    """One training job: :func:`run_batch` with a batch of one. Warnings (normalisation, parallel
+    rows) go to ``on_note`` and into ``result.config['notes']``; ``max_memory`` (bytes) replaces
+    the measured available memory in the check; ``callback(k, loss)`` reports progress."""
+    report = None if callback is None else (lambda k, losses: callback(k, float(losses[0])))
+    return run_batch([job], callback=report, on_note=on_note, max_memory=max_memory)[0]
 
 
 def run_kernel_job(job: KernelJob, *, on_note: Callable[[str], None] | None = None,
