@@ -427,7 +427,8 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
                          f"the output scale alpha = {params.alpha:g} with these weights is too large; use a smaller "
                          "--init-scale, --kappa or --nu")
     lambda_max = None
-    if rates == "auto":
+    auto = isinstance(rates, str)
+    if auto:
         eta, lambda_max = auto_lr_batch(init, X, regime)
     else:
         eta = rates  # type: ignore[assignment]
@@ -450,7 +451,7 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
         floor = rounding_floor(data_norm2, params.W.dtype)
         message = _message(status, k, losses, float(eta[b]), float(eta_v[b]), target, divergence_factor, hint,
                            None if rates_v is None else float(eta_v[b]), floor, _dtype_name(params))
-        config = {"regime": regime, "lr": "auto" if rates == "auto" else float(eta[b]),
+        config = {"regime": regime, "lr": "auto" if auto else float(eta[b]),
                   "lr_decoder": None if rates_v is None else float(eta_v[b]), "steps": steps, "target": target,
                   "record_every": record_every, "divergence_factor": divergence_factor, "n": int(Xb.shape[0]),
                   "d": int(Xb.shape[1]), "data_norm2": data_norm2, "width": params.width, "alpha": params.alpha,
@@ -565,6 +566,11 @@ def _descend(init: Params, X: torch.Tensor, regime: str, eta: np.ndarray, eta_v:
             ntk.record(k, cur, Xc, slots, alive)
         if k == steps:
             break
+        act = active.reshape(-1, 1, 1)
+        if ev.grads.W is not None:
+            cur.W.sub_(torch.where(act, ev.grads.W * eta_w, 0.0))
+        if ev.grads.V is not None:
+            cur.V.sub_(torch.where(act, ev.grads.V * eta_d, 0.0))  # type: ignore[union-attr]
         if k % sync_every == 0:
             flush()
             if callback is not None:
@@ -574,11 +580,6 @@ def _descend(init: Params, X: torch.Tensor, regime: str, eta: np.ndarray, eta_v:
                 break
             if running <= len(slots) // 2:
                 retire(torch.nonzero(active).flatten())
-        act = active.reshape(-1, 1, 1)
-        if ev.grads.W is not None:
-            cur.W.sub_(torch.where(act, ev.grads.W * eta_w, 0.0))
-        if ev.grads.V is not None:
-            cur.V.sub_(torch.where(act, ev.grads.V * eta_d, 0.0))  # type: ignore[union-attr]
     flush()
     retire(torch.zeros(0, dtype=torch.long, device=dev))
     final = Params(final_W, final_V, init.alpha)

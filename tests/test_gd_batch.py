@@ -1,0 +1,207 @@
+"""The batched engine: every network of a batch trains exactly as it does alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from aedyn.data import sphere
+from aedyn.errors import AedynError
+from aedyn.gd import train, train_batch
+from aedyn.linalg import lanczos_extremes, lanczos_extremes_batch
+from aedyn.model import REGIMES, Params, gradients, init_params, loss
+from aedyn.ntk import NTKOperator, ntk_lambda_max_batch
+
+N, D, M = 6, 4, 24
+RTOL = 1e-10  # batched GEMMs round differently from unbatched ones: a few ulps per step, far below this
+
+
+def stack(nets: list[Params]) -> Params:
+    V = None if nets[0].V is None else torch.stack([p.V for p in nets])
+    return Params(torch.stack([p.W for p in nets]), V, nets[0].alpha)
+
+
+def nets(regime: str, seeds, **kw) -> list[Params]:
+    return [init_params(D, M, regime=regime, seed=s, **kw) for s in seeds]
+
+
+def assert_same_run(batched, alone) -> None:
+    """Status, steps, step sizes, loss curve, every metric and the final parameters agree."""
+    assert batched.status == alone.status and batched.steps == alone.steps, (batched.message, alone.message)
+    np.testing.assert_allclose(batched.loss, alone.loss, rtol=RTOL, atol=0)
+    assert batched.lr == pytest.approx(alone.lr, rel=RTOL)
+    if alone.lambda_max is not None:
+        assert batched.lambda_max == pytest.approx(alone.lambda_max, rel=RTOL)
+    assert batched.metrics.keys() == alone.metrics.keys()
+    for name, values in alone.metrics.items():
+        np.testing.assert_allclose(batched.metrics[name], values, rtol=RTOL, atol=1e-300, equal_nan=True,
+                                   err_msg=name)
+    torch.testing.assert_close(batched.params.W, alone.params.W, rtol=RTOL, atol=1e-300)
+    if alone.params.V is not None:
+        torch.testing.assert_close(batched.params.V, alone.params.V, rtol=RTOL, atol=1e-300)
+    assert batched.message == alone.message or batched.status != "converged"
+
+
+@pytest.mark.parametrize("regime", REGIMES)
+def test_each_network_of_a_batch_trains_as_it_does_alone(regime):
+    """lr='auto' (one batched Lanczos), shared X, networks stopping at different steps, a delayed
+    host look (sync_every) and compaction: each network equals train() on it alone."""
+    X = sphere(N, D, seed=3)
+    ps = nets(regime, range(4), kappa=1.0)
+    out = train_batch(X, stack(ps), regime, steps=400, target=1e-4, record_every=7, sync_every=5)
+    alone = [train(X, p, regime, steps=400, target=1e-4, record_every=7) for p in ps]
+    assert len({r.steps for r in alone}) > 1, "the test needs networks that stop at different steps"
+    for b, a in zip(out, alone, strict=True):
+        assert_same_run(b, a)
+        assert b.config["batch_size"] == 4 and b.config["lr"] == "auto"
+
+
+@pytest.mark.parametrize("regime", ["joint", "weak", "tied"])
+def test_a_diverging_network_and_per_network_data_and_steps(regime):
+    """Per-network X (B x n x d) and per-network step sizes; one network diverges at once, one is
+    slow (so the others stop first and the batch is compacted around it)."""
+    X = torch.stack([sphere(N, D, seed=s) for s in range(4)])
+    ps = nets(regime, range(10, 14))
+    lr = np.array([0.3, 0.3, 50.0, 0.02])
+    out = train_batch(X, stack(ps), regime, lr=lr, steps=300, target=1e-3, record_every=4)
+    alone = [train(X[b], ps[b], regime, lr=float(lr[b]), steps=300, target=1e-3, record_every=4) for b in range(4)]
+    assert alone[2].status == "diverged" and {a.status for a in alone} - {"diverged"}
+    for b, a in zip(out, alone, strict=True):
+        assert_same_run(b, a)
+    assert "diverged" in out[2].message and "--lr" in out[2].message
+
+
+def test_separate_decoder_steps_per_network():
+    X = sphere(N, D, seed=1)
+    ps = nets("joint", range(3))
+    lr, lr_v = np.array([0.2, 0.1, 0.15]), np.array([0.05, 0.2, 0.1])
+    out = train_batch(X, stack(ps), "joint", lr=lr, lr_decoder=torch.tensor(lr_v), steps=150, target=1e-3)
+    for b, p in enumerate(ps):
+        a = train(X, p, "joint", lr=float(lr[b]), lr_decoder=float(lr_v[b]), steps=150, target=1e-3)
+        assert_same_run(out[b], a)
+        assert out[b].lr_decoder == pytest.approx(lr_v[b])
+
+
+def test_ntk_metrics_are_recorded_for_every_network():
+    X = sphere(N, D, seed=2)
+    ps = nets("joint", range(3))
+    out = train_batch(X, stack(ps), "joint", lr=np.array([0.3, 0.25, 0.05]), steps=60, target=1e-3, ntk_every=9)
+    for b, p in enumerate(ps):
+        a = train(X, p, "joint", lr=out[b].lr, steps=60, target=1e-3, ntk_every=9)
+        assert_same_run(out[b], a)
+        assert len(out[b].metrics["ntk_step"]) >= 2 and out[b].metrics["ntk_step"][-1] == out[b].steps
+
+
+@pytest.mark.parametrize("regime", REGIMES)
+def test_the_engine_equals_a_plain_gradient_descent_loop(regime):
+    """Independent of the engine's masking and bookkeeping: theta <- theta - eta grad with
+    model.gradients in a Python loop gives the same losses and parameters."""
+    X = sphere(N, D, seed=6)
+    p = init_params(D, M, regime=regime, seed=1)
+    eta, steps = 0.1, 40
+    W, V = p.W.clone(), None if p.V is None else p.V.clone()
+    losses = []
+    for k in range(steps + 1):
+        q = Params(W, V, p.alpha)
+        losses.append(float(loss(q, X, regime)))
+        if k == steps:
+            break
+        g = gradients(q, X, regime)
+        W = W if g.W is None else W - eta * g.W
+        V = V if g.V is None else V - eta * g.V
+    r = train(X, p, regime, lr=eta, steps=steps, target=0.0)
+    np.testing.assert_allclose(r.loss, losses, rtol=1e-12)
+    torch.testing.assert_close(r.params.W, W, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("sync_every", [1, 3, 64])
+def test_the_stopping_step_does_not_depend_on_when_the_host_looks(sync_every):
+    """The stop rule runs on the device: looking every step or every 64 gives identical runs, bit
+    for bit (the same arithmetic in the same order; only frozen steps are added)."""
+    X = sphere(N, D, seed=4)
+    ps = stack(nets("joint", range(5)))
+    ref = train_batch(X, ps, "joint", lr=0.2, steps=500, target=1e-5, sync_every=1)
+    out = train_batch(X, ps, "joint", lr=0.2, steps=500, target=1e-5, sync_every=sync_every)
+    assert len({r.steps for r in ref}) > 1
+    for a, b in zip(ref, out, strict=True):
+        assert a.steps == b.steps and a.status == b.status
+        assert np.array_equal(a.loss, b.loss)
+        assert torch.equal(a.params.W, b.params.W) and torch.equal(a.params.V, b.params.V)
+
+
+def test_callback_sees_each_networks_latest_loss():
+    X = sphere(N, D, seed=0)
+    seen = []
+    train_batch(X, stack(nets("weak", range(2))), "weak", lr=0.2, steps=20, target=0.0, sync_every=4,
+                callback=lambda k, losses: seen.append((k, losses.copy())))
+    steps = [k for k, _ in seen]
+    assert steps[:3] == [0, 4, 8] and steps[-1] == 20 and all(v.shape == (2,) for _, v in seen)
+
+
+def test_inputs_are_not_modified():
+    X = sphere(N, D, seed=0)
+    ps = stack(nets("joint", range(2)))
+    W, V = ps.W.clone(), ps.V.clone()
+    train_batch(X, ps, "joint", lr=0.3, steps=10)
+    assert torch.equal(ps.W, W) and torch.equal(ps.V, V)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda X, p: train_batch(X, Params(p.W[0], p.V[0], p.alpha), "joint"), "batch dimension"),
+    (lambda X, p: train_batch(X, Params(p.W[:0], p.V[:0], p.alpha), "joint"), "non-empty batch"),
+    (lambda X, p: train_batch(torch.stack([X] * 3), p, "joint"), "B = 2"),
+    (lambda X, p: train_batch(X, p, "joint", lr=[0.1, 0.2, 0.3]), "one per network"),
+    (lambda X, p: train_batch(X, p, "joint", lr=np.array([0.1, -1.0])), "lr"),
+    (lambda X, p: train_batch(X, p, "joint", lr="fast"), "lr"),
+    (lambda X, p: train_batch(X, p, "weak", lr_decoder=0.1), "lr_decoder"),
+    (lambda X, p: train(X, Params(p.W, p.V, p.alpha), "joint"), "train_batch"),
+    (lambda X, p: train(X, Params(p.W[0], p.V[0], p.alpha), "joint", lr=np.array([0.1])), "lr"),
+])
+def test_bad_batches_are_refused_with_one_line(call, words):
+    X = sphere(N, D, seed=0)
+    p = stack(nets("joint", range(2)))
+    with pytest.raises(AedynError, match=words) as info:
+        call(X, p)
+    assert "\n" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------------------------
+# the batched eigensolver behind lr="auto"
+
+
+def spd(eigs: torch.Tensor, seed: int) -> torch.Tensor:
+    Q, _ = torch.linalg.qr(torch.randn(len(eigs), len(eigs), generator=torch.Generator().manual_seed(seed),
+                                       dtype=torch.float64))
+    return Q @ torch.diag(eigs) @ Q.T
+
+
+def test_batched_lanczos_equals_one_at_a_time_and_eigvalsh():
+    """Three operators: a well-separated spectrum, a clustered one, and a rank-3 one whose Krylov
+    space (3 eigenvectors and the start's null-space part) is invariant after 4 steps; it is carried
+    along frozen while the others go on."""
+    dim = 120
+    mats = [spd(torch.cat([torch.linspace(0.1, 1, dim - 1), torch.tensor([4.0])]).double(), 0),
+            spd(torch.linspace(1.0, 1.2, dim).double(), 1),
+            spd(torch.cat([torch.tensor([1.0, 2.0, 3.0]), torch.zeros(dim - 3)]).double(), 2)]
+    A = torch.stack(mats)
+    out = lanczos_extremes_batch(lambda V: (A @ V[..., None])[..., 0], 3, dim, dtype=torch.float64, tol=1e-10)
+    for b, M in enumerate(mats):
+        alone = lanczos_extremes(lambda v, M=M: M @ v, dim, dtype=torch.float64, tol=1e-10)
+        ref = torch.linalg.eigvalsh(M)
+        assert out[b].converged and out[b].iterations == alone.iterations
+        assert out[b].max == pytest.approx(alone.max, rel=1e-12) == pytest.approx(float(ref[-1]), rel=1e-9)
+        assert out[b].min == pytest.approx(alone.min, rel=1e-12, abs=1e-12)
+    assert out[2].iterations <= 5 < out[1].iterations and out[2].error_max == 0.0  # stopped on the invariant subspace
+
+
+@pytest.mark.parametrize("regime", REGIMES)
+@pytest.mark.parametrize("shared", [True, False])
+def test_batched_ntk_lambda_max_equals_each_operator(regime, shared):
+    d, n = 5, 16  # n d = 80 > DENSE_DIM: the Lanczos path
+    X = sphere(n, d, seed=5) if shared else torch.stack([sphere(n, d, seed=s) for s in range(3)])
+    ps = [init_params(d, 40, regime=regime, seed=s) for s in range(3)]
+    ext = ntk_lambda_max_batch(stack(ps), X, regime, tol=1e-10)
+    for b, p in enumerate(ps):
+        ref = NTKOperator(p, X if shared else X[b], regime).extremes(which="max", tol=1e-10).max
+        assert ext[b].max == pytest.approx(ref, rel=1e-8)
