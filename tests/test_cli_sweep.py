@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aedyn import cli
+from aedyn import cli, sweep
 from aedyn import job as jobs
 from aedyn.store import Store
 
@@ -33,29 +33,6 @@ batch_size = 2
 name = "tiny"
 """
 
-
-# TEMPORARY stand-in until aedyn.job.batch_key/run_batch land (remove then)
-def _standin_key(job):
-    return (job.regime, job.data, job.n, job.d, job.width, job.dtype, job.device, job.steps, job.lr == "auto")
-
-
-def _standin_run_batch(batch, *, max_memory=None, on_note=None):
-    out = []
-    for j in batch:
-        r = jobs.run_job(j, on_note=on_note, max_memory=max_memory)
-        r.config["batch_size"] = len(batch)
-        out.append(r)
-    return out
-
-
-needs_engine = pytest.mark.skipif(not hasattr(jobs, "run_batch"), reason="aedyn.job.run_batch not there yet")
-
-
-@pytest.fixture(autouse=True)
-def _engine(monkeypatch):
-    if not hasattr(jobs, "run_batch"):
-        monkeypatch.setattr(jobs, "batch_key", _standin_key, raising=False)
-        monkeypatch.setattr(jobs, "run_batch", _standin_run_batch, raising=False)
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
@@ -153,6 +130,14 @@ def test_missing_config_and_non_store_out(tmp_path, capsys):
     assert code == 2 and one_error_line(err) and "not an aedyn store" in err
 
 
+def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sweep, "CONNECT_TIMEOUT", "1s")
+    for address in ("tcp://127.0.0.1:1", "nonsense"):
+        code, _, err = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(tmp_path / "s"), "--scheduler",
+                                address, "-q"], capsys)
+        assert code == 2 and one_error_line(err) and "cannot reach the dask scheduler" in err, err
+
+
 def test_failed_runs_exit_1_and_say_how_to_resume(tmp_path, capsys, monkeypatch):
     real = jobs.run_batch
 
@@ -161,12 +146,12 @@ def test_failed_runs_exit_1_and_say_how_to_resume(tmp_path, capsys, monkeypatch)
             raise RuntimeError("the accelerator fell off the bus")
         return real(batch, **kwargs)
 
-    monkeypatch.setattr(jobs, "run_batch", flaky)
+    monkeypatch.setattr(sweep, "run_batch", flaky)
     out = tmp_path / "store"
     code, stdout, err = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(out), "-q"], capsys)
     assert code == 1 and "fell off the bus" in err and "4 of 8 runs failed" in err and "resume" in err
     assert "failed" in stdout and len(Store.open(out).finished_ids()) == 4
-    monkeypatch.setattr(jobs, "run_batch", real)
+    monkeypatch.setattr(sweep, "run_batch", real)
     code, _, err = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(out), "-q"], capsys)
     assert code == 0 and "skipping 4 finished runs" in err and len(Store.open(out).finished_ids()) == 8
 
@@ -210,7 +195,6 @@ def test_results_of_an_empty_store(tmp_path, capsys):
     assert code == 0 and "no runs stored yet" in stdout
 
 
-@needs_engine
 @pytest.mark.slow
 def test_sigterm_closes_the_dask_cluster(tmp_path):
     cfg = config_file(tmp_path, SMALL.replace("steps = 40", "steps = 400").replace("seed = [0, 1]", "seed = [0, 1, 2]")

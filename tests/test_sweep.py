@@ -36,29 +36,6 @@ steps = 60
 """
 
 
-# TEMPORARY stand-in until aedyn.job.batch_key/run_batch land (remove then)
-def _standin_key(job):
-    return (job.regime, job.data, job.n, job.d, job.width, job.dtype, job.device, job.steps, job.lr == "auto")
-
-
-def _standin_run_batch(batch, *, max_memory=None, on_note=None):
-    out = []
-    for j in batch:
-        r = jobs.run_job(j, on_note=on_note, max_memory=max_memory)
-        r.config["batch_size"] = len(batch)
-        out.append(r)
-    return out
-
-
-needs_engine = pytest.mark.skipif(not hasattr(jobs, "run_batch"), reason="aedyn.job.run_batch not there yet")
-
-
-@pytest.fixture(autouse=True)
-def _engine(monkeypatch):
-    if not hasattr(jobs, "run_batch"):
-        monkeypatch.setattr(jobs, "batch_key", _standin_key, raising=False)
-        monkeypatch.setattr(jobs, "run_batch", _standin_run_batch, raising=False)
-
 
 def write(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:
     path = tmp_path / name
@@ -202,7 +179,7 @@ def test_run_id_changes_with_every_field():
 # ---- batches ------------------------------------------------------------------------------------
 
 def test_make_batches_groups_equal_keys_in_chunks(monkeypatch):
-    monkeypatch.setattr(jobs, "batch_key", lambda job: (job.regime, job.width))
+    monkeypatch.setattr(sweep, "batch_key", lambda job: (job.regime, job.width))
     runs = sweep.plan(sweep.parse_config({"grid": {"regime": ["weak", "joint"], "data": "sphere", "n": 5, "d": 3,
                                                    "width": [8, 16], "seed": list(range(7))}}))
     batches = sweep.make_batches(runs, 3)
@@ -301,14 +278,14 @@ def test_a_failing_batch_is_reported_and_the_others_stored(tmp_path, monkeypatch
             raise AedynError("pretend the memory check refused this batch; use smaller runs")
         return real(batch, **kwargs)
 
-    monkeypatch.setattr(jobs, "run_batch", flaky)
+    monkeypatch.setattr(sweep, "run_batch", flaky)
     cfg = config(batch_size=3)
     notes = []
     summary = sweep.run_sweep(cfg, tmp_path / "store", on_note=notes.append)
     assert summary.failed == 3 and summary.done == 9 and len(summary.failures) == 1
     assert "failed: pretend the memory check" in summary.failures[0] and summary.failures[0] in notes
     assert len(Store.open(tmp_path / "store").finished_ids()) == 9
-    monkeypatch.setattr(jobs, "run_batch", real)
+    monkeypatch.setattr(sweep, "run_batch", real)
     summary = sweep.run_sweep(cfg, tmp_path / "store")
     assert (summary.skipped, summary.done, summary.failed) == (9, 3, 0)
 
@@ -377,13 +354,13 @@ def _frame(store: Path):
     return Store.open(store).load().set_index("run_id").sort_index()
 
 
-@needs_engine
 def test_a_sweep_killed_mid_run_resumes_to_the_same_store(tmp_path):
     cfg_path = write(tmp_path, KILL)
     store = tmp_path / "killed"
     parts = store / "parts"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # steadier timing on a busy machine
     proc = subprocess.Popen([sys.executable, "-m", "aedyn.cli", "sweep", str(cfg_path), "--out", str(store), "-q"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 120
         while not (parts.exists() and any(parts.glob("part-*.parquet"))):
@@ -398,7 +375,7 @@ def test_a_sweep_killed_mid_run_resumes_to_the_same_store(tmp_path):
     (parts / ".part-00000000000000000000-dead.parquet.x1y2.tmp").write_bytes(b"PAR1 half a file")  # as a kill leaves
 
     done = subprocess.run([sys.executable, "-m", "aedyn.cli", "sweep", str(cfg_path), "--out", str(store), "-q"],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     assert f"skipping {written} finished run" in done.stderr
 
@@ -414,7 +391,6 @@ def test_a_sweep_killed_mid_run_resumes_to_the_same_store(tmp_path):
 DASK = KILL.replace("steps = 300", "steps = 150").replace("batch_size = 1", "batch_size = 2")
 
 
-@needs_engine
 @pytest.mark.slow
 def test_dask_workers_give_the_local_results(tmp_path):
     from aedyn import cli
@@ -430,7 +406,6 @@ def test_dask_workers_give_the_local_results(tmp_path):
     np.testing.assert_allclose(np.stack(remote["loss_curve"]), np.stack(local["loss_curve"]), rtol=1e-8)
 
 
-@needs_engine
 @pytest.mark.slow
 def test_a_worker_killed_mid_sweep_loses_no_batch(tmp_path):
     import logging

@@ -51,13 +51,12 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from aedyn import job as jobs
 from aedyn._check import check_count
 from aedyn._meta import environment
 from aedyn.errors import AedynError, first_line, is_out_of_memory
 from aedyn.files import write_atomic
 from aedyn.gd import METRICS, TrainResult
-from aedyn.job import TrainJob
+from aedyn.job import TrainJob, batch_key, run_batch
 from aedyn.store import Store
 
 if sys.version_info >= (3, 11):
@@ -84,6 +83,8 @@ LOSS_POINTS = 64
 """Log-spaced points of the stored loss curve (plus step 0 and the last step)."""
 
 EXECUTORS = ("local", "dask")
+CONNECT_TIMEOUT = "20s"
+"""How long to wait for a Dask scheduler given by address."""
 _SWEEP_KEYS = {"batch_size": "a positive integer", "name": "a string", "description": "a string"}
 _WHERE = "sweep config"
 
@@ -309,7 +310,7 @@ def make_batches(runs: Sequence[Run], batch_size: int) -> list[list[Run]]:
     batch_size = check_count(batch_size, "batch_size")
     groups: dict[Any, list[Run]] = {}
     for run in runs:
-        groups.setdefault(jobs.batch_key(run.job), []).append(run)
+        groups.setdefault(batch_key(run.job), []).append(run)
     batches = []
     for group in groups.values():
         count = math.ceil(len(group) / batch_size)
@@ -417,7 +418,7 @@ def execute_batch(runs: Sequence[Run], max_memory: int | None = None, threads: i
 
         torch.set_num_threads(threads)
     notes: list[str] = []
-    results = jobs.run_batch([r.job for r in runs], max_memory=max_memory, on_note=notes.append)
+    results = run_batch([r.job for r in runs], max_memory=max_memory, on_note=notes.append)
     if len(results) != len(runs):
         raise RuntimeError(f"run_batch returned {len(results)} results for {len(runs)} jobs")
     return {"rows": [result_row(r.run_id, r.job, res) for r, res in zip(runs, results, strict=True)], "notes": notes}
@@ -594,7 +595,7 @@ def _dask_client(scheduler: str | None, workers: int | None) -> Iterator[tuple[A
             threads: int | None = max(1, (os.cpu_count() or 1) // workers)
         else:
             try:
-                client = Client(scheduler, timeout="20s")
+                client = Client(scheduler, timeout=CONNECT_TIMEOUT)
             except (OSError, TimeoutError, ValueError) as exc:
                 raise AedynError(f"cannot reach the dask scheduler at {scheduler!r} ({first_line(exc)}); start one "
                                  "('dask scheduler' and 'dask worker ADDRESS') or use --workers N") from None
