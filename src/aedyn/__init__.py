@@ -8,17 +8,22 @@ Neural Tangent Kernel Analysis* (arXiv 1911.11983), made computable::
     params = aedyn.init_params(X.shape[1], 4096, seed=0)
     result = aedyn.train(X, params, "joint", steps=5000)
     result.summary()
+
+Many networks of one shape train as one computation with :func:`train_batch` (``W`` of shape
+``(B, m, d)``); grids of runs go through ``aedyn sweep`` into a Parquet store, read back with
+:func:`load_results`.
 """
 
 from aedyn._meta import aedyn_version
 from aedyn.data import load_data, validate
 from aedyn.errors import AedynError, AedynWarning
-from aedyn.gd import TrainResult, fit_linear_rate, train
-from aedyn.job import KernelJob, TrainJob, run_job, run_kernel_job
+from aedyn.gd import TrainResult, fit_linear_rate, train, train_batch
+from aedyn.job import KernelJob, TrainJob, batch_key, run_batch, run_job, run_kernel_job
 from aedyn.kernels import k0, k1, kernel_spectrum, regime_kernel
 from aedyn.limit import LinearisedGD, NTKPredictor, memorisation
 from aedyn.model import REGIMES, Params, Tangent, evaluate, forward, gradients, init_params, jvp, loss, vjp
 from aedyn.ntk import NTKOperator, ntk_dense, ntk_drift, ntk_extremes
+from aedyn.store import Store, load_results
 
 __version__ = aedyn_version()
 
@@ -31,10 +36,12 @@ __all__ = [
     "NTKOperator",
     "NTKPredictor",
     "Params",
+    "Store",
     "Tangent",
     "TrainJob",
     "TrainResult",
     "__version__",
+    "batch_key",
     "evaluate",
     "fit_linear_rate",
     "forward",
@@ -45,15 +52,18 @@ __all__ = [
     "k1",
     "kernel_spectrum",
     "load_data",
+    "load_results",
     "loss",
     "memorisation",
     "ntk_dense",
     "ntk_drift",
     "ntk_extremes",
     "regime_kernel",
+    "run_batch",
     "run_job",
     "run_kernel_job",
     "train",
+    "train_batch",
     "validate",
     "vjp",
 ]
