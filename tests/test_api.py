@@ -62,6 +62,7 @@ P = init_params(D, M, seed=0)
 P2 = init_params(D, M, seed=5)
 P_TIED = init_params(D, M, regime="tied", seed=0)
 P32 = P.to(dtype="float32")
+PB = Params(torch.stack([P.W, P2.W]), torch.stack([P.V, P2.V]), P.alpha)  # a batch of two networks
 _rng = np.random.default_rng(7)
 T_W = _rng.standard_normal((M, D))  # a tangent
 T_V = _rng.standard_normal((D, M))
@@ -189,6 +190,11 @@ ARRAY_API: dict[str, Fn] = {
     "vjp batched cotangent": lambda cx, ca: aedyn.vjp(P, cx(X), "joint", ca(V_BATCH)),
     "train": lambda cx, ca: _train_summary(aedyn.train(cx(X), P, "joint", lr="auto", steps=4, ntk_every=2)),
     "train weak lr": lambda cx, ca: _train_summary(aedyn.train(cx(X), P, "weak", lr=0.2, steps=3)),
+    "train_batch": lambda cx, ca: [_train_summary(r) for r in aedyn.train_batch(cx(X), PB, "joint", steps=4,
+                                                                                  ntk_every=2)],
+    "train_batch per-network X, lr": lambda cx, ca: [_train_summary(r) for r in aedyn.train_batch(
+        cx(np.stack([X, X[::-1]])), PB, "joint", lr=ca(np.array([0.1, 0.2])), lr_decoder=ca(np.array([0.3, 0.1])),
+        steps=3)],
     "NTKOperator @ (n, d)": lambda cx, ca: NTKOperator(P, cx(X), "joint") @ ca(COT),
     "NTKOperator @ (b, n, d)": lambda cx, ca: NTKOperator(P, cx(X), "joint") @ ca(V_BATCH),
     "NTKOperator @ (n*d,)": lambda cx, ca: NTKOperator(P, cx(X), "joint") @ ca(V_FLAT),
@@ -255,6 +261,8 @@ PARAM_DTYPE_API: dict[str, Callable[[Params, Callable[[Any], Any]], Any]] = {
     "NTKOperator @": lambda p, c: NTKOperator(p, c(X), "joint") @ c(COT),
     "ntk_dense": lambda p, c: ntk_dense(p, c(X), "joint"),
     "train": lambda p, c: aedyn.train(c(X), p, "joint", lr=0.1, steps=3).params,
+    "train_batch": lambda p, c: [r.params for r in aedyn.train_batch(
+        c(X), Params(p.W[None], p.V[None], p.alpha), "joint", lr=c(np.array([0.1])), steps=3)],
 }
 
 
@@ -353,6 +361,7 @@ SLOTS: dict[str, tuple[Callable[[Any], Any], frozenset[str], np.ndarray]] = {
     "jvp tangent.W": (lambda t: aedyn.jvp(P, X, "joint", Tangent(t, T_V)), ALL - {"3-D", "empty"}, T_W),
     "jvp tangent.V": (lambda t: aedyn.jvp(P, X, "joint", Tangent(T_W, t)), ALL - {"3-D", "empty"}, T_V),
     "train X": (lambda x: aedyn.train(x, P, "joint", lr=0.1, steps=2), ALL, GOOD),
+    "train_batch X": (lambda x: aedyn.train_batch(x, PB, "joint", lr=0.1, steps=2), ALL - {"3-D"}, GOOD),
     "NTKOperator X": (lambda x: NTKOperator(P, x, "joint"), ALL, GOOD),
     "NTKOperator @ v": (lambda v: OP @ v, ALL - {"3-D", "nan", "inf", "nan torch", "-inf torch"}, COT),
     "ntk_dense X": (lambda x: ntk_dense(P, x, "joint"), ALL, GOOD),
@@ -783,6 +792,14 @@ NUMERIC: dict[str, Num] = {
                                    (1, 0.5, 0, -1), "divergence_factor"),
     "train ntk_every": Num(lambda v: aedyn.train(X, P, "joint", ntk_every=v, **_TRAIN), "int", 1, (0, -1),
                            "ntk_every"),
+    "train_batch steps": Num(lambda v: aedyn.train_batch(X, PB, "joint", lr=0.05, steps=v), "int", 2, (-1,),
+                             "steps"),
+    "train_batch target": Num(lambda v: aedyn.train_batch(X, PB, "joint", target=v, **_TRAIN), "real", 1e-3,
+                              (-0.1, 1, 2), "target"),
+    "train_batch sync_every": Num(lambda v: aedyn.train_batch(X, PB, "joint", sync_every=v, **_TRAIN), "int", 2,
+                                  (0, -1), "sync_every"),
+    "train_batch lr (one for all)": Num(lambda v: aedyn.train_batch(X, PB, "joint", lr=v, steps=2), "real", 0.05,
+                                        (0, -1, -0.0), "lr"),
     "init_params d": Num(lambda v: init_params(v, 4), "int", 3, (0, -1), "d"),
     "init_params width": Num(lambda v: init_params(D, v), "int", 4, (0, -1), "width"),
     "init_params seed": Num(lambda v: init_params(D, 4, seed=v), "int", 3, (-1, 2**63), "seed"),
@@ -880,7 +897,8 @@ def _refused(num: Num) -> list[tuple[str, Any]]:
     return out
 
 
-_OPTIONAL = {"train lr_decoder", "train ntk_every", "NTKPredictor eta", "NTKPredictor steps", "NTKPredictor rcond"}
+_OPTIONAL = {"train lr_decoder", "train ntk_every", "train_batch sync_every", "NTKPredictor eta", "NTKPredictor steps",
+             "NTKPredictor rcond"}
 
 
 @pytest.mark.parametrize("label", list(NUMERIC))

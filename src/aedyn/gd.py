@@ -31,7 +31,7 @@ import torch
 from aedyn._check import check_choice, check_count, check_float, check_int, check_positive
 from aedyn._meta import environment, jsonable
 from aedyn._tensor import resolve_dtype
-from aedyn.errors import AedynError
+from aedyn.errors import AedynError, first_line
 from aedyn.files import read_json, write_json
 from aedyn.model import Params, as_params, check_input, check_regime, evaluate, features, trained_layers
 from aedyn.ntk import NTKOperator, ntk_drift, ntk_lambda_max_batch, operator_memory
@@ -362,7 +362,11 @@ def _batch_rates(lr: Any, batch: int, name: str, *, allow_auto: bool) -> np.ndar
     if (lr is None and not allow_auto) or (allow_auto and isinstance(lr, str) and lr == "auto"):
         return lr
     if isinstance(lr, (torch.Tensor, np.ndarray, list, tuple)):
-        values = np.asarray(lr.detach().cpu() if isinstance(lr, torch.Tensor) else lr)
+        try:
+            values = np.asarray(lr.detach().cpu() if isinstance(lr, torch.Tensor) else lr)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise AedynError(f"{name} must be one number or {batch} numbers (one per network); got "
+                             f"{type(lr).__name__} that is not an array of numbers ({first_line(exc)})") from None
         if values.ndim == 0:
             values = values.reshape(1)
         if values.shape != (batch,) or values.dtype.kind not in "iuf":
