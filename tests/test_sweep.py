@@ -236,7 +236,8 @@ def test_result_row_is_plain_values():
 
 # ---- running locally ----------------------------------------------------------------------------
 
-def test_run_sweep_stores_every_run_and_resumes(tmp_path):
+def test_run_sweep_stores_every_run_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "PROGRESS_EVERY_S", 0.0)
     cfg = config(batch_size=4)
     runs = sweep.plan(cfg)
     events = []
@@ -245,6 +246,9 @@ def test_run_sweep_stores_every_run_and_resumes(tmp_path):
     assert (summary.total, summary.skipped, summary.done, summary.failed) == (12, 0, 12, 0)
     assert sum(summary.statuses.values()) == 12 and summary.failures == []
     assert events[0].done == 0 and events[-1].done == 12 and events[-1].batches_done == events[-1].batches
+    assert [e.done for e in events] == sorted(e.done for e in events)
+    within = [e.partial for e in events if e.partial]
+    assert within and all(0 < p <= 4 for p in within)  # progress inside a batch, in runs' worth of work
     frame = Store.open(tmp_path / "store").load()
     assert sorted(frame["run_id"]) == sorted(r.run_id for r in runs) and frame["run_id"].is_unique
     assert set(frame["status"]) <= {"converged", "max_steps", "diverged"}

@@ -315,14 +315,14 @@ def kernel(
 
 @app.command()
 def sweep(
-    config: Annotated[Path, typer.Argument(help="The sweep's TOML file: [grid] axes, [train] options, [sweep].",
+    config: Annotated[Path, typer.Argument(help="The sweep's TOML file: \\[grid] axes, \\[train] options, \\[sweep].",
                                            show_default=False)],
     out_path: Annotated[Path, typer.Option("--out", help="The store folder: created, or resumed if it holds this "
                                                          "sweep.", show_default=False)],
     executor: Annotated[str | None, typer.Option(help="local (this process, default) or dask.")] = None,
     scheduler: Annotated[str | None, typer.Option(help="Dask: join the cluster at tcp://HOST:PORT.")] = None,
     workers: Annotated[int | None, typer.Option(help="Dask: start N single-threaded worker processes here.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Networks per batch at most (default: [sweep] "
+    batch_size: Annotated[int | None, typer.Option(help="Networks per batch at most (default: \\[sweep] "
                                                         "batch_size, or 64).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count runs, batches and finished runs, estimate the "
                                                              "time; write nothing.")] = False,
@@ -330,7 +330,10 @@ def sweep(
     max_memory: MaxMemoryOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Run a grid of training runs declared in TOML into a results store; rerun to resume."""
+    """Run a grid of training runs declared in TOML into a results store; rerun to resume.
+
+    Every list in \\[grid] (and in \\[train]) is an axis and the sweep is their product; keys are the
+    options of 'aedyn train' (data_seed defaults to seed; d is dropped for digits and files)."""
     from aedyn import sweep as sweeps
 
     if executor is None:
@@ -368,7 +371,7 @@ def sweep(
         def show(p: Any) -> None:
             rate = f"{p.done / p.elapsed:.2f} runs/s" if p.done and p.elapsed > 0 else ""
             failed = f", {p.failed} failed" if p.failed else ""
-            progress.update(task, total=p.total, completed=p.done + p.failed, rate=rate + failed,
+            progress.update(task, total=p.total, completed=p.done + p.failed + p.partial, rate=rate + failed,
                             description=f"batch {p.batches_done}/{p.batches}")
 
         result = sweeps.run_sweep(cfg, out_path, executor=executor, scheduler=scheduler, workers=workers,

@@ -83,6 +83,8 @@ LOSS_POINTS = 64
 """Log-spaced points of the stored loss curve (plus step 0 and the last step)."""
 
 EXECUTORS = ("local", "dask")
+PROGRESS_EVERY_S = 0.2
+"""Least time between two progress reports from within a batch."""
 CONNECT_TIMEOUT = "20s"
 """How long to wait for a Dask scheduler given by address."""
 _SWEEP_KEYS = {"batch_size": "a positive integer", "name": "a string", "description": "a string"}
@@ -408,17 +410,18 @@ def result_row(run_id: str, job: TrainJob, result: TrainResult) -> dict[str, Any
     return row
 
 
-def execute_batch(runs: Sequence[Run], max_memory: int | None = None, threads: int | None = None) -> dict[str, Any]:
+def execute_batch(runs: Sequence[Run], max_memory: int | None = None, threads: int | None = None,
+                  callback: Callable[[int, np.ndarray], None] | None = None) -> dict[str, Any]:
     """Train one batch (:func:`aedyn.job.run_batch`) and return ``{"rows": [...], "notes": [...]}``:
     the store rows of its runs, in order, and the notes (data warnings) it raised. This is what a
     Dask worker runs; ``threads`` sets torch's intra-op threads first (a worker of a local cluster
-    gets its share of the cores)."""
+    gets its share of the cores); ``callback(k, losses)`` is the engine's progress report."""
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
     notes: list[str] = []
-    results = run_batch([r.job for r in runs], max_memory=max_memory, on_note=notes.append)
+    results = run_batch([r.job for r in runs], max_memory=max_memory, on_note=notes.append, callback=callback)
     if len(results) != len(runs):
         raise RuntimeError(f"run_batch returned {len(results)} results for {len(runs)} jobs")
     return {"rows": [result_row(r.run_id, r.job, res) for r, res in zip(runs, results, strict=True)], "notes": notes}
@@ -436,6 +439,7 @@ class SweepProgress:
     batches_done: int
     batches: int
     elapsed: float  # seconds since the first batch started
+    partial: float = 0.0  # runs' worth of work done in the batch under way (local executor), for smooth bars
 
 
 @dataclass
@@ -506,11 +510,25 @@ def run_sweep(config: SweepConfig, store_path: str | Path, *, executor: str = "l
     t0 = time.perf_counter()
     statuses: Counter[str] = Counter()
 
-    def report() -> None:
+    def report(partial: float = 0.0) -> None:
         if progress is not None:
             progress(SweepProgress(total=len(todo), done=summary.done, failed=summary.failed,
                                    batches_done=batches_done, batches=len(batches),
-                                   elapsed=time.perf_counter() - t0))
+                                   elapsed=time.perf_counter() - t0, partial=partial))
+
+    def ticker(batch: list[Run]) -> Callable[[int, np.ndarray], None] | None:
+        """The engine's step reports as progress within the batch, at most every PROGRESS_EVERY_S."""
+        if progress is None:
+            return None
+        budget, last = max(batch[0].job.steps, 1), [time.perf_counter()]
+
+        def tick(k: int, losses: np.ndarray) -> None:
+            now = time.perf_counter()
+            if now - last[0] >= PROGRESS_EVERY_S:
+                last[0] = now
+                report(len(batch) * min(k / budget, 1.0))
+
+        return tick
 
     def finish(index: int, outcome: dict[str, Any] | BaseException) -> None:
         nonlocal batches_done
@@ -541,7 +559,8 @@ def run_sweep(config: SweepConfig, store_path: str | Path, *, executor: str = "l
         elif executor == "local":
             for index, batch in enumerate(batches):
                 try:
-                    outcome: dict[str, Any] | BaseException = execute_batch(batch, max_memory)
+                    outcome: dict[str, Any] | BaseException = execute_batch(batch, max_memory,
+                                                                            callback=ticker(batch))
                 except Exception as exc:  # one batch's failure must not cost the others
                     outcome = exc
                 finish(index, outcome)
