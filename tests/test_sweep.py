@@ -294,6 +294,13 @@ def test_a_failing_batch_is_reported_and_the_others_stored(tmp_path, monkeypatch
     assert (summary.skipped, summary.done, summary.failed) == (9, 3, 0)
 
 
+def test_memory_refusals_fail_their_batches_and_say_why(tmp_path):
+    summary = sweep.run_sweep(config(batch_size=6), tmp_path / "store", max_memory=1000)
+    assert (summary.done, summary.failed, len(summary.failures)) == (0, 12, 4)
+    assert all("memory" in line and "\n" not in line for line in summary.failures)
+    assert Store.open(tmp_path / "store").finished_ids() == set()
+
+
 def test_executor_options_are_checked_before_any_work(tmp_path):
     cfg = config()
     for kwargs, needle in [({"executor": "spark"}, "unknown executor"),

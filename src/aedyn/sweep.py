@@ -591,8 +591,8 @@ def _describe_failure(exc: BaseException) -> str:
         return "its worker died each time it ran (KilledWorker: out of memory, or killed?)"
     if is_out_of_memory(exc):
         return f"out of memory ({name}); use a smaller batch_size in [sweep], or smaller runs"
-    if isinstance(exc, AedynError):
-        return first_line(exc, 300)
+    if isinstance(exc, AedynError):  # one line by design: keep all of it
+        return first_line(exc, 1000)
     return f"{name}: {first_line(exc, 300)}"
 
 
