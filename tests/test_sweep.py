@@ -365,6 +365,7 @@ def _frame(store: Path):
     return Store.open(store).load().set_index("run_id").sort_index()
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_mid_run_resumes_to_the_same_store(tmp_path):
     cfg_path = write(tmp_path, KILL)
     store = tmp_path / "killed"

@@ -493,8 +493,9 @@ def run_sweep(config: SweepConfig, store_path: str | Path, *, executor: str = "l
     at any moment loses at most the batches in flight. A worker lost mid-batch makes Dask run the
     batch again elsewhere; a batch that fails (an error, or workers lost too often) is reported
     through ``on_note`` and in the summary, the others go on, and its runs are left for the next
-    call. ``progress`` gets a :class:`SweepProgress` at the start and after each batch; ``on_note``
-    one line per note (each distinct data warning once)."""
+    call. ``progress`` gets a :class:`SweepProgress` at the start, after each batch and (local
+    executor) a few times a second within a batch; ``on_note`` one line per note (each distinct
+    data warning once)."""
     workers = check_executor(executor, scheduler, workers)
     runs = plan(config)
     store = Store.create(store_path, config.store_config(), force=force)
@@ -554,9 +555,7 @@ def run_sweep(config: SweepConfig, store_path: str | Path, *, executor: str = "l
     batches_done = 0
     report()
     try:
-        if not batches:
-            pass
-        elif executor == "local":
+        if executor == "local":
             for index, batch in enumerate(batches):
                 try:
                     outcome: dict[str, Any] | BaseException = execute_batch(batch, max_memory,
@@ -564,7 +563,7 @@ def run_sweep(config: SweepConfig, store_path: str | Path, *, executor: str = "l
                 except Exception as exc:  # one batch's failure must not cost the others
                     outcome = exc
                 finish(index, outcome)
-        else:
+        elif batches:  # no cluster to start for nothing
             with _dask_client(scheduler, workers) as (client, threads):
                 for index, outcome in _dask_batches(client, batches, max_memory, threads):
                     finish(index, outcome)
