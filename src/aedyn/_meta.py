@@ -24,7 +24,7 @@ def environment() -> dict[str, str]:
     return {
         "aedyn": aedyn_version(),
         "python": sys.version.split()[0],
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "numpy": np.__version__,
         "platform": platform.platform(),
         "cuda": torch.version.cuda or "none",
