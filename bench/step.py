@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from aedyn.data import sphere
-from aedyn.gd import apply_step
 from aedyn.model import evaluate, init_params
 
 
@@ -72,8 +71,10 @@ def bench(m: int, d: int, n: int, *, dtype: torch.dtype, device: torch.device, r
         loss.backward()
         opt.step()
 
-    def aedyn_step() -> None:
-        apply_step(p, evaluate(p, X, "joint").grads, lr, lr)
+    def aedyn_step() -> None:  # the update of aedyn.gd's loop, theta <- theta - eta * grad
+        grads = evaluate(p, X, "joint").grads
+        p.W.sub_(grads.W, alpha=lr)
+        p.V.sub_(grads.V, alpha=lr)
 
     # same update: one step of each from the same point
     aedyn_step()
