@@ -33,7 +33,7 @@ from aedyn._meta import environment, jsonable
 from aedyn._tensor import resolve_dtype
 from aedyn.errors import AedynError, first_line
 from aedyn.files import read_json, write_json
-from aedyn.model import Params, as_params, check_input, check_regime, evaluate, features, trained_layers
+from aedyn.model import Params, as_params, check_input, check_regime, evaluate, features, loss, trained_layers
 from aedyn.ntk import NTKOperator, ntk_drift, ntk_lambda_max_batch, operator_memory
 from aedyn.resources import MemoryEstimate
 
@@ -423,7 +423,7 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
         check_count(sync_every, "sync_every")
     t0 = time.perf_counter()
     init = params.clone()
-    L0 = evaluate(init, X, regime, check_finite=False).loss.double().cpu().numpy()
+    L0 = loss(init, X, regime, check_finite=False).double().cpu().numpy()
     if not np.isfinite(L0).all():
         b = int(np.flatnonzero(~np.isfinite(L0))[0])
         which = f"network {b} of the batch: " if batch > 1 else ""
@@ -437,14 +437,14 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
     else:
         eta = rates  # type: ignore[assignment]
     eta_v = eta if rates_v is None else rates_v
-    run = _descend(init, X, regime, eta, eta_v, L0, steps=steps, target=target, record_every=record_every,
+    run = _descend(init, X, regime, eta, eta_v, steps=steps, target=target, record_every=record_every,
                    divergence_factor=divergence_factor, ntk_every=ntk_every, sync_every=sync_every,
                    callback=callback)
     wall = (time.perf_counter() - t0) / batch
     dec = trained_layers(regime)[1]
     results = []
     for b in range(batch):
-        k, status = int(run.stop[b]), _STATUS_CODES[run.status[b]]
+        k, status = int(run.stop[b]), run.status[b]
         losses = run.loss[b, :k + 1]
         Xb = X if X.ndim == 2 else X[b]
         net = _network(init, b)
@@ -474,172 +474,214 @@ def _network(params: Params, b: int) -> Params:
     return Params(params.W[b], None if params.V is None else params.V[b], params.alpha)
 
 
-_STATUS_CODES = ("max_steps", "converged", "diverged")
-"""How :func:`_descend` codes a status on the device (0 is also "still running")."""
-
-
 @dataclass
 class _Run:
-    """What :func:`_descend` hands back, indexed by network: its stopping step, status (index
-    into :data:`_STATUS_CODES`), losses (``B x (steps + 1)``, valid up to the stopping step), metric
-    histories, final parameters and how the NTK drift was computed."""
+    """What :func:`_descend` hands back, indexed by network: its stopping step, status, losses
+    (``B x (steps + 1)``, valid up to the stopping step), metric histories, final parameters and
+    how the NTK drift was computed."""
 
     stop: np.ndarray
-    status: np.ndarray
+    status: list[str]
     loss: np.ndarray
     metrics: list[dict[str, np.ndarray]]
     final: Params
     drift_method: str | None
 
 
-def _descend(init: Params, X: torch.Tensor, regime: str, eta: np.ndarray, eta_v: np.ndarray, L0: np.ndarray, *,
-             steps: int, target: float, record_every: int, divergence_factor: float, ntk_every: int | None,
-             sync_every: int, callback: Callable[[int, np.ndarray], None] | None) -> _Run:
-    """The gradient-descent loop of a batch. At step ``k`` every network still running evaluates
-    its loss and gradient; the stop rule is applied on the device (status 1 converged, 2 diverged,
-    0 still running or out of budget); networks that stop at ``k`` take no step at ``k`` or after."""
+def _descend(init: Params, X: torch.Tensor, regime: str, eta: np.ndarray, eta_v: np.ndarray, *, steps: int,
+             target: float, record_every: int, divergence_factor: float, ntk_every: int | None, sync_every: int,
+             callback: Callable[[int, np.ndarray], None] | None) -> _Run:
+    """The gradient-descent loop of a batch.
+
+    At step ``k`` each network evaluates its loss and gradient. The stop rule is one predicate of
+    the loss, ``running = target L(0) < L(k) <= divergence_factor L(0)`` (false for NaN and inf),
+    applied twice to the same numbers: on the device at every step, to mask the updates of stopped
+    networks (they take no step at ``k`` or after), and on the host, in the losses it copies
+    every ``sync_every`` steps, to find each network's stopping step and status (the first ``k``
+    where the predicate fails: ``converged`` if ``L(k) <= target L(0)``, otherwise ``diverged``;
+    ``max_steps`` at ``k = steps``). The host's copies are exact (float64 holds every float32),
+    so both sides agree at every step."""
     batch = init.W.shape[0]
     dt, dev = init.W.dtype, init.W.device
     enc, dec = trained_layers(regime)
     cur = init.clone()
-    W0, V0 = init.W, init.V
-    Xc = X
+    W0, V0, Xc = init.W, init.V, X
     col = lambda values: torch.as_tensor(values, dtype=dt, device=dev).reshape(-1, 1, 1)  # noqa: E731
     eta_w, eta_d = col(eta), col(eta_v)
-    L0_dev = torch.as_tensor(L0, dtype=dt, device=dev)
-    converge_at, diverge_at = target * L0_dev, divergence_factor * L0_dev
-    D0 = features(init, X).D if enc else None
+    converge_at = diverge_at = torch.empty(0)  # set at k = 0 from L(0), on the device
+    below = above = np.empty(0)  # the same thresholds on the host, from the first look
+    D0 = D0_all = None
     active = torch.ones(batch, dtype=torch.bool, device=dev)
-    status = torch.zeros(batch, dtype=torch.int8, device=dev)
-    stop = torch.full((batch,), steps, dtype=torch.long, device=dev)
     slots = np.arange(batch)  # slot -> network
+    alive = np.ones(batch, dtype=bool)  # by slot: still running, as far as the host has looked
     loss = np.full((batch, steps + 1), np.nan)
-    latest = L0.copy()
-    stop_host, status_host = np.full(batch, steps), np.zeros(batch, dtype=np.int64)
+    latest = np.full(batch, np.nan)
+    stop = np.full(batch, -1)  # -1: still running
+    status = ["max_steps"] * batch
     final_W = init.W.clone()
     final_V = None if init.V is None else init.V.clone()
     chunk: list[torch.Tensor] = []
-    chunk_start = 0
-    records: list[tuple[int, np.ndarray, dict[str, torch.Tensor]]] = []
+    seen = 0  # steps whose losses the host holds
+    records: list[tuple[int, np.ndarray, torch.Tensor]] = []
     ntk = _NTKRecorder(init, X, regime) if ntk_every is not None else None
 
-    def flush() -> None:
-        nonlocal chunk, chunk_start
-        if chunk:
-            values = torch.stack(chunk, dim=1).double().cpu().numpy()
-            loss[slots, chunk_start:chunk_start + values.shape[1]] = values
-            latest[slots] = values[:, -1]
-            chunk_start += values.shape[1]
-            chunk = []
+    def look() -> int:
+        """Copy the losses of the steps since the last look and find the networks that stopped
+        among them (the device's mask says which; the first step at which the rule fails, in the
+        copied losses, says when); returns how many networks of the batch still run."""
+        nonlocal chunk, seen, below, above, alive
+        values = (chunk[0][:, None] if len(chunk) == 1 else torch.stack(chunk, dim=1)).double().cpu().numpy()
+        running = active.cpu().numpy()
+        chunk = []
+        if seen == 0:
+            below, above = (t.double().cpu().numpy() for t in (converge_at, diverge_at))
+        rows = slots if len(slots) < batch else slice(None)
+        loss[rows, seen:seen + values.shape[1]] = values
+        latest[rows] = values[:, -1]
+        ended = alive & ~running
+        if ended.any():
+            for j in np.flatnonzero(ended):
+                b, part = slots[j], values[j]
+                k = seen + int(np.argmin((part > below[b]) & (part <= above[b])))
+                stop[b] = k
+                status[b] = "converged" if loss[b, k] <= below[b] else "diverged"
+            alive = alive & running
+        seen += values.shape[1]
+        return int(alive.sum())
 
-    def retire(keep: torch.Tensor) -> None:
-        """Store the final state of the slots not in ``keep`` and drop them from the computation."""
-        nonlocal cur, W0, V0, Xc, eta_w, eta_d, converge_at, diverge_at, D0, active, status, stop, slots
-        gone = torch.ones(len(slots), dtype=torch.bool, device=dev)
+    def retire(keep: np.ndarray) -> None:
+        """Store the final state of the slots not in ``keep`` (positions) and drop them from the computation."""
+        nonlocal cur, W0, V0, Xc, eta_w, eta_d, converge_at, diverge_at, D0, active, slots, alive
+        gone = np.ones(len(slots), dtype=bool)
         gone[keep] = False
-        idx = torch.as_tensor(slots, device=dev)[gone]
-        final_W[idx] = cur.W[gone]
+        index = torch.as_tensor(np.flatnonzero(gone), device=dev)
+        target_index = torch.as_tensor(slots[gone], device=dev)
+        final_W[target_index] = cur.W[index]
         if final_V is not None:
-            final_V[idx] = cur.V[gone]  # type: ignore[index]
-        gone_host = gone.cpu().numpy()
-        stop_host[slots[gone_host]] = stop[gone].cpu().numpy()
-        status_host[slots[gone_host]] = status[gone].cpu().numpy()
-        pick = lambda t: None if t is None else t[keep]  # noqa: E731
-        cur = Params(cur.W[keep], pick(cur.V), cur.alpha)
-        W0, V0, D0 = W0[keep], pick(V0), pick(D0)
-        Xc = Xc if Xc.ndim == 2 else Xc[keep]
-        eta_w, eta_d, converge_at, diverge_at = eta_w[keep], eta_d[keep], converge_at[keep], diverge_at[keep]
-        active, status, stop = active[keep], status[keep], stop[keep]
-        slots = slots[keep.cpu().numpy()]
+            final_V[target_index] = cur.V[index]  # type: ignore[index]
+        kept = torch.as_tensor(keep, device=dev)
+        pick = lambda t: None if t is None else t[kept]  # noqa: E731
+        cur = Params(cur.W[kept], pick(cur.V), cur.alpha)
+        W0, V0, D0 = W0[kept], pick(V0), pick(D0)
+        Xc = Xc if Xc.ndim == 2 else Xc[kept]
+        eta_w, eta_d, converge_at, diverge_at = eta_w[kept], eta_d[kept], converge_at[kept], diverge_at[kept]
+        active = active[kept]
+        slots, alive = slots[keep], alive[keep]
 
     for k in range(steps + 1):
-        ev = evaluate(cur, Xc, regime, check_finite=False)
+        last = k == steps
+        ev = evaluate(cur, Xc, regime, check_finite=False, with_gradient=not last)
         Lk = ev.loss
         chunk.append(Lk)
-        diverged = ~torch.isfinite(Lk) | (Lk > diverge_at)
-        converged = Lk <= converge_at
-        newly = active & (diverged | converged) if k < steps else active
-        code = torch.where(diverged, 2, torch.where(converged, 1, 0)).to(torch.int8)
-        status = torch.where(newly, code, status)
-        stop = torch.where(newly, k, stop)
-        active = active & ~newly
+        if k == 0:
+            converge_at = target * Lk
+            diverge_at = (divergence_factor * Lk).clamp(max=torch.finfo(dt).max)  # so that inf is never "running"
+            D0 = D0_all = ev.features.D if enc else None
+        active &= (Lk > converge_at) & (Lk <= diverge_at)
         if k % record_every == 0:
             records.append((k, slots, _movement(cur, W0, V0, ev.features.D, D0, enc, dec)))
-        if ntk is not None and k % ntk_every == 0:  # type: ignore[operator]
-            alive = (stop >= k).cpu().numpy()
-            ntk.record(k, cur, Xc, slots, alive)
-        if k == steps:
-            break
-        act = active.reshape(-1, 1, 1)
-        if ev.grads.W is not None:
-            cur.W.sub_(torch.where(act, ev.grads.W * eta_w, 0.0))
-        if ev.grads.V is not None:
-            cur.V.sub_(torch.where(act, ev.grads.V * eta_d, 0.0))  # type: ignore[union-attr]
-        if k % sync_every == 0:
-            flush()
+        at_ntk = ntk is not None and k % ntk_every == 0  # type: ignore[operator]
+        looked = at_ntk or (not last and k % sync_every == 0)
+        if looked:
+            running = look()
             if callback is not None:
                 callback(k, latest.copy())
-            running = int(active.sum())
+            if at_ntk:  # every network that had not stopped before k
+                ntk.record(k, cur, Xc, slots, alive | (stop[slots] >= k))  # type: ignore[union-attr]
+        if last:
+            break
+        grads = ev.grads
+        all_running = False
+        if looked:
             if running == 0:
                 break
             if running <= len(slots) // 2:
-                retire(torch.nonzero(active).flatten())
-    flush()
-    retire(torch.zeros(0, dtype=torch.long, device=dev))
+                keep = np.flatnonzero(alive)
+                retire(keep)
+                kept = torch.as_tensor(keep, device=dev)
+                grads = grads._replace(W=None if grads.W is None else grads.W[kept],
+                                       V=None if grads.V is None else grads.V[kept])
+            all_running = running == len(slots)
+        mask = None if all_running else ~active.reshape(-1, 1, 1)
+        for param, grad, step in ((cur.W, grads.W, eta_w), (cur.V, grads.V, eta_d)):
+            if grad is not None:
+                grad.mul_(step)
+                if mask is not None:
+                    grad.masked_fill_(mask, 0.0)
+                param.sub_(grad)  # type: ignore[union-attr]
+    if chunk:
+        look()
+    stop[stop < 0] = steps  # out of budget (the rule may also have stopped them at the last step)
+    retire(np.zeros(0, dtype=np.int64))
     final = Params(final_W, final_V, init.alpha)
     if callback is not None:
-        callback(int(stop_host.max()), latest.copy())
-    return _Run(stop_host, status_host, loss,
-                _metrics(records, final, init, X, regime, stop_host, record_every, ntk, ntk_every),
-                final, None if ntk is None else ntk.drift_method)
+        callback(int(stop.max()), latest.copy())
+    return _Run(stop, status, loss, _metrics(records, final, init, X, D0_all, regime, stop, record_every, ntk,
+                                             ntk_every), final, None if ntk is None else ntk.drift_method)
+
+
+def _movement_names(enc: bool, dec: bool) -> list[str]:
+    """The rows of :func:`_movement`, in order."""
+    names = [f"{kind}_{layer}" for layer, trains in (("W", enc), ("V", dec)) if trains
+             for kind in ("weight_distance", "weight_change", "max_neuron_change")]
+    return [*names, "pattern_flips"] if enc else names
 
 
 def _movement(cur: Params, W0: torch.Tensor, V0: torch.Tensor | None, D: torch.Tensor, D0: torch.Tensor | None,
-              enc: bool, dec: bool) -> dict[str, torch.Tensor]:
-    """Per network: absolute, relative and largest single-neuron movement of each trained layer,
-    and the share of activation patterns flipped (the relative movement of a layer that started at
-    zero is undefined, NaN)."""
-    out: dict[str, torch.Tensor] = {}
-    layers = (("W", cur.W, W0, -1),) if enc else ()
-    if dec:
-        layers += (("V", cur.V, V0, -2),)  # type: ignore[assignment]
-    for name, now, start, neuron_dim in layers:
+              enc: bool, dec: bool) -> torch.Tensor:
+    """Per network (columns), the rows of :func:`_movement_names`: absolute, relative and largest
+    single-neuron movement of each trained layer, and the share of activation patterns flipped.
+
+    Each layer is divided by its largest entry (of the start or the change) before the norms, so
+    weights near 1e-160 (whose squares underflow) and changes near 1e200 (whose squares overflow)
+    still give the right numbers; the relative movement of a layer that started at zero is NaN."""
+    rows = []
+    layers = (((cur.W, W0, -1),) if enc else ()) + (((cur.V, V0, -2),) if dec else ())
+    for now, start, neuron_dim in layers:
         delta = now - start
-        out[f"weight_distance_{name}"] = delta.flatten(1).norm(dim=1)
-        out[f"weight_change_{name}"] = _norm_ratio(delta, start)
-        out[f"max_neuron_change_{name}"] = delta.norm(dim=neuron_dim).amax(dim=-1)
+        top = start.abs().flatten(1).amax(dim=1)
+        scale = torch.maximum(top, delta.abs().flatten(1).amax(dim=1))
+        scale = torch.where(torch.isfinite(scale) & (scale > 0), scale, torch.ones_like(scale))
+        shaped = scale.reshape(-1, 1, 1)
+        moved = delta / shaped
+        distance = moved.flatten(1).norm(dim=1)
+        change = distance / (start / shaped).flatten(1).norm(dim=1)
+        rows += [distance * scale, torch.where(top > 0, change, torch.full_like(change, math.nan)),
+                 moved.norm(dim=neuron_dim).amax(dim=-1) * scale]
     if enc:
-        out["pattern_flips"] = (D != D0).flatten(1).sum(dim=1) / D[0].numel()
-    return out
+        rows.append((D != D0).flatten(1).sum(dim=1) / D[0].numel())
+    return torch.stack([r.to(cur.W.dtype) for r in rows])
 
 
-def _metrics(records: list[tuple[int, np.ndarray, dict[str, torch.Tensor]]], final: Params, init: Params,
-             X: torch.Tensor, regime: str, stop: np.ndarray, record_every: int, ntk: _NTKRecorder | None,
-             ntk_every: int | None) -> list[dict[str, np.ndarray]]:
+def _metrics(records: list[tuple[int, np.ndarray, torch.Tensor]], final: Params, init: Params,
+             X: torch.Tensor, D0: torch.Tensor | None, regime: str, stop: np.ndarray, record_every: int,
+             ntk: _NTKRecorder | None, ntk_every: int | None) -> list[dict[str, np.ndarray]]:
     """Each network's metric histories: the records at the cadence up to its stopping step, and one
     at the stopping step itself (from its final, frozen parameters) when that is off the cadence."""
     batch = len(stop)
     enc, dec = trained_layers(regime)
-    values: list[dict[str, list[float]]] = [{"step": []} for _ in range(batch)]
-    tail = _movement(final, init.W, init.V, features(final, X).D, features(init, X).D if enc else None, enc, dec)
-    tail_host = {name: t.double().cpu().numpy() for name, t in tail.items()}
-    for k, slots, rec in records:
-        host = {name: t.double().cpu().numpy() for name, t in rec.items()}
-        for j, b in enumerate(slots):
-            if k <= stop[b]:
-                values[b]["step"].append(k)
-                for name, v in host.items():
-                    values[b].setdefault(name, []).append(float(v[j]))
-    for b in range(batch):
-        if stop[b] % record_every:
-            values[b]["step"].append(int(stop[b]))
-            for name, v in tail_host.items():
-                values[b].setdefault(name, []).append(float(v[b]))
+    names = _movement_names(enc, dec)
+    tail = _movement(final, init.W, init.V, features(final, X).D, D0, enc, dec).double().cpu().numpy()
+    table = np.full((len(records), len(names), batch), np.nan)
+    steps = np.array([k for k, _, _ in records])
+    present = np.zeros((len(records), batch), dtype=bool)
+    for r, (_, slots, values) in enumerate(records):
+        table[r][:, slots] = values.double().cpu().numpy()
+        present[r, slots] = True
     if ntk is not None:
         ntk.finish(final, X, stop, ntk_every)  # type: ignore[arg-type]
-        for b in range(batch):
-            values[b].update(ntk.values[b])
-    return [{name: np.asarray(v) for name, v in d.items()} for d in values]
+    out = []
+    for b in range(batch):
+        keep = present[:, b] & (steps <= stop[b])
+        metrics = {"step": steps[keep]}
+        metrics.update({name: table[keep, i, b] for i, name in enumerate(names)})
+        if stop[b] % record_every:
+            metrics = {name: np.append(v, stop[b] if name == "step" else tail[names.index(name), b])
+                       for name, v in metrics.items()}
+        if ntk is not None:
+            metrics.update({name: np.asarray(v) for name, v in ntk.values[b].items()})
+        out.append(metrics)
+    return out
 
 
 def _lambda_max_or_none(params: Params, X: torch.Tensor, regime: str) -> float | None:
@@ -711,20 +753,6 @@ class _NTKRecorder:
         for b in range(self.batch):
             if stop[b] % ntk_every:
                 self._one(b, int(stop[b]), _network(final, b), X if X.ndim == 2 else X[b])
-
-
-def _norm_ratio(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``||a_i||_F / ||b_i||_F`` for each network ``i`` of a batch, both scaled by the largest entry
-    of ``b_i`` (or ``a_i``) first, so that tiny weights (entries near 1e-160, whose squares
-    underflow) still give the ratio; NaN when ``b_i = 0``; the plain ratio (inf or NaN) for a
-    diverged layer."""
-    a, b = a.flatten(1), b.flatten(1)
-    top = b.abs().amax(dim=1)
-    scale = torch.maximum(top, a.abs().amax(dim=1))
-    ok = torch.isfinite(scale) & (scale > 0)
-    s = torch.where(ok, scale, torch.ones_like(scale))[:, None]
-    ratio = torch.where(ok, (a / s).norm(dim=1) / (b / s).norm(dim=1), a.norm(dim=1) / b.norm(dim=1))
-    return torch.where(top > 0, ratio, torch.full_like(ratio, math.nan))
 
 
 def _message(status: str, k: int, losses: np.ndarray, eta: float, eta_v: float, target: float,

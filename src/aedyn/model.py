@@ -346,13 +346,16 @@ def vjp(params: Params, X: Any, regime: str, cotangent: Any, feats: Features | N
     return Tangent(gW, gV)
 
 
-def evaluate(params: Params, X: Any, regime: str = "joint", *, check_finite: bool = True) -> Evaluation:
+def evaluate(params: Params, X: Any, regime: str = "joint", *, check_finite: bool = True,
+             with_gradient: bool = True) -> Evaluation:
     """Loss, residual ``R``, features and the exact gradient ``J^T R`` in one pass (five GEMMs for
-    ``joint``); what every gradient-descent step calls (with ``check_finite=False`` after one check)."""
+    ``joint``); what every gradient-descent step calls (with ``check_finite=False`` after one check).
+    ``with_gradient=False`` skips the gradient (``grads`` is ``Tangent(None, None)``): a run's last
+    evaluation needs only the loss and features."""
     X = check_input(X, as_params(params, regime), check_finite=check_finite)
     feats = features(params, X)
     R = torch.matmul(feats.A, decoder(params, regime).mT).mul_(params.alpha).sub_(X)
-    grads = vjp(params, X, regime, R, feats, check_finite=False)
+    grads = vjp(params, X, regime, R, feats, check_finite=False) if with_gradient else Tangent(None, None)
     return Evaluation(0.5 * R.square().sum(dim=(-2, -1)), R, feats, grads)
 
 
