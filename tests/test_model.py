@@ -167,18 +167,25 @@ def test_evaluate_returns_consistent_pieces(small_X):
     torch.testing.assert_close(ev.features.A, torch.relu(small_X @ p.W.T), rtol=0, atol=0)
 
 
-def test_batched_parameters_match_one_network_at_a_time(small_X):
-    nets = [init_params(5, 8, seed=s) for s in range(3)]
-    batch = Params(torch.stack([q.W for q in nets]), torch.stack([q.V for q in nets]), nets[0].alpha)
-    U = forward(batch, small_X, "joint")
-    L = loss(batch, small_X, "joint")
-    g = gradients(batch, small_X, "joint")
-    for b, q in enumerate(nets):
-        torch.testing.assert_close(U[b], forward(q, small_X, "joint"), rtol=1e-13, atol=1e-13)
-        torch.testing.assert_close(L[b], loss(q, small_X, "joint"), rtol=1e-13, atol=0)
-        gq = gradients(q, small_X, "joint")
-        torch.testing.assert_close(g.W[b], gq.W, rtol=1e-13, atol=1e-13)
-        torch.testing.assert_close(g.V[b], gq.V, rtol=1e-13, atol=1e-13)
+@pytest.mark.parametrize("regime", REGIMES)
+def test_batched_parameters_match_one_network_at_a_time(small_X, regime):
+    """A batch sharing X (whose encoder gradient takes another GEMM layout) and a batch with its own X per network."""
+    nets = [init_params(5, 8, regime=regime, seed=s) for s in range(3)]
+    V = None if regime == "tied" else torch.stack([q.V for q in nets])
+    batch = Params(torch.stack([q.W for q in nets]), V, nets[0].alpha)
+    for X in (small_X, torch.stack([small_X, small_X.flip(0), 2 * small_X])):
+        U = forward(batch, X, regime)
+        L = loss(batch, X, regime)
+        g = gradients(batch, X, regime)
+        for b, q in enumerate(nets):
+            Xb = X if X.ndim == 2 else X[b]
+            torch.testing.assert_close(U[b], forward(q, Xb, regime), rtol=1e-13, atol=1e-13)
+            torch.testing.assert_close(L[b], loss(q, Xb, regime), rtol=1e-13, atol=0)
+            gq = gradients(q, Xb, regime)
+            for mine, alone in ((g.W, gq.W), (g.V, gq.V)):
+                assert (mine is None) == (alone is None)
+                if alone is not None:
+                    torch.testing.assert_close(mine[b], alone, rtol=1e-13, atol=1e-13)
 
 
 def test_init_statistics_and_scales():

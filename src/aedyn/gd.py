@@ -33,7 +33,7 @@ from aedyn._meta import environment, jsonable
 from aedyn._tensor import resolve_dtype
 from aedyn.errors import AedynError, first_line
 from aedyn.files import read_json, write_json
-from aedyn.model import Params, as_params, check_input, check_regime, evaluate, features, loss, trained_layers
+from aedyn.model import Evaluation, Params, as_params, check_input, check_regime, evaluate, features, trained_layers
 from aedyn.ntk import NTKOperator, ntk_drift, ntk_lambda_max_batch, operator_memory
 from aedyn.resources import MemoryEstimate
 
@@ -423,7 +423,8 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
         check_count(sync_every, "sync_every")
     t0 = time.perf_counter()
     init = params.clone()
-    L0 = loss(init, X, regime, check_finite=False).double().cpu().numpy()
+    first = evaluate(init, X, regime, check_finite=False, with_gradient=steps > 0)  # step 0 of the run
+    L0 = first.loss.double().cpu().numpy()
     if not np.isfinite(L0).all():
         b = int(np.flatnonzero(~np.isfinite(L0))[0])
         which = f"network {b} of the batch: " if batch > 1 else ""
@@ -437,7 +438,7 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
     else:
         eta = rates  # type: ignore[assignment]
     eta_v = eta if rates_v is None else rates_v
-    run = _descend(init, X, regime, eta, eta_v, steps=steps, target=target, record_every=record_every,
+    run = _descend(init, X, regime, first, eta, eta_v, steps=steps, target=target, record_every=record_every,
                    divergence_factor=divergence_factor, ntk_every=ntk_every, sync_every=sync_every,
                    callback=callback)
     wall = (time.perf_counter() - t0) / batch
@@ -488,12 +489,13 @@ class _Run:
     drift_method: str | None
 
 
-def _descend(init: Params, X: torch.Tensor, regime: str, eta: np.ndarray, eta_v: np.ndarray, *, steps: int,
-             target: float, record_every: int, divergence_factor: float, ntk_every: int | None, sync_every: int,
-             callback: Callable[[int, np.ndarray], None] | None) -> _Run:
+def _descend(init: Params, X: torch.Tensor, regime: str, first: Evaluation, eta: np.ndarray, eta_v: np.ndarray, *,
+             steps: int, target: float, record_every: int, divergence_factor: float, ntk_every: int | None,
+             sync_every: int, callback: Callable[[int, np.ndarray], None] | None) -> _Run:
     """The gradient-descent loop of a batch.
 
-    At step ``k`` each network evaluates its loss and gradient. The stop rule is one predicate of
+    At step ``k`` each network evaluates its loss and gradient (``first`` is step 0, already
+    evaluated by the caller). The stop rule is one predicate of
     the loss, ``running = target L(0) < L(k) <= divergence_factor L(0)`` (false for NaN and inf),
     applied twice to the same numbers: on the device at every step, to mask the updates of stopped
     networks (they take no step at ``k`` or after), and on the host, in the losses it copies
@@ -570,7 +572,7 @@ def _descend(init: Params, X: torch.Tensor, regime: str, eta: np.ndarray, eta_v:
 
     for k in range(steps + 1):
         last = k == steps
-        ev = evaluate(cur, Xc, regime, check_finite=False, with_gradient=not last)
+        ev = first if k == 0 else evaluate(cur, Xc, regime, check_finite=False, with_gradient=not last)
         Lk = ev.loss
         chunk.append(Lk)
         if k == 0:
@@ -661,7 +663,9 @@ def _metrics(records: list[tuple[int, np.ndarray, torch.Tensor]], final: Params,
     batch = len(stop)
     enc, dec = trained_layers(regime)
     names = _movement_names(enc, dec)
-    tail = _movement(final, init.W, init.V, features(final, X).D, D0, enc, dec).double().cpu().numpy()
+    tail = None
+    if (stop % record_every).any():  # some network stopped off the cadence: its last record, from its final state
+        tail = _movement(final, init.W, init.V, features(final, X).D, D0, enc, dec).double().cpu().numpy()
     table = np.full((len(records), len(names), batch), np.nan)
     steps = np.array([k for k, _, _ in records])
     present = np.zeros((len(records), batch), dtype=bool)
@@ -676,7 +680,7 @@ def _metrics(records: list[tuple[int, np.ndarray, torch.Tensor]], final: Params,
         metrics = {"step": steps[keep]}
         metrics.update({name: table[keep, i, b] for i, name in enumerate(names)})
         if stop[b] % record_every:
-            metrics = {name: np.append(v, stop[b] if name == "step" else tail[names.index(name), b])
+            metrics = {name: np.append(v, stop[b] if name == "step" else tail[names.index(name), b])  # type: ignore[index]
                        for name, v in metrics.items()}
         if ntk is not None:
             metrics.update({name: np.asarray(v) for name, v in ntk.values[b].items()})

@@ -338,7 +338,8 @@ def vjp(params: Params, X: Any, regime: str, cotangent: Any, feats: Features | N
     gW = gV = None
     if enc:
         P = torch.matmul(c, decoder(params, regime)).mul_(D)
-        gW = torch.matmul(P.mT, X)
+        shared = P.ndim == 3 and X.ndim == 2 and P.shape[0] > 1  # a batch sharing X: (X^T P_b)^T is the faster
+        gW = torch.matmul(X.mT, P).mT if shared else torch.matmul(P.mT, X)  # layout there (measured 2-4x on CPU)
         if regime == "tied":
             gW = gW + torch.matmul(A.mT, c)
     if dec:
