@@ -332,12 +332,12 @@ def vjp(params: Params, X: Any, regime: str, cotangent: Any, feats: Features | N
     if cot.shape[-2] != X.shape[-2]:
         raise AedynError(f"the cotangent has {cot.shape[-2]} rows but X has {X.shape[-2]} samples; it must be an "
                          "output-space array shaped like f(X)")
-    A, D = features(params, X) if feats is None else feats
+    A = (features(params, X) if feats is None else feats).A
     enc, dec = trained_layers(regime)
     c = params.alpha * cot
     gW = gV = None
     if enc:
-        P = torch.matmul(c, decoder(params, regime)).mul_(D)
+        P = _relu_mask(torch.matmul(c, decoder(params, regime)), A)
         shared = P.ndim == 3 and X.ndim == 2 and P.shape[0] > 1  # a batch sharing X: (X^T P_b)^T is the faster
         gW = torch.matmul(X.mT, P).mT if shared else torch.matmul(P.mT, X)  # layout there (measured 2-4x on CPU)
         if regime == "tied":
@@ -363,6 +363,13 @@ def evaluate(params: Params, X: Any, regime: str = "joint", *, check_finite: boo
 def gradients(params: Params, X: Any, regime: str = "joint", *, check_finite: bool = True) -> Tangent:
     """``dL/dW`` and ``dL/dV`` (``None`` for a layer the regime does not train)."""
     return evaluate(params, X, regime, check_finite=check_finite).grads
+
+
+def _relu_mask(G: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+    """``G o D`` with ``D = 1{A > 0}`` (``A = relu(Z)``, so ``D = 1{Z > 0}``), in one pass: ReLU's
+    derivative applied as autograd's ReLU backward applies it (``threshold_backward``), without
+    turning the boolean mask into numbers first (about twice as fast at ``n x m = 512 x 8192``)."""
+    return torch.ops.aten.threshold_backward(G, A, 0.0)
 
 
 def _direction(t: Any, like: torch.Tensor, name: str, check_finite: bool) -> torch.Tensor:
