@@ -11,6 +11,21 @@ from aedyn.data import sphere
 from aedyn.errors import AedynWarning
 
 
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """``aedyn ARGS`` in this process: exit code, stdout, stderr."""
+    from aedyn import cli
+
+    code = cli.run(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_error_line(err: str) -> bool:
+    """stderr holds exactly one ``error:`` line (notes aside) and no traceback."""
+    lines = [line for line in err.strip().splitlines() if not line.startswith("note:")]
+    return len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in err
+
+
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(0)

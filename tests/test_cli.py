@@ -16,26 +16,14 @@ import pytest
 
 from aedyn import cli, files, gd
 from aedyn.model import Params
-
-
-def run_cli(args: list[str], capsys, monkeypatch=None) -> tuple[int, str, str]:
-    code = cli.run(args)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_error_line(err: str) -> bool:
-    lines = [line for line in err.strip().splitlines() if not line.startswith("note:")]
-    return len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in err
-
+from conftest import one_error_line, run_cli
 
 SMALL = ["train", "--data", "sphere", "--n", "16", "--d", "6", "--width", "256", "-q"]
 
 
 def test_train_writes_record_and_params(tmp_path, capsys, monkeypatch):
     out, params = tmp_path / "run.json", tmp_path / "p.npz"
-    code, stdout, _ = run_cli([*SMALL, "--steps", "3000", "--out", str(out), "--save-params", str(params)],
-                              capsys, monkeypatch)
+    code, stdout, _ = run_cli([*SMALL, "--steps", "3000", "--out", str(out), "--save-params", str(params)], capsys)
     assert code == 0
     for word in ("converged", "eta", "rate", "movement", "flips"):
         assert word in stdout
@@ -49,26 +37,25 @@ def test_train_writes_record_and_params(tmp_path, capsys, monkeypatch):
 def test_existing_output_is_not_overwritten(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run.json"
     out.write_text("precious")
-    code, _, err = run_cli([*SMALL, "--steps", "5", "--out", str(out)], capsys, monkeypatch)
+    code, _, err = run_cli([*SMALL, "--steps", "5", "--out", str(out)], capsys)
     assert code == 2 and "already exists" in err and "--force" in err
     assert out.read_text() == "precious"
-    code, _, _ = run_cli([*SMALL, "--steps", "5", "--out", str(out), "--force"], capsys, monkeypatch)
+    code, _, _ = run_cli([*SMALL, "--steps", "5", "--out", str(out), "--force"], capsys)
     assert code == 0 and json.loads(out.read_text())["steps"] == 5
 
 
 def test_diverged_run_exits_nonzero(capsys, monkeypatch):
-    code, stdout, _ = run_cli([*SMALL, "--lr", "100", "--steps", "200"], capsys, monkeypatch)
+    code, stdout, _ = run_cli([*SMALL, "--lr", "100", "--steps", "200"], capsys)
     assert code == 3 and "diverged" in stdout and "--lr" in stdout
 
 
 def test_max_steps_exits_zero(capsys, monkeypatch):
-    code, stdout, _ = run_cli([*SMALL, "--steps", "3"], capsys, monkeypatch)
+    code, stdout, _ = run_cli([*SMALL, "--steps", "3"], capsys)
     assert code == 0 and "max_steps" in stdout
 
 
 def test_normalisation_is_announced(capsys, monkeypatch):
-    code, _, err = run_cli(["train", "--data", "digits", "--n", "20", "--width", "64", "--steps", "2", "-q"],
-                           capsys, monkeypatch)
+    code, _, err = run_cli(["train", "--data", "digits", "--n", "20", "--width", "64", "--steps", "2", "-q"], capsys)
     assert code == 0 and "normalised 20 of 20 rows" in err
 
 
@@ -94,8 +81,7 @@ def bad_file(tmp_path, kind: str) -> str:
     ("csv", "not a number"),
 ])
 def test_bad_data_gives_one_line_and_exit_2(tmp_path, capsys, monkeypatch, kind, needle):
-    code, stdout, err = run_cli(["train", "--data", bad_file(tmp_path, kind), "--steps", "2", "-q"],
-                                capsys, monkeypatch)
+    code, stdout, err = run_cli(["train", "--data", bad_file(tmp_path, kind), "--steps", "2", "-q"], capsys)
     assert code == 2
     assert needle in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
@@ -116,7 +102,7 @@ def test_bad_data_gives_one_line_and_exit_2(tmp_path, capsys, monkeypatch, kind,
 ])
 def test_bad_options_give_one_line_and_exit_2(capsys, monkeypatch, args, needle):
     base = ["train", "--data", "sphere", "--n", "4", "--d", "3", "--width", "8", "--steps", "2", "-q"]
-    code, _, err = run_cli([*base, *args], capsys, monkeypatch)
+    code, _, err = run_cli([*base, *args], capsys)
     assert code == 2
     assert needle in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
@@ -130,16 +116,16 @@ def test_installed_entry_point_prints_no_traceback(tmp_path):
 
 
 def test_version_and_help(capsys, monkeypatch):
-    code, stdout, _ = run_cli(["--version"], capsys, monkeypatch)
+    code, stdout, _ = run_cli(["--version"], capsys)
     assert code == 0 and stdout.startswith("aedyn ")
-    code, stdout, _ = run_cli(["train", "--help"], capsys, monkeypatch)
+    code, stdout, _ = run_cli(["train", "--help"], capsys)
     assert code == 0 and "--regime" in stdout
 
 
 def test_kernel_report_and_record(tmp_path, capsys, monkeypatch):
     out = tmp_path / "kernel.json"
     code, stdout, _ = run_cli(["kernel", "--data", "sphere", "--n", "24", "--d", "5", "--width", "512",
-                               "--out", str(out)], capsys, monkeypatch)
+                               "--out", str(out)], capsys)
     assert code == 0
     for word in ("lambda_0", "mu_0", "K_joint", "Theta m=512", "gap"):
         assert word in stdout
@@ -155,14 +141,13 @@ def test_kernel_tied_reports_the_finite_width_ntk(capsys, monkeypatch):
     """The tied NTK has an infinite-width limit, but not of the form K ⊗ I_d: the report says so
     and gives the finite-width kernel."""
     code, stdout, _ = run_cli(["kernel", "--regime", "tied", "--data", "sphere", "--n", "8", "--d", "3",
-                               "--width", "64"], capsys, monkeypatch)
+                               "--width", "64"], capsys)
     assert code == 0 and "couples output coordinates" in stdout and "Theta m=64" in stdout
     assert "no infinite-width" not in stdout
 
 
 def test_kernel_bad_input(capsys, monkeypatch):
-    code, _, err = run_cli(["kernel", "--data", "sphere", "--n", "8", "--d", "3", "--width", "0"],
-                           capsys, monkeypatch)
+    code, _, err = run_cli(["kernel", "--data", "sphere", "--n", "8", "--d", "3", "--width", "0"], capsys)
     assert code == 2 and "width must be a positive integer" in err
 
 
@@ -170,7 +155,7 @@ def test_device_auto_float32_and_ntk_every(tmp_path, capsys, monkeypatch):
     """The device/dtype path a GPU run takes (auto resolves to the CPU where no GPU is visible)."""
     out = tmp_path / "run.json"
     code, stdout, _ = run_cli([*SMALL, "--regime", "tied", "--device", "auto", "--dtype", "float32",
-                               "--steps", "40", "--ntk-every", "20", "--out", str(out)], capsys, monkeypatch)
+                               "--steps", "40", "--ntk-every", "20", "--out", str(out)], capsys)
     assert code == 0 and "NTK" in stdout and "drift" in stdout
     record = json.loads(out.read_text())
     assert record["config"]["dtype"] == "float32" and record["metrics"]["ntk_step"] == [0, 20, 40]

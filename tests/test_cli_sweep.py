@@ -14,9 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aedyn import cli, sweep
 from aedyn import job as jobs
+from aedyn import sweep
 from aedyn.store import Store
+from conftest import one_error_line, run_cli
 
 SMALL = """
 [grid]
@@ -35,15 +36,6 @@ name = "tiny"
 
 
 
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    code = cli.run(args)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_error_line(err: str) -> bool:
-    lines = [line for line in err.strip().splitlines() if not line.startswith("note:")]
-    return len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in err
 
 
 def config_file(tmp_path: Path, text: str = SMALL, name: str = "sweep.toml") -> Path:
