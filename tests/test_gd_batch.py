@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from aedyn.data import sphere
 from aedyn.errors import AedynError
 from aedyn.gd import train, train_batch
 from aedyn.linalg import lanczos_extremes, lanczos_extremes_batch
-from aedyn.model import REGIMES, Params, gradients, init_params, loss
+from aedyn.model import REGIMES, Params, gradients, init_params, loss, trained_layers
 from aedyn.ntk import NTKOperator, ntk_lambda_max_batch
 
 N, D, M = 6, 4, 24
@@ -93,26 +95,76 @@ def test_ntk_metrics_are_recorded_for_every_network():
         assert len(out[b].metrics["ntk_step"]) >= 2 and out[b].metrics["ntk_step"][-1] == out[b].steps
 
 
-@pytest.mark.parametrize("regime", REGIMES)
-def test_the_engine_equals_a_plain_gradient_descent_loop(regime):
-    """Independent of the engine's masking and bookkeeping: theta <- theta - eta grad with
-    model.gradients in a Python loop gives the same losses and parameters."""
-    X = sphere(N, D, seed=6)
-    p = init_params(D, M, regime=regime, seed=1)
-    eta, steps = 0.1, 40
+def plain_descent(X, p, regime, eta, *, steps, target, record_every=5, divergence_factor=1e3):
+    """The rule of SPEC.md as a plain loop, independent of the engine: theta <- theta - eta grad with
+    model.gradients; stop at the first k with L(k) not finite or > divergence_factor L(0)
+    (diverged), or L(k) <= target L(0) (converged), comparing Python floats; metrics at every
+    record_every-th step and at the stop."""
+    dec = trained_layers(regime)[1]
     W, V = p.W.clone(), None if p.V is None else p.V.clone()
-    losses = []
+    D0 = X @ p.W.mT > 0
+    losses, rec, status = [], {"step": [], "weight_distance_W": [], "weight_distance_V": [], "pattern_flips": []}, None
     for k in range(steps + 1):
         q = Params(W, V, p.alpha)
         losses.append(float(loss(q, X, regime)))
-        if k == steps:
+        if not math.isfinite(losses[k]) or losses[k] > divergence_factor * losses[0]:
+            status = "diverged"
+        elif losses[k] <= target * losses[0]:
+            status = "converged"
+        if k % record_every == 0 or status or k == steps:
+            rec["step"].append(k)
+            rec["weight_distance_W"].append(float((W - p.W).norm()))
+            rec["weight_distance_V"].append(float((V - p.V).norm()) if dec else math.nan)
+            rec["pattern_flips"].append(float(((X @ W.mT > 0) != D0).double().mean()))
+        if status or k == steps:
             break
         g = gradients(q, X, regime)
         W = W if g.W is None else W - eta * g.W
         V = V if g.V is None else V - eta * g.V
-    r = train(X, p, regime, lr=eta, steps=steps, target=0.0)
-    np.testing.assert_allclose(r.loss, losses, rtol=1e-12)
-    torch.testing.assert_close(r.params.W, W, rtol=1e-12, atol=1e-14)
+    return status or "max_steps", k, np.array(losses), {name: np.array(v) for name, v in rec.items()}, W, V
+
+
+CASES = {"converged": (0.3, 0.2), "max_steps": (0.02, 1e-9), "diverged": (40.0, 0.2)}  # status: (eta, target)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("regime", REGIMES)
+def test_the_engine_equals_a_plain_gradient_descent_loop(regime, dtype):
+    """Status, stopping step, loss curve, recorded steps, movement, flips and final parameters of
+    every network of a batch (three cases side by side, so they stop at different steps and the
+    batch is compacted) against the plain loop, in float64 and float32."""
+    rtol = 1e-10 if dtype == "float64" else 1e-4
+    X = sphere(N, D, seed=6).to(getattr(torch, dtype))
+    ps = [init_params(D, M, regime=regime, seed=s, dtype=dtype) for s in range(len(CASES))]
+    etas = [eta for eta, _ in CASES.values()]
+    for target in sorted({t for _, t in CASES.values()}):
+        out = train_batch(X, stack(ps), regime, lr=np.array(etas), steps=120, target=target, record_every=5)
+        for r, p, (case, (eta, t)) in zip(out, ps, CASES.items(), strict=True):
+            if t != target:
+                continue
+            status, k, losses, rec, W, V = plain_descent(X, p, regime, eta, steps=120, target=target)
+            assert status == case, f"the {case} case does not test what it says: {status}"
+            assert (r.status, r.steps) == (status, k), case
+            np.testing.assert_allclose(r.loss, losses, rtol=rtol, err_msg=case)
+            np.testing.assert_array_equal(r.metrics["step"], rec["step"])
+            for name, values in rec.items():
+                if name in r.metrics and name != "step" and status != "diverged":
+                    np.testing.assert_allclose(r.metrics[name], values, rtol=max(rtol, 1e-12) * 100, atol=1e-12,
+                                               err_msg=f"{case}: {name}")
+            if status != "diverged":
+                for mine, plain in ((r.params.W, W), (r.params.V, V)):
+                    if plain is not None:
+                        torch.testing.assert_close(mine, plain, rtol=rtol * 100,
+                                                   atol=1e-12 if dtype == "float64" else 1e-5)
+
+
+def test_progress_reports_are_unique_and_increasing():
+    X = sphere(N, D, seed=0)
+    for sync_every in (1, 7, 64):
+        seen: list[int] = []
+        out = train_batch(X, stack(nets("joint", range(3))), "joint", lr=np.array([0.3, 0.2, 0.1]), steps=400,
+                          target=1e-4, sync_every=sync_every, callback=lambda k, losses, seen=seen: seen.append(k))
+        assert seen == sorted(set(seen)) and seen[0] == 0 and seen[-1] == max(r.steps for r in out), seen
 
 
 @pytest.mark.parametrize("sync_every", [1, 3, 64])

@@ -393,7 +393,9 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
     parameters are exact; the host looks every ``sync_every`` steps (default: every step on the
     CPU, :data:`SYNC_EVERY_CUDA` on a GPU) to copy the losses, end the loop when all have stopped,
     and drop stopped networks from the computation once they are at least half the batch.
-    ``callback(k, losses)`` is called at those looks with each network's latest loss.
+    ``callback(k, losses)`` is called at those looks with each network's latest loss (once all
+    have stopped, ``k`` is the last step any of them took), and at the end if that step was not
+    reported yet.
 
     Returns one :class:`TrainResult` per network, in order, each as :func:`train` would give it
     (its ``wall_time`` is its share of the batch's time; ``config["batch_size"]`` is ``B``).
@@ -496,13 +498,14 @@ def _descend(init: Params, X: torch.Tensor, regime: str, first: Evaluation, eta:
 
     At step ``k`` each network evaluates its loss and gradient (``first`` is step 0, already
     evaluated by the caller). The stop rule is one predicate of
-    the loss, ``running = target L(0) < L(k) <= divergence_factor L(0)`` (false for NaN and inf),
+    the loss, ``running = target L(0) < L(k) <= divergence_factor L(0)`` in float64 whatever the
+    dtype (false for NaN and inf),
     applied twice to the same numbers: on the device at every step, to mask the updates of stopped
     networks (they take no step at ``k`` or after), and on the host, in the losses it copies
     every ``sync_every`` steps, to find each network's stopping step and status (the first ``k``
     where the predicate fails: ``converged`` if ``L(k) <= target L(0)``, otherwise ``diverged``;
-    ``max_steps`` at ``k = steps``). The host's copies are exact (float64 holds every float32),
-    so both sides agree at every step."""
+    ``max_steps`` at ``k = steps``). Both sides compare the same float64 numbers, so they agree
+    at every step."""
     batch = init.W.shape[0]
     dt, dev = init.W.dtype, init.W.device
     enc, dec = trained_layers(regime)
@@ -511,6 +514,7 @@ def _descend(init: Params, X: torch.Tensor, regime: str, first: Evaluation, eta:
     col = lambda values: torch.as_tensor(values, dtype=dt, device=dev).reshape(-1, 1, 1)  # noqa: E731
     eta_w, eta_d = col(eta), col(eta_v)
     converge_at = diverge_at = torch.empty(0)  # set at k = 0 from L(0), on the device
+    reported = -1  # the last step reported to the callback
     below = above = np.empty(0)  # the same thresholds on the host, from the first look
     D0 = D0_all = None
     active = torch.ones(batch, dtype=torch.bool, device=dev)
@@ -536,7 +540,7 @@ def _descend(init: Params, X: torch.Tensor, regime: str, first: Evaluation, eta:
         running = active.cpu().numpy()
         chunk = []
         if seen == 0:
-            below, above = (t.double().cpu().numpy() for t in (converge_at, diverge_at))
+            below, above = (t.cpu().numpy() for t in (converge_at, diverge_at))
         rows = slots if len(slots) < batch else slice(None)
         loss[rows, seen:seen + values.shape[1]] = values
         latest[rows] = values[:, -1]
@@ -576,18 +580,21 @@ def _descend(init: Params, X: torch.Tensor, regime: str, first: Evaluation, eta:
         Lk = ev.loss
         chunk.append(Lk)
         if k == 0:
-            converge_at = target * Lk
-            diverge_at = (divergence_factor * Lk).clamp(max=torch.finfo(dt).max)  # so that inf is never "running"
+            L0 = Lk.double()  # the thresholds and the test in float64, whatever the dtype (as the host sees them)
+            converge_at = target * L0
+            diverge_at = (divergence_factor * L0).clamp(max=torch.finfo(torch.float64).max)  # inf never "runs"
             D0 = D0_all = ev.features.D if enc else None
-        active &= (Lk > converge_at) & (Lk <= diverge_at)
+        now = Lk.double()
+        active &= (now > converge_at) & (now <= diverge_at)
         if k % record_every == 0:
             records.append((k, slots, _movement(cur, W0, V0, ev.features.D, D0, enc, dec)))
         at_ntk = ntk is not None and k % ntk_every == 0  # type: ignore[operator]
         looked = at_ntk or (not last and k % sync_every == 0)
         if looked:
             running = look()
-            if callback is not None:
-                callback(k, latest.copy())
+            if callback is not None:  # once all have stopped, the last step any of them took
+                reported = k if running else int(stop.max())
+                callback(reported, latest.copy())
             if at_ntk:  # every network that had not stopped before k
                 ntk.record(k, cur, Xc, slots, alive | (stop[slots] >= k))  # type: ignore[union-attr]
         if last:
@@ -616,7 +623,7 @@ def _descend(init: Params, X: torch.Tensor, regime: str, first: Evaluation, eta:
     stop[stop < 0] = steps  # out of budget (the rule may also have stopped them at the last step)
     retire(np.zeros(0, dtype=np.int64))
     final = Params(final_W, final_V, init.alpha)
-    if callback is not None:
+    if callback is not None and reported != int(stop.max()):
         callback(int(stop.max()), latest.copy())
     return _Run(stop, status, loss, _metrics(records, final, init, X, D0_all, regime, stop, record_every, ntk,
                                              ntk_every), final, None if ntk is None else ntk.drift_method)
@@ -651,8 +658,8 @@ def _movement(cur: Params, W0: torch.Tensor, V0: torch.Tensor | None, D: torch.T
         rows += [distance * scale, torch.where(top > 0, change, torch.full_like(change, math.nan)),
                  moved.norm(dim=neuron_dim).amax(dim=-1) * scale]
     if enc:
-        rows.append((D != D0).flatten(1).sum(dim=1) / D[0].numel())
-    return torch.stack([r.to(cur.W.dtype) for r in rows])
+        rows.append((D != D0).flatten(1).sum(dim=1).double() / D[0].numel())
+    return torch.stack([r.double() for r in rows])
 
 
 def _metrics(records: list[tuple[int, np.ndarray, torch.Tensor]], final: Params, init: Params,
