@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from aedyn import cli, sweep
 from aedyn import job as jobs
-from aedyn import sweep
 from aedyn.store import Store
 from conftest import one_error_line, run_cli
 
@@ -141,7 +141,8 @@ def test_failed_runs_exit_1_and_say_how_to_resume(tmp_path, capsys, monkeypatch)
     monkeypatch.setattr(sweep, "run_batch", flaky)
     out = tmp_path / "store"
     code, stdout, err = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(out), "-q"], capsys)
-    assert code == 1 and "fell off the bus" in err and "4 of 8 runs failed" in err and "resume" in err
+    assert code == cli.EXIT_RUNS_FAILED == 4 and "fell off the bus" in err
+    assert "4 of 8 runs failed" in err and "resume" in err
     assert "failed" in stdout and len(Store.open(out).finished_ids()) == 4
     monkeypatch.setattr(sweep, "run_batch", real)
     code, _, err = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(out), "-q"], capsys)
@@ -213,3 +214,22 @@ def test_sigterm_closes_the_dask_cluster(tmp_path):
     assert not alive, [p.cmdline() for p in alive]
     assert 1 <= len(Store.open(store).finished_ids()) < 12
     assert os.path.isdir(store)
+
+
+def test_results_csv_never_writes_into_the_store(tmp_path, capsys):
+    """--csv inside the STORE folder (onto its marker, or as a would-be part file) is refused, even with --force."""
+    store = tmp_path / "store"
+    assert run_cli(["sweep", str(config_file(tmp_path)), "--out", str(store), "-q"], capsys)[0] == 0
+    marker = (store / "store.json").read_bytes()
+    for target, extra in ((store / "store.json", ["--force"]), (store / "parts" / "part-x.parquet", [])):
+        code, _, err = run_cli(["results", str(store), "--csv", str(target), *extra], capsys)
+        assert code == 2 and "inside the STORE folder" in err and one_error_line(err)
+    assert (store / "store.json").read_bytes() == marker and not (store / "parts" / "part-x.parquet").exists()
+    assert run_cli(["results", str(store)], capsys)[0] == 0
+
+
+def test_dry_run_into_an_empty_folder_is_what_the_sweep_does(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, stdout, _ = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(empty), "--dry-run"], capsys)
+    assert code == 0 and "does not exist yet" in stdout and not any(empty.iterdir())

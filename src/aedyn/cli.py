@@ -1,9 +1,9 @@
 """The ``aedyn`` command line. Thin: it parses, calls the library, prints.
 
 Exit codes: 0 a run that converged or spent its step budget; 2 bad input or an impossible
-request (one line, no traceback: the problem and the fix); 3 a diverged run; 1 an internal error
-(one line; ``--debug`` shows the traceback) or sweep runs that failed (rerunning resumes them);
-130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+request (one line, no traceback: the problem and the fix); 3 a diverged run; 4 a sweep some of
+whose runs failed (the others are stored; rerunning resumes them); 1 an internal error (one line;
+``--debug`` shows the traceback); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 Outputs are checked before any work and written atomically (:mod:`aedyn.files`): a failed or
 interrupted command leaves no output file behind.
 """
@@ -38,7 +38,7 @@ from aedyn.model import DECODER_INITS, REGIMES
 from aedyn.resources import parse_size
 
 EXIT_INTERNAL = 1
-EXIT_RUNS_FAILED = 1
+EXIT_RUNS_FAILED = 4
 EXIT_INPUT = 2
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
@@ -365,17 +365,22 @@ def sweep(
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
                         TimeRemainingColumn(), console=err, transient=True, disable=quiet)
-    with progress:
-        task = progress.add_task("runs", total=None, rate="")
+    tasks: list[Any] = []  # the bar appears with the first report, after the sweep is validated
 
-        def show(p: Any) -> None:
-            rate = f"{p.done / p.elapsed:.2f} runs/s" if p.done and p.elapsed > 0 else ""
-            failed = f", {p.failed} failed" if p.failed else ""
-            progress.update(task, total=p.total, completed=p.done + p.failed + p.partial, rate=rate + failed,
-                            description=f"batch {p.batches_done}/{p.batches}")
+    def show(p: Any) -> None:
+        if not tasks:
+            progress.start()
+            tasks.append(progress.add_task("runs", total=None, rate=""))
+        rate = f"{p.done / p.elapsed:.2f} runs/s" if p.done and p.elapsed > 0 else ""
+        failed = f", {p.failed} failed" if p.failed else ""
+        progress.update(tasks[0], total=p.total, completed=p.done + p.failed + p.partial, rate=rate + failed,
+                        description=f"batch {p.batches_done}/{p.batches}")
 
+    try:
         result = sweeps.run_sweep(cfg, out_path, executor=executor, scheduler=scheduler, workers=workers,
                                   force=force, progress=show, on_note=note, max_memory=limit)
+    finally:
+        progress.stop()
     statuses = ", ".join(f"{v} {k}" for k, v in sorted(result.statuses.items(), key=lambda kv: -kv[1])) or "-"
     on = {"local": "this process", "dask": f"dask, {result.workers} local workers" if result.workers
           else f"dask at {escape(str(scheduler))}"}[executor]

@@ -96,14 +96,19 @@ def check_output(path: str | Path, *, force: bool = False, flag: str = "output",
 def check_outputs(outputs: Mapping[str, str | Path | None], *, force: bool = False,
                   inputs: Mapping[str, str | Path | None] | None = None) -> dict[str, Path]:
     """:func:`check_output` for every named output (``None`` entries are skipped), and refuse two
-    outputs that are the same file or an output that is one of ``inputs`` (even with ``force``)."""
+    outputs that are the same file, or an output that is one of ``inputs`` or lies inside an input
+    folder (even with ``force``)."""
     for in_flag, source in (inputs or {}).items():
         if source is None or not Path(source).exists():
             continue
+        folder = Path(source).resolve() if Path(source).is_dir() else None
         for flag, path in outputs.items():
             if path is not None and _same_file(Path(path), Path(source)):
                 raise AedynError(f"{flag} {str(path)!r} is the {in_flag} input; writing it would destroy the input: "
                                  "choose another path")
+            if path is not None and folder is not None and folder in Path(path).resolve().parents:
+                raise AedynError(f"{flag} {str(path)!r} is inside the {in_flag} folder; writing there would damage "
+                                 "the input: choose a path outside it")
     checked: dict[str, Path] = {}
     for flag, path in outputs.items():
         if path is None:

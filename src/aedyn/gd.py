@@ -312,9 +312,7 @@ def check_train_options(regime: str, *, lr: float | str = "auto", lr_decoder: fl
     else:
         lr = check_positive(lr, "lr", hint=" (or 'auto')")
     if lr_decoder is not None:
-        if regime not in ("joint", "decoder"):
-            raise AedynError(f"lr_decoder sets the decoder's step, but regime {regime!r} does not train a separate "
-                             "decoder; drop --lr-decoder")
+        _check_separate_decoder(regime)
         lr_decoder = check_positive(lr_decoder, "lr_decoder")
     return {"lr": lr, "lr_decoder": lr_decoder,
             "steps": check_int(steps, "steps", minimum=0),
@@ -322,6 +320,13 @@ def check_train_options(regime: str, *, lr: float | str = "auto", lr_decoder: fl
             "record_every": check_count(record_every, "record_every"),
             "divergence_factor": check_float(divergence_factor, "divergence_factor", low=1.0, low_open=True),
             "ntk_every": None if ntk_every is None else check_count(ntk_every, "ntk_every")}
+
+
+def _check_separate_decoder(regime: str) -> None:
+    """A decoder step of its own needs a regime that trains a separate decoder."""
+    if regime not in ("joint", "decoder"):
+        raise AedynError(f"lr_decoder sets the decoder's step, but regime {regime!r} does not train a separate "
+                         "decoder; drop --lr-decoder")
 
 
 def train(X: Any, params: Params, regime: str = "joint", *, lr: float | str = "auto",
@@ -410,7 +415,7 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
                                divergence_factor=divergence_factor, ntk_every=ntk_every)
     rates = _batch_rates(lr, batch, "lr", allow_auto=True)
     if lr_decoder is not None:
-        check_train_options(regime, lr_decoder=1.0)  # the regime must have a separate decoder
+        _check_separate_decoder(regime)
     rates_v = _batch_rates(lr_decoder, batch, "lr_decoder", allow_auto=False)
     steps, target, record_every = opts["steps"], opts["target"], opts["record_every"]
     divergence_factor, ntk_every = opts["divergence_factor"], opts["ntk_every"]

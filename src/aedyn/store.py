@@ -171,24 +171,34 @@ class Store:
         return store
 
     @staticmethod
-    def _make_folder(path: Path, again: bool = True) -> bool:
-        """Create ``path`` (or accept it empty) and return True, or return False for an existing store
-        folder; refuse anything else."""
+    def _is_store(path: Path) -> bool:
+        """True for an existing store folder, False where :meth:`create` would make one (a missing
+        path in an existing folder, or an empty folder); anything else is refused. Writes nothing."""
         try:
             if path.is_dir():
                 if (path / STORE_FILE).exists() or (path / STORE_FILE).is_symlink():
-                    return False
+                    return True
                 if any(path.iterdir()):
                     raise AedynError(f"{str(path)!r} is not an aedyn store (no {STORE_FILE}) and is not empty; "
                                      f"{_CREATE_HINT}")
-                return True
+                return False
             if path.exists() or path.is_symlink():
                 raise AedynError(f"{str(path)!r} is not an aedyn store (it is a file, not a folder); {_CREATE_HINT}")
         except OSError as exc:
             raise AedynError(describe_os_error(exc, path, "read")) from None
-        parent = path.parent
-        if not parent.is_dir():
-            raise AedynError(f"the folder {str(parent)!r} of the store {str(path)!r} does not exist; create it first")
+        if not path.parent.is_dir():
+            raise AedynError(f"the folder {str(path.parent)!r} of the store {str(path)!r} does not exist; create it "
+                             "first")
+        return False
+
+    @staticmethod
+    def _make_folder(path: Path, again: bool = True) -> bool:
+        """Create ``path`` (or accept it empty) and return True, or return False for an existing store
+        folder; refuse anything else (:meth:`_is_store`)."""
+        if Store._is_store(path):
+            return False
+        if path.is_dir():
+            return True
         try:
             path.mkdir()
         except FileExistsError:  # made by another process meanwhile: judge it again (once)
@@ -198,6 +208,17 @@ class Store:
         except OSError as exc:
             raise AedynError(describe_os_error(exc, path)) from None
         return True
+
+    @classmethod
+    def inspect(cls, path: str | Path) -> Store | None:
+        """The store at ``path``, or ``None`` where :meth:`create` would make a new one (a missing
+        path or an empty folder); what :meth:`create` refuses is refused. Writes nothing (dry runs)."""
+        path = Path(path)
+        return cls.open(path) if cls._is_store(path) else None
+
+    def holds(self, config: Mapping) -> bool:
+        """Whether ``config`` is one of the sweep configs written into this store."""
+        return _canonical(dict(config)) in {_canonical(c) for c in self.configs}
 
     def _check_writable(self) -> None:
         """Make ``parts/`` if needed and create and remove a hidden probe file there."""

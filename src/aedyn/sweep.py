@@ -123,15 +123,6 @@ class SweepConfig:
         size, name and description (how it runs, what it is called) are not part of it."""
         return {"kind": "aedyn.sweep", "axes": {k: v for k, v in sorted(self.axes.items())}}
 
-    def to_dict(self) -> dict[str, Any]:
-        """The config as TOML-like tables."""
-        out: dict[str, Any] = {"grid": dict(self.grid), "train": dict(self.train),
-                               "sweep": {"batch_size": self.batch_size}}
-        for key in ("name", "description"):
-            if getattr(self, key) is not None:
-                out["sweep"][key] = getattr(self, key)
-        return out
-
 
 @dataclass(frozen=True)
 class Run:
@@ -358,7 +349,7 @@ def result_row(run_id: str, job: TrainJob, result: TrainResult) -> dict[str, Any
     cfg = result.config
     loss = np.asarray(result.loss, dtype=np.float64)
     fit = result.rate_fit
-    curve_steps = [k for k in loss_steps(len(loss) - 1)]
+    curve_steps = loss_steps(len(loss) - 1)
     row: dict[str, Any] = {
         "run_id": run_id,
         "regime": job.regime,
@@ -696,12 +687,11 @@ def dry_run(config: SweepConfig, store_path: str | Path | None = None, *, worker
     runs = plan(config)
     finished: set[str] = set()
     exists = same = None
-    if store_path is not None and Path(store_path).exists():
-        store = Store.open(store_path)
+    store = None if store_path is None else Store.inspect(store_path)
+    if store is not None:
         finished = store.finished_ids()
         exists = True
-        key = json.dumps(config.store_config(), sort_keys=True)
-        same = any(json.dumps(c, sort_keys=True) == key for c in store.configs)
+        same = store.holds(config.store_config())
     todo = [r for r in runs if r.run_id not in finished]
     batches = make_batches(todo, config.batch_size)
     parallel = max(1, min(workers or 1, len(batches)))
