@@ -330,3 +330,16 @@ def test_os_errors_are_one_line(tmp_path, monkeypatch):
     with pytest.raises(AedynError, match=r"cannot write .*parts'.*read-only; choose a writable folder") as err:
         Store.create(tmp_path / "out", CONFIG)  # resuming checks that the store can still be written
     one_line(err)
+
+
+def test_inspect_judges_as_create_does_and_writes_nothing(tmp_path):
+    assert Store.inspect(tmp_path / "new") is None and not (tmp_path / "new").exists()
+    (tmp_path / "empty").mkdir()
+    assert Store.inspect(tmp_path / "empty") is None and not any((tmp_path / "empty").iterdir())
+    (tmp_path / "stranger").mkdir()
+    (tmp_path / "stranger" / "notes.txt").write_text("mine")
+    with pytest.raises(AedynError, match="not an aedyn store"):
+        Store.inspect(tmp_path / "stranger")
+    Store.create(tmp_path / "s", {"a": 1})
+    found = Store.inspect(tmp_path / "s")
+    assert found is not None and found.holds({"a": 1}) and not found.holds({"a": 2})
