@@ -254,3 +254,21 @@ def test_default_rcond_follows_the_precision():
 def test_no_limit_prediction_for_tied_networks():
     with pytest.raises(AedynError, match="cannot stay lazy"):
         NTKPredictor(sphere(4, 3, seed=0), "tied")
+
+
+def test_steps_to_target_is_the_first_step_of_the_loss_curve_below_it():
+    """Against the loss curve itself (dense evaluation of every step), for several targets."""
+    from aedyn.data import sphere
+    from aedyn.kernels import regime_kernel
+    from aedyn.limit import LinearisedGD
+
+    X = sphere(12, 5, seed=3)
+    K = regime_kernel(X, "joint")
+    lin = LinearisedGD(K, 1.0 / float(torch.linalg.eigvalsh(K)[-1]))
+    curve = lin.loss_curve(-X, 5000)
+    for target in (0.5, 1e-2, 1e-4, 1e-6):
+        k = lin.steps_to(-X, target)
+        assert k is not None and curve[k] <= target * curve[0] < curve[k - 1]
+    assert lin.steps_to(-X, 1e-300, limit=1000) is None
+    singular = torch.diag(torch.tensor([1.0, 0.0], dtype=torch.float64))
+    assert LinearisedGD(singular, 0.5).steps_to(torch.ones(2, 1, dtype=torch.float64), 0.1) is None

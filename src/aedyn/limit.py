@@ -94,6 +94,34 @@ class LinearisedGD:
         factor = torch.pow(1 - self.eta * self.eigenvalues, check_int(steps, "steps", minimum=0))
         return Q @ (factor[:, None] * (Q.mT @ R0))
 
+    def steps_to(self, R0: Any, target: float, *, limit: int = 10**12) -> int | None:
+        """The least ``k`` with ``L(k) <= target * L(0)``, exactly (the loss of the linearised
+        dynamics, ``0.5 sum_i (1 - eta lambda_i)^(2k) ||q_i^T R(0)||^2``, does not increase while
+        ``eta lambda_max <= 2``: doubling, then bisection on ``k``); ``None`` when even ``limit``
+        steps do not reach it (a singular ``K`` with energy in its null space never does)."""
+        R0 = self._residual0(R0)
+        target = check_float(target, "target (relative loss)", low=0.0, high=1.0, high_open=True)
+        limit = check_int(limit, "limit", minimum=1)
+        energy = (self.eigenvectors.mT @ R0).double().square().sum(dim=1)
+        log_base = torch.log((1 - self.eta * self.eigenvalues.double()).abs().clamp_min(1e-300))
+        total = float(energy.sum())
+
+        def reached(k: int) -> bool:
+            return float((torch.exp(2 * k * log_base) * energy).sum()) <= target * total
+
+        if reached(0):
+            return 0
+        hi = 1
+        while not reached(hi):
+            if hi >= limit:
+                return None
+            hi = min(2 * hi, limit)
+        lo = hi // 2  # not reached at lo (lo = 0 checked above)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if reached(mid) else (mid, hi)
+        return hi
+
     def loss_curve(self, R0: Any, steps: int) -> np.ndarray:
         """``L(k) = 0.5 ||R(k)||_F^2`` for ``k = 0..steps``, from the eigen-energies of ``R(0)``."""
         R0 = self._residual0(R0)
