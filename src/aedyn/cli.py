@@ -439,6 +439,69 @@ def results(
         out.print(f"wrote {len(frame)} rows to {escape(str(written))}", highlight=False, soft_wrap=True)
 
 
+@app.command()
+def threshold(
+    regime: RegimeOpt = "joint",
+    data: DataOpt = "sphere",
+    n: NOpt = 64,
+    d: DOpt = 16,
+    criterion: Annotated[str, typer.Option(help="reach, rate, kernel or all.")] = "all",
+    seeds: Annotated[int, typer.Option(help="Initialisation seeds 0..N-1 per width.")] = 8,
+    quorum: Annotated[float, typer.Option(help="Share of seeds that must pass for a width to succeed.")] = 0.9,
+    target: Annotated[float, typer.Option(help="The target, as a fraction of the initial loss.")] = 1e-6,
+    budget_factor: Annotated[float, typer.Option(help="Step budget, in units of the steps the infinite-width "
+                                                      "kernel predicts.")] = 4.0,
+    max_width: Annotated[int, typer.Option(help="Search widths up to this.")] = 4096,
+    data_seed: Annotated[int, typer.Option(help="Seeds the data draw (shared by all seeds and widths).")] = 0,
+    kappa: KappaOpt = 1.0,
+    nu: NuOpt = 1.0,
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float64",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (m_star per criterion, "
+                                                         "every width tried).")] = False,
+    max_memory: MaxMemoryOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+) -> None:
+    """The least width m* at which gradient descent succeeds in --quorum of the seeds, per criterion:
+    reach (the target within the budget), rate (at least half the rate Theta(0) predicts, throughout,
+    and the target), kernel (lambda_min(Theta(t)) >= lambda_min(Theta(0))/2 throughout). A search over
+    the width grid round(2^(j/2)), not a full scan."""
+    import json
+
+    from aedyn.experiments import e2
+
+    criteria = e2.CRITERIA if criterion == "all" else (check_choice(criterion, (*e2.CRITERIA, "all"),
+                                                                    "--criterion"),)
+
+    def show(trial: Any) -> None:
+        if not quiet:
+            fractions = ", ".join(f"{c} {100 * trial.fraction(c):.0f}%" for c in trial.passed)
+            err.print(f"m = {trial.width}: {fractions} of {len(trial.seeds)} seeds", highlight=False)
+
+    result = e2.least_width(regime, data, n, d, seeds=seeds, criteria=criteria, target=target,
+                            budget_factor=budget_factor, quorum=quorum, max_width=max_width, data_seed=data_seed,
+                            kappa=kappa, nu=nu, dtype=dtype, device=device,
+                            max_memory=None if max_memory is None else parse_size(max_memory), on_trial=show)
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+        return
+    s = result.setting
+    rows = [("setting", f"{regime}, {escape(str(data))}: n = {s['n']}, d = {s['d']}, {len(s['seeds'])} seeds, "
+                        f"success = at least {100 * quorum:.0f}% of seeds"),
+            ("budget", f"{result.budget} steps = {budget_factor:g} x {result.predicted_steps} (the infinite-width "
+                       f"kernel's steps to {target:g} x the initial loss); eta = 1/lambda_max(Theta(0)) per network")]
+    for c, m in result.m_star.items():
+        if m is None:
+            rows.append((f"m* {c}", f"none up to m = {max_width}"))
+        else:
+            rows.append((f"m* {c}", f"{m}  (m/n = {m / s['n']:.3g}; median predicted loss contraction "
+                                    f"{result.predicted_rate(c):.6f} per step)"))
+    tried = ", ".join(f"{t.width} ({'/'.join(f'{100 * t.fraction(c):.0f}' for c in result.m_star)}%)"
+                      for t in result.trials)
+    rows.append(("tried", escape(f"{tried}  [% of seeds passing {'/'.join(result.m_star)}]")))
+    _print_rows(rows)
+
+
 class _Terminated(BaseException):
     """SIGTERM, raised in the main thread so ``finally`` blocks (temporary files) run."""
 

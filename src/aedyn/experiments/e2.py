@@ -1,0 +1,237 @@
+"""E2, how much over-parameterisation: the least width ``m*`` at which gradient descent succeeds.
+
+For one setting (regime, data, ``n``, ``d``) and a set of initialisation seeds, a width ``m``
+*succeeds* under a criterion when at least ``quorum`` (default 90%) of the seeds pass it. Every
+network trains with ``eta = 1 / lambda_max(Theta(0))`` (its own, ``lr="auto"``) for at most the
+step budget ``B = ceil(budget_factor * k_inf)``, where ``k_inf`` is the number of steps the
+infinite-width kernel predicts: the least ``k`` with ``||(I - eta_inf K)^k X||_F^2 <= target
+||X||_F^2`` for ``K`` the regime's ``n x n`` infinite-width kernel (the NTK is ``K ⊗ I_d``),
+``eta_inf = 1 / lambda_max(K)`` and the residual of a zero output, ``-X``
+(:meth:`aedyn.limit.LinearisedGD.steps_to`). The criteria, each judged per seed:
+
+- ``reach``: the loss reaches ``target * L(0)`` within the budget.
+- ``rate`` (the theorem's conclusion): the run reaches the target, and throughout it the loss stays
+  below the line of half the rate ``Theta(0)`` predicts, ``L(k) <= L(0) rho^(k/2)`` with
+  ``rho = (1 - eta lambda_min(Theta(0)))^2`` the predicted per-step contraction of the loss.
+  Without the reach requirement the test is vacuous when ``lambda_min`` is tiny (half of a rate
+  of ``0.99999`` is met by a run that barely moves).
+- ``kernel`` (the proofs' mechanism): ``lambda_min(Theta(t)) >= lambda_min(Theta(0)) / 2`` at every
+  recorded step (``Theta(t)`` is evaluated ``KERNEL_CHECKS`` times across the budget and at the end).
+
+A network whose kernel is singular at initialisation (``lambda_min(Theta(0)) <= SINGULAR *
+lambda_max(Theta(0))``, as for weak training with ``m <= n``) fails ``rate`` and ``kernel``: ratios
+of near-zero eigenvalues are noise, not evidence.
+
+``m*`` is searched on the geometric grid of widths ``round(2^(j/2))`` (ratio ``2^(1/2)``):
+starting at the grid width nearest ``n``, doubling the step along the grid until success and
+failure are bracketed, then bisecting. The search assumes that success does not fail again at a
+larger width; every width it tried is in the result, so the assumption can be checked. The seeds
+of one width train as one batch (:func:`aedyn.job.run_batch`), and each width is trained once for
+all criteria.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aedyn._check import check_choice, check_count, check_float
+from aedyn.errors import AedynError
+from aedyn.gd import TrainResult
+from aedyn.job import Notes, TrainJob, run_batch
+from aedyn.kernels import regime_kernel
+from aedyn.limit import LinearisedGD
+
+CRITERIA: tuple[str, ...] = ("reach", "rate", "kernel")
+SINGULAR = 1e-9
+"""``lambda_min(Theta(0)) / lambda_max(Theta(0))`` at or below which a kernel counts as singular."""
+KERNEL_CHECKS = 8
+"""How many times across the step budget ``Theta(t)`` is evaluated for the ``kernel`` criterion."""
+MIN_BUDGET = 50
+"""The step budget is at least this, whatever the infinite-width prediction."""
+
+
+def width_grid(max_width: int) -> list[int]:
+    """The widths ``round(2^(j/2))``, ``j = 0, 1, ...``, up to ``max_width``, without repeats:
+    1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, ..."""
+    max_width = check_count(max_width, "max_width")
+    top = math.floor(2 * math.log2(max_width)) + 1
+    return sorted({w for w in (round(2 ** (j / 2)) for j in range(top + 1)) if w <= max_width})
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One width, every seed: what each seed did and which criteria it passed."""
+
+    width: int
+    seeds: tuple[int, ...]
+    status: tuple[str, ...]
+    steps: tuple[int, ...]
+    lr: tuple[float, ...]
+    lambda_min0: tuple[float, ...]
+    lambda_max0: tuple[float, ...]
+    predicted_rate: tuple[float, ...]
+    """``rho = (1 - eta lambda_min(Theta(0)))^2`` per seed: the predicted per-step loss contraction."""
+    passed: dict[str, tuple[bool, ...]]
+
+    def fraction(self, criterion: str) -> float:
+        """The share of seeds that passed ``criterion``."""
+        return float(np.mean(self.passed[check_choice(criterion, CRITERIA, "criterion")]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"width": self.width, "fractions": {c: self.fraction(c) for c in self.passed},
+                "seeds": list(self.seeds), "status": list(self.status), "steps": list(self.steps),
+                "lr": list(self.lr), "lambda_min0": list(self.lambda_min0), "lambda_max0": list(self.lambda_max0),
+                "predicted_rate": list(self.predicted_rate), "passed": {c: list(v) for c, v in self.passed.items()}}
+
+
+@dataclass
+class Threshold:
+    """The result of :func:`least_width`: ``m_star`` per criterion (``None`` when no width up to
+    ``max_width`` succeeded), the step budget and its infinite-width basis, and every trial."""
+
+    setting: dict[str, Any]
+    m_star: dict[str, int | None]
+    predicted_steps: int
+    budget: int
+    quorum: float
+    trials: list[Trial] = field(default_factory=list)
+
+    def trial(self, width: int) -> Trial:
+        return next(t for t in self.trials if t.width == width)
+
+    def predicted_rate(self, criterion: str) -> float | None:
+        """The median predicted per-step loss contraction ``rho`` over the seeds at ``m*``."""
+        m = self.m_star.get(criterion)
+        return None if m is None else float(np.median(self.trial(m).predicted_rate))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"m_star": dict(self.m_star),
+                "predicted_rate_at_m_star": {c: self.predicted_rate(c) for c in self.m_star},
+                "setting": dict(self.setting), "predicted_steps": self.predicted_steps, "budget": self.budget,
+                "quorum": self.quorum, "trials": [t.to_dict() for t in sorted(self.trials, key=lambda t: t.width)]}
+
+
+def judge(results: Sequence[TrainResult], width: int, seeds: Sequence[int], criteria: Sequence[str]) -> Trial:
+    """Which of ``criteria`` each run passed (see the module docstring). The runs must have
+    recorded the NTK at step 0 (``ntk_every``), and at its cadence for ``kernel``."""
+    lam_min = np.array([float(r.metrics["ntk_lambda_min"][0]) for r in results])
+    lam_max = np.array([float(r.metrics["ntk_lambda_max"][0]) for r in results])
+    eta = np.array([r.lr for r in results])
+    rho = (1.0 - eta * lam_min) ** 2
+    singular = ~(lam_min > SINGULAR * lam_max)
+    reach = np.array([r.status == "converged" for r in results])
+    passed: dict[str, tuple[bool, ...]] = {}
+    if "reach" in criteria:
+        passed["reach"] = tuple(bool(v) for v in reach)
+    if "rate" in criteria:
+        below = []
+        for r, contraction in zip(results, rho, strict=True):
+            k = np.arange(len(r.loss))
+            line = r.loss[0] * np.power(contraction, k / 2.0) * (1 + 1e-9)  # rounding slack of a few ulps
+            below.append(bool(np.all(r.loss <= line)))
+        passed["rate"] = tuple(bool(v) for v in reach & np.array(below) & ~singular)
+    if "kernel" in criteria:
+        held = np.array([bool(np.all(np.asarray(r.metrics["ntk_lambda_min"]) >= 0.5 * r.metrics["ntk_lambda_min"][0]))
+                         for r in results])
+        passed["kernel"] = tuple(bool(v) for v in held & ~singular)
+    return Trial(width=width, seeds=tuple(int(s) for s in seeds), status=tuple(r.status for r in results),
+                 steps=tuple(int(r.steps) for r in results), lr=tuple(float(v) for v in eta),
+                 lambda_min0=tuple(float(v) for v in lam_min), lambda_max0=tuple(float(v) for v in lam_max),
+                 predicted_rate=tuple(float(v) for v in rho), passed=passed)
+
+
+def search(ok: Callable[[int], bool], count: int, start: int) -> int | None:
+    """The least index ``j`` in ``0..count-1`` with ``ok(j)``, for an ``ok`` that stays true once
+    true: from ``start``, gallop (steps 1, 2, 4, ...) until a failing and a passing index are
+    bracketed, then bisect. ``None`` when even the last index fails."""
+    start = min(max(start, 0), count - 1)
+    if ok(start):
+        hi, step = start, 1
+        while hi > 0:
+            j = max(hi - step, 0)
+            if not ok(j):
+                lo = j
+                break
+            hi, step = j, 2 * step
+        else:
+            return 0
+    else:
+        lo, step = start, 1
+        while True:
+            j = min(lo + step, count - 1)
+            if ok(j):
+                hi = j
+                break
+            if j == count - 1:
+                return None
+            lo, step = j, 2 * step
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+    return hi
+
+
+def least_width(regime: str, data: str = "sphere", n: int | None = 64, d: int | None = 16, *,
+                seeds: int | Sequence[int] = 8, criteria: Sequence[str] = CRITERIA, target: float = 1e-6,
+                budget_factor: float = 4.0, quorum: float = 0.9, max_width: int = 4096, data_seed: int = 0,
+                kappa: float = 1.0, nu: float = 1.0, dtype: str = "float64", device: str = "cpu",
+                max_memory: int | None = None, on_trial: Callable[[Trial], None] | None = None) -> Threshold:
+    """``m*`` for one setting under each of ``criteria`` (see the module docstring).
+
+    ``seeds`` is a count (seeds ``0..seeds-1``) or the seeds themselves; the data are drawn once
+    (``data_seed``) and shared. ``on_trial`` is called after each width is trained (progress).
+    """
+    criteria = tuple(dict.fromkeys(check_choice(c, CRITERIA, "criterion") for c in criteria))
+    if not criteria:
+        raise AedynError(f"give at least one criterion of {', '.join(CRITERIA)}")
+    if regime == "tied":
+        raise AedynError("the threshold needs the infinite-width kernel for its step budget, and the tied network "
+                         "has none of the form K ⊗ I_d; use weak, joint or decoder")
+    seed_list = list(range(check_count(seeds, "seeds"))) if isinstance(seeds, (int, np.integer)) else [
+        int(s) for s in seeds]
+    if not seed_list:
+        raise AedynError("give at least one seed")
+    budget_factor = check_float(budget_factor, "budget_factor", low=0.0, low_open=True)
+    quorum = check_float(quorum, "quorum (share of seeds that must pass)", low=0.0, high=1.0, low_open=True)
+    grid = width_grid(max_width)
+    base = TrainJob(regime=regime, data=data, n=n, d=d, seed=seed_list[0], data_seed=data_seed, kappa=kappa, nu=nu,
+                    width=grid[0], lr="auto", steps=1, target=target, dtype=dtype, device=device)
+    X = base.load(Notes())
+    K = regime_kernel(X, regime, kappa=kappa, nu=nu)
+    lam_top = float(np.linalg.eigvalsh(K.double().cpu().numpy())[-1])
+    predicted = LinearisedGD(K, 1.0 / lam_top).steps_to(-X, target)
+    if predicted is None:
+        raise AedynError(f"the infinite-width {regime} kernel is singular at these data (repeated or parallel "
+                         "samples?), so it predicts no number of steps to the target; use other data or a larger "
+                         "target")
+    budget = max(MIN_BUDGET, math.ceil(budget_factor * predicted))
+    ntk_every = max(1, budget // KERNEL_CHECKS) if "kernel" in criteria else budget + 1
+    n_, d_ = X.shape
+    setting = {"regime": regime, "data": data, "n": int(n_), "d": int(d_), "seeds": seed_list, "data_seed": data_seed,
+               "kappa": kappa, "nu": nu, "target": target, "budget_factor": budget_factor, "dtype": dtype,
+               "device": device, "lr": "auto (1/lambda_max of each network's NTK at initialisation)",
+               "max_width": max_width}
+    trials: dict[int, Trial] = {}
+
+    def trial(width: int) -> Trial:
+        if width not in trials:
+            jobs = [TrainJob(regime=regime, data=data, n=n, d=d, seed=s, data_seed=data_seed, kappa=kappa, nu=nu,
+                             width=width, lr="auto", steps=budget, target=target, record_every=budget + 1,
+                             ntk_every=ntk_every, dtype=dtype, device=device) for s in seed_list]
+            trials[width] = judge(run_batch(jobs, max_memory=max_memory), width, seed_list, criteria)
+            if on_trial is not None:
+                on_trial(trials[width])
+        return trials[width]
+
+    start = int(np.argmin([abs(math.log(w / n_)) for w in grid]))
+    m_star: dict[str, int | None] = {}
+    for criterion in criteria:
+        j = search(lambda i, c=criterion: trial(grid[i]).fraction(c) >= quorum, len(grid), start)
+        m_star[criterion] = None if j is None else grid[j]
+    return Threshold(setting=setting, m_star=m_star, predicted_steps=int(predicted), budget=budget, quorum=quorum,
+                     trials=sorted(trials.values(), key=lambda t: t.width))
