@@ -10,7 +10,20 @@ import numpy as np
 import pytest
 
 from aedyn.errors import AedynError
-from aedyn.experiments.e2 import CRITERIA, MIN_BUDGET, judge, least_width, search, width_grid
+from aedyn.experiments.e2 import (
+    CRITERIA,
+    MIN_BUDGET,
+    Threshold,
+    Trial,
+    fit_exponent,
+    judge,
+    least_width,
+    m_star_of,
+    search,
+    tabulate,
+    verdict,
+    width_grid,
+)
 from conftest import one_error_line, run_cli
 
 
@@ -92,3 +105,80 @@ def test_threshold_command(capsys):
     assert "m = " in err
     code, _, err = run_cli(["threshold", "--regime", "tied"], capsys)
     assert code == 2 and one_error_line(err)
+
+
+# ---- m* against n: made-up thresholds, so every sentence of the verdict can be checked --------
+
+def made_up(regime: str, n: int, passed: dict[int, list[bool]], quorum: float = 0.9) -> Threshold:
+    """A Threshold whose trials pass as given (width -> per-seed outcome, same for every criterion)."""
+    seeds = len(next(iter(passed.values())))
+    trials = [Trial(width=w, seeds=tuple(range(seeds)), status=("converged",) * seeds, steps=(10,) * seeds,
+                    lr=(0.1,) * seeds, lambda_min0=(0.1,) * seeds, lambda_max0=(1.0,) * seeds,
+                    predicted_rate=(0.98,) * seeds, passed={c: tuple(p) for c in CRITERIA}) for w, p in passed.items()]
+    th = Threshold(setting={"regime": regime, "data": "sphere", "n": n, "d": 8, "seeds": list(range(seeds))},
+                   m_star={}, predicted_steps=10, budget=40, quorum=quorum, trials=trials)
+    th.m_star = {c: m_star_of(trials, c, quorum) for c in CRITERIA}
+    return th
+
+
+def scaling(regime: str, factor: float, power: float, ns=(8, 16, 32, 64)) -> list[Threshold]:
+    """m* = factor n^power: all seeds pass there and above; at half that width all but one pass
+    (just below the quorum of 90%), so bootstrap resamples of the seeds move m* between the two."""
+    out = []
+    for n in ns:
+        m = round(factor * n ** power)
+        out.append(made_up(regime, n, {m // 4: [False] * 8, m // 2: [True] * 7 + [False], m: [True] * 8,
+                                       2 * m: [True] * 8}))
+    return out
+
+
+def test_exponent_recovers_the_power_and_its_interval_covers_it():
+    weak = scaling("weak", 2.0, 1.5)
+    e = fit_exponent(weak, "reach", resamples=200)
+    assert e.value == pytest.approx(1.5, abs=0.02) and e.ci_low <= e.value <= e.ci_high and e.points == 4
+    assert fit_exponent(weak[:1], "reach") is None
+
+
+def test_bootstrap_widens_where_seeds_disagree():
+    """Unanimous seeds give a point interval; a width passed by 7 of 8 seeds, just below the
+    quorum, at every n makes resamples move m* between two widths, so the interval widens."""
+    clean = [made_up("joint", n, {n: [False] * 8, 2 * n: [True] * 8}) for n in (8, 16, 32)]
+    e = fit_exponent(clean, "reach", resamples=100)
+    assert e.value == pytest.approx(1.0) and e.ci_low == pytest.approx(1.0) and e.ci_high == pytest.approx(1.0)
+    noisy = scaling("weak", 2.0, 1.5)
+    e = fit_exponent(noisy, "reach", resamples=300)
+    assert e.ci_high - e.ci_low > 0.05
+
+
+@pytest.mark.parametrize("joint_factor, words", [(0.5, "Joint training needs 4.0x less width than weak at n = 64"),
+                                                 (8.0, "Joint training needs 4.0x more width than weak at n = 64"),
+                                                 (2.0, "Joint and weak training need the same width at n = 64")])
+def test_verdict_sentences_follow_the_numbers(joint_factor, words):
+    weak, joint = scaling("weak", 2.0, 1.0), scaling("joint", joint_factor, 1.0)
+    table = tabulate([*weak, *joint])
+    exps = {(r, "sphere", "reach"): fit_exponent(th, "reach", resamples=50) for r, th in (("weak", weak),
+                                                                                          ("joint", joint))}
+    text = " ".join(s for s in verdict(table[table.criterion == "reach"], exps))
+    assert words in text and "weak: m* grows like n^1.00" in text
+    assert "are below the proven n^6 (Du et al. 2019), n^4 (Song & Yang 2019), n^2 (Oymak & Soltanolkotabi 2020)" \
+        in text
+    assert "weak: m* is 2.0-2.0x the parameter count (m = n)" in text
+
+
+def test_verdict_says_when_no_width_succeeded_and_when_growth_exceeds_a_bound():
+    weak = scaling("weak", 0.5, 2.5, ns=(4, 8, 16))
+    none = made_up("joint", 16, {16: [False] * 8, 32: [False] * 8})
+    table = tabulate([*weak, none])
+    exps = {("weak", "sphere", "reach"): fit_exponent(weak, "reach", resamples=50),
+            ("joint", "sphere", "reach"): fit_exponent([none], "reach")}
+    text = " ".join(verdict(table[table.criterion == "reach"], exps))
+    assert "No width on the grid succeeded for joint at n = 16" in text
+    assert "joint: too few widths found to fit a growth" in text
+    assert "below the proven n^6 (Du et al. 2019), n^4 (Song & Yang 2019) but not below n^2" in text
+
+
+def test_tabulate_is_tidy():
+    table = tabulate(scaling("weak", 2.0, 1.0, ns=(8, 16)))
+    assert list(table.columns) == ["regime", "data", "n", "d", "criterion", "m_star", "m_over_n", "predicted_rate",
+                                   "budget", "seeds"]
+    assert len(table) == 2 * len(CRITERIA) and set(table.m_star) == {16, 32}

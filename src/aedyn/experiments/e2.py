@@ -235,3 +235,132 @@ def least_width(regime: str, data: str = "sphere", n: int | None = 64, d: int | 
         m_star[criterion] = None if j is None else grid[j]
     return Threshold(setting=setting, m_star=m_star, predicted_steps=int(predicted), budget=budget, quorum=quorum,
                      trials=sorted(trials.values(), key=lambda t: t.width))
+
+
+# ---- m* against n: the table, the fitted exponents, the verdict ----------------------------------
+
+PROVEN_BOUNDS = {"Du et al. 2019": 6.0, "Song & Yang 2019": 4.0, "Oymak & Soltanolkotabi 2020": 2.0}
+"""Exponents ``a`` of the proven width requirements ``m = Omega(n^a)`` (supervised two-layer ReLU
+networks; SPEC.md), against which the measured growth of ``m*`` is compared."""
+
+PARAMETER_LINES = {"weak": 1.0, "joint": 0.5, "decoder": 1.0}
+"""``m / n`` at which a regime's trained parameters equal the ``n d`` equations: weak trains
+``m d`` encoder weights (``m = n``), joint ``2 m d`` (``m = n / 2``), decoder ``m d`` (``m = n``)."""
+
+
+@dataclass(frozen=True)
+class Exponent:
+    """``m* ∝ n^value``: the least-squares slope of ``log m*`` on ``log n``, with a percentile
+    bootstrap confidence interval over seeds (``None`` bounds when fewer than 2 points)."""
+
+    value: float
+    ci_low: float | None
+    ci_high: float | None
+    points: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "points": self.points}
+
+
+def m_star_of(trials: Sequence[Trial], criterion: str, quorum: float, seeds: np.ndarray | None = None) -> int | None:
+    """The least tried width whose share of passing seeds is at least ``quorum`` (``seeds``: the
+    indices of the seeds to count, with repeats, for a bootstrap resample; default all)."""
+    for t in sorted(trials, key=lambda t: t.width):
+        passed = np.asarray(t.passed[criterion], dtype=float)
+        if (passed if seeds is None else passed[seeds]).mean() >= quorum:
+            return t.width
+    return None
+
+
+def tabulate(thresholds: Sequence[Threshold]) -> Any:
+    """The tidy table: one row per setting and criterion (``regime, data, n, d, criterion, m_star,
+    m_over_n, predicted_rate, budget, seeds``); ``m_star`` is NaN where no width succeeded."""
+    import pandas as pd
+
+    rows = []
+    for th in thresholds:
+        s = th.setting
+        for criterion, m in th.m_star.items():
+            rows.append({"regime": s["regime"], "data": s["data"], "n": s["n"], "d": s["d"], "criterion": criterion,
+                         "m_star": math.nan if m is None else m, "m_over_n": math.nan if m is None else m / s["n"],
+                         "predicted_rate": th.predicted_rate(criterion), "budget": th.budget,
+                         "seeds": len(s["seeds"])})
+    return pd.DataFrame(rows)
+
+
+def fit_exponent(thresholds: Sequence[Threshold], criterion: str, *, resamples: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> Exponent | None:
+    """``m* ∝ n^a`` over settings that differ in ``n`` only: ``a`` from the measured ``m*``, its
+    confidence interval from ``resamples`` bootstrap resamples of the seeds (independently per
+    setting; a resample in which some ``m*`` is not found is dropped). ``None`` with fewer than
+    two settings that found ``m*``."""
+    found = [th for th in thresholds if th.m_star.get(criterion) is not None]
+    if len({th.setting["n"] for th in found}) < 2:
+        return None
+    x = np.log([th.setting["n"] for th in found])
+    value = float(np.polyfit(x, np.log([th.m_star[criterion] for th in found]), 1)[0])
+    rng = np.random.default_rng(seed)
+    slopes = []
+    for _ in range(check_count(resamples, "resamples")):
+        ms = []
+        for th in found:
+            k = len(th.setting["seeds"])
+            ms.append(m_star_of(th.trials, criterion, th.quorum, rng.integers(0, k, size=k)))
+        if all(m is not None for m in ms):
+            slopes.append(np.polyfit(x, np.log(ms), 1)[0])
+    if len(slopes) < 10:
+        return Exponent(value, None, None, len(found))
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(slopes, [tail, 100 - tail])
+    return Exponent(value, float(low), float(high), len(found))
+
+
+def verdict(table: Any, exponents: dict[tuple[str, str, str], Exponent | None]) -> list[str]:
+    """Sentences computed from the numbers: per data set and criterion, how ``m*`` grows with ``n``
+    in each regime (exponent and interval), whether joint needs less width than weak and by what
+    factor at the largest ``n`` both reached, and how the exponents and widths compare with the
+    parameter count and the proven bounds (:data:`PROVEN_BOUNDS`). ``exponents`` is keyed by
+    ``(regime, data, criterion)``."""
+    sentences = []
+    for (data, criterion), group in table.groupby(["data", "criterion"], sort=True):
+        parts = []
+        for regime in sorted(group["regime"].unique()):
+            e = exponents.get((regime, data, criterion))
+            if e is None:
+                parts.append(f"{regime}: too few widths found to fit a growth")
+                continue
+            ci = "" if e.ci_low is None else f" (95% CI {e.ci_low:.2f}-{e.ci_high:.2f})"
+            parts.append(f"{regime}: m* grows like n^{e.value:.2f}{ci}")
+        text = f"{data}, criterion {criterion}: " + "; ".join(parts) + "."
+        both = group.pivot_table(index="n", columns="regime", values="m_star").dropna()
+        if {"weak", "joint"} <= set(both.columns) and len(both):
+            n_top = int(both.index.max())
+            weak, joint = float(both.loc[n_top, "weak"]), float(both.loc[n_top, "joint"])
+            if joint < weak:
+                text += f" Joint training needs {weak / joint:.1f}x less width than weak at n = {n_top}."
+            elif joint > weak:
+                text += f" Joint training needs {joint / weak:.1f}x more width than weak at n = {n_top}."
+            else:
+                text += f" Joint and weak training need the same width at n = {n_top}."
+        missing = group[group["m_star"].isna()]
+        if len(missing):
+            text += " No width on the grid succeeded for " + ", ".join(
+                f"{r.regime} at n = {r.n}" for r in missing.itertuples()) + "."
+        for regime, ratio in PARAMETER_LINES.items():
+            rows = group[(group["regime"] == regime) & group["m_star"].notna()]
+            if len(rows):
+                over = rows["m_over_n"] / ratio
+                text += (f" {regime}: m* is {over.min():.1f}-{over.max():.1f}x the parameter count "
+                         f"(m = {'n' if ratio == 1 else 'n/2'}).")
+        fitted = [e.value if e.ci_high is None else e.ci_high for (_, dd, c), e in exponents.items()
+                  if dd == data and c == criterion and e is not None]
+        if fitted:
+            top = max(fitted)
+            below = [f"n^{a:g} ({name})" for name, a in PROVEN_BOUNDS.items() if top < a]
+            above = [f"n^{a:g} ({name})" for name, a in PROVEN_BOUNDS.items() if top >= a]
+            text += f" The fitted exponents (at most {top:.2f}, upper ends of the intervals)"
+            text += (" are below the proven " + ", ".join(below)) if below else ""
+            text += ((" but not below " if below else " are not below ") + ", ".join(above)) if above else ""
+            text += "."
+        sentences.append(text)
+    return sentences
