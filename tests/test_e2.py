@@ -15,6 +15,7 @@ from aedyn.experiments.e2 import (
     MIN_BUDGET,
     Threshold,
     Trial,
+    figures,
     fit_exponent,
     judge,
     least_width,
@@ -182,3 +183,20 @@ def test_tabulate_is_tidy():
     assert list(table.columns) == ["regime", "data", "n", "d", "criterion", "m_star", "m_over_n", "predicted_rate",
                                    "budget", "seeds"]
     assert len(table) == 2 * len(CRITERIA) and set(table.m_star) == {16, 32}
+
+
+def test_figures_are_labelled_log_log_and_render(tmp_path):
+    import matplotlib.pyplot as plt
+
+    ths = [*scaling("weak", 2.0, 1.5), *scaling("joint", 1.0, 1.0)]
+    figs = figures(ths)
+    assert set(figs) == {"m_star_vs_n", "success_vs_width"}
+    ax = figs["m_star_vs_n"].axes[0]
+    assert ax.get_xscale() == ax.get_yscale() == "log" and ax.get_xlabel() and ax.get_ylabel()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(label.startswith("weak: $n^{1.5") for label in labels) and "m = n" in labels
+    for name, fig in figs.items():
+        path = tmp_path / f"{name}.png"
+        fig.savefig(path, dpi=80)
+        assert plt.imread(path).shape[2] in (3, 4)
+        plt.close(fig)

@@ -364,3 +364,80 @@ def verdict(table: Any, exponents: dict[tuple[str, str, str], Exponent | None]) 
             text += "."
         sentences.append(text)
     return sentences
+
+
+def scaling(regimes: Sequence[str] = ("weak", "joint"), data: str = "sphere", ns: Sequence[int] = (8, 16, 32, 64),
+            d: int | None = 8, *, on_threshold: Callable[[Threshold], None] | None = None,
+            **options: Any) -> list[Threshold]:
+    """:func:`least_width` for every regime and every ``n`` (``options`` are passed on): the
+    thresholds from which :func:`tabulate`, :func:`fit_exponent` and :func:`figures` work."""
+    out = []
+    for regime in regimes:
+        for n in ns:
+            out.append(least_width(regime, data, n, d, **options))
+            if on_threshold is not None:
+                on_threshold(out[-1])
+    return out
+
+
+REGIME_COLOURS = {"weak": "#d95f02", "joint": "#1b9e77", "decoder": "#7570b3"}
+
+
+def figures(thresholds: Sequence[Threshold], *, criterion_for_success: str = "reach") -> dict[str, Any]:
+    """Two matplotlib figures (no I/O): ``m_star_vs_n``, log-log, one panel per criterion, each
+    regime's ``m*`` with its fitted power law and the parameter-count lines ``m = n`` and
+    ``m = n/2``; ``success_vs_width``, one panel per regime, the share of seeds passing
+    ``criterion_for_success`` against the width for each ``n``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    def _plain_ticks(axis: Any, values: Sequence[int]) -> None:
+        """Ticks at the values themselves, written as plain numbers (no crowded minor labels)."""
+        axis.set_ticks(list(values))
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(NullFormatter())
+
+    criteria = [c for c in CRITERIA if any(c in th.m_star for th in thresholds)]
+    regimes = sorted({th.setting["regime"] for th in thresholds}, key=lambda r: list(REGIME_COLOURS).index(r))
+    ns = sorted({th.setting["n"] for th in thresholds})
+    grid_n = np.geomspace(min(ns), max(ns), 50)
+    fig1, axes = plt.subplots(1, len(criteria), figsize=(3.2 * len(criteria), 3.0), sharey=True, squeeze=False)
+    for ax, criterion in zip(axes[0], criteria, strict=True):
+        for regime in regimes:
+            mine = [th for th in thresholds if th.setting["regime"] == regime and criterion in th.m_star]
+            pts = [(th.setting["n"], th.m_star[criterion]) for th in mine if th.m_star[criterion] is not None]
+            if not pts:
+                continue
+            x, y = np.array(pts, dtype=float).T
+            e = fit_exponent(mine, criterion, resamples=200)
+            label = regime if e is None else f"{regime}: $n^{{{e.value:.2f}}}$"
+            ax.plot(x, y, "o", color=REGIME_COLOURS[regime], label=label)
+            if e is not None:
+                c = np.exp(np.mean(np.log(y) - e.value * np.log(x)))
+                ax.plot(grid_n, c * grid_n ** e.value, "-", color=REGIME_COLOURS[regime], lw=1)
+        ax.plot(grid_n, grid_n, ":", color="0.5", lw=1, label="m = n")
+        ax.plot(grid_n, grid_n / 2, "--", color="0.5", lw=1, label="m = n/2")
+        ax.set(xscale="log", yscale="log", xlabel="samples n", title=f"criterion: {criterion}")
+        _plain_ticks(ax.xaxis, ns)
+        ax.legend(fontsize=7, frameon=False)
+    axes[0][0].set_ylabel("least width m*")
+    fig1.tight_layout()
+    fig2, axes = plt.subplots(1, len(regimes), figsize=(3.2 * len(regimes), 3.0), sharey=True, squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    for ax, regime in zip(axes[0], regimes, strict=True):
+        for i, n in enumerate(ns):
+            for th in thresholds:
+                if th.setting["regime"] == regime and th.setting["n"] == n:
+                    w = [t.width for t in th.trials]
+                    f = [t.fraction(criterion_for_success) for t in th.trials]
+                    ax.plot(w, f, "o-", ms=3, color=cmap(i / max(1, len(ns) - 1)), label=f"n = {n}")
+        quorum = thresholds[0].quorum
+        ax.axhline(quorum, color="0.5", ls=":", lw=1, label=f"{100 * quorum:.0f}% of seeds")
+        ax.set(xscale="log", xlabel="width m", title=regime, ylim=(-0.05, 1.05))
+        ax.legend(fontsize=7, frameon=False)
+    axes[0][0].set_ylabel(f"share of seeds passing ({criterion_for_success})")
+    fig2.tight_layout()
+    return {"m_star_vs_n": fig1, "success_vs_width": fig2}
