@@ -329,7 +329,7 @@ def verdict(table: Any, exponents: dict[tuple[str, str, str], Exponent | None]) 
             if e is None:
                 parts.append(f"{regime}: too few widths found to fit a growth")
                 continue
-            ci = "" if e.ci_low is None else f" (95% CI {e.ci_low:.2f}-{e.ci_high:.2f})"
+            ci = "" if e.ci_low is None else f" (95% CI {e.ci_low + 0.0:.2f} to {e.ci_high + 0.0:.2f})"
             parts.append(f"{regime}: m* grows like n^{e.value:.2f}{ci}")
         text = f"{data}, criterion {criterion}: " + "; ".join(parts) + "."
         both = group.pivot_table(index="n", columns="regime", values="m_star").dropna()
@@ -422,7 +422,7 @@ def figures(thresholds: Sequence[Threshold], *, criterion_for_success: str = "re
         ax.plot(grid_n, grid_n / 2, "--", color="0.5", lw=1, label="m = n/2")
         ax.set(xscale="log", yscale="log", xlabel="samples n", title=f"criterion: {criterion}")
         _plain_ticks(ax.xaxis, ns)
-        ax.legend(fontsize=7, frameon=False)
+        ax.legend(fontsize=7, framealpha=0.9, edgecolor="none")
     axes[0][0].set_ylabel("least width m*")
     fig1.tight_layout()
     fig2, axes = plt.subplots(1, len(regimes), figsize=(3.2 * len(regimes), 3.0), sharey=True, squeeze=False)
@@ -437,7 +437,7 @@ def figures(thresholds: Sequence[Threshold], *, criterion_for_success: str = "re
         quorum = thresholds[0].quorum
         ax.axhline(quorum, color="0.5", ls=":", lw=1, label=f"{100 * quorum:.0f}% of seeds")
         ax.set(xscale="log", xlabel="width m", title=regime, ylim=(-0.05, 1.05))
-        ax.legend(fontsize=7, frameon=False)
+        ax.legend(fontsize=7, framealpha=0.9, edgecolor="none")
     axes[0][0].set_ylabel(f"share of seeds passing ({criterion_for_success})")
     fig2.tight_layout()
     return {"m_star_vs_n": fig1, "success_vs_width": fig2}
