@@ -15,14 +15,14 @@ from aedyn.experiments.e2 import (
     MIN_BUDGET,
     Threshold,
     Trial,
-    figures,
+    conclude,
     fit_exponent,
     judge,
     least_width,
     m_star_of,
+    plot,
     search,
-    tabulate,
-    verdict,
+    table_of,
     width_grid,
 )
 from conftest import one_error_line, run_cli
@@ -156,10 +156,10 @@ def test_bootstrap_widens_where_seeds_disagree():
                                                  (2.0, "Joint and weak training need the same width at n = 64")])
 def test_verdict_sentences_follow_the_numbers(joint_factor, words):
     weak, joint = scaling("weak", 2.0, 1.0), scaling("joint", joint_factor, 1.0)
-    table = tabulate([*weak, *joint])
+    table = table_of([*weak, *joint])
     exps = {(r, "sphere", "reach"): fit_exponent(th, "reach", resamples=50) for r, th in (("weak", weak),
                                                                                           ("joint", joint))}
-    text = " ".join(s for s in verdict(table[table.criterion == "reach"], exps))
+    text = " ".join(s for s in conclude(table[table.criterion == "reach"], exps))
     assert words in text and "weak: m* grows like n^1.00" in text
     assert "are below the proven n^6 (Du et al. 2019), n^4 (Song & Yang 2019), n^2 (Oymak & Soltanolkotabi 2020)" \
         in text
@@ -169,17 +169,17 @@ def test_verdict_sentences_follow_the_numbers(joint_factor, words):
 def test_verdict_says_when_no_width_succeeded_and_when_growth_exceeds_a_bound():
     weak = scaling("weak", 0.5, 2.5, ns=(4, 8, 16))
     none = made_up("joint", 16, {16: [False] * 8, 32: [False] * 8})
-    table = tabulate([*weak, none])
+    table = table_of([*weak, none])
     exps = {("weak", "sphere", "reach"): fit_exponent(weak, "reach", resamples=50),
             ("joint", "sphere", "reach"): fit_exponent([none], "reach")}
-    text = " ".join(verdict(table[table.criterion == "reach"], exps))
+    text = " ".join(conclude(table[table.criterion == "reach"], exps))
     assert "No width on the grid succeeded for joint at n = 16" in text
     assert "joint: too few widths found to fit a growth" in text
     assert "below the proven n^6 (Du et al. 2019), n^4 (Song & Yang 2019) but not below n^2" in text
 
 
 def test_tabulate_is_tidy():
-    table = tabulate(scaling("weak", 2.0, 1.0, ns=(8, 16)))
+    table = table_of(scaling("weak", 2.0, 1.0, ns=(8, 16)))
     assert list(table.columns) == ["regime", "data", "n", "d", "criterion", "m_star", "m_over_n", "predicted_rate",
                                    "budget", "seeds"]
     assert len(table) == 2 * len(CRITERIA) and set(table.m_star) == {16, 32}
@@ -189,7 +189,7 @@ def test_figures_are_labelled_log_log_and_render(tmp_path):
     import matplotlib.pyplot as plt
 
     ths = [*scaling("weak", 2.0, 1.5), *scaling("joint", 1.0, 1.0)]
-    figs = figures(ths)
+    figs = plot(ths)
     assert set(figs) == {"m_star_vs_n", "success_vs_width"}
     ax = figs["m_star_vs_n"].axes[0]
     assert ax.get_xscale() == ax.get_yscale() == "log" and ax.get_xlabel() and ax.get_ylabel()
@@ -200,3 +200,19 @@ def test_figures_are_labelled_log_log_and_render(tmp_path):
         fig.savefig(path, dpi=80)
         assert plt.imread(path).shape[2] in (3, 4)
         plt.close(fig)
+
+
+def test_the_protocol_runs_a_tiny_config_and_its_results_are_plain_data():
+    from aedyn.experiments import e2
+
+    cfg = {**e2.config(quick=True), "ns": [4, 8], "seeds": 2, "max_width": 32, "d": 3, "criteria": ["reach", "rate"]}
+    assert json.loads(json.dumps(cfg)) == cfg and all(isinstance(s, str) for s in e2.setup(cfg))
+    seen: list[float] = []
+    results = json.loads(json.dumps(e2.run(cfg, progress=lambda message, fraction: seen.append(fraction))))
+    assert seen == [0.25, 0.5, 0.75, 1.0]
+    table = e2.tabulate(results)
+    assert len(table) == 2 * 2 * 2 and set(table.regime) == {"weak", "joint"}
+    sentences, summary = e2.verdict(results)
+    assert sentences and {"m_star", "exponent_n"} <= set(summary) and json.dumps(summary)
+    assert all(row["m_star"] is None or row["m_star"] >= 1 for row in summary["m_star"])
+    assert set(e2.figures(results)) == {"m_star_vs_n", "success_vs_width"}

@@ -82,6 +82,14 @@ class Trial:
         """The share of seeds that passed ``criterion``."""
         return float(np.mean(self.passed[check_choice(criterion, CRITERIA, "criterion")]))
 
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Trial:
+        """The inverse of :meth:`to_dict`."""
+        return cls(width=int(record["width"]), seeds=tuple(record["seeds"]), status=tuple(record["status"]),
+                   steps=tuple(record["steps"]), lr=tuple(record["lr"]), lambda_min0=tuple(record["lambda_min0"]),
+                   lambda_max0=tuple(record["lambda_max0"]), predicted_rate=tuple(record["predicted_rate"]),
+                   passed={c: tuple(bool(v) for v in p) for c, p in record["passed"].items()})
+
     def to_dict(self) -> dict[str, Any]:
         return {"width": self.width, "fractions": {c: self.fraction(c) for c in self.passed},
                 "seeds": list(self.seeds), "status": list(self.status), "steps": list(self.steps),
@@ -108,6 +116,13 @@ class Threshold:
         """The median predicted per-step loss contraction ``rho`` over the seeds at ``m*``."""
         m = self.m_star.get(criterion)
         return None if m is None else float(np.median(self.trial(m).predicted_rate))
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Threshold:
+        """The inverse of :meth:`to_dict`."""
+        return cls(setting=dict(record["setting"]), m_star=dict(record["m_star"]),
+                   predicted_steps=int(record["predicted_steps"]), budget=int(record["budget"]),
+                   quorum=float(record["quorum"]), trials=[Trial.from_dict(t) for t in record["trials"]])
 
     def to_dict(self) -> dict[str, Any]:
         return {"m_star": dict(self.m_star),
@@ -272,7 +287,7 @@ def m_star_of(trials: Sequence[Trial], criterion: str, quorum: float, seeds: np.
     return None
 
 
-def tabulate(thresholds: Sequence[Threshold]) -> Any:
+def table_of(thresholds: Sequence[Threshold]) -> Any:
     """The tidy table: one row per setting and criterion (``regime, data, n, d, criterion, m_star,
     m_over_n, predicted_rate, budget, seeds``); ``m_star`` is NaN where no width succeeded."""
     import pandas as pd
@@ -315,7 +330,7 @@ def fit_exponent(thresholds: Sequence[Threshold], criterion: str, *, resamples: 
     return Exponent(value, float(low), float(high), len(found))
 
 
-def verdict(table: Any, exponents: dict[tuple[str, str, str], Exponent | None]) -> list[str]:
+def conclude(table: Any, exponents: dict[tuple[str, str, str], Exponent | None]) -> list[str]:
     """Sentences computed from the numbers: per data set and criterion, how ``m*`` grows with ``n``
     in each regime (exponent and interval), whether joint needs less width than weak and by what
     factor at the largest ``n`` both reached, and how the exponents and widths compare with the
@@ -370,7 +385,7 @@ def scaling(regimes: Sequence[str] = ("weak", "joint"), data: str = "sphere", ns
             d: int | None = 8, *, on_threshold: Callable[[Threshold], None] | None = None,
             **options: Any) -> list[Threshold]:
     """:func:`least_width` for every regime and every ``n`` (``options`` are passed on): the
-    thresholds from which :func:`tabulate`, :func:`fit_exponent` and :func:`figures` work."""
+    thresholds from which :func:`table_of`, :func:`fit_exponent` and :func:`plot` work."""
     out = []
     for regime in regimes:
         for n in ns:
@@ -383,7 +398,7 @@ def scaling(regimes: Sequence[str] = ("weak", "joint"), data: str = "sphere", ns
 REGIME_COLOURS = {"weak": "#d95f02", "joint": "#1b9e77", "decoder": "#7570b3"}
 
 
-def figures(thresholds: Sequence[Threshold], *, criterion_for_success: str = "reach") -> dict[str, Any]:
+def plot(thresholds: Sequence[Threshold], *, criterion_for_success: str = "reach") -> dict[str, Any]:
     """Two matplotlib figures (no I/O): ``m_star_vs_n``, log-log, one panel per criterion, each
     regime's ``m*`` with its fitted power law and the parameter-count lines ``m = n`` and
     ``m = n/2``; ``success_vs_width``, one panel per regime, the share of seeds passing
@@ -441,3 +456,88 @@ def figures(thresholds: Sequence[Threshold], *, criterion_for_success: str = "re
     axes[0][0].set_ylabel(f"share of seeds passing ({criterion_for_success})")
     fig2.tight_layout()
     return {"m_star_vs_n": fig1, "success_vs_width": fig2}
+
+
+# ---- the experiment's protocol (what `aedyn reproduce` calls) --------------------------------------
+
+NAME = "E2"
+TITLE = "How much over-parameterisation"
+CLAIM = ("Gradient descent on a weakly or jointly trained over-parameterised autoencoder converges linearly to "
+         "zero loss once the width is large enough, and joint training needs far less width than weak training.")
+
+
+def config(quick: bool = False, seeds: int | None = None, device: str = "cpu") -> dict[str, Any]:
+    """Everything the run depends on, JSON-ready. Quick: sphere data, ``n`` in 8..32, ``d = 8``,
+    4 seeds; full: ``n`` in 8..128 (a factor of 16), 8 seeds."""
+    return {"regimes": ["weak", "joint"], "data": "sphere", "ns": [8, 16, 32] if quick else [8, 16, 32, 64, 128],
+            "d": 8, "seeds": seeds if seeds is not None else (4 if quick else 8), "criteria": list(CRITERIA),
+            "target": 1e-6, "budget_factor": 4.0, "quorum": 0.9, "max_width": 4096, "data_seed": 0,
+            "device": device, "dtype": "float64"}
+
+
+def setup(config: dict[str, Any]) -> list[str]:
+    """The set-up, in sentences for the report."""
+    return [f"Data: {config['data']}, n in {config['ns']}, d = {config['d']} (data seed {config['data_seed']}, "
+            f"shared by all widths and seeds); regimes {', '.join(config['regimes'])}.",
+            f"Widths on the grid round(2^(j/2)) up to {config['max_width']}, searched (gallop, then bisect) from the "
+            "width nearest n; initialisation seeds 0.." + f"{config['seeds'] - 1} at each width.",
+            "Step size: eta = 1/lambda_max(Theta(0)) of each network. Step budget: "
+            f"{config['budget_factor']:g} x the steps the infinite-width kernel predicts to reach "
+            f"{config['target']:g} x the initial loss (from the zero-output residual -X).",
+            f"A width succeeds when at least {100 * config['quorum']:.0f}% of the seeds pass. Criteria: reach (the "
+            "target within the budget); rate (the target, and the loss below L(0) rho^(k/2) throughout, "
+            "rho = (1 - eta lambda_min(Theta(0)))^2); kernel (lambda_min(Theta(t)) >= lambda_min(Theta(0))/2 "
+            f"throughout, checked {KERNEL_CHECKS} times). A kernel singular at initialisation "
+            f"(lambda_min <= {SINGULAR:g} lambda_max) fails rate and kernel.",
+            "Growth m* ~ n^a: least-squares slope of log m* on log n; 95% interval from 1000 bootstrap resamples of "
+            "the seeds."]
+
+
+def run(config: dict[str, Any], *, progress: Callable[[str, float], None] | None = None) -> dict[str, Any]:
+    """Train what the config asks (:func:`scaling`) and return the thresholds as plain data."""
+    total = len(config["regimes"]) * len(config["ns"])
+    done: list[Threshold] = []
+
+    def report(th: Threshold) -> None:
+        done.append(th)
+        if progress is not None:
+            progress(f"{th.setting['regime']} n = {th.setting['n']}: m* {th.m_star}", len(done) / total)
+
+    keys = ("seeds", "criteria", "target", "budget_factor", "quorum", "max_width", "data_seed", "device", "dtype")
+    ths = scaling(config["regimes"], config["data"], config["ns"], config["d"], on_threshold=report,
+                  **{k: config[k] for k in keys})
+    return {"thresholds": [th.to_dict() for th in ths]}
+
+
+def _thresholds(results: dict[str, Any]) -> list[Threshold]:
+    return [Threshold.from_dict(t) for t in results["thresholds"]]
+
+
+def _exponents(ths: Sequence[Threshold]) -> dict[tuple[str, str, str], Exponent | None]:
+    keys = sorted({(th.setting["regime"], th.setting["data"]) for th in ths})
+    criteria = sorted({c for th in ths for c in th.m_star})
+    return {(r, data, c): fit_exponent([th for th in ths if (th.setting["regime"], th.setting["data"]) == (r, data)],
+                                       c) for r, data in keys for c in criteria}
+
+
+def tabulate(results: dict[str, Any]) -> Any:
+    """The tidy table of ``m*`` (:func:`table_of`)."""
+    return table_of(_thresholds(results))
+
+
+def figures(results: dict[str, Any]) -> dict[str, Any]:
+    """The figures (:func:`plot`)."""
+    return plot(_thresholds(results))
+
+
+def verdict(results: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """The sentences (:func:`conclude`) and the summary: ``m_star`` per setting and criterion and
+    ``exponent_n`` per regime, criterion and data, as in ``summary.json``."""
+    ths = _thresholds(results)
+    table = table_of(ths)
+    exponents = _exponents(ths)
+    summary = {"m_star": [{"regime": r.regime, "criterion": r.criterion, "data": r.data, "n": int(r.n), "d": int(r.d),
+                           "m_star": None if r.m_star != r.m_star else int(r.m_star)} for r in table.itertuples()],
+               "exponent_n": [{"regime": r, "criterion": c, "data": data, **(e.to_dict() if e else {"value": None})}
+                              for (r, data, c), e in exponents.items()]}
+    return conclude(table, exponents), summary
