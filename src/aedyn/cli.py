@@ -502,6 +502,49 @@ def threshold(
     _print_rows(rows)
 
 
+@app.command()
+def reproduce(
+    quick: Annotated[bool, typer.Option("--quick", help="The small configuration (minutes on a laptop).")] = False,
+    out_path: Annotated[Path, typer.Option("--out", help="The report folder: new, empty, or an earlier report "
+                                                         "(finished experiments of the same config are reused).")]
+    = Path("aedyn-report"),
+    device: DeviceOpt = "cpu",
+    seeds: Annotated[int | None, typer.Option(help="Seeds per setting (default: each experiment's own).")] = None,
+    only: Annotated[str | None, typer.Option(help="Run only these experiments, e.g. E2 or E1,E2.")] = None,
+    force: Annotated[bool, typer.Option(help="Rerun experiments whose config changed, replacing their results "
+                                             "in the folder.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Run the experiments on the embedded data and write report.md, report.html, figures, tables
+    and summary.json into --out."""
+    from aedyn.report import reproduce as run_report
+
+    names = None if only is None else [n.strip() for n in only.split(",") if n.strip()]
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                        TimeElapsedColumn(), console=err, transient=True, disable=quiet)
+    tasks: dict[str, Any] = {}
+
+    def show(name: str, message: str, fraction: float) -> None:
+        if not tasks:
+            progress.start()
+        if name not in tasks:
+            tasks[name] = progress.add_task(name, total=1.0)
+        progress.update(tasks[name], completed=fraction, description=f"{name}: {escape(message)[:60]}")
+
+    try:
+        report = run_report(out_path, quick=quick, seeds=None if seeds is None else check_count(seeds, "--seeds"),
+                            device=device, only=names, force=force, progress=show)
+    finally:
+        progress.stop()
+    for section in report.sections:
+        how = "reused" if section.reused else f"{section.wall_time:.0f} s"
+        out.print(f"[bold]{section.name} {escape(section.title)}[/] ({how})", highlight=False)
+        for sentence in section.verdict:
+            out.print(f"  {escape(sentence)}", highlight=False, soft_wrap=True)
+    out.print(f"wrote {escape(str(out_path / 'report.md'))}, report.html, summary.json and "
+              f"{len(report.files) - 4} figure, table and result files", highlight=False, soft_wrap=True)
+
+
 class _Terminated(BaseException):
     """SIGTERM, raised in the main thread so ``finally`` blocks (temporary files) run."""
 

@@ -5,5 +5,21 @@
   :func:`~aedyn.experiments.e2.least_width`), the tidy table of ``m*`` against ``n``, the fitted
   growth ``m* ∝ n^a`` with bootstrap intervals over seeds, and a verdict computed from them.
 
-Experiments are library code: they return numbers and tables and never print or write files.
+Experiments are library code: they return numbers and tables and never print or write files;
+:mod:`aedyn.report` runs them and writes the report.
 """
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+_ORDER = ("E1", "E2")
+EXPERIMENTS: tuple[str, ...] = tuple(name for name in _ORDER
+                                     if importlib.util.find_spec(f"aedyn.experiments.{name.lower()}") is not None)
+"""The experiments this installation has, in report order."""
+
+
+def experiment(name: str) -> ModuleType:
+    """The module of experiment ``name`` (``"E2"``): it has ``NAME``, ``TITLE``, ``CLAIM`` and the
+    verbs ``config``, ``setup``, ``run``, ``tabulate``, ``figures``, ``verdict``."""
+    return importlib.import_module(f"aedyn.experiments.{name.lower()}")

@@ -1,0 +1,86 @@
+"""The report: every promised file, reuse of finished experiments, refusals."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from aedyn.errors import AedynError
+from aedyn.experiments import e2
+from aedyn.report import reproduce
+from conftest import one_error_line, run_cli
+
+TINY = {**e2.config(quick=True), "ns": [4, 8], "seeds": 2, "max_width": 32, "d": 3, "criteria": ["reach", "rate"]}
+
+
+@pytest.fixture
+def tiny_e2(monkeypatch):
+    """E2 on a config small enough for a test (the quick one takes minutes)."""
+    monkeypatch.setattr(e2, "config", lambda quick=False, seeds=None, device="cpu": {**TINY, "device": device,
+                                                                                     "seeds": seeds or 2})
+
+
+class _Parser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+
+
+def test_reproduce_writes_every_promised_file_and_reuses_finished_results(tmp_path, tiny_e2):
+    out = tmp_path / "report"
+    report = reproduce(out, quick=True, only=["E2"])
+    for name in ("report.md", "report.html", "summary.json", "config.json", "report.json", "E2/results.json",
+                 "E2/table.parquet", "E2/table.csv", "E2/m_star_vs_n.png", "E2/m_star_vs_n.svg",
+                 "E2/success_vs_width.png", "E2/success_vs_width.svg"):
+        assert (out / name).is_file(), name
+    assert plt.imread(out / "E2" / "m_star_vs_n.png").ndim == 3
+    parser = _Parser()
+    parser.feed((out / "report.html").read_text())
+    assert {"h1", "h2", "table", "img"} <= set(parser.tags) and all(s.startswith("data:image/png;base64,")
+                                                                  for s in parser.images)
+    assert len(parser.images) == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"E2", "config", "versions", "wall_time"} <= set(summary)
+    assert {"m_star", "exponent_n"} <= set(summary["E2"]) and summary["E2"]["m_star"][0]["regime"] == "weak"
+    table = pd.read_parquet(out / "E2" / "table.parquet")
+    assert len(table) == len(pd.read_csv(out / "E2" / "table.csv")) == 8
+    md = (out / "report.md").read_text()
+    assert "## E2 How much over-parameterisation" in md and "**Verdict**" in md and report.sections[0].verdict[0] in md
+    again = reproduce(out, quick=True, only=["E2"])
+    assert again.sections[0].reused and not report.sections[0].reused
+
+
+def test_a_different_config_is_refused_unless_forced(tmp_path, tiny_e2):
+    out = tmp_path / "report"
+    reproduce(out, quick=True, only=["E2"])
+    with pytest.raises(AedynError, match="different config"):
+        reproduce(out, quick=True, seeds=3, only=["E2"])
+    assert not reproduce(out, quick=True, seeds=3, only=["E2"], force=True).sections[0].reused
+
+
+def test_the_folder_must_be_new_empty_or_a_report(tmp_path, tiny_e2):
+    stranger = tmp_path / "mine"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("precious")
+    with pytest.raises(AedynError, match="not an aedyn report"):
+        reproduce(stranger, only=["E2"])
+    assert [p.name for p in stranger.iterdir()] == ["notes.txt"]
+    with pytest.raises(AedynError, match="unknown experiment"):
+        reproduce(tmp_path / "r", only=["E9"])
+
+
+def test_reproduce_command(tmp_path, capsys, tiny_e2):
+    code, stdout, _ = run_cli(["reproduce", "--quick", "--only", "E2", "--out", str(tmp_path / "r"), "-q"], capsys)
+    assert code == 0 and "E2 How much over-parameterisation" in stdout and "report.md" in stdout
+    code, _, err = run_cli(["reproduce", "--only", "E7", "--out", str(tmp_path / "s")], capsys)
+    assert code == 2 and one_error_line(err)
