@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aedyn.experiments import small_problems
 from aedyn.gd import auto_lr_batch, fit_linear_rate, rounding_floor
 from aedyn.job import Notes, TrainJob, run_batch
 from aedyn.kernels import regime_kernel
@@ -200,13 +201,8 @@ def run(config: dict, *, progress: Callable[[str, float], None] | None = None) -
     the measured and predicted rates, and the loss curves (measured and linearised) at common steps.
     On the CPU torch runs on one thread meanwhile (restored after): these problems are small, and
     on a shared machine one thread is many times faster than several."""
-    threads = torch.get_num_threads()
-    if config["device"] == "cpu":
-        torch.set_num_threads(1)  # these problems are small: one thread is many times faster than two busy ones
-    try:
+    with small_problems(config["device"]):
         return _run(config, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(config: dict, progress: Callable[[str, float], None] | None) -> dict:

@@ -41,6 +41,7 @@ import numpy as np
 
 from aedyn._check import check_choice, check_count, check_float
 from aedyn.errors import AedynError
+from aedyn.experiments import small_problems
 from aedyn.gd import TrainResult
 from aedyn.job import Notes, TrainJob, run_batch
 from aedyn.kernels import regime_kernel
@@ -330,6 +331,11 @@ def fit_exponent(thresholds: Sequence[Threshold], criterion: str, *, resamples: 
     return Exponent(value, float(low), float(high), len(found))
 
 
+def _num(x: float) -> str:
+    """Two decimals, without a minus sign on a rounded zero."""
+    return f"{round(x, 2) + 0.0:.2f}"
+
+
 def conclude(table: Any, exponents: dict[tuple[str, str, str], Exponent | None]) -> list[str]:
     """Sentences computed from the numbers: per data set and criterion, how ``m*`` grows with ``n``
     in each regime (exponent and interval), whether joint needs less width than weak and by what
@@ -337,14 +343,16 @@ def conclude(table: Any, exponents: dict[tuple[str, str, str], Exponent | None])
     parameter count and the proven bounds (:data:`PROVEN_BOUNDS`). ``exponents`` is keyed by
     ``(regime, data, criterion)``."""
     sentences = []
-    for (data, criterion), group in table.groupby(["data", "criterion"], sort=True):
+    order = {c: i for i, c in enumerate(CRITERIA)}
+    groups = sorted(table.groupby(["data", "criterion"]), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99)))
+    for (data, criterion), group in groups:
         parts = []
         for regime in sorted(group["regime"].unique()):
             e = exponents.get((regime, data, criterion))
             if e is None:
                 parts.append(f"{regime}: too few widths found to fit a growth")
                 continue
-            ci = "" if e.ci_low is None else f" (95% CI {e.ci_low + 0.0:.2f} to {e.ci_high + 0.0:.2f})"
+            ci = "" if e.ci_low is None else f" (95% CI {_num(e.ci_low)} to {_num(e.ci_high)})"
             parts.append(f"{regime}: m* grows like n^{e.value:.2f}{ci}")
         text = f"{data}, criterion {criterion}: " + "; ".join(parts) + "."
         both = group.pivot_table(index="n", columns="regime", values="m_star").dropna()
@@ -504,8 +512,9 @@ def run(config: dict[str, Any], *, progress: Callable[[str, float], None] | None
             progress(f"{th.setting['regime']} n = {th.setting['n']}: m* {th.m_star}", len(done) / total)
 
     keys = ("seeds", "criteria", "target", "budget_factor", "quorum", "max_width", "data_seed", "device", "dtype")
-    ths = scaling(config["regimes"], config["data"], config["ns"], config["d"], on_threshold=report,
-                  **{k: config[k] for k in keys})
+    with small_problems(config["device"]):
+        ths = scaling(config["regimes"], config["data"], config["ns"], config["d"], on_threshold=report,
+                      **{k: config[k] for k in keys})
     return {"thresholds": [th.to_dict() for th in ths]}
 
 
