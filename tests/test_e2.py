@@ -205,14 +205,18 @@ def test_figures_are_labelled_log_log_and_render(tmp_path):
 def test_the_protocol_runs_a_tiny_config_and_its_results_are_plain_data():
     from aedyn.experiments import e2
 
-    cfg = {**e2.config(quick=True), "ns": [4, 8], "seeds": 2, "max_width": 32, "d": 3, "criteria": ["reach", "rate"]}
+    assert json.loads(json.dumps(e2.config(quick=False)))["series"][2]["vary"] == "d"
+    series = [{"data": "sphere", "vary": "n", "ns": [4, 8], "d": 3},
+              {"data": "sphere", "vary": "d", "n": 4, "ds": [2, 3]}]  # (n, d) = (4, 3) is in both: trained once
+    cfg = {**e2.config(quick=True), "series": series, "seeds": 2, "max_width": 32, "criteria": ["reach", "rate"]}
     assert json.loads(json.dumps(cfg)) == cfg and all(isinstance(s, str) for s in e2.setup(cfg))
     seen: list[float] = []
     results = json.loads(json.dumps(e2.run(cfg, progress=lambda message, fraction: seen.append(fraction))))
-    assert seen == [0.25, 0.5, 0.75, 1.0]
+    assert seen == pytest.approx([k / 6 for k in range(1, 7)])  # 2 regimes x 3 distinct settings
     table = e2.tabulate(results)
-    assert len(table) == 2 * 2 * 2 and set(table.regime) == {"weak", "joint"}
+    assert len(table) == 2 * 3 * 2 and set(table.regime) == {"weak", "joint"}
     sentences, summary = e2.verdict(results)
-    assert sentences and {"m_star", "exponent_n"} <= set(summary) and json.dumps(summary)
+    assert sentences and {"m_star", "exponent_n", "exponent_d"} <= set(summary) and json.dumps(summary)
+    assert any("against d" in s for s in sentences) and summary["exponent_d"]
     assert all(row["m_star"] is None or row["m_star"] >= 1 for row in summary["m_star"])
-    assert set(e2.figures(results)) == {"m_star_vs_n", "success_vs_width"}
+    assert set(e2.figures(results)) == {"m_star_vs_n", "success_vs_width", "m_star_vs_d"}

@@ -14,7 +14,8 @@ from aedyn.experiments import e2
 from aedyn.report import reproduce
 from conftest import one_error_line, run_cli
 
-TINY = {**e2.config(quick=True), "ns": [4, 8], "seeds": 2, "max_width": 32, "d": 3, "criteria": ["reach", "rate"]}
+TINY = {**e2.config(quick=True), "series": [{"data": "sphere", "vary": "n", "ns": [4, 8], "d": 3}], "seeds": 2,
+        "max_width": 32, "criteria": ["reach", "rate"]}
 
 
 @pytest.fixture

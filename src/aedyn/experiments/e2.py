@@ -304,16 +304,17 @@ def table_of(thresholds: Sequence[Threshold]) -> Any:
     return pd.DataFrame(rows)
 
 
-def fit_exponent(thresholds: Sequence[Threshold], criterion: str, *, resamples: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> Exponent | None:
-    """``m* ∝ n^a`` over settings that differ in ``n`` only: ``a`` from the measured ``m*``, its
-    confidence interval from ``resamples`` bootstrap resamples of the seeds (independently per
-    setting; a resample in which some ``m*`` is not found is dropped). ``None`` with fewer than
-    two settings that found ``m*``."""
+def fit_exponent(thresholds: Sequence[Threshold], criterion: str, *, axis: str = "n", resamples: int = 1000,
+                 seed: int = 0, level: float = 0.95) -> Exponent | None:
+    """``m* ∝ axis^a`` (``axis`` is ``"n"`` or ``"d"``) over settings that differ in that axis only:
+    ``a`` from the measured ``m*``, its confidence interval from ``resamples`` bootstrap resamples of
+    the seeds (independently per setting; a resample in which some ``m*`` is not found is dropped).
+    ``None`` with fewer than two settings that found ``m*``."""
+    axis = check_choice(axis, ("n", "d"), "axis")
     found = [th for th in thresholds if th.m_star.get(criterion) is not None]
-    if len({th.setting["n"] for th in found}) < 2:
+    if len({th.setting[axis] for th in found}) < 2:
         return None
-    x = np.log([th.setting["n"] for th in found])
+    x = np.log([th.setting[axis] for th in found])
     value = float(np.polyfit(x, np.log([th.m_star[criterion] for th in found]), 1)[0])
     rng = np.random.default_rng(seed)
     slopes = []
@@ -406,57 +407,72 @@ def scaling(regimes: Sequence[str] = ("weak", "joint"), data: str = "sphere", ns
 REGIME_COLOURS = {"weak": "#d95f02", "joint": "#1b9e77", "decoder": "#7570b3"}
 
 
-def plot(thresholds: Sequence[Threshold], *, criterion_for_success: str = "reach") -> dict[str, Any]:
-    """Two matplotlib figures (no I/O): ``m_star_vs_n``, log-log, one panel per criterion, each
-    regime's ``m*`` with its fitted power law and the parameter-count lines ``m = n`` and
-    ``m = n/2``; ``success_vs_width``, one panel per regime, the share of seeds passing
-    ``criterion_for_success`` against the width for each ``n``."""
+DATA_MARKERS = {"sphere": "o", "digits": "s"}
+
+
+def plot(thresholds: Sequence[Threshold], *, axis: str = "n", criterion_for_success: str = "reach") -> dict[str, Any]:
+    """Matplotlib figures (no I/O) of a series of settings that vary along ``axis`` (``"n"`` or
+    ``"d"``): ``m_star_vs_<axis>``, log-log, one panel per criterion, each regime's (and data set's)
+    ``m*`` with its fitted power law, and against ``n`` the parameter-count lines ``m = n`` and
+    ``m = n/2``; ``success_vs_width`` (for ``axis="n"``), one panel per regime, the share of seeds
+    passing ``criterion_for_success`` against the width for each ``n``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    def _plain_ticks(axis: Any, values: Sequence[int]) -> None:
+    def _plain_ticks(ticks: Any, values: Sequence[int]) -> None:
         """Ticks at the values themselves, written as plain numbers (no crowded minor labels)."""
-        axis.set_ticks(list(values))
-        axis.set_major_formatter(ScalarFormatter())
-        axis.set_minor_formatter(NullFormatter())
+        ticks.set_ticks(list(values))
+        ticks.set_major_formatter(ScalarFormatter())
+        ticks.set_minor_formatter(NullFormatter())
 
+    axis = check_choice(axis, ("n", "d"), "axis")
     criteria = [c for c in CRITERIA if any(c in th.m_star for th in thresholds)]
     regimes = sorted({th.setting["regime"] for th in thresholds}, key=lambda r: list(REGIME_COLOURS).index(r))
-    ns = sorted({th.setting["n"] for th in thresholds})
-    grid_n = np.geomspace(min(ns), max(ns), 50)
+    datasets = sorted({th.setting["data"] for th in thresholds})
+    values = sorted({th.setting[axis] for th in thresholds})
+    grid = np.geomspace(min(values), max(values), 50)
     fig1, axes = plt.subplots(1, len(criteria), figsize=(3.2 * len(criteria), 3.0), sharey=True, squeeze=False)
     for ax, criterion in zip(axes[0], criteria, strict=True):
         for regime in regimes:
-            mine = [th for th in thresholds if th.setting["regime"] == regime and criterion in th.m_star]
-            pts = [(th.setting["n"], th.m_star[criterion]) for th in mine if th.m_star[criterion] is not None]
-            if not pts:
-                continue
-            x, y = np.array(pts, dtype=float).T
-            e = fit_exponent(mine, criterion, resamples=200)
-            label = regime if e is None else f"{regime}: $n^{{{e.value:.2f}}}$"
-            ax.plot(x, y, "o", color=REGIME_COLOURS[regime], label=label)
-            if e is not None:
-                c = np.exp(np.mean(np.log(y) - e.value * np.log(x)))
-                ax.plot(grid_n, c * grid_n ** e.value, "-", color=REGIME_COLOURS[regime], lw=1)
-        ax.plot(grid_n, grid_n, ":", color="0.5", lw=1, label="m = n")
-        ax.plot(grid_n, grid_n / 2, "--", color="0.5", lw=1, label="m = n/2")
-        ax.set(xscale="log", yscale="log", xlabel="samples n", title=f"criterion: {criterion}")
-        _plain_ticks(ax.xaxis, ns)
+            for data in datasets:
+                mine = [th for th in thresholds if (th.setting["regime"], th.setting["data"]) == (regime, data)
+                        and criterion in th.m_star]
+                pts = [(th.setting[axis], th.m_star[criterion]) for th in mine if th.m_star[criterion] is not None]
+                if not pts:
+                    continue
+                x, y = np.array(pts, dtype=float).T
+                e = fit_exponent(mine, criterion, axis=axis, resamples=200)
+                name = regime if len(datasets) == 1 else f"{regime}, {data}"
+                label = name if e is None else f"{name}: ${axis}^{{{e.value:.2f}}}$"
+                ax.plot(x, y, DATA_MARKERS.get(data, "^"), color=REGIME_COLOURS[regime], label=label)
+                if e is not None:
+                    c = np.exp(np.mean(np.log(y) - e.value * np.log(x)))
+                    ax.plot(grid, c * grid ** e.value, "-", color=REGIME_COLOURS[regime], lw=1)
+        if axis == "n":
+            ax.plot(grid, grid, ":", color="0.5", lw=1, label="m = n")
+            ax.plot(grid, grid / 2, "--", color="0.5", lw=1, label="m = n/2")
+        ax.set(xscale="log", yscale="log", xlabel="samples n" if axis == "n" else "input dimension d",
+               title=f"criterion: {criterion}")
+        _plain_ticks(ax.xaxis, values)
         ax.legend(fontsize=7, framealpha=0.9, edgecolor="none")
     axes[0][0].set_ylabel("least width m*")
     fig1.tight_layout()
+    if axis == "d":
+        return {"m_star_vs_d": fig1}
     fig2, axes = plt.subplots(1, len(regimes), figsize=(3.2 * len(regimes), 3.0), sharey=True, squeeze=False)
     cmap = plt.get_cmap("viridis")
     for ax, regime in zip(axes[0], regimes, strict=True):
-        for i, n in enumerate(ns):
+        for i, n in enumerate(values):
             for th in thresholds:
                 if th.setting["regime"] == regime and th.setting["n"] == n:
                     w = [t.width for t in th.trials]
                     f = [t.fraction(criterion_for_success) for t in th.trials]
-                    ax.plot(w, f, "o-", ms=3, color=cmap(i / max(1, len(ns) - 1)), label=f"n = {n}")
+                    label = f"n = {n}" if len(datasets) == 1 else f"n = {n}, {th.setting['data']}"
+                    ax.plot(w, f, DATA_MARKERS.get(th.setting["data"], "^") + "-", ms=3,
+                            color=cmap(i / max(1, len(values) - 1)), label=label)
         quorum = thresholds[0].quorum
         ax.axhline(quorum, color="0.5", ls=":", lw=1, label=f"{100 * quorum:.0f}% of seeds")
         ax.set(xscale="log", xlabel="width m", title=regime, ylim=(-0.05, 1.05))
@@ -475,18 +491,38 @@ CLAIM = ("Gradient descent on a weakly or jointly trained over-parameterised aut
 
 
 def config(quick: bool = False, seeds: int | None = None, device: str = "cpu") -> dict[str, Any]:
-    """Everything the run depends on, JSON-ready. Quick: sphere data, ``n`` in 8..32, ``d = 8``,
-    4 seeds; full: ``n`` in 8..128 (a factor of 16), 8 seeds."""
-    return {"regimes": ["weak", "joint"], "data": "sphere", "ns": [8, 16, 32] if quick else [8, 16, 32, 64, 128],
-            "d": 8, "seeds": seeds if seeds is not None else (4 if quick else 8), "criteria": list(CRITERIA),
+    """Everything the run depends on, JSON-ready. ``series``: each a data set and the axis it
+    varies, ``n`` at fixed ``d`` or ``d`` at fixed ``n``. Quick: sphere, ``n`` in 8..32 at ``d = 8``,
+    4 seeds. Full: sphere and digits, ``n`` in 8..128 (a factor of 16), and sphere ``d`` in 4..64 at
+    ``n = 16``; 8 seeds."""
+    series = [{"data": "sphere", "vary": "n", "ns": [8, 16, 32] if quick else [8, 16, 32, 64, 128], "d": 8}]
+    if not quick:
+        series += [{"data": "digits", "vary": "n", "ns": [8, 16, 32, 64, 128], "d": None},
+                   {"data": "sphere", "vary": "d", "n": 16, "ds": [4, 8, 16, 32, 64]}]
+    return {"regimes": ["weak", "joint"], "series": series,
+            "seeds": seeds if seeds is not None else (4 if quick else 8), "criteria": list(CRITERIA),
             "target": 1e-6, "budget_factor": 4.0, "quorum": 0.9, "max_width": 4096, "data_seed": 0,
             "device": device, "dtype": "float64"}
 
 
+def _settings(series: dict[str, Any]) -> list[tuple[str, int, int | None]]:
+    """The ``(data, n, d)`` of a series (``d = None``: the data's own, for digits and files)."""
+    if series["vary"] == "n":
+        return [(series["data"], int(n), series["d"]) for n in series["ns"]]
+    return [(series["data"], int(series["n"]), int(d)) for d in series["ds"]]
+
+
+def _describe(series: dict[str, Any]) -> str:
+    if series["vary"] == "n":
+        d = "its own d" if series["d"] is None else f"d = {series['d']}"
+        return f"{series['data']}, n in {series['ns']} at {d}"
+    return f"{series['data']}, d in {series['ds']} at n = {series['n']}"
+
+
 def setup(config: dict[str, Any]) -> list[str]:
     """The set-up, in sentences for the report."""
-    return [f"Data: {config['data']}, n in {config['ns']}, d = {config['d']} (data seed {config['data_seed']}, "
-            f"shared by all widths and seeds); regimes {', '.join(config['regimes'])}.",
+    return [f"Data (seed {config['data_seed']}, shared by all widths and seeds): "
+            + "; ".join(_describe(sr) for sr in config["series"]) + f". Regimes {', '.join(config['regimes'])}.",
             f"Widths on the grid round(2^(j/2)) up to {config['max_width']}, searched (gallop, then bisect) from the "
             "width nearest n; initialisation seeds 0.." + f"{config['seeds'] - 1} at each width.",
             "Step size: eta = 1/lambda_max(Theta(0)) of each network. Step budget: "
@@ -497,56 +533,93 @@ def setup(config: dict[str, Any]) -> list[str]:
             "rho = (1 - eta lambda_min(Theta(0)))^2); kernel (lambda_min(Theta(t)) >= lambda_min(Theta(0))/2 "
             f"throughout, checked {KERNEL_CHECKS} times). A kernel singular at initialisation "
             f"(lambda_min <= {SINGULAR:g} lambda_max) fails rate and kernel.",
-            "Growth m* ~ n^a: least-squares slope of log m* on log n; 95% interval from 1000 bootstrap resamples of "
-            "the seeds."]
+            "Growth m* ~ n^a (and ~ d^b): least-squares slope of log m* on log n (log d); 95% interval from 1000 "
+            "bootstrap resamples of the seeds."]
 
 
 def run(config: dict[str, Any], *, progress: Callable[[str, float], None] | None = None) -> dict[str, Any]:
-    """Train what the config asks (:func:`scaling`) and return the thresholds as plain data."""
-    total = len(config["regimes"]) * len(config["ns"])
-    done: list[Threshold] = []
-
-    def report(th: Threshold) -> None:
-        done.append(th)
-        if progress is not None:
-            progress(f"{th.setting['regime']} n = {th.setting['n']}: m* {th.m_star}", len(done) / total)
-
+    """Find ``m*`` (:func:`least_width`) for every regime and every setting of every series (a
+    setting in two series is run once); returns the config and the thresholds as plain data."""
+    settings = list(dict.fromkeys(st for sr in config["series"] for st in _settings(sr)))
     keys = ("seeds", "criteria", "target", "budget_factor", "quorum", "max_width", "data_seed", "device", "dtype")
+    total = len(config["regimes"]) * len(settings)
+    thresholds = []
     with small_problems(config["device"]):
-        ths = scaling(config["regimes"], config["data"], config["ns"], config["d"], on_threshold=report,
-                      **{k: config[k] for k in keys})
-    return {"thresholds": [th.to_dict() for th in ths]}
+        for regime in config["regimes"]:
+            for data, n, d in settings:
+                th = least_width(regime, data, n, d, **{k: config[k] for k in keys})
+                thresholds.append(th.to_dict())
+                if progress is not None:
+                    progress(f"{regime} {data} n = {n}, d = {th.setting['d']}: m* {th.m_star}",
+                             len(thresholds) / total)
+    return {"config": config, "thresholds": thresholds}
 
 
-def _thresholds(results: dict[str, Any]) -> list[Threshold]:
-    return [Threshold.from_dict(t) for t in results["thresholds"]]
+def _series(results: dict[str, Any]) -> list[tuple[dict[str, Any], list[Threshold]]]:
+    """Each series of the run's config with its thresholds."""
+    ths = [Threshold.from_dict(t) for t in results["thresholds"]]
+    out = []
+    for sr in results["config"]["series"]:
+        def member(th: Threshold, sr: dict[str, Any] = sr) -> bool:
+            st = th.setting
+            if st["data"] != sr["data"]:
+                return False
+            if sr["vary"] == "n":
+                return st["n"] in sr["ns"] and (sr["d"] is None or st["d"] == sr["d"])
+            return st["n"] == sr["n"] and st["d"] in sr["ds"]
+
+        out.append((sr, [th for th in ths if member(th)]))
+    return out
 
 
-def _exponents(ths: Sequence[Threshold]) -> dict[tuple[str, str, str], Exponent | None]:
+def _exponents(ths: Sequence[Threshold], axis: str) -> dict[tuple[str, str, str], Exponent | None]:
     keys = sorted({(th.setting["regime"], th.setting["data"]) for th in ths})
     criteria = sorted({c for th in ths for c in th.m_star})
     return {(r, data, c): fit_exponent([th for th in ths if (th.setting["regime"], th.setting["data"]) == (r, data)],
-                                       c) for r, data in keys for c in criteria}
+                                       c, axis=axis) for r, data in keys for c in criteria}
 
 
 def tabulate(results: dict[str, Any]) -> Any:
-    """The tidy table of ``m*`` (:func:`table_of`)."""
-    return table_of(_thresholds(results))
+    """The tidy table of ``m*`` (:func:`table_of`), every setting once."""
+    return table_of([Threshold.from_dict(t) for t in results["thresholds"]])
 
 
 def figures(results: dict[str, Any]) -> dict[str, Any]:
-    """The figures (:func:`plot`)."""
-    return plot(_thresholds(results))
+    """The figures (:func:`plot`): against ``n`` over every n-series (sphere and digits together),
+    and against ``d`` over the d-series."""
+    out: dict[str, Any] = {}
+    for axis in ("n", "d"):
+        ths = [th for sr, group in _series(results) if sr["vary"] == axis for th in group]
+        if ths:
+            out.update(plot(ths, axis=axis))
+    return out
 
 
 def verdict(results: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    """The sentences (:func:`conclude`) and the summary: ``m_star`` per setting and criterion and
-    ``exponent_n`` per regime, criterion and data, as in ``summary.json``."""
-    ths = _thresholds(results)
-    table = table_of(ths)
-    exponents = _exponents(ths)
-    summary = {"m_star": [{"regime": r.regime, "criterion": r.criterion, "data": r.data, "n": int(r.n), "d": int(r.d),
-                           "m_star": None if r.m_star != r.m_star else int(r.m_star)} for r in table.itertuples()],
-               "exponent_n": [{"regime": r, "criterion": c, "data": data, **(e.to_dict() if e else {"value": None})}
-                              for (r, data, c), e in exponents.items()]}
-    return conclude(table, exponents), summary
+    """The sentences (:func:`conclude` over the n-series; the growth with ``d`` over the
+    d-series) and the summary: ``m_star`` per setting and criterion, ``exponent_n`` and
+    ``exponent_d`` per regime, criterion and data, as in ``summary.json``."""
+    table = tabulate(results)
+    summary: dict[str, Any] = {
+        "m_star": [{"regime": r.regime, "criterion": r.criterion, "data": r.data, "n": int(r.n), "d": int(r.d),
+                    "m_star": None if r.m_star != r.m_star else int(r.m_star)} for r in table.itertuples()],
+        "exponent_n": [], "exponent_d": []}
+    sentences: list[str] = []
+    for sr, ths in _series(results):
+        exps = _exponents(ths, sr["vary"])
+        summary[f"exponent_{sr['vary']}"] += [
+            {"regime": r, "criterion": c, "data": data, **({"n": sr["n"]} if sr["vary"] == "d" else {}),
+             **(e.to_dict() if e else {"value": None})} for (r, data, c), e in exps.items()]
+        if sr["vary"] == "n":
+            sentences += conclude(table_of(ths), exps)
+        else:
+            for criterion in [c for c in CRITERIA if any(c2 == c for (_, _, c2) in exps)]:
+                parts = []
+                for (r, _, c), e in exps.items():
+                    if c == criterion:
+                        parts.append(f"{r}: too few widths found" if e is None else
+                                     f"{r}: m* grows like d^{e.value:.2f}" + ("" if e.ci_low is None else
+                                     f" (95% CI {_num(e.ci_low)} to {_num(e.ci_high)})"))
+                sentences.append(f"{sr['data']} at n = {sr['n']}, criterion {criterion}, against d: "
+                                 + "; ".join(parts) + ".")
+    return sentences, summary
