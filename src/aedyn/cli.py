@@ -462,10 +462,12 @@ def threshold(
     max_memory: MaxMemoryOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
 ) -> None:
-    """The least width m* at which gradient descent succeeds in --quorum of the seeds, per criterion:
-    reach (the target within the budget), rate (at least half the rate Theta(0) predicts, throughout,
-    and the target), kernel (lambda_min(Theta(t)) >= lambda_min(Theta(0))/2 throughout). A search over
-    the width grid round(2^(j/2)), not a full scan."""
+    """The least width m* at which gradient descent succeeds, per criterion.
+
+    A width succeeds when --quorum of the seeds pass: reach (the target within the budget), rate
+    (at least half the rate Theta(0) predicts, throughout, and the target), kernel
+    (lambda_min(Theta(t)) >= lambda_min(Theta(0))/2 throughout). A search over the width grid
+    round(2^(j/2)), not a full scan."""
     import json
 
     from aedyn.experiments import e2
@@ -515,8 +517,10 @@ def reproduce(
                                              "in the folder.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Run the experiments on the embedded data and write report.md, report.html, figures, tables
-    and summary.json into --out."""
+    """Run the experiments and write the report (report.md, report.html, figures, tables, summary.json).
+
+    Uses the embedded data (sphere, scikit-learn digits); finished experiments of the same config
+    in --out are reused."""
     from aedyn.report import reproduce as run_report
 
     names = None if only is None else [n.strip() for n in only.split(",") if n.strip()]
