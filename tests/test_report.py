@@ -85,3 +85,14 @@ def test_reproduce_command(tmp_path, capsys, tiny_e2):
     assert code == 0 and "E2 How much over-parameterisation" in stdout and "report.md" in stdout
     code, _, err = run_cli(["reproduce", "--only", "E7", "--out", str(tmp_path / "s")], capsys)
     assert code == 2 and one_error_line(err)
+
+
+def test_damaged_results_and_an_empty_selection_are_one_line(tmp_path, tiny_e2):
+    out = tmp_path / "report"
+    reproduce(out, quick=True, only=["E2"])
+    record = json.loads((out / "E2" / "results.json").read_text())
+    (out / "E2" / "results.json").write_text(json.dumps({**record, "results": {"thresholds": 3}}))
+    with pytest.raises(AedynError, match="delete it to run E2 again"):
+        reproduce(out, quick=True, only=["E2"])
+    with pytest.raises(AedynError, match="no experiment named"):
+        reproduce(tmp_path / "other", only=[])

@@ -444,7 +444,7 @@ def threshold(
     regime: RegimeOpt = "joint",
     data: DataOpt = "sphere",
     n: NOpt = 64,
-    d: DOpt = 16,
+    d: Annotated[int | None, typer.Option(help="Input dimension (sphere; default 16).")] = None,
     criterion: Annotated[str, typer.Option(help="reach, rate, kernel or all.")] = "all",
     seeds: Annotated[int, typer.Option(help="Initialisation seeds 0..N-1 per width.")] = 8,
     quorum: Annotated[float, typer.Option(help="Share of seeds that must pass for a width to succeed.")] = 0.9,
@@ -478,8 +478,11 @@ def threshold(
     def show(trial: Any) -> None:
         if not quiet:
             fractions = ", ".join(f"{c} {100 * trial.fraction(c):.0f}%" for c in trial.passed)
-            err.print(f"m = {trial.width}: {fractions} of {len(trial.seeds)} seeds", highlight=False)
+            count = len(trial.seeds)
+            err.print(f"m = {trial.width}: {fractions} of {count} seed{'s' if count > 1 else ''}", highlight=False)
 
+    if d is None and data == "sphere":
+        d = 16
     result = e2.least_width(regime, data, n, d, seeds=seeds, criteria=criteria, target=target,
                             budget_factor=budget_factor, quorum=quorum, max_width=max_width, data_seed=data_seed,
                             kappa=kappa, nu=nu, dtype=dtype, device=device,
@@ -488,7 +491,9 @@ def threshold(
         out.print_json(json.dumps(result.to_dict()))
         return
     s = result.setting
-    rows = [("setting", f"{regime}, {escape(str(data))}: n = {s['n']}, d = {s['d']}, {len(s['seeds'])} seeds, "
+    count = len(s["seeds"])
+    seeds_text = f"{count} seed{'s' if count > 1 else ''}"
+    rows = [("setting", f"{regime}, {escape(str(data))}: n = {s['n']}, d = {s['d']}, {seeds_text}, "
                         f"success = at least {100 * quorum:.0f}% of seeds"),
             ("budget", f"{result.budget} steps = {budget_factor:g} x {result.predicted_steps} (the infinite-width "
                        f"kernel's steps to {target:g} x the initial loss); eta = 1/lambda_max(Theta(0)) per network")]

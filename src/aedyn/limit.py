@@ -100,7 +100,7 @@ class LinearisedGD:
         ``eta lambda_max <= 2``: doubling, then bisection on ``k``); ``None`` when even ``limit``
         steps do not reach it (a singular ``K`` with energy in its null space never does)."""
         R0 = self._residual0(R0)
-        target = check_float(target, "target (relative loss)", low=0.0, high=1.0, high_open=True)
+        target = check_float(target, "target (relative loss)", low=0.0, high=1.0, low_open=True, high_open=True)
         limit = check_int(limit, "limit", minimum=1)
         energy = (self.eigenvectors.mT @ R0).double().square().sum(dim=1)
         log_base = torch.log((1 - self.eta * self.eigenvalues.double()).abs().clamp_min(1e-300))

@@ -63,7 +63,7 @@ class Report:
     files: list[Path] = field(default_factory=list)
 
 
-def _check_folder(folder: Path, force: bool) -> dict[str, Any] | None:
+def _check_folder(folder: Path) -> dict[str, Any] | None:
     """The existing report marker, ``None`` for a new or empty folder; refuse anything else."""
     try:
         if folder.is_dir():
@@ -114,14 +114,16 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
     """Run (or reuse) the experiments and write the report into ``folder`` (see the module
     docstring). ``only`` names a subset (``["E2"]``); ``progress(experiment, message, fraction)``
     reports how far each experiment is."""
-    names = list(EXPERIMENTS) if not only else [str(n).upper() for n in only]
+    names = list(EXPERIMENTS) if only is None else [str(n).upper() for n in only]
+    if not names:
+        raise AedynError(f"no experiment named; choose from {', '.join(EXPERIMENTS)} (e.g. --only E2)")
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
         raise AedynError(f"unknown experiment {', '.join(unknown)}; choose from {', '.join(EXPERIMENTS)}")
     modules = {name: experiment(name) for name in names}
     configs = {name: jsonable(mod.config(quick=quick, seeds=seeds, device=device)) for name, mod in modules.items()}
     folder = Path(folder)
-    _check_folder(folder, force)
+    _check_folder(folder)
     previous = {name: _previous(folder, name, configs[name], force) for name in names}  # refusals before any work
     write_json(folder / MARKER, {"kind": "aedyn.report", "format": 1}, force=True, flag="report marker")
     t_start = time.perf_counter()
@@ -145,7 +147,13 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
         elif progress is not None:
             progress(name, "reusing the finished results of the same config", 1.0)
         results = record["results"]
-        table = mod.tabulate(results)
+        try:
+            table = mod.tabulate(results)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            if not reused:
+                raise
+            raise AedynError(f"{str(folder / name / 'results.json')!r} does not hold {name} results this version can "
+                             f"read ({type(exc).__name__}: {exc}); delete it to run {name} again") from None
         (folder / name).mkdir(exist_ok=True)
         report.files.append(write_atomic(folder / name / "table.parquet", lambda fh, t=table: t.to_parquet(fh),
                                          force=True, flag="table"))

@@ -1,5 +1,7 @@
 """The paper's claims as experiments, one module per claim (SPEC.md, "What the experiments test").
 
+- :mod:`aedyn.experiments.e1`: linear convergence: the measured per-step contraction of the loss
+  against the linearised-GD predictions of the kernels, per regime, data set, width and step rule.
 - :mod:`aedyn.experiments.e2`: how much over-parameterisation each regime needs: the least width
   ``m*`` at which gradient descent succeeds in most seeds, under three criteria (``aedyn threshold``;
   :func:`~aedyn.experiments.e2.least_width`), the tidy table of ``m*`` against ``n``, the fitted

@@ -132,33 +132,48 @@ class Threshold:
                 "quorum": self.quorum, "trials": [t.to_dict() for t in sorted(self.trials, key=lambda t: t.width)]}
 
 
-def judge(results: Sequence[TrainResult], width: int, seeds: Sequence[int], criteria: Sequence[str]) -> Trial:
+def judge(results: Sequence[TrainResult | None], width: int, seeds: Sequence[int], criteria: Sequence[str]) -> Trial:
     """Which of ``criteria`` each run passed (see the module docstring). The runs must have
-    recorded the NTK at step 0 (``ntk_every``), and at its cadence for ``kernel``."""
-    lam_min = np.array([float(r.metrics["ntk_lambda_min"][0]) for r in results])
-    lam_max = np.array([float(r.metrics["ntk_lambda_max"][0]) for r in results])
-    eta = np.array([r.lr for r in results])
+    recorded the NTK at step 0 (``ntk_every``), and at its cadence for ``kernel``; a ``None`` run
+    (a network that could not train: a zero NTK at initialisation) fails every criterion."""
+    nan = math.nan
+    lam_min = np.array([nan if r is None else float(r.metrics["ntk_lambda_min"][0]) for r in results])
+    lam_max = np.array([nan if r is None else float(r.metrics["ntk_lambda_max"][0]) for r in results])
+    eta = np.array([nan if r is None else r.lr for r in results])
     rho = (1.0 - eta * lam_min) ** 2
     singular = ~(lam_min > SINGULAR * lam_max)
-    reach = np.array([r.status == "converged" for r in results])
+    reach = np.array([r is not None and r.status == "converged" for r in results])
     passed: dict[str, tuple[bool, ...]] = {}
     if "reach" in criteria:
         passed["reach"] = tuple(bool(v) for v in reach)
     if "rate" in criteria:
         below = []
         for r, contraction in zip(results, rho, strict=True):
+            if r is None:
+                below.append(False)
+                continue
             k = np.arange(len(r.loss))
             line = r.loss[0] * np.power(contraction, k / 2.0) * (1 + 1e-9)  # rounding slack of a few ulps
             below.append(bool(np.all(r.loss <= line)))
         passed["rate"] = tuple(bool(v) for v in reach & np.array(below) & ~singular)
     if "kernel" in criteria:
-        held = np.array([bool(np.all(np.asarray(r.metrics["ntk_lambda_min"]) >= 0.5 * r.metrics["ntk_lambda_min"][0]))
-                         for r in results])
+        held = np.array([r is not None and bool(np.all(np.asarray(r.metrics["ntk_lambda_min"])
+                                                        >= 0.5 * r.metrics["ntk_lambda_min"][0])) for r in results])
         passed["kernel"] = tuple(bool(v) for v in held & ~singular)
-    return Trial(width=width, seeds=tuple(int(s) for s in seeds), status=tuple(r.status for r in results),
-                 steps=tuple(int(r.steps) for r in results), lr=tuple(float(v) for v in eta),
+    return Trial(width=width, seeds=tuple(int(s) for s in seeds),
+                 status=tuple("untrainable" if r is None else r.status for r in results),
+                 steps=tuple(0 if r is None else int(r.steps) for r in results), lr=tuple(float(v) for v in eta),
                  lambda_min0=tuple(float(v) for v in lam_min), lambda_max0=tuple(float(v) for v in lam_max),
                  predicted_rate=tuple(float(v) for v in rho), passed=passed)
+
+
+def _alone(job: TrainJob, max_memory: int | None) -> TrainResult | None:
+    """One seed's run, or ``None`` when it cannot train (its NTK at initialisation is zero, so
+    ``lr="auto"`` is undefined: a network that cannot learn fails every criterion)."""
+    try:
+        return run_batch([job], max_memory=max_memory)[0]
+    except AedynError:
+        return None
 
 
 def search(ok: Callable[[int], bool], count: int, start: int) -> int | None:
@@ -239,7 +254,11 @@ def least_width(regime: str, data: str = "sphere", n: int | None = 64, d: int | 
             jobs = [TrainJob(regime=regime, data=data, n=n, d=d, seed=s, data_seed=data_seed, kappa=kappa, nu=nu,
                              width=width, lr="auto", steps=budget, target=target, record_every=budget + 1,
                              ntk_every=ntk_every, dtype=dtype, device=device) for s in seed_list]
-            trials[width] = judge(run_batch(jobs, max_memory=max_memory), width, seed_list, criteria)
+            try:
+                results: list[TrainResult | None] = list(run_batch(jobs, max_memory=max_memory))
+            except AedynError:  # a network with no gradient at initialisation (every ReLU dead): alone, it fails
+                results = [_alone(job, max_memory) for job in jobs]
+            trials[width] = judge(results, width, seed_list, criteria)
             if on_trial is not None:
                 on_trial(trials[width])
         return trials[width]
@@ -316,6 +335,8 @@ def fit_exponent(thresholds: Sequence[Threshold], criterion: str, *, axis: str =
         return None
     x = np.log([th.setting[axis] for th in found])
     value = float(np.polyfit(x, np.log([th.m_star[criterion] for th in found]), 1)[0])
+    if min(len(th.setting["seeds"]) for th in found) < 2:  # nothing to resample: no interval
+        return Exponent(value, None, None, len(found))
     rng = np.random.default_rng(seed)
     slopes = []
     for _ in range(check_count(resamples, "resamples")):
