@@ -220,3 +220,19 @@ def test_the_protocol_runs_a_tiny_config_and_its_results_are_plain_data():
     assert any("against d" in s for s in sentences) and summary["exponent_d"]
     assert all(row["m_star"] is None or row["m_star"] >= 1 for row in summary["m_star"])
     assert set(e2.figures(results)) == {"m_star_vs_n", "success_vs_width", "m_star_vs_d"}
+
+
+def test_a_network_that_cannot_train_fails_instead_of_stopping_the_search():
+    """n = 1: at small widths some seeds start with every ReLU dead (a zero NTK, so no lr='auto'):
+    they count as failures ('untrainable'), and the search goes on."""
+    r = least_width("joint", "sphere", 1, 4, seeds=8, criteria=["reach"], max_width=4)
+    statuses = [s for t in r.trials for s in t.status]
+    assert "untrainable" in statuses
+    for t in r.trials:
+        assert not any(p for s, p in zip(t.status, t.passed["reach"], strict=True) if s == "untrainable")
+
+
+def test_one_seed_gives_a_growth_without_an_interval():
+    ths = [made_up("joint", n, {n: [False], 2 * n: [True]}) for n in (8, 16, 32)]
+    e = fit_exponent(ths, "reach")
+    assert e.value == pytest.approx(1.0) and e.ci_low is None and e.ci_high is None
