@@ -96,3 +96,23 @@ def test_damaged_results_and_an_empty_selection_are_one_line(tmp_path, tiny_e2):
         reproduce(out, quick=True, only=["E2"])
     with pytest.raises(AedynError, match="no experiment named"):
         reproduce(tmp_path / "other", only=[])
+
+
+def test_an_experiment_not_asked_for_keeps_its_section(tmp_path, tiny_e2, monkeypatch):
+    """E2 finished earlier; a later --only E1 run (here: a stand-in E1 that is cheap) keeps E2 in
+    the report, reused, rather than dropping it."""
+    from aedyn import report as report_module
+    from aedyn.experiments import e2 as e2_module
+
+    out = tmp_path / "report"
+    reproduce(out, quick=True, only=["E2"])
+    monkeypatch.setattr(report_module, "EXPERIMENTS", ("E1", "E2"))
+    fake = type("E1", (), {"TITLE": "stand-in", "CLAIM": "c", "config": staticmethod(lambda **kw: {"x": 1}),
+                           "setup": staticmethod(lambda cfg: ["s"]), "run": staticmethod(lambda cfg, progress=None: {}),
+                           "tabulate": staticmethod(lambda r: pd.DataFrame({"a": [1]})),
+                           "figures": staticmethod(lambda r: {}),
+                           "verdict": staticmethod(lambda r: (["v"], {"k": 1}))})
+    monkeypatch.setattr(report_module, "experiment", lambda name: fake if name == "E1" else e2_module)
+    again = reproduce(out, quick=True, only=["E1"])
+    assert [s.name for s in again.sections] == ["E1", "E2"] and again.sections[1].reused
+    assert {"E1", "E2"} <= set(json.loads((out / "summary.json").read_text()))

@@ -14,7 +14,9 @@ Into one folder (``aedyn-report/`` by default)::
 Each experiment module (:mod:`aedyn.experiments`) answers to the same verbs: ``config``, ``setup``,
 ``run``, ``tabulate``, ``figures``, ``verdict``. Rerunning into the same folder reuses every
 experiment whose config is unchanged (and says so); a changed config is refused unless ``force``.
-Every file is written atomically; the folder must be new, empty, or an aedyn report.
+Experiments not asked for (``only``) keep their section while their finished results in the
+folder match this config. Every file is written atomically; the folder must be new, empty, or an
+aedyn report.
 """
 
 from __future__ import annotations
@@ -125,6 +127,17 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
     folder = Path(folder)
     _check_folder(folder)
     previous = {name: _previous(folder, name, configs[name], force) for name in names}  # refusals before any work
+    for name in EXPERIMENTS:  # experiments not asked for stay in the report while their results fit this config
+        if name not in modules:
+            mod = experiment(name)
+            config = jsonable(mod.config(quick=quick, seeds=seeds, device=device))
+            try:
+                record = _previous(folder, name, config, force=False)
+            except AedynError:
+                record = None
+            if record is not None:
+                modules[name], configs[name], previous[name] = mod, config, record
+    modules = {name: modules[name] for name in EXPERIMENTS if name in modules}  # report order
     write_json(folder / MARKER, {"kind": "aedyn.report", "format": 1}, force=True, flag="report marker")
     t_start = time.perf_counter()
     report = Report(folder=folder, sections=[], summary={})
