@@ -19,6 +19,11 @@ from types import ModuleType
 
 import torch
 
+REGIME_COLOURS = {"weak": "#d95f02", "joint": "#1b9e77", "decoder": "#7570b3", "tied": "#e7298a"}
+"""One colour per regime in every experiment's figures."""
+DATA_MARKERS = {"sphere": "o", "digits": "s"}
+"""One marker per data set in every experiment's figures (others: triangles)."""
+
 _ORDER = ("E1", "E2")
 EXPERIMENTS: tuple[str, ...] = tuple(name for name in _ORDER
                                      if importlib.util.find_spec(f"aedyn.experiments.{name.lower()}") is not None)

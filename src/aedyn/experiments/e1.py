@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aedyn.experiments import small_problems
+from aedyn.experiments import DATA_MARKERS, REGIME_COLOURS, small_problems
 from aedyn.gd import auto_lr_batch, fit_linear_rate, rounding_floor
 from aedyn.job import Notes, TrainJob, run_batch
 from aedyn.kernels import regime_kernel
@@ -396,8 +396,6 @@ def _steps_sentences(table: Any) -> list[str]:
 
 # ---- figures -------------------------------------------------------------------------------------
 
-REGIME_COLOURS = {"weak": "#d95f02", "joint": "#1b9e77", "decoder": "#7570b3", "tied": "#e7298a"}
-DATA_MARKERS = {"sphere": "o", "digits": "s"}
 
 
 def figures(results: dict) -> dict[str, Any]:

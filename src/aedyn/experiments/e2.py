@@ -41,7 +41,7 @@ import numpy as np
 
 from aedyn._check import check_choice, check_count, check_float
 from aedyn.errors import AedynError
-from aedyn.experiments import small_problems
+from aedyn.experiments import DATA_MARKERS, REGIME_COLOURS, small_problems
 from aedyn.gd import TrainResult
 from aedyn.job import Notes, TrainJob, run_batch
 from aedyn.kernels import regime_kernel
@@ -425,10 +425,8 @@ def scaling(regimes: Sequence[str] = ("weak", "joint"), data: str = "sphere", ns
     return out
 
 
-REGIME_COLOURS = {"weak": "#d95f02", "joint": "#1b9e77", "decoder": "#7570b3"}
 
 
-DATA_MARKERS = {"sphere": "o", "digits": "s"}
 
 
 def plot(thresholds: Sequence[Threshold], *, axis: str = "n", criterion_for_success: str = "reach") -> dict[str, Any]:
