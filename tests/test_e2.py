@@ -212,7 +212,8 @@ def test_the_protocol_runs_a_tiny_config_and_its_results_are_plain_data():
     assert json.loads(json.dumps(cfg)) == cfg and all(isinstance(s, str) for s in e2.setup(cfg))
     seen: list[float] = []
     results = json.loads(json.dumps(e2.run(cfg, progress=lambda message, fraction: seen.append(fraction))))
-    assert seen == pytest.approx([k / 6 for k in range(1, 7)])  # 2 regimes x 3 distinct settings
+    assert seen == sorted(seen) and seen[-1] == 1  # after each width, and after each of 2 x 3 distinct settings
+    assert {round(6 * f, 9) for f in seen} >= set(range(1, 7))
     table = e2.tabulate(results)
     assert len(table) == 2 * 3 * 2 and set(table.regime) == {"weak", "joint"}
     sentences, summary = e2.verdict(results)
@@ -236,3 +237,22 @@ def test_one_seed_gives_a_growth_without_an_interval():
     ths = [made_up("joint", n, {n: [False], 2 * n: [True]}) for n in (8, 16, 32)]
     e = fit_exponent(ths, "reach")
     assert e.value == pytest.approx(1.0) and e.ci_low is None and e.ci_high is None
+
+
+def test_a_series_can_ask_for_fewer_criteria_and_series_on_one_axis_merge():
+    """Large n on reach alone (as the CUDA config does): those settings judge only reach, and
+    the two n-series at the same d form one series for the fits, the table and the figures."""
+    from aedyn.experiments import e2
+
+    series = [{"data": "sphere", "vary": "n", "ns": [4, 8], "d": 3},
+              {"data": "sphere", "vary": "n", "ns": [16], "d": 3, "criteria": ["reach"]}]
+    cfg = {**e2.config(quick=True), "series": series, "seeds": 2, "max_width": 64, "regimes": ["joint"]}
+    results = e2.run(cfg)
+    crit = {th["setting"]["n"]: set(th["m_star"]) for th in results["thresholds"]}
+    assert crit == {4: {"reach", "rate", "kernel"}, 8: {"reach", "rate", "kernel"}, 16: {"reach"}}
+    merged = e2._series(results)
+    assert len(merged) == 1 and merged[0][0]["ns"] == [4, 8, 16] and len(merged[0][1]) == 3
+    assert "criteria reach only" in " ".join(e2.setup(cfg))
+    summary = e2.verdict(results)[1]
+    reach = [e for e in summary["exponent_n"] if e["criterion"] == "reach"]
+    assert len(reach) == 1  # one growth for the merged series, not one per series

@@ -272,3 +272,29 @@ def test_steps_to_target_is_the_first_step_of_the_loss_curve_below_it():
     assert lin.steps_to(-X, 1e-300, limit=1000) is None
     singular = torch.diag(torch.tensor([1.0, 0.0], dtype=torch.float64))
     assert LinearisedGD(singular, 0.5).steps_to(torch.ones(2, 1, dtype=torch.float64), 0.1) is None
+
+
+def test_expected_loss_curve_with_random_initial_outputs_matches_monte_carlo():
+    """covariance=C: the loss of R(0) + E, E's columns N(0, C), averaged over 20000 draws of E
+    (each step within 5 Monte Carlo standard errors); steps_to agrees with that curve."""
+    X = sphere(6, 3, seed=2)
+    K = regime_kernel(X, "joint")
+    C = 0.5 * regime_kernel(X, "decoder") + 0.1 * torch.eye(6, dtype=torch.float64)
+    lin = LinearisedGD(K, 1.0 / float(torch.linalg.eigvalsh(K)[-1]))
+    expected = lin.loss_curve(-X, 30, covariance=C)
+    gen = torch.Generator().manual_seed(0)
+    L = torch.linalg.cholesky(C)
+    E = L @ torch.randn(20000, 6, 3, generator=gen, dtype=torch.float64)
+    Q, lam = lin.eigenvectors, lin.eigenvalues
+    coeff = Q.mT @ (E - X)  # draws x modes x d
+    k = torch.arange(31, dtype=torch.float64)
+    curves = 0.5 * torch.einsum("km,sm->sk", (1 - lin.eta * lam)[None, :] ** (2 * k[:, None]), coeff.square().sum(2))
+    mean, se = curves.mean(0), curves.std(0) / math.sqrt(curves.shape[0])
+    assert bool(((mean - torch.from_numpy(expected)).abs() <= 5 * se).all())
+    assert expected[0] > lin.loss_curve(-X, 0)[0]  # the random outputs add energy
+    curve = lin.loss_curve(-X, 4000, covariance=C)
+    for target in (1e-2, 1e-4):
+        k = lin.steps_to(-X, target, covariance=C)
+        assert k is not None and curve[k] <= target * curve[0] < curve[k - 1]
+    with pytest.raises(AedynError, match="covariance must be n x n"):
+        lin.steps_to(-X, 0.1, covariance=torch.eye(5, dtype=torch.float64))

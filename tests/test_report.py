@@ -108,7 +108,8 @@ def test_an_experiment_not_asked_for_keeps_its_section(tmp_path, tiny_e2, monkey
     reproduce(out, quick=True, only=["E2"])
     monkeypatch.setattr(report_module, "EXPERIMENTS", ("E1", "E2"))
     fake = type("E1", (), {"TITLE": "stand-in", "CLAIM": "c", "config": staticmethod(lambda **kw: {"x": 1}),
-                           "setup": staticmethod(lambda cfg: ["s"]), "run": staticmethod(lambda cfg, progress=None: {}),
+                           "setup": staticmethod(lambda cfg: ["s"]),
+                           "run": staticmethod(lambda cfg, progress=None, checkpoint=None: {}),
                            "tabulate": staticmethod(lambda r: pd.DataFrame({"a": [1]})),
                            "figures": staticmethod(lambda r: {}),
                            "verdict": staticmethod(lambda r: (["v"], {"k": 1}))})
@@ -116,3 +117,34 @@ def test_an_experiment_not_asked_for_keeps_its_section(tmp_path, tiny_e2, monkey
     again = reproduce(out, quick=True, only=["E1"])
     assert [s.name for s in again.sections] == ["E1", "E2"] and again.sections[1].reused
     assert {"E1", "E2"} <= set(json.loads((out / "summary.json").read_text()))
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_e2, monkeypatch):
+    """Killed after three widths were trained: the rerun trains only the others, and its results
+    equal an uninterrupted run's; the checkpoint is gone once results.json is written."""
+    trained = []
+    real = e2.run_batch
+
+    def counting(jobs, **kw):
+        trained.append((jobs[0].regime, jobs[0].n, jobs[0].width))
+        if len(trained) == 4 and not trained_before:
+            raise KeyboardInterrupt  # the fourth width is in flight when the run is killed
+        return real(jobs, **kw)
+
+    trained_before: list = []
+    monkeypatch.setattr(e2, "run_batch", counting)
+    out = tmp_path / "report"
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(out, quick=True, only=["E2"])
+    assert (out / "E2" / "checkpoint.jsonl").is_file() and not (out / "E2" / "results.json").exists()
+    first, trained_before[:] = list(trained[:3]), [True]
+    trained.clear()
+    resumed = reproduce(out, quick=True, only=["E2"])
+    assert not set(first) & set(trained)  # the finished widths were not trained again
+    assert not (out / "E2" / "checkpoint.jsonl").exists()
+    whole = reproduce(tmp_path / "whole", quick=True, only=["E2"])
+    assert resumed.summary["E2"] == whole.summary["E2"]
+    with pytest.raises(AedynError, match="different config"):  # another config's checkpoint is refused
+        (out / "E2" / "results.json").unlink()
+        (out / "E2" / "checkpoint.jsonl").write_text(json.dumps({"config": {"other": 1}}) + "\n")
+        reproduce(out, quick=True, only=["E2"])

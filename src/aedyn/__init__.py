@@ -19,7 +19,7 @@ from aedyn.data import load_data, validate
 from aedyn.errors import AedynError, AedynWarning
 from aedyn.gd import TrainResult, fit_linear_rate, train, train_batch
 from aedyn.job import KernelJob, TrainJob, batch_key, run_batch, run_job, run_kernel_job
-from aedyn.kernels import k0, k1, kernel_spectrum, regime_kernel
+from aedyn.kernels import init_output_kernel, k0, k1, kernel_spectrum, regime_kernel
 from aedyn.limit import LinearisedGD, NTKPredictor, memorisation
 from aedyn.model import REGIMES, Params, Tangent, evaluate, forward, gradients, init_params, jvp, loss, vjp
 from aedyn.ntk import NTKOperator, ntk_dense, ntk_drift, ntk_extremes
@@ -46,6 +46,7 @@ __all__ = [
     "fit_linear_rate",
     "forward",
     "gradients",
+    "init_output_kernel",
     "init_params",
     "jvp",
     "k0",

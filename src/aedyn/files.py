@@ -228,3 +228,76 @@ def read_json(path: str | Path, *, what: str, hint: str) -> Any:
                          f"{hint}") from None
     except RecursionError:
         raise AedynError(f"{str(path)!r} is nested too deeply to be {what}; {hint}") from None
+
+
+class Checkpoint:
+    """The finished pieces of a long computation, so that an interrupted one, restarted, redoes
+    only the piece that was in flight.
+
+    One JSON line per piece (``{"key": ..., "value": ...}``) after a first line holding the
+    computation's ``config``; each line is appended, flushed and fsynced before :meth:`put`
+    returns. A kill mid-line leaves a partial last line, which is ignored (that piece runs again).
+    Opening a checkpoint of a different config refuses unless ``force``, which starts it afresh.
+    """
+
+    def __init__(self, path: str | Path, config: Any, *, force: bool = False) -> None:
+        self.path = Path(path)
+        self.config = jsonable(config)
+        self._values: dict[str, Any] = {}
+        lines = self._read()
+        if lines:
+            if lines[0].get("config") != self.config:
+                if not force:
+                    raise AedynError(f"{str(self.path)!r} is the checkpoint of an interrupted run of a different "
+                                     "config; use another --out folder, or --force to start afresh there")
+                lines = []
+            self._values = {str(rec["key"]): rec["value"] for rec in lines[1:] if "key" in rec and "value" in rec}
+        # rewritten whole (atomically), so that a partial last line never sits before the next piece
+        text = b"".join(json.dumps(rec, allow_nan=False).encode() + b"\n" for rec in
+                        [{"config": self.config}, *({"key": k, "value": v} for k, v in self._values.items())])
+        write_atomic(self.path, lambda fh: fh.write(text), force=True, flag="checkpoint")
+
+    def _read(self) -> list[dict[str, Any]]:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise AedynError(describe_os_error(exc, self.path, "read")) from None
+        records = []
+        for line in raw.split(b"\n"):
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                break  # a partial last line (the piece in flight when the run was killed)
+            if not isinstance(record, dict):
+                break
+            records.append(record)
+        return records
+
+    def _append(self, record: Any) -> None:
+        text = json.dumps(jsonable(record), allow_nan=False).encode() + b"\n"
+        try:
+            with open(self.path, "ab") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise AedynError(describe_os_error(exc, self.path)) from None
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def get(self, key: str) -> Any | None:
+        """The value saved under ``key``, ``None`` if that piece has not finished."""
+        return self._values.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        """Save one finished piece (durably, before returning)."""
+        self._append({"key": key, "value": value})
+        self._values[key] = jsonable(value)
+
+    def remove(self) -> None:
+        """Delete the checkpoint (the computation's result is safely written elsewhere)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()

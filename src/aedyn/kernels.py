@@ -146,6 +146,19 @@ def regime_kernel(X: Any, regime: str, *, kappa: float = 1.0, nu: float = 1.0, Y
     return _finite(_combine(K0, K1, regime, kappa, nu), kappa, nu)
 
 
+def init_output_kernel(X: Any, *, kappa: float = 1.0, nu: float = 1.0, Y: Any | None = None) -> torch.Tensor:
+    """``Sigma(X, Y) = nu^2 kappa^2 K1(X, Y)``: the covariance of every output coordinate of the
+    network at initialisation in the infinite-width limit (``alpha = 1/sqrt(m)``), the same for
+    every regime and for Gaussian or Rademacher decoders::
+
+        E[f_0(x)_j f_0(y)_j] = alpha^2 m nu^2 E[relu(w.x) relu(w.y)] = nu^2 kappa^2 K1(x, y),  w ~ N(0, kappa^2 I)
+
+    (``f_0`` tends to a centred Gaussian process with this kernel, independent across ``j``)."""
+    kappa = check_positive(kappa, "kappa (encoder init scale)")
+    nu = check_float(nu, "nu (decoder init scale)", low=0.0)
+    return _finite(nu * nu * kappa * kappa * k1(X, Y), kappa, nu)
+
+
 def spectrum_memory(n: int) -> int:
     """Bytes :func:`kernel_spectrum` allocates at ``n`` samples: about a dozen ``n x n`` float64
     arrays (Gram, norms, both Kahan distances, the angle, both kernels, their sum, three

@@ -94,15 +94,34 @@ class LinearisedGD:
         factor = torch.pow(1 - self.eta * self.eigenvalues, check_int(steps, "steps", minimum=0))
         return Q @ (factor[:, None] * (Q.mT @ R0))
 
-    def steps_to(self, R0: Any, target: float, *, limit: int = 10**12) -> int | None:
-        """The least ``k`` with ``L(k) <= target * L(0)``, exactly (the loss of the linearised
-        dynamics, ``0.5 sum_i (1 - eta lambda_i)^(2k) ||q_i^T R(0)||^2``, does not increase while
-        ``eta lambda_max <= 2``: doubling, then bisection on ``k``); ``None`` when even ``limit``
-        steps do not reach it (a singular ``K`` with energy in its null space never does)."""
+    def _energy(self, R0: Any, covariance: Any | None) -> torch.Tensor:
+        """The energy of the (expected) residual in each eigenvector ``q_i`` of ``K``:
+        ``||q_i^T R(0)||^2``, plus ``d q_i^T C q_i`` when ``R(0)``'s columns also carry independent
+        ``N(0, C)`` noise (``C = covariance``, ``n x n``)."""
         R0 = self._residual0(R0)
+        Q = self.eigenvectors
+        energy = (Q.mT @ R0).square().sum(dim=1)
+        if covariance is not None:
+            C = as_tensor(covariance, dtype=Q.dtype, device=Q.device, name="covariance", finite=True)
+            if tuple(C.shape) != (Q.shape[0], Q.shape[0]):
+                raise AedynError(f"covariance must be n x n with n = {Q.shape[0]}; got shape {tuple(C.shape)}")
+            energy = energy + R0.shape[1] * ((C @ Q) * Q).sum(dim=0)
+        return energy
+
+    def steps_to(self, R0: Any, target: float, *, covariance: Any | None = None, limit: int = 10**12) -> int | None:
+        """The least ``k`` with ``L(k) <= target * L(0)``, exactly (the loss of the linearised
+        dynamics, ``0.5 sum_i (1 - eta lambda_i)^(2k) e_i`` with ``e_i`` the energy of ``R(0)`` in
+        eigenvector ``q_i``, does not increase while ``eta lambda_max <= 2``: doubling, then
+        bisection on ``k``); ``None`` when even ``limit`` steps do not reach it (a singular ``K``
+        with energy in its null space never does).
+
+        With ``covariance = C`` the residual is ``R(0) + E``, ``E``'s ``d`` columns independent
+        ``N(0, C)``, and the loss is its expectation, ``e_i = ||q_i^T R(0)||^2 + d q_i^T C q_i``:
+        for a network initialised with random outputs ``f_0`` (covariance ``C`` per coordinate,
+        :func:`aedyn.kernels.init_output_kernel`), ``R(0) = -X``."""
         target = check_float(target, "target (relative loss)", low=0.0, high=1.0, low_open=True, high_open=True)
         limit = check_int(limit, "limit", minimum=1)
-        energy = (self.eigenvectors.mT @ R0).double().square().sum(dim=1)
+        energy = self._energy(R0, covariance).double()
         log_base = torch.log((1 - self.eta * self.eigenvalues.double()).abs().clamp_min(1e-300))
         total = float(energy.sum())
 
@@ -122,11 +141,11 @@ class LinearisedGD:
             lo, hi = (lo, mid) if reached(mid) else (mid, hi)
         return hi
 
-    def loss_curve(self, R0: Any, steps: int) -> np.ndarray:
-        """``L(k) = 0.5 ||R(k)||_F^2`` for ``k = 0..steps``, from the eigen-energies of ``R(0)``."""
-        R0 = self._residual0(R0)
+    def loss_curve(self, R0: Any, steps: int, *, covariance: Any | None = None) -> np.ndarray:
+        """``L(k) = 0.5 ||R(k)||_F^2`` for ``k = 0..steps``, from the eigen-energies of ``R(0)``
+        (with ``covariance``: the expected loss, as in :meth:`steps_to`)."""
         steps = check_int(steps, "steps", minimum=0)
-        energy = (self.eigenvectors.mT @ R0).square().sum(dim=1)
+        energy = self._energy(R0, covariance)
         k = torch.arange(steps + 1, dtype=energy.dtype, device=energy.device)
         base = (1 - self.eta * self.eigenvalues).abs()
         decay = torch.exp(2 * k[:, None] * torch.log(base.clamp_min(1e-300))[None, :])

@@ -10,13 +10,15 @@ Into one folder (``aedyn-report/`` by default)::
     E2/results.json      an experiment's raw results with its config (what a rerun reuses)
     E2/table.parquet     its tidy table (also .csv)
     E2/<figure>.png      each figure (also .svg)
+    E2/checkpoint.jsonl  while an experiment runs: its finished batches (an interrupted run resumes)
 
 Each experiment module (:mod:`aedyn.experiments`) answers to the same verbs: ``config``, ``setup``,
 ``run``, ``tabulate``, ``figures``, ``verdict``. Rerunning into the same folder reuses every
 experiment whose config is unchanged (and says so); a changed config is refused unless ``force``.
-Experiments not asked for (``only``) keep their section while their finished results in the
-folder match this config. Every file is written atomically; the folder must be new, empty, or an
-aedyn report.
+An interrupted run, restarted with the same config, keeps every finished batch (the experiment's
+checkpoint) and retrains only the one in flight. Experiments not asked for (``only``) keep their
+section while their finished results in the folder match this config. Every file is written
+atomically; the folder must be new, empty, or an aedyn report.
 """
 
 from __future__ import annotations
@@ -34,9 +36,12 @@ from typing import Any
 from aedyn._meta import environment, jsonable
 from aedyn.errors import AedynError
 from aedyn.experiments import EXPERIMENTS, experiment
-from aedyn.files import describe_os_error, read_json, write_atomic, write_json
+from aedyn.files import Checkpoint, describe_os_error, read_json, write_atomic, write_json
 
 MARKER = "report.json"
+CHECKPOINT = "checkpoint.jsonl"
+"""An experiment's finished batches while it runs (``E2/checkpoint.jsonl``), removed once its
+``results.json`` is written: an interrupted run, restarted, retrains only the batch in flight."""
 _HINT = "choose a new or empty folder with --out"
 
 
@@ -127,6 +132,9 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
     folder = Path(folder)
     _check_folder(folder)
     previous = {name: _previous(folder, name, configs[name], force) for name in names}  # refusals before any work
+    for name in names:
+        if previous[name] is None and (folder / name / CHECKPOINT).exists():
+            Checkpoint(folder / name / CHECKPOINT, configs[name], force=force)  # an interrupted run of another config?
     for name in EXPERIMENTS:  # experiments not asked for stay in the report while their results fit this config
         if name not in modules:
             mod = experiment(name)
@@ -153,10 +161,14 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
             t0 = time.perf_counter()
             step = None if progress is None else (lambda message, fraction, name=name: progress(name, message,
                                                                                                  fraction))
-            results = mod.run(configs[name], progress=step)
-            record = {"config": configs[name], "results": jsonable(results), "wall_time": time.perf_counter() - t0}
             (folder / name).mkdir(exist_ok=True)
+            checkpoint = Checkpoint(folder / name / CHECKPOINT, configs[name], force=force)
+            if len(checkpoint) and progress is not None:
+                progress(name, f"resuming an interrupted run: {len(checkpoint)} finished batches kept", 0.0)
+            results = mod.run(configs[name], progress=step, checkpoint=checkpoint)
+            record = {"config": configs[name], "results": jsonable(results), "wall_time": time.perf_counter() - t0}
             report.files.append(write_json(folder / name / "results.json", record, force=True, flag="results"))
+            checkpoint.remove()
         elif progress is not None:
             progress(name, "reusing the finished results of the same config", 1.0)
         results = record["results"]

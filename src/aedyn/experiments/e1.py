@@ -194,18 +194,21 @@ def _theta(params: Params, X: torch.Tensor, regime: str, exact_limit: int) -> di
     return out
 
 
-def run(config: dict, *, progress: Callable[[str, float], None] | None = None) -> dict:
+def run(config: dict, *, progress: Callable[[str, float], None] | None = None,
+        checkpoint: Any | None = None) -> dict:
     """Train every (data, regime, width) batch and analyse each run (see the module docstring).
     Returns ``{"config", "common_eta", "lambda_max_smallest", "notes", "runs"}``; each run holds
     its setting, ``eta``, ``Theta(0)``'s and the infinite-width kernel's extremes, the fit window,
     the measured and predicted rates, and the loss curves (measured and linearised) at common steps.
     On the CPU torch runs on one thread meanwhile (restored after): these problems are small, and
-    on a shared machine one thread is many times faster than several."""
+    on a shared machine one thread is many times faster than several. ``checkpoint`` (an
+    :class:`aedyn.files.Checkpoint`) keeps each batch's records as it finishes, so that an
+    interrupted run, restarted, retrains only the batch in flight."""
     with small_problems(config["device"]):
-        return _run(config, progress)
+        return _run(config, progress, checkpoint)
 
 
-def _run(config: dict, progress: Callable[[str, float], None] | None) -> dict:
+def _run(config: dict, progress: Callable[[str, float], None] | None, checkpoint: Any | None) -> dict:
     report = progress or (lambda message, fraction: None)
     regimes, widths, seeds = list(config["regimes"]), list(config["widths"]), list(config["seeds"])
     rules = list(config.get("rules", RULES))
@@ -230,6 +233,12 @@ def _run(config: dict, progress: Callable[[str, float], None] | None) -> dict:
                 inf = {"K": K, "lambda_min": float(ev[0]), "lambda_max": float(ev[-1])}
             for width in widths:
                 report(f"E1: {data['name']} {regime} m = {width}", done / total)
+                key = f"{data['name']}|{regime}|{width}"
+                saved = None if checkpoint is None else checkpoint.get(key)
+                if saved is not None:
+                    runs += saved
+                    done += 1
+                    continue
                 lam = lam_small[regime] if width == min(widths) else _lambda_max(config, data, regime, width, X)
                 jobs, meta = [], []
                 for rule in rules:
@@ -240,13 +249,17 @@ def _run(config: dict, progress: Callable[[str, float], None] | None) -> dict:
                 with notes.collect():
                     results = run_batch(jobs)
                 thetas: dict[int, dict] = {}
+                batch: list[dict] = []
                 for (rule, seed, eta), result in zip(meta, results, strict=True):
                     if seed not in thetas:
                         thetas[seed] = _theta(result.init, X, regime, int(config["exact_limit"]))
                     record = {"regime": regime, "data": data["name"], "n": n, "d": d, "width": int(width),
                               "seed": int(seed), "rule": rule}
                     record.update(_analyse(result, X, regime, eta, config, thetas[seed], inf))
-                    runs.append(record)
+                    batch.append(record)
+                if checkpoint is not None:
+                    checkpoint.put(key, batch)
+                runs += batch
                 done += 1
     report("E1: done", 1.0)
     return {"config": config, "common_eta": common_eta, "lambda_max_smallest": smallest,

@@ -4,10 +4,14 @@ For one setting (regime, data, ``n``, ``d``) and a set of initialisation seeds, 
 *succeeds* under a criterion when at least ``quorum`` (default 90%) of the seeds pass it. Every
 network trains with ``eta = 1 / lambda_max(Theta(0))`` (its own, ``lr="auto"``) for at most the
 step budget ``B = ceil(budget_factor * k_inf)``, where ``k_inf`` is the number of steps the
-infinite-width kernel predicts: the least ``k`` with ``||(I - eta_inf K)^k X||_F^2 <= target
-||X||_F^2`` for ``K`` the regime's ``n x n`` infinite-width kernel (the NTK is ``K ⊗ I_d``),
-``eta_inf = 1 / lambda_max(K)`` and the residual of a zero output, ``-X``
-(:meth:`aedyn.limit.LinearisedGD.steps_to`). The criteria, each judged per seed:
+infinite-width kernel predicts: the least ``k`` at which the expected loss of linearised GD,
+``E ||(I - eta_inf K)^k (f_0(X) - X)||_F^2``, is at most ``target`` times its value at ``k = 0``,
+for ``K`` the regime's ``n x n`` infinite-width kernel (the NTK is ``K ⊗ I_d``), ``eta_inf = 1 /
+lambda_max(K)`` and ``f_0`` the infinite-width network at initialisation, a Gaussian process with
+covariance ``nu^2 kappa^2 K1`` per coordinate (:func:`aedyn.kernels.init_output_kernel`,
+:meth:`aedyn.limit.LinearisedGD.steps_to`). (The zero-output residual ``-X`` alone predicts far
+too few steps: ``X`` lies mostly in ``K``'s top eigenvectors, while the random ``f_0`` puts energy
+into its slow modes too.) The criteria, each judged per seed:
 
 - ``reach``: the loss reaches ``target * L(0)`` within the budget.
 - ``rate`` (the theorem's conclusion): the run reaches the target, and throughout it the loss stays
@@ -33,7 +37,7 @@ all criteria.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,13 +48,13 @@ from aedyn.errors import AedynError
 from aedyn.experiments import DATA_MARKERS, REGIME_COLOURS, small_problems
 from aedyn.gd import TrainResult
 from aedyn.job import Notes, TrainJob, run_batch
-from aedyn.kernels import regime_kernel
+from aedyn.kernels import init_output_kernel, regime_kernel
 from aedyn.limit import LinearisedGD
 
 CRITERIA: tuple[str, ...] = ("reach", "rate", "kernel")
 SINGULAR = 1e-9
 """``lambda_min(Theta(0)) / lambda_max(Theta(0))`` at or below which a kernel counts as singular."""
-KERNEL_CHECKS = 8
+KERNEL_CHECKS = 4
 """How many times across the step budget ``Theta(t)`` is evaluated for the ``kernel`` criterion."""
 MIN_BUDGET = 50
 """The step budget is at least this, whatever the infinite-width prediction."""
@@ -211,11 +215,14 @@ def least_width(regime: str, data: str = "sphere", n: int | None = 64, d: int | 
                 seeds: int | Sequence[int] = 8, criteria: Sequence[str] = CRITERIA, target: float = 1e-6,
                 budget_factor: float = 4.0, quorum: float = 0.9, max_width: int = 4096, data_seed: int = 0,
                 kappa: float = 1.0, nu: float = 1.0, dtype: str = "float64", device: str = "cpu",
-                max_memory: int | None = None, on_trial: Callable[[Trial], None] | None = None) -> Threshold:
+                max_memory: int | None = None, on_trial: Callable[[Trial], None] | None = None,
+                known: Mapping[int, Trial] | None = None) -> Threshold:
     """``m*`` for one setting under each of ``criteria`` (see the module docstring).
 
     ``seeds`` is a count (seeds ``0..seeds-1``) or the seeds themselves; the data are drawn once
-    (``data_seed``) and shared. ``on_trial`` is called after each width is trained (progress).
+    (``data_seed``) and shared. ``on_trial`` is called after each width is trained (progress, a
+    checkpoint); ``known`` holds trials of this very setting finished earlier (an interrupted run),
+    which are not trained again.
     """
     criteria = tuple(dict.fromkeys(check_choice(c, CRITERIA, "criterion") for c in criteria))
     if not criteria:
@@ -235,7 +242,8 @@ def least_width(regime: str, data: str = "sphere", n: int | None = 64, d: int | 
     X = base.load(Notes())
     K = regime_kernel(X, regime, kappa=kappa, nu=nu)
     lam_top = float(np.linalg.eigvalsh(K.double().cpu().numpy())[-1])
-    predicted = LinearisedGD(K, 1.0 / lam_top).steps_to(-X, target)
+    predicted = LinearisedGD(K, 1.0 / lam_top).steps_to(-X, target, covariance=init_output_kernel(X, kappa=kappa,
+                                                                                                  nu=nu))
     if predicted is None:
         raise AedynError(f"the infinite-width {regime} kernel is singular at these data (repeated or parallel "
                          "samples?), so it predicts no number of steps to the target; use other data or a larger "
@@ -247,7 +255,7 @@ def least_width(regime: str, data: str = "sphere", n: int | None = 64, d: int | 
                "kappa": kappa, "nu": nu, "target": target, "budget_factor": budget_factor, "dtype": dtype,
                "device": device, "lr": "auto (1/lambda_max of each network's NTK at initialisation)",
                "max_width": max_width}
-    trials: dict[int, Trial] = {}
+    trials: dict[int, Trial] = dict(known or {})
 
     def trial(width: int) -> Trial:
         if width not in trials:
@@ -511,16 +519,30 @@ CLAIM = ("Gradient descent on a weakly or jointly trained over-parameterised aut
 
 def config(quick: bool = False, seeds: int | None = None, device: str = "cpu") -> dict[str, Any]:
     """Everything the run depends on, JSON-ready. ``series``: each a data set and the axis it
-    varies, ``n`` at fixed ``d`` or ``d`` at fixed ``n``. Quick: sphere, ``n`` in 8..32 at ``d = 8``,
-    4 seeds. Full: sphere and digits, ``n`` in 8..128 (a factor of 16), and sphere ``d`` in 4..64 at
-    ``n = 16``; 8 seeds."""
-    series = [{"data": "sphere", "vary": "n", "ns": [8, 16, 32] if quick else [8, 16, 32, 64, 128], "d": 8}]
-    if not quick:
-        series += [{"data": "digits", "vary": "n", "ns": [8, 16, 32, 64, 128], "d": None},
-                   {"data": "sphere", "vary": "d", "n": 16, "ds": [4, 8, 16, 32, 64]}]
+    varies, ``n`` at fixed ``d`` or ``d`` at fixed ``n``, optionally with its own ``criteria``.
+
+    - quick: sphere, ``n`` in 8..64 at ``d = 8``; 4 seeds (about 2 minutes on 2 CPU cores).
+    - full on the CPU: sphere ``n`` in 8..128 at ``d = 8`` and digits ``n`` in 4..64 (each a factor
+      of 16), sphere ``d`` in 4..64 at ``n = 16``; 8 seeds.
+    - full on CUDA: sphere ``n`` in 16..1024 at ``d = 16`` (from ``n = 512`` on reach and rate
+      only: the kernel criterion's eigenvalue solves at ``n d = 16384`` would cost more than the
+      training), digits ``n`` in 8..256, sphere ``d`` in 4..64 at ``n = 64``; 8 seeds, widths up to 16384.
+    """
+    if quick:
+        series: list[dict[str, Any]] = [{"data": "sphere", "vary": "n", "ns": [8, 16, 32, 64], "d": 8}]
+    elif device.startswith("cuda"):
+        series = [{"data": "sphere", "vary": "n", "ns": [16, 32, 64, 128, 256], "d": 16},
+                  {"data": "sphere", "vary": "n", "ns": [512, 1024], "d": 16, "criteria": ["reach", "rate"]},
+                  {"data": "digits", "vary": "n", "ns": [8, 16, 32, 64, 128, 256], "d": None},
+                  {"data": "sphere", "vary": "d", "n": 64, "ds": [4, 8, 16, 32, 64]}]
+    else:
+        series = [{"data": "sphere", "vary": "n", "ns": [8, 16, 32, 64, 128], "d": 8},
+                  {"data": "digits", "vary": "n", "ns": [4, 8, 16, 32, 64], "d": None},
+                  {"data": "sphere", "vary": "d", "n": 16, "ds": [4, 8, 16, 32, 64]}]
     return {"regimes": ["weak", "joint"], "series": series,
             "seeds": seeds if seeds is not None else (4 if quick else 8), "criteria": list(CRITERIA),
-            "target": 1e-6, "budget_factor": 4.0, "quorum": 0.9, "max_width": 4096, "data_seed": 0,
+            "target": 1e-6, "budget_factor": 4.0, "quorum": 0.9,
+            "max_width": 16384 if device.startswith("cuda") and not quick else 4096, "data_seed": 0,
             "device": device, "dtype": "float64"}
 
 
@@ -532,10 +554,11 @@ def _settings(series: dict[str, Any]) -> list[tuple[str, int, int | None]]:
 
 
 def _describe(series: dict[str, Any]) -> str:
+    only = f" (criteria {', '.join(series['criteria'])} only)" if "criteria" in series else ""
     if series["vary"] == "n":
         d = "its own d" if series["d"] is None else f"d = {series['d']}"
-        return f"{series['data']}, n in {series['ns']} at {d}"
-    return f"{series['data']}, d in {series['ds']} at n = {series['n']}"
+        return f"{series['data']}, n in {series['ns']} at {d}{only}"
+    return f"{series['data']}, d in {series['ds']} at n = {series['n']}{only}"
 
 
 def setup(config: dict[str, Any]) -> list[str]:
@@ -546,7 +569,9 @@ def setup(config: dict[str, Any]) -> list[str]:
             "width nearest n; initialisation seeds 0.." + f"{config['seeds'] - 1} at each width.",
             "Step size: eta = 1/lambda_max(Theta(0)) of each network. Step budget: "
             f"{config['budget_factor']:g} x the steps the infinite-width kernel predicts to reach "
-            f"{config['target']:g} x the initial loss (from the zero-output residual -X).",
+            f"{config['target']:g} x the initial loss: linearised GD with eta = 1/lambda_max(K), its expected loss "
+            "over the random initial outputs f_0 (a Gaussian process with covariance nu^2 kappa^2 K1 per coordinate) "
+            "from the residual f_0(X) - X.",
             f"A width succeeds when at least {100 * config['quorum']:.0f}% of the seeds pass. Criteria: reach (the "
             "target within the budget); rate (the target, and the loss below L(0) rho^(k/2) throughout, "
             "rho = (1 - eta lambda_min(Theta(0)))^2); kernel (lambda_min(Theta(t)) >= lambda_min(Theta(0))/2 "
@@ -556,17 +581,36 @@ def setup(config: dict[str, Any]) -> list[str]:
             "bootstrap resamples of the seeds."]
 
 
-def run(config: dict[str, Any], *, progress: Callable[[str, float], None] | None = None) -> dict[str, Any]:
+def run(config: dict[str, Any], *, progress: Callable[[str, float], None] | None = None,
+        checkpoint: Any | None = None) -> dict[str, Any]:
     """Find ``m*`` (:func:`least_width`) for every regime and every setting of every series (a
-    setting in two series is run once); returns the config and the thresholds as plain data."""
-    settings = list(dict.fromkeys(st for sr in config["series"] for st in _settings(sr)))
-    keys = ("seeds", "criteria", "target", "budget_factor", "quorum", "max_width", "data_seed", "device", "dtype")
+    setting in two series is run once); returns the config and the thresholds as plain data.
+    ``checkpoint`` (an :class:`aedyn.files.Checkpoint`) keeps every width's trial as it finishes,
+    so that an interrupted run, restarted, retrains only the width in flight."""
+    criteria: dict[tuple[str, int, int | None], list[str]] = {}
+    for sr in config["series"]:  # a setting in several series is run once, for all their criteria
+        for st in _settings(sr):
+            criteria[st] = list(dict.fromkeys(criteria.get(st, []) + list(sr.get("criteria", config["criteria"]))))
+    settings = list(criteria)
+    keys = ("seeds", "target", "budget_factor", "quorum", "max_width", "data_seed", "device", "dtype")
     total = len(config["regimes"]) * len(settings)
     thresholds = []
     with small_problems(config["device"]):
-        for regime in config["regimes"]:
-            for data, n, d in settings:
-                th = least_width(regime, data, n, d, **{k: config[k] for k in keys})
+        for data, n, d in settings:  # each setting in every regime before the next: a stopped run has pairs
+            for regime in config["regimes"]:
+                prefix = f"{regime}|{data}|{n}|{d}|"
+                known = {} if checkpoint is None else {
+                    w: Trial.from_dict(checkpoint.get(prefix + str(w))) for w in width_grid(config["max_width"])
+                    if checkpoint.get(prefix + str(w)) is not None}
+
+                def keep(trial: Trial, prefix: str = prefix, what: str = f"{regime} {data} n = {n}") -> None:
+                    if checkpoint is not None:
+                        checkpoint.put(prefix + str(trial.width), trial.to_dict())
+                    if progress is not None:
+                        progress(f"{what}: width {trial.width}", len(thresholds) / total)
+
+                th = least_width(regime, data, n, d, criteria=criteria[(data, n, d)], on_trial=keep, known=known,
+                                 **{k: config[k] for k in keys})
                 thresholds.append(th.to_dict())
                 if progress is not None:
                     progress(f"{regime} {data} n = {n}, d = {th.setting['d']}: m* {th.m_star}",
@@ -575,10 +619,20 @@ def run(config: dict[str, Any], *, progress: Callable[[str, float], None] | None
 
 
 def _series(results: dict[str, Any]) -> list[tuple[dict[str, Any], list[Threshold]]]:
-    """Each series of the run's config with its thresholds."""
+    """Each series of the run's config with its thresholds; series that vary the same axis on the
+    same data at the same fixed value (e.g. sphere ``n`` in 16..256 with every criterion and in
+    512..1024 with two) are merged into one."""
     ths = [Threshold.from_dict(t) for t in results["thresholds"]]
-    out = []
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for sr in results["config"]["series"]:
+        key = (sr["data"], sr["vary"], sr["d"] if sr["vary"] == "n" else sr["n"])
+        axis = "ns" if sr["vary"] == "n" else "ds"
+        if key in merged:
+            merged[key][axis] = sorted(set(merged[key][axis]) | set(sr[axis]))
+        else:
+            merged[key] = {**sr, axis: list(sr[axis])}
+    out = []
+    for sr in merged.values():
         def member(th: Threshold, sr: dict[str, Any] = sr) -> bool:
             st = th.setting
             if st["data"] != sr["data"]:
