@@ -27,6 +27,8 @@ def test_train_writes_record_and_params(tmp_path, capsys, monkeypatch):
     assert code == 0
     for word in ("converged", "eta", "rate", "movement", "flips"):
         assert word in stdout
+    predicted = next(line for line in stdout.splitlines() if line.startswith("predicted"))
+    assert "finite width (averaged Theta(0))" in predicted and "infinite width" in predicted  # beside the measured
     record = json.loads(out.read_text())
     assert record["status"] == "converged" and record["config"]["job"]["seed"] == 0
     assert record["config"]["job"]["data"] == "sphere" and record["versions"]["aedyn"]

@@ -298,3 +298,53 @@ def test_expected_loss_curve_with_random_initial_outputs_matches_monte_carlo():
         assert k is not None and curve[k] <= target * curve[0] < curve[k - 1]
     with pytest.raises(AedynError, match="covariance must be n x n"):
         lin.steps_to(-X, 0.1, covariance=torch.eye(5, dtype=torch.float64))
+
+
+def test_predicted_rates_decoder_training_is_exactly_linear():
+    """Decoder-only GD is linear least squares: the loss follows linearised GD with the exact
+    Theta(0) = K ⊗ I_d, so the finite-width prediction equals the measured rate to rounding."""
+    from aedyn.limit import predicted_rates
+
+    X = sphere(12, 4, seed=1)
+    result = train(X, init_params(4, 64, seed=2, regime="decoder"), "decoder", steps=20000)
+    p = predicted_rates(result, X)
+    assert p is not None and p.window == (result.rate_fit.start, result.rate_fit.stop)
+    assert p.finite == pytest.approx(p.measured, rel=1e-9) and p.infinite is not None and not p.why
+
+
+def test_predicted_rates_are_linearised_gd_iterated_by_hand():
+    """The finite-width prediction against R <- R - eta K R iterated step by step, with K the
+    trace-average of the dense Theta(0)'s d x d blocks, fitted over the run's own window."""
+    from aedyn.gd import fit_linear_rate
+    from aedyn.limit import predicted_rates
+    from aedyn.ntk import ntk_dense
+
+    X = sphere(10, 3, seed=4)
+    params = init_params(3, 256, seed=5)
+    result = train(X, params, "joint", steps=4000)
+    p = predicted_rates(result, X)
+    n, d = X.shape
+    K = ntk_dense(params, X, "joint").reshape(n, d, n, d).diagonal(dim1=1, dim2=3).sum(-1) / d
+    R = forward(params, X, "joint") - X
+    losses = []
+    for _ in range(result.rate_fit.stop + 1):
+        losses.append(0.5 * float(R.square().sum()))
+        R = R - result.lr * (K @ R)
+    by_hand = fit_linear_rate(np.array(losses), result.rate_fit.start, result.rate_fit.stop).rate
+    assert p.finite == pytest.approx(by_hand, rel=1e-10)
+    assert p.infinite == pytest.approx(predicted_rates(result, X, kappa=1.0, nu=1.0).infinite)
+
+
+def test_predicted_rates_say_why_there_is_none():
+    from aedyn.limit import predicted_rates
+
+    X = sphere(8, 3, seed=0)
+    tied = train(X, init_params(3, 64, seed=0, regime="tied"), "tied", steps=300)
+    assert predicted_rates(tied, X).infinite is None and "tied" in predicted_rates(tied, X).why["infinite"]
+    mean_field = train(X, init_params(3, 64, seed=0, scale="mean-field"), "joint", steps=300)
+    p = predicted_rates(mean_field, X)
+    assert p.finite is not None and p.infinite is None and "1/sqrt(m)" in p.why["infinite"]
+    separate = train(X, init_params(3, 64, seed=0), "joint", lr=0.1, lr_decoder=0.05, steps=300)
+    p = predicted_rates(separate, X)
+    assert p.finite is None and p.infinite is None and "decoder step" in p.why["finite"]
+    assert predicted_rates(train(X, init_params(3, 64, seed=0), "joint", steps=300), X, max_n=4).finite is None

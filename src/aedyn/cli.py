@@ -33,7 +33,8 @@ from aedyn._meta import aedyn_version
 from aedyn.errors import AedynError, is_out_of_memory
 from aedyn.files import OutputExistsError, check_outputs, free_sibling, write_json
 from aedyn.gd import TrainResult
-from aedyn.job import KernelJob, TrainJob, run_job, run_kernel_job
+from aedyn.job import KernelJob, Notes, TrainJob, run_job, run_kernel_job
+from aedyn.limit import RatePrediction, predicted_rates
 from aedyn.model import DECODER_INITS, REGIMES
 from aedyn.resources import parse_size
 
@@ -156,7 +157,9 @@ def train(
     if save_params is not None and result.params is not None:
         params = result.params.to(device="cpu")
         written.append(("parameters", _save(lambda p, f: params.save(p, force=f), outputs["--save-params"], force)))
-    _print_summary(result, written)
+    prediction = None if result.status == "diverged" else predicted_rates(result, job.load(Notes()), kappa=job.kappa,
+                                                                            nu=job.nu)
+    _print_summary(result, written, prediction)
     if result.status == "diverged":
         raise typer.Exit(EXIT_DIVERGED)
 
@@ -200,7 +203,8 @@ def _run_with_progress(job: TrainJob, quiet: bool, max_memory: int | None) -> Tr
         return run_job(job, callback=callback, on_note=note, max_memory=max_memory)
 
 
-def _print_summary(result: TrainResult, written: list[tuple[str, Path]]) -> None:
+def _print_summary(result: TrainResult, written: list[tuple[str, Path]], prediction: RatePrediction | None = None
+                   ) -> None:
     s = result.summary()
     colour = {"converged": "green", "max_steps": "yellow", "diverged": "red"}[result.status]
     job, notes = result.config.get("job", {}), result.config.get("notes", [])
@@ -223,6 +227,12 @@ def _print_summary(result: TrainResult, written: list[tuple[str, Path]]) -> None
     rows.append(("rate", "-" if fit is None else
                  f"{fit.rate:.6f} per step (loss contraction; log-linear fit over steps {fit.start}-{fit.stop}, "
                  f"R^2 = {fit.r2:.4f}{floor})"))
+    if prediction is not None:
+        parts = [f"{value:.6f} {label}" if value is not None else f"no {label} ({prediction.why.get(key, '-')})"
+                 for key, value, label in (("finite", prediction.finite, "finite width (averaged Theta(0))"),
+                                           ("infinite", prediction.infinite, "infinite width"))]
+        rows.append(("predicted", "; ".join(parts) + " (linearised GD from this run's R(0), fitted over the same "
+                                                     "steps)"))
     moved = []
     for L in "WV":
         if f"weight_change_{L}" not in s:

@@ -39,7 +39,10 @@ import torch
 from aedyn._check import check_float, check_int, check_positive
 from aedyn._tensor import as_tensor
 from aedyn.errors import AedynError, AedynWarning
+from aedyn.gd import TrainResult, fit_linear_rate
 from aedyn.kernels import regime_kernel
+from aedyn.model import forward
+from aedyn.ntk import NTKOperator
 
 Map = Callable[[torch.Tensor], torch.Tensor]
 
@@ -333,3 +336,66 @@ def memorisation(f: Map, X_new: Any, X_train: Any, *, iterations: int = 50, tol:
         input_distance=(Y - Z).norm(dim=1).cpu().numpy(),
         iterate_nearest=torch.stack(traj_near).cpu().numpy(), iterate_norm=torch.stack(traj_norm).cpu().numpy(),
         fate=fate)
+
+
+@dataclass(frozen=True)
+class RatePrediction:
+    """A run's measured per-step loss contraction beside what linearised GD predicts over the
+    same steps (``window``); a prediction is ``None`` where there is none, ``why`` says why."""
+
+    measured: float
+    r2: float
+    window: tuple[int, int]
+    finite: float | None
+    infinite: float | None
+    why: dict[str, str]
+
+
+def predicted_rates(result: TrainResult, X: Any, *, kappa: float = 1.0, nu: float = 1.0,
+                    max_n: int = 4096) -> RatePrediction | None:
+    """The measured rate of a run (:attr:`aedyn.gd.TrainResult.rate_fit`: ``exp`` of the slope of
+    ``log L`` over the last half of the run before the rounding floor) and the rates predicted
+    for the same window: the loss of linearised GD ``R(k) = (I - eta K)^k R(0)``, from the run's
+    own initial residual ``R(0) = f_0(X) - X`` and step ``eta``, fitted over the same steps::
+
+        finite:   K = the coordinate average of the run's Theta(0)  (Theta(0) ≈ K ⊗ I_d)
+        infinite: K = K_reg, the infinite-width regime kernel (kernels.regime_kernel)
+
+    (a fit over the last half of a run still mixes decaying modes, so the linearised curve over
+    the same steps, not ``1 - eta lambda_min``, is the fair prediction). ``infinite`` is ``None``
+    for tied networks (no ``K ⊗ I_d`` limit) and when ``alpha != 1/sqrt(m)`` (no NTK limit);
+    both are ``None`` with a separate decoder step (the linearised step is then not ``eta Theta``)
+    and when ``n > max_n`` (each costs an ``n x n`` eigendecomposition). ``None`` when the run
+    has no rate fit or no initial parameters (a reloaded record).
+    """
+    fit = result.rate_fit
+    init = result.init
+    if fit is None or init is None:
+        return None
+    X = as_tensor(X, dtype=torch.float64, name="X", finite=True)
+    init = init.to(dtype=torch.float64, device=X.device)
+    regime, eta = result.regime, float(result.lr)
+    why: dict[str, str] = {}
+    separate = result.lr_decoder is not None and result.lr_decoder != result.lr
+    kernels: dict[str, torch.Tensor] = {}
+    if separate:
+        why["finite"] = why["infinite"] = "a separate decoder step size (the linearised step is not eta Theta)"
+    elif X.shape[0] > max_n:
+        why["finite"] = why["infinite"] = f"n = {X.shape[0]} > {max_n} (an n x n eigendecomposition each)"
+    else:
+        kernels["finite"] = NTKOperator(init, X, regime).averaged_kernel()
+        width = init.W.shape[0]
+        if regime == "tied":
+            why["infinite"] = "the tied NTK's limit is not K ⊗ I_d"
+        elif not math.isclose(init.alpha, 1.0 / math.sqrt(width), rel_tol=1e-12):
+            why["infinite"] = "alpha is not 1/sqrt(m), so there is no NTK limit"
+        else:
+            kernels["infinite"] = regime_kernel(X, regime, kappa=kappa, nu=nu)
+    R0 = forward(init, X, regime) - X
+    rates: dict[str, float | None] = {"finite": None, "infinite": None}
+    for name, K in kernels.items():
+        curve = LinearisedGD(K, eta).loss_curve(R0, fit.stop)
+        predicted = fit_linear_rate(curve, fit.start, fit.stop)
+        rates[name] = None if predicted is None else predicted.rate
+    return RatePrediction(measured=fit.rate, r2=fit.r2, window=(fit.start, fit.stop), finite=rates["finite"],
+                          infinite=rates["infinite"], why=why)
