@@ -148,3 +148,21 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_e2, monke
         (out / "E2" / "results.json").unlink()
         (out / "E2" / "checkpoint.jsonl").write_text(json.dumps({"config": {"other": 1}}) + "\n")
         reproduce(out, quick=True, only=["E2"])
+
+
+def test_reproduce_command_turns_warnings_into_one_note_each(tmp_path, capsys, tiny_e2, monkeypatch):
+    """A warning raised many times while the experiments run is one 'note:' line, no source line."""
+    import warnings as w
+
+    from aedyn.errors import AedynWarning
+
+    real = e2.least_width
+
+    def noisy(*args, **kwargs):
+        for _ in range(3):
+            w.warn(AedynWarning("LOBPCG stopped after 500 iterations; raise max_iter"), stacklevel=1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(e2, "least_width", noisy)
+    code, _, err = run_cli(["reproduce", "--quick", "--only", "E2", "--out", str(tmp_path / "r"), "-q"], capsys)
+    assert code == 0 and err.count("note: LOBPCG stopped") == 1 and ".py:" not in err

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +31,7 @@ from typer.main import get_command
 
 from aedyn._check import check_choice, check_count
 from aedyn._meta import aedyn_version
-from aedyn.errors import AedynError, is_out_of_memory
+from aedyn.errors import AedynError, AedynWarning, is_out_of_memory
 from aedyn.files import OutputExistsError, check_outputs, free_sibling, write_json
 from aedyn.gd import TrainResult
 from aedyn.job import KernelJob, Notes, TrainJob, run_job, run_kernel_job
@@ -550,9 +551,21 @@ def reproduce(
             tasks[name] = progress.add_task(name, total=1.0)
         progress.update(tasks[name], completed=fraction, description=f"{name}: {escape(message)[:60]}")
 
+    said: set[str] = set()
+
+    def say_once(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        """Warnings (a slow eigensolver, say) as one note each, not a source line per occurrence."""
+        text = str(message).split(";")[0]
+        if text not in said:
+            said.add(text)
+            note(str(message))
+
     try:
-        report = run_report(out_path, quick=quick, seeds=None if seeds is None else check_count(seeds, "--seeds"),
-                            device=device, only=names, force=force, progress=show)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", AedynWarning)
+            warnings.showwarning = say_once
+            report = run_report(out_path, quick=quick, seeds=None if seeds is None else check_count(seeds, "--seeds"),
+                                device=device, only=names, force=force, progress=show)
     finally:
         progress.stop()
     for section in report.sections:
