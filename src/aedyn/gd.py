@@ -34,7 +34,7 @@ from aedyn._tensor import resolve_dtype
 from aedyn.errors import AedynError, first_line
 from aedyn.files import read_json, write_json
 from aedyn.model import Evaluation, Params, as_params, check_input, check_regime, evaluate, features, trained_layers
-from aedyn.ntk import NTKOperator, ntk_drift, ntk_lambda_max_batch, operator_memory
+from aedyn.ntk import DENSE_LIMIT, NTKOperator, ntk_drift, ntk_lambda_max_batch, operator_memory
 from aedyn.resources import MemoryEstimate
 
 STATUSES = ("converged", "max_steps", "diverged")
@@ -739,6 +739,13 @@ def _dtype_name(params: Params) -> str:
     return str(params.W.dtype).removeprefix("torch.")
 
 
+RECORD_DENSE_CPU = 1024
+"""The NTK metrics recorded during training come from the dense ``Theta`` (one ``eigvalsh``, and
+the exact drift from the same matrix) while ``n*d`` is at most this on the CPU, and up to
+:data:`aedyn.ntk.DENSE_LIMIT` on CUDA, where the iterative solvers' many small steps cost far
+more than one dense solve; above, Lanczos and LOBPCG (to ``1e-6``) and the probe estimate."""
+
+
 class _NTKRecorder:
     """The NTK metrics of :data:`METRICS` (extremes of ``Theta(t)``, drift from ``Theta(0)``) of
     each network of a batch, one network at a time (each is an eigenvalue solve)."""
@@ -752,10 +759,15 @@ class _NTKRecorder:
 
     def _one(self, b: int, k: int, net: Params, Xb: torch.Tensor) -> None:
         op = NTKOperator(net, Xb, self.regime, check_finite=False)
-        ext = op.extremes(tol=1e-6)
+        if op.dim <= (DENSE_LIMIT if op.X.is_cuda else RECORD_DENSE_CPU):
+            ev = torch.linalg.eigvalsh(op.dense())  # the drift uses this dense kernel too
+            lam_min, lam_max = float(ev[0]), float(ev[-1])
+        else:
+            ext = op.extremes(tol=1e-6)
+            lam_min, lam_max = ext.min, ext.max
         drift = ntk_drift(op, self.initial[b])
         self.drift_method = drift.method
-        for name, v in (("ntk_step", k), ("ntk_lambda_min", ext.min), ("ntk_lambda_max", ext.max),
+        for name, v in (("ntk_step", k), ("ntk_lambda_min", lam_min), ("ntk_lambda_max", lam_max),
                         ("ntk_drift", drift.value)):
             self.values[b].setdefault(name, []).append(v)
 
