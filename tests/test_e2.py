@@ -8,7 +8,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
+from aedyn.data import load_data
 from aedyn.errors import AedynError
 from aedyn.experiments.e2 import (
     CRITERIA,
@@ -25,6 +27,7 @@ from aedyn.experiments.e2 import (
     table_of,
     width_grid,
 )
+from aedyn.kernels import regime_kernel
 from conftest import one_error_line, run_cli
 
 
@@ -181,8 +184,24 @@ def test_verdict_says_when_no_width_succeeded_and_when_growth_exceeds_a_bound():
 def test_tabulate_is_tidy():
     table = table_of(scaling("weak", 2.0, 1.0, ns=(8, 16)))
     assert list(table.columns) == ["regime", "data", "n", "d", "criterion", "m_star", "m_over_n", "predicted_rate",
-                                   "budget", "seeds"]
+                                   "lambda_min0_over_inf", "budget", "seeds"]
     assert len(table) == 2 * len(CRITERIA) and set(table.m_star) == {16, 32}
+    assert table.lambda_min0_over_inf.isna().all()  # made-up settings carry no infinite-width lambda_min
+
+
+def test_kernel_ratio_compares_theta0_with_the_infinite_width_kernel():
+    """At m*, the median over seeds of lambda_min(Theta(0)) over the infinite-width lambda_min,
+    and the sentence that flags a nearly singular start."""
+    th = made_up("weak", 8, {16: [False] * 8, 32: [True] * 8})
+    th.setting["lambda_min_inf"] = 0.8
+    assert th.kernel_ratio("reach") == pytest.approx(0.1 / 0.8)
+    table = table_of([th])
+    assert table.lambda_min0_over_inf.iloc[0] == pytest.approx(0.125)
+    text = " ".join(conclude(table[table.criterion == "reach"], {}))
+    assert "0.12-0.12x the infinite-width kernel's lambda_min (well below 1" in text
+    real = least_width("joint", "sphere", 6, 4, seeds=2, criteria=["reach"], max_width=128)
+    lam = float(torch.linalg.eigvalsh(regime_kernel(load_data("sphere", n=6, d=4, seed=0), "joint"))[0])
+    assert real.setting["lambda_min_inf"] == pytest.approx(lam, rel=1e-10)
 
 
 def test_figures_are_labelled_log_log_and_render(tmp_path):

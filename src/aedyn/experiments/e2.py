@@ -122,6 +122,15 @@ class Threshold:
         m = self.m_star.get(criterion)
         return None if m is None else float(np.median(self.trial(m).predicted_rate))
 
+    def kernel_ratio(self, criterion: str) -> float | None:
+        """The median over the seeds at ``m*`` of ``lambda_min(Theta(0)) / lambda_min(K)``, ``K`` the
+        infinite-width kernel: far below 1, the network starts near a singular kernel (and the
+        ``kernel`` criterion, relative to ``Theta(0)``, says little)."""
+        m, lam_inf = self.m_star.get(criterion), self.setting.get("lambda_min_inf")
+        if m is None or not lam_inf or lam_inf <= 0:
+            return None
+        return float(np.median(self.trial(m).lambda_min0)) / lam_inf
+
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Threshold:
         """The inverse of :meth:`to_dict`."""
@@ -241,7 +250,8 @@ def least_width(regime: str, data: str = "sphere", n: int | None = 64, d: int | 
                     width=grid[0], lr="auto", steps=1, target=target, dtype=dtype, device=device)
     X = base.load(Notes())
     K = regime_kernel(X, regime, kappa=kappa, nu=nu)
-    lam_top = float(np.linalg.eigvalsh(K.double().cpu().numpy())[-1])
+    spectrum = np.linalg.eigvalsh(K.double().cpu().numpy())
+    lam_top = float(spectrum[-1])
     predicted = LinearisedGD(K, 1.0 / lam_top).steps_to(-X, target, covariance=init_output_kernel(X, kappa=kappa,
                                                                                                   nu=nu))
     if predicted is None:
@@ -254,7 +264,7 @@ def least_width(regime: str, data: str = "sphere", n: int | None = 64, d: int | 
     setting = {"regime": regime, "data": data, "n": int(n_), "d": int(d_), "seeds": seed_list, "data_seed": data_seed,
                "kappa": kappa, "nu": nu, "target": target, "budget_factor": budget_factor, "dtype": dtype,
                "device": device, "lr": "auto (1/lambda_max of each network's NTK at initialisation)",
-               "max_width": max_width}
+               "max_width": max_width, "lambda_min_inf": float(spectrum[0])}
     trials: dict[int, Trial] = dict(known or {})
 
     def trial(width: int) -> Trial:
@@ -317,7 +327,8 @@ def m_star_of(trials: Sequence[Trial], criterion: str, quorum: float, seeds: np.
 
 def table_of(thresholds: Sequence[Threshold]) -> Any:
     """The tidy table: one row per setting and criterion (``regime, data, n, d, criterion, m_star,
-    m_over_n, predicted_rate, budget, seeds``); ``m_star`` is NaN where no width succeeded."""
+    m_over_n, predicted_rate, lambda_min0_over_inf, budget, seeds``); ``m_star`` is NaN where no
+    width succeeded."""
     import pandas as pd
 
     rows = []
@@ -326,7 +337,8 @@ def table_of(thresholds: Sequence[Threshold]) -> Any:
         for criterion, m in th.m_star.items():
             rows.append({"regime": s["regime"], "data": s["data"], "n": s["n"], "d": s["d"], "criterion": criterion,
                          "m_star": math.nan if m is None else m, "m_over_n": math.nan if m is None else m / s["n"],
-                         "predicted_rate": th.predicted_rate(criterion), "budget": th.budget,
+                         "predicted_rate": th.predicted_rate(criterion),
+                         "lambda_min0_over_inf": th.kernel_ratio(criterion), "budget": th.budget,
                          "seeds": len(s["seeds"])})
     return pd.DataFrame(rows)
 
@@ -405,6 +417,12 @@ def conclude(table: Any, exponents: dict[tuple[str, str, str], Exponent | None])
                 over = rows["m_over_n"] / ratio
                 text += (f" {regime}: m* is {over.min():.1f}-{over.max():.1f}x the parameter count "
                          f"(m = {'n' if ratio == 1 else 'n/2'}).")
+        if "lambda_min0_over_inf" in group:
+            ratios = group["lambda_min0_over_inf"].dropna()
+            if len(ratios):
+                text += (f" At m*, lambda_min(Theta(0)) is {ratios.min():.2g}-{ratios.max():.2g}x the infinite-width "
+                         "kernel's lambda_min" + (" (well below 1: these networks start near a singular kernel)."
+                                                  if ratios.min() < 0.25 else "."))
         fitted = [e.value if e.ci_high is None else e.ci_high for (_, dd, c), e in exponents.items()
                   if dd == data and c == criterion and e is not None]
         if fitted:
