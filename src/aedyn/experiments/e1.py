@@ -432,7 +432,7 @@ def figures(results: dict) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for rule in [r for r in RULES if any(x["rule"] == r for x in runs)]:
         fig, axes = plt.subplots(len(datas), len(regimes), figsize=(2.6 * len(regimes), 2.3 * len(datas) + 0.7),
-                                 squeeze=False)
+                                 squeeze=False, layout="constrained")
         for i, data in enumerate(datas):
             for j, regime in enumerate(regimes):
                 ax = axes[i][j]
@@ -467,12 +467,11 @@ def figures(results: dict) -> dict[str, Any]:
         what = "eta = 1/lambda_max(Theta(0)) per network" if rule == "auto" else "common eta per data set"
         fig.suptitle(f"E1: loss against eta * t, step-size rule '{rule}' ({what}); seed "
                      f"{min(r['seed'] for r in runs)}", fontsize=9)
-        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
-        fig.tight_layout(rect=(0, 0.07, 1, 0.95))
+        fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=7, frameon=False)
         out[f"loss_curves_{rule}"] = fig
     kinds = [("predicted_finite", "finite width (averaged Theta(0))"),
              ("predicted_infinite", "infinite width")]
-    fig, axes = plt.subplots(1, len(kinds), figsize=(3.4 * len(kinds), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.4 * len(kinds), 3.4), squeeze=False, layout="constrained")
     for ax, (key, label) in zip(axes[0], kinds, strict=True):
         pts = []
         for r in runs:
@@ -499,9 +498,8 @@ def figures(results: dict) -> dict[str, Any]:
     handles += [Line2D([], [], marker="o", ls="", color="0.3", mfc="0.3", label="rule auto"),
                 Line2D([], [], marker="o", ls="", color="0.3", mfc="none", label="rule common"),
                 Line2D([], [], color="0.5", lw=0.8, label="measured = predicted")]
-    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=7, frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=7, frameon=False)
     fig.suptitle("E1: per-step loss contraction, measured against predicted (same window); "
                  "rate = L(k+1)/L(k)", fontsize=8)
-    fig.tight_layout(rect=(0, 0.14, 1, 0.95))
     out["rates"] = fig
     return out

@@ -479,7 +479,8 @@ def plot(thresholds: Sequence[Threshold], *, axis: str = "n", criterion_for_succ
     datasets = sorted({th.setting["data"] for th in thresholds})
     values = sorted({th.setting[axis] for th in thresholds})
     grid = np.geomspace(min(values), max(values), 50)
-    fig1, axes = plt.subplots(1, len(criteria), figsize=(3.2 * len(criteria), 3.0), sharey=True, squeeze=False)
+    fig1, axes = plt.subplots(1, len(criteria), figsize=(3.2 * len(criteria), 3.6), sharey=True, squeeze=False,
+                              layout="constrained")
     for ax, criterion in zip(axes[0], criteria, strict=True):
         for regime in regimes:
             for data in datasets:
@@ -489,9 +490,10 @@ def plot(thresholds: Sequence[Threshold], *, axis: str = "n", criterion_for_succ
                 if not pts:
                     continue
                 x, y = np.array(pts, dtype=float).T
-                e = fit_exponent(mine, criterion, axis=axis, resamples=200)
+                e = fit_exponent(mine, criterion, axis=axis)  # as in the verdict: the same interval
                 name = regime if len(datasets) == 1 else f"{regime}, {data}"
-                label = name if e is None else f"{name}: ${axis}^{{{e.value:.2f}}}$"
+                label = name if e is None else f"{name}: ${axis}^{{{e.value:.2f}}}$" + (
+                    "" if e.ci_low is None else f" [{_num(e.ci_low)}, {_num(e.ci_high)}]")
                 ax.plot(x, y, DATA_MARKERS.get(data, "^"), color=REGIME_COLOURS[regime], label=label)
                 if e is not None:
                     c = np.exp(np.mean(np.log(y) - e.value * np.log(x)))
@@ -502,12 +504,12 @@ def plot(thresholds: Sequence[Threshold], *, axis: str = "n", criterion_for_succ
         ax.set(xscale="log", yscale="log", xlabel="samples n" if axis == "n" else "input dimension d",
                title=f"criterion: {criterion}")
         _plain_ticks(ax.xaxis, values)
-        ax.legend(fontsize=7, framealpha=0.9, edgecolor="none")
+        ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # under the panel
     axes[0][0].set_ylabel("least width m*")
-    fig1.tight_layout()
     if axis == "d":
         return {"m_star_vs_d": fig1}
-    fig2, axes = plt.subplots(1, len(regimes), figsize=(3.2 * len(regimes), 3.0), sharey=True, squeeze=False)
+    fig2, axes = plt.subplots(1, len(regimes), figsize=(3.2 * len(regimes), 3.6), sharey=True, squeeze=False,
+                              layout="constrained")
     cmap = plt.get_cmap("viridis")
     for ax, regime in zip(axes[0], regimes, strict=True):
         for i, n in enumerate(values):
@@ -517,13 +519,12 @@ def plot(thresholds: Sequence[Threshold], *, axis: str = "n", criterion_for_succ
                     f = [t.fraction(criterion_for_success) for t in th.trials]
                     label = f"n = {n}" if len(datasets) == 1 else f"n = {n}, {th.setting['data']}"
                     ax.plot(w, f, DATA_MARKERS.get(th.setting["data"], "^") + "-", ms=3,
-                            color=cmap(i / max(1, len(values) - 1)), label=label)
+                            color=cmap(0.85 * i / max(1, len(values) - 1)), label=label)  # no pale yellow
         quorum = thresholds[0].quorum
         ax.axhline(quorum, color="0.5", ls=":", lw=1, label=f"{100 * quorum:.0f}% of seeds")
         ax.set(xscale="log", xlabel="width m", title=regime, ylim=(-0.05, 1.05))
-        ax.legend(fontsize=7, framealpha=0.9, edgecolor="none")
+        ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     axes[0][0].set_ylabel(f"share of seeds passing ({criterion_for_success})")
-    fig2.tight_layout()
     return {"m_star_vs_n": fig1, "success_vs_width": fig2}
 
 
