@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ def test_train_writes_record_and_params(tmp_path, capsys, monkeypatch):
     for word in ("converged", "eta", "rate", "movement", "flips"):
         assert word in stdout
     predicted = next(line for line in stdout.splitlines() if line.startswith("predicted"))
-    assert "finite width (averaged Theta(0))" in predicted and "infinite width" in predicted  # beside the measured
+    assert re.search(r"0\.\d{6} finite width \(averaged Theta\(0\)\); 0\.\d{6} infinite width", predicted)
     record = json.loads(out.read_text())
     assert record["status"] == "converged" and record["config"]["job"]["seed"] == 0
     assert record["config"]["job"]["data"] == "sphere" and record["versions"]["aedyn"]

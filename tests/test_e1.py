@@ -153,3 +153,30 @@ def test_figures_render_with_log_axes_and_labels(tiny, tmp_path):
     for fig in figs.values():
         plt.close(fig)
     assert np.isfinite(e1.tabulate(results)["measured_rate"]).all()
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """Stopped while the third batch trains: the rerun trains only the batches not in the
+    checkpoint, and its results (notes included) equal an uninterrupted run's."""
+    from aedyn.files import Checkpoint
+
+    cfg = tiny_config(regimes=["weak", "joint", "decoder"], data=[{"name": "digits", "n": 6, "d": 64}])
+    real, trained = e1.run_batch, []
+
+    def counting(jobs, **kw):
+        trained.append(jobs[0].regime)
+        if len(trained) == 3 and stop:
+            raise KeyboardInterrupt
+        return real(jobs, **kw)
+
+    monkeypatch.setattr(e1, "run_batch", counting)
+    path = tmp_path / "checkpoint.jsonl"
+    stop = True
+    with pytest.raises(KeyboardInterrupt):
+        e1.run(cfg, checkpoint=Checkpoint(path, cfg))
+    stop, trained[:] = False, []
+    resumed = e1.run(cfg, checkpoint=Checkpoint(path, cfg))
+    assert trained == ["decoder"]
+    whole = e1.run(cfg)
+    assert json.dumps(resumed, sort_keys=True) == json.dumps(whole, sort_keys=True)
+    assert any("normalis" in note for note in resumed["notes"])  # digits rows are normalised: a note

@@ -332,7 +332,11 @@ def test_predicted_rates_are_linearised_gd_iterated_by_hand():
         R = R - result.lr * (K @ R)
     by_hand = fit_linear_rate(np.array(losses), result.rate_fit.start, result.rate_fit.stop).rate
     assert p.finite == pytest.approx(by_hand, rel=1e-10)
-    assert p.infinite == pytest.approx(predicted_rates(result, X, kappa=1.0, nu=1.0).infinite)
+    Kinf = regime_kernel(X, "joint", kappa=0.7, nu=1.3)  # the scales the caller names are the kernel's
+    curve = LinearisedGD(Kinf, result.lr).loss_curve(forward(params, X, "joint") - X, result.rate_fit.stop)
+    expected = fit_linear_rate(curve, result.rate_fit.start, result.rate_fit.stop).rate
+    assert predicted_rates(result, X, kappa=0.7, nu=1.3).infinite == pytest.approx(expected, rel=1e-10)
+    assert predicted_rates(result, X).infinite != pytest.approx(expected, rel=1e-6)
 
 
 def test_predicted_rates_say_why_there_is_none():
@@ -340,7 +344,8 @@ def test_predicted_rates_say_why_there_is_none():
 
     X = sphere(8, 3, seed=0)
     tied = train(X, init_params(3, 64, seed=0, regime="tied"), "tied", steps=300)
-    assert predicted_rates(tied, X).infinite is None and "tied" in predicted_rates(tied, X).why["infinite"]
+    p = predicted_rates(tied, X)
+    assert p.finite is None and p.infinite is None and "tied" in p.why["finite"]
     mean_field = train(X, init_params(3, 64, seed=0, scale="mean-field"), "joint", steps=300)
     p = predicted_rates(mean_field, X)
     assert p.finite is not None and p.infinite is None and "1/sqrt(m)" in p.why["infinite"]
@@ -348,3 +353,11 @@ def test_predicted_rates_say_why_there_is_none():
     p = predicted_rates(separate, X)
     assert p.finite is None and p.infinite is None and "decoder step" in p.why["finite"]
     assert predicted_rates(train(X, init_params(3, 64, seed=0), "joint", steps=300), X, max_n=4).finite is None
+
+
+def test_loss_curve_from_a_start_step_is_the_tail_of_the_whole_curve():
+    X = sphere(7, 3, seed=1)
+    lin = LinearisedGD(regime_kernel(X, "joint"), 0.3)
+    whole = lin.loss_curve(-X, 50)
+    assert np.allclose(lin.loss_curve(-X, 50, start=20), whole[20:], rtol=1e-13, atol=0)
+    assert len(lin.loss_curve(-X, 10, start=11)) == 0

@@ -249,7 +249,7 @@ class Checkpoint:
             if lines[0].get("config") != self.config:
                 if not force:
                     raise AedynError(f"{str(self.path)!r} is the checkpoint of an interrupted run of a different "
-                                     "config; use another --out folder, or --force to start afresh there")
+                                     "config or version; use another --out folder, or --force to start afresh there")
                 lines = []
             self._values = {str(rec["key"]): rec["value"] for rec in lines[1:] if "key" in rec and "value" in rec}
         # rewritten whole (atomically), so that a partial last line never sits before the next piece

@@ -743,7 +743,8 @@ RECORD_DENSE_CPU = 1024
 """The NTK metrics recorded during training come from the dense ``Theta`` (one ``eigvalsh``, and
 the exact drift from the same matrix) while ``n*d`` is at most this on the CPU, and up to
 :data:`aedyn.ntk.DENSE_LIMIT` on CUDA, where the iterative solvers' many small steps cost far
-more than one dense solve; above, Lanczos and LOBPCG (to ``1e-6``) and the probe estimate."""
+more than one dense solve; above, Lanczos and LOBPCG (to ``1e-6``) and the probe estimate. (The
+decoder regime's extremes are always exact, from its ``n x n`` factor.)"""
 
 
 class _NTKRecorder:
@@ -759,7 +760,7 @@ class _NTKRecorder:
 
     def _one(self, b: int, k: int, net: Params, Xb: torch.Tensor) -> None:
         op = NTKOperator(net, Xb, self.regime, check_finite=False)
-        if op.dim <= (DENSE_LIMIT if op.X.is_cuda else RECORD_DENSE_CPU):
+        if self.regime != "decoder" and op.dim <= (DENSE_LIMIT if op.X.is_cuda else RECORD_DENSE_CPU):
             ev = torch.linalg.eigvalsh(op.dense())  # the drift uses this dense kernel too
             lam_min, lam_max = float(ev[0]), float(ev[-1])
         else:

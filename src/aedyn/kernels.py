@@ -148,8 +148,9 @@ def regime_kernel(X: Any, regime: str, *, kappa: float = 1.0, nu: float = 1.0, Y
 
 def init_output_kernel(X: Any, *, kappa: float = 1.0, nu: float = 1.0, Y: Any | None = None) -> torch.Tensor:
     """``Sigma(X, Y) = nu^2 kappa^2 K1(X, Y)``: the covariance of every output coordinate of the
-    network at initialisation in the infinite-width limit (``alpha = 1/sqrt(m)``), the same for
-    every regime and for Gaussian or Rademacher decoders::
+    network at initialisation in the infinite-width limit (``alpha = 1/sqrt(m)``), for every
+    regime with its own decoder (not ``tied``: there ``V = W^T`` and ``f_0 ≈ sqrt(m) kappa^2 x / 2``)
+    and for Gaussian or Rademacher decoders alike::
 
         E[f_0(x)_j f_0(y)_j] = alpha^2 m nu^2 E[relu(w.x) relu(w.y)] = nu^2 kappa^2 K1(x, y),  w ~ N(0, kappa^2 I)
 

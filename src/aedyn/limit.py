@@ -144,15 +144,20 @@ class LinearisedGD:
             lo, hi = (lo, mid) if reached(mid) else (mid, hi)
         return hi
 
-    def loss_curve(self, R0: Any, steps: int, *, covariance: Any | None = None) -> np.ndarray:
-        """``L(k) = 0.5 ||R(k)||_F^2`` for ``k = 0..steps``, from the eigen-energies of ``R(0)``
-        (with ``covariance``: the expected loss, as in :meth:`steps_to`)."""
+    def loss_curve(self, R0: Any, steps: int, *, covariance: Any | None = None, start: int = 0) -> np.ndarray:
+        """``L(k) = 0.5 ||R(k)||_F^2`` for ``k = start..steps``, from the eigen-energies of ``R(0)``
+        (with ``covariance``: the expected loss, as in :meth:`steps_to`). Evaluated in chunks of
+        steps, so a long window costs no more memory than a short one."""
         steps = check_int(steps, "steps", minimum=0)
+        start = check_int(start, "start", minimum=0)
         energy = self._energy(R0, covariance)
-        k = torch.arange(steps + 1, dtype=energy.dtype, device=energy.device)
-        base = (1 - self.eta * self.eigenvalues).abs()
-        decay = torch.exp(2 * k[:, None] * torch.log(base.clamp_min(1e-300))[None, :])
-        return (0.5 * decay @ energy).cpu().numpy()
+        log_base = torch.log((1 - self.eta * self.eigenvalues).abs().clamp_min(1e-300))
+        chunk = max(1, 2**22 // max(1, energy.numel()))  # about 32 MB of float64 per chunk
+        parts = []
+        for first in range(start, steps + 1, chunk):
+            k = torch.arange(first, min(first + chunk, steps + 1), dtype=energy.dtype, device=energy.device)
+            parts.append((0.5 * torch.exp(2 * k[:, None] * log_base[None, :]) @ energy).cpu().numpy())
+        return np.concatenate(parts) if parts else np.zeros(0)
 
 
 @dataclass
@@ -363,7 +368,8 @@ def predicted_rates(result: TrainResult, X: Any, *, kappa: float = 1.0, nu: floa
 
     (a fit over the last half of a run still mixes decaying modes, so the linearised curve over
     the same steps, not ``1 - eta lambda_min``, is the fair prediction). ``infinite`` is ``None``
-    for tied networks (no ``K ⊗ I_d`` limit) and when ``alpha != 1/sqrt(m)`` (no NTK limit);
+    when ``alpha != 1/sqrt(m)`` (no NTK limit); both are ``None`` for tied networks (their NTK is
+    not ``K ⊗ I_d``, at any width);
     both are ``None`` with a separate decoder step (the linearised step is then not ``eta Theta``)
     and when ``n > max_n`` (each costs an ``n x n`` eigendecomposition). ``None`` when the run
     has no rate fit or no initial parameters (a reloaded record).
@@ -380,22 +386,22 @@ def predicted_rates(result: TrainResult, X: Any, *, kappa: float = 1.0, nu: floa
     kernels: dict[str, torch.Tensor] = {}
     if separate:
         why["finite"] = why["infinite"] = "a separate decoder step size (the linearised step is not eta Theta)"
+    elif regime == "tied":
+        why["finite"] = why["infinite"] = "the tied NTK is not of the form K ⊗ I_d"
     elif X.shape[0] > max_n:
         why["finite"] = why["infinite"] = f"n = {X.shape[0]} > {max_n} (an n x n eigendecomposition each)"
     else:
         kernels["finite"] = NTKOperator(init, X, regime).averaged_kernel()
         width = init.W.shape[0]
-        if regime == "tied":
-            why["infinite"] = "the tied NTK's limit is not K ⊗ I_d"
-        elif not math.isclose(init.alpha, 1.0 / math.sqrt(width), rel_tol=1e-12):
+        if not math.isclose(init.alpha, 1.0 / math.sqrt(width), rel_tol=1e-12):
             why["infinite"] = "alpha is not 1/sqrt(m), so there is no NTK limit"
         else:
             kernels["infinite"] = regime_kernel(X, regime, kappa=kappa, nu=nu)
     R0 = forward(init, X, regime) - X
     rates: dict[str, float | None] = {"finite": None, "infinite": None}
     for name, K in kernels.items():
-        curve = LinearisedGD(K, eta).loss_curve(R0, fit.stop)
-        predicted = fit_linear_rate(curve, fit.start, fit.stop)
+        window = LinearisedGD(K, eta).loss_curve(R0, fit.stop, start=fit.start)  # steps start..stop
+        predicted = fit_linear_rate(window, 0, len(window) - 1)  # the same slope per step
         rates[name] = None if predicted is None else predicted.rate
     return RatePrediction(measured=fit.rate, r2=fit.r2, window=(fit.start, fit.stop), finite=rates["finite"],
                           infinite=rates["infinite"], why=why)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aedyn._meta import environment, jsonable
+from aedyn._meta import aedyn_version, environment, jsonable
 from aedyn.errors import AedynError
 from aedyn.experiments import EXPERIMENTS, experiment
 from aedyn.files import Checkpoint, describe_os_error, read_json, write_atomic, write_json
@@ -58,6 +58,7 @@ class Section:
     verdict: list[str]
     reused: bool
     wall_time: float
+    resumed_batches: int = 0
 
 
 @dataclass
@@ -109,6 +110,12 @@ def _previous(folder: Path, name: str, config: dict[str, Any], force: bool) -> d
     return None
 
 
+def _identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: the experiment's config and aedyn's version
+    (a batch judged by other code is not mixed into a run)."""
+    return {"config": config, "aedyn": aedyn_version()}
+
+
 def _png(fig: Any) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
@@ -134,7 +141,7 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
     previous = {name: _previous(folder, name, configs[name], force) for name in names}  # refusals before any work
     for name in names:
         if previous[name] is None and (folder / name / CHECKPOINT).exists():
-            Checkpoint(folder / name / CHECKPOINT, configs[name], force=force)  # an interrupted run of another config?
+            Checkpoint(folder / name / CHECKPOINT, _identity(configs[name]), force=force)  # another config's?
     for name in EXPERIMENTS:  # experiments not asked for stay in the report while their results fit this config
         if name not in modules:
             mod = experiment(name)
@@ -162,11 +169,13 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
             step = None if progress is None else (lambda message, fraction, name=name: progress(name, message,
                                                                                                  fraction))
             (folder / name).mkdir(exist_ok=True)
-            checkpoint = Checkpoint(folder / name / CHECKPOINT, configs[name], force=force)
-            if len(checkpoint) and progress is not None:
-                progress(name, f"resuming an interrupted run: {len(checkpoint)} finished batches kept", 0.0)
+            checkpoint = Checkpoint(folder / name / CHECKPOINT, _identity(configs[name]), force=force)
+            resumed = len(checkpoint)
+            if resumed and progress is not None:
+                progress(name, f"resuming an interrupted run: {resumed} finished batches kept", 0.0)
             results = mod.run(configs[name], progress=step, checkpoint=checkpoint)
-            record = {"config": configs[name], "results": jsonable(results), "wall_time": time.perf_counter() - t0}
+            record = {"config": configs[name], "results": jsonable(results), "wall_time": time.perf_counter() - t0,
+                      "resumed_batches": resumed}
             report.files.append(write_json(folder / name / "results.json", record, force=True, flag="results"))
             checkpoint.remove()
         elif progress is not None:
@@ -199,7 +208,8 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
         report.summary[name] = summary
         report.sections.append(Section(name=name, title=mod.TITLE, claim=mod.CLAIM, setup=mod.setup(configs[name]),
                                        figures=pngs, table=table, verdict=sentences, reused=reused,
-                                       wall_time=float(record.get("wall_time", 0.0))))
+                                       wall_time=float(record.get("wall_time", 0.0)),
+                                       resumed_batches=int(record.get("resumed_batches", 0))))
     versions = environment()
     report.summary.update({"config": configs, "versions": versions, "wall_time": time.perf_counter() - t_start})
     report.files.append(write_json(folder / "summary.json", jsonable(report.summary), force=True, flag="summary"))
@@ -231,6 +241,14 @@ def _table_rows(table: Any, limit: int = 40) -> tuple[list[str], list[list[str]]
     return [str(c) for c in shown.columns], [[cell(v) for v in row] for row in shown.itertuples(index=False)]
 
 
+def _how(s: Section) -> str:
+    if s.reused:
+        return "reused from an earlier run"
+    if s.resumed_batches:
+        return f"ran in {s.wall_time:.0f} s after resuming an interrupted run ({s.resumed_batches} batches kept)"
+    return f"ran in {s.wall_time:.0f} s"
+
+
 def markdown(header: list[str], sections: Sequence[Section]) -> str:
     """The report as Markdown (figures as links to the PNG files beside it)."""
     lines = ["# aedyn: the paper's claims, measured", "", *header, ""]
@@ -243,8 +261,7 @@ def markdown(header: list[str], sections: Sequence[Section]) -> str:
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         if len(s.table) > len(rows):
             lines.append(f"\n({len(s.table)} rows in all: {s.name}/table.csv)")
-        run = "reused from an earlier run" if s.reused else f"ran in {s.wall_time:.0f} s"
-        lines += ["", f"**Verdict** ({run}).", "", *s.verdict, ""]
+        lines += ["", f"**Verdict** ({_how(s)}).", "", *s.verdict, ""]
     return "\n".join(lines)
 
 
@@ -266,8 +283,7 @@ def to_html(header: list[str], sections: Sequence[Section], folder: Path) -> str
         columns, rows = _table_rows(s.table)
         out.append("<p><b>Table.</b></p><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in columns) + "</tr>")
         out += ["<tr>" + "".join(f"<td>{e(v)}</td>" for v in r) + "</tr>" for r in rows] + ["</table>"]
-        run = "reused from an earlier run" if s.reused else f"ran in {s.wall_time:.0f} s"
-        out += [f"<p><b>Verdict</b> ({e(run)}).</p><div class='verdict'>"]
+        out += [f"<p><b>Verdict</b> ({e(_how(s))}).</p><div class='verdict'>"]
         out += [f"<p>{e(v)}</p>" for v in s.verdict] + ["</div>"]
     out.append("</body></html>")
     return "\n".join(out)

@@ -68,15 +68,17 @@ CURVE_POINTS = 200
 
 
 def config(quick: bool = False, seeds: int | None = None, device: str = "cpu") -> dict:
-    """Everything the run depends on, JSON-ready. ``quick``: small data, two widths, one seed,
-    at most 2000 steps (under a minute on 2 CPU cores); otherwise larger data, three widths,
-    two seeds, at most 10000 steps. ``seeds`` overrides the number of seeds."""
+    """Everything the run depends on, JSON-ready. ``quick``: sphere n = 16, digits n = 32, two
+    widths, one seed, at most 2000 steps (under a minute on 2 CPU cores); otherwise sphere n = 64,
+    digits n = 32, three widths up to 4096, two seeds, at most 3000 steps (digits at n = 64 needs
+    over 10000 steps at every width, which alone took 25 minutes). ``seeds`` overrides the number
+    of seeds."""
     if quick:
         data = [{"name": "sphere", "n": 16, "d": 8}, {"name": "digits", "n": 32, "d": 64}]
         widths, count, max_steps = [256, 1024], 1, 2000
     else:
-        data = [{"name": "sphere", "n": 64, "d": 16}, {"name": "digits", "n": 64, "d": 64}]
-        widths, count, max_steps = [256, 1024, 4096], 2, 10000
+        data = [{"name": "sphere", "n": 64, "d": 16}, {"name": "digits", "n": 32, "d": 64}]
+        widths, count, max_steps = [256, 1024, 4096], 2, 3000
     count = count if seeds is None else int(seeds)
     return {"regimes": list(REGIMES), "data": data, "widths": widths, "seeds": list(range(count)), "data_seed": 0,
             "rules": list(RULES), "common_factor": 0.5, "max_steps": max_steps, "target": 1e-6, "kappa": 1.0,
@@ -233,12 +235,14 @@ def _run(config: dict, progress: Callable[[str, float], None] | None, checkpoint
                 inf = {"K": K, "lambda_min": float(ev[0]), "lambda_max": float(ev[-1])}
             for width in widths:
                 report(f"E1: {data['name']} {regime} m = {width}", done / total)
-                key = f"{data['name']}|{regime}|{width}"
+                key = f"{data['name']}|{n}|{d}|{regime}|{width}"
                 saved = None if checkpoint is None else checkpoint.get(key)
                 if saved is not None:
-                    runs += saved
+                    runs += saved["runs"]
+                    notes.messages += saved["notes"]
                     done += 1
                     continue
+                before = len(notes.messages)
                 lam = lam_small[regime] if width == min(widths) else _lambda_max(config, data, regime, width, X)
                 jobs, meta = [], []
                 for rule in rules:
@@ -258,7 +262,7 @@ def _run(config: dict, progress: Callable[[str, float], None] | None, checkpoint
                     record.update(_analyse(result, X, regime, eta, config, thetas[seed], inf))
                     batch.append(record)
                 if checkpoint is not None:
-                    checkpoint.put(key, batch)
+                    checkpoint.put(key, {"runs": batch, "notes": notes.messages[before:]})
                 runs += batch
                 done += 1
     report("E1: done", 1.0)

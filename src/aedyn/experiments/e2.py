@@ -89,10 +89,13 @@ class Trial:
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Trial:
-        """The inverse of :meth:`to_dict`."""
+        """The inverse of :meth:`to_dict` (JSON's ``null`` for a seed that could not train is NaN again)."""
+        def floats(key: str) -> tuple[float, ...]:
+            return tuple(math.nan if v is None else float(v) for v in record[key])
+
         return cls(width=int(record["width"]), seeds=tuple(record["seeds"]), status=tuple(record["status"]),
-                   steps=tuple(record["steps"]), lr=tuple(record["lr"]), lambda_min0=tuple(record["lambda_min0"]),
-                   lambda_max0=tuple(record["lambda_max0"]), predicted_rate=tuple(record["predicted_rate"]),
+                   steps=tuple(record["steps"]), lr=floats("lr"), lambda_min0=floats("lambda_min0"),
+                   lambda_max0=floats("lambda_max0"), predicted_rate=floats("predicted_rate"),
                    passed={c: tuple(bool(v) for v in p) for c, p in record["passed"].items()})
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,7 +123,7 @@ class Threshold:
     def predicted_rate(self, criterion: str) -> float | None:
         """The median predicted per-step loss contraction ``rho`` over the seeds at ``m*``."""
         m = self.m_star.get(criterion)
-        return None if m is None else float(np.median(self.trial(m).predicted_rate))
+        return None if m is None else float(np.nanmedian(self.trial(m).predicted_rate))
 
     def kernel_ratio(self, criterion: str) -> float | None:
         """The median over the seeds at ``m*`` of ``lambda_min(Theta(0)) / lambda_min(K)``, ``K`` the
@@ -129,7 +132,7 @@ class Threshold:
         m, lam_inf = self.m_star.get(criterion), self.setting.get("lambda_min_inf")
         if m is None or not lam_inf or lam_inf <= 0:
             return None
-        return float(np.median(self.trial(m).lambda_min0)) / lam_inf
+        return float(np.nanmedian(self.trial(m).lambda_min0)) / lam_inf
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Threshold:
@@ -265,7 +268,7 @@ def least_width(regime: str, data: str = "sphere", n: int | None = 64, d: int | 
                "kappa": kappa, "nu": nu, "target": target, "budget_factor": budget_factor, "dtype": dtype,
                "device": device, "lr": "auto (1/lambda_max of each network's NTK at initialisation)",
                "max_width": max_width, "lambda_min_inf": float(spectrum[0])}
-    trials: dict[int, Trial] = dict(known or {})
+    trials: dict[int, Trial] = {w: t for w, t in (known or {}).items() if set(criteria) <= set(t.passed)}
 
     def trial(width: int) -> Trial:
         if width not in trials:
@@ -418,11 +421,14 @@ def conclude(table: Any, exponents: dict[tuple[str, str, str], Exponent | None])
                 text += (f" {regime}: m* is {over.min():.1f}-{over.max():.1f}x the parameter count "
                          f"(m = {'n' if ratio == 1 else 'n/2'}).")
         if "lambda_min0_over_inf" in group:
-            ratios = group["lambda_min0_over_inf"].dropna()
-            if len(ratios):
+            rows = group[group["lambda_min0_over_inf"].notna()]
+            if len(rows):
+                ratios = rows["lambda_min0_over_inf"]
+                low = rows[ratios < 0.25]
                 text += (f" At m*, lambda_min(Theta(0)) is {ratios.min():.2g}-{ratios.max():.2g}x the infinite-width "
-                         "kernel's lambda_min" + (" (well below 1: these networks start near a singular kernel)."
-                                                  if ratios.min() < 0.25 else "."))
+                         "kernel's lambda_min" + ("" if low.empty else " (below 0.25 for " + ", ".join(
+                             f"{r.regime} at n = {r.n}" for r in low.itertuples())
+                             + ": those networks start near a singular kernel)") + ".")
         fitted = [e.value if e.ci_high is None else e.ci_high for (_, dd, c), e in exponents.items()
                   if dd == data and c == criterion and e is not None]
         if fitted:
@@ -541,22 +547,26 @@ def config(quick: bool = False, seeds: int | None = None, device: str = "cpu") -
     varies, ``n`` at fixed ``d`` or ``d`` at fixed ``n``, optionally with its own ``criteria``.
 
     - quick: sphere, ``n`` in 8..64 at ``d = 8``; 4 seeds (about 2 minutes on 2 CPU cores).
-    - full on the CPU: sphere ``n`` in 8..128 at ``d = 8`` and digits ``n`` in 4..64 (each a factor
-      of 16), sphere ``d`` in 4..64 at ``n = 16``; 8 seeds.
+    - full on the CPU (about 30 minutes on 2 cores): sphere ``n`` in 4..64 at ``d = 8``, digits ``n``
+      in 2..32 (each a factor of 16; digits on reach and rate only: its strongly correlated samples
+      need widths in the thousands from ``n = 16`` on, and the kernel criterion's eigenvalue
+      solves at ``n d = 2048`` would double the time), sphere ``d`` in 4..64 at ``n = 16``; 8 seeds.
     - full on CUDA: sphere ``n`` in 16..1024 at ``d = 16`` (from ``n = 512`` on reach and rate
       only: the kernel criterion's eigenvalue solves at ``n d = 16384`` would cost more than the
-      training), digits ``n`` in 8..256, sphere ``d`` in 4..64 at ``n = 64``; 8 seeds, widths up to 16384.
+      training), digits ``n`` in 4..64, sphere ``d`` in 4..64 at ``n = 64``; 8 seeds, widths up
+      to 16384. Timed on an H100 (the whole run not yet): the joint search at ``n = 256`` took
+      42 s, one width of 8 networks at ``n = 1024`` (40,000 steps) a minute.
     """
     if quick:
         series: list[dict[str, Any]] = [{"data": "sphere", "vary": "n", "ns": [8, 16, 32, 64], "d": 8}]
     elif device.startswith("cuda"):
         series = [{"data": "sphere", "vary": "n", "ns": [16, 32, 64, 128, 256], "d": 16},
                   {"data": "sphere", "vary": "n", "ns": [512, 1024], "d": 16, "criteria": ["reach", "rate"]},
-                  {"data": "digits", "vary": "n", "ns": [8, 16, 32, 64, 128, 256], "d": None},
+                  {"data": "digits", "vary": "n", "ns": [4, 8, 16, 32, 64], "d": None},
                   {"data": "sphere", "vary": "d", "n": 64, "ds": [4, 8, 16, 32, 64]}]
     else:
-        series = [{"data": "sphere", "vary": "n", "ns": [8, 16, 32, 64, 128], "d": 8},
-                  {"data": "digits", "vary": "n", "ns": [4, 8, 16, 32, 64], "d": None},
+        series = [{"data": "sphere", "vary": "n", "ns": [4, 8, 16, 32, 64], "d": 8},
+                  {"data": "digits", "vary": "n", "ns": [2, 4, 8, 16, 32], "d": None, "criteria": ["reach", "rate"]},
                   {"data": "sphere", "vary": "d", "n": 16, "ds": [4, 8, 16, 32, 64]}]
     return {"regimes": ["weak", "joint"], "series": series,
             "seeds": seeds if seeds is not None else (4 if quick else 8), "criteria": list(CRITERIA),
