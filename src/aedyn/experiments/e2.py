@@ -485,8 +485,11 @@ def plot(thresholds: Sequence[Threshold], *, axis: str = "n", criterion_for_succ
     datasets = sorted({th.setting["data"] for th in thresholds})
     values = sorted({th.setting[axis] for th in thresholds})
     grid = np.geomspace(min(values), max(values), 50)
-    fig1, axes = plt.subplots(1, len(criteria), figsize=(3.2 * len(criteria), 3.6), sharey=True, squeeze=False,
-                              layout="constrained")
+    entries = len(regimes) * len(datasets) + (2 if axis == "n" else 0)  # legend lines under each panel
+    two = len(datasets) == 1  # short labels: two legend columns
+    fig1, axes = plt.subplots(1, len(criteria), figsize=((3.2 if two else 3.6) * len(criteria),
+                                                         3.0 + 0.15 * (entries / 2 if two else entries)),
+                              sharey=True, squeeze=False, layout="constrained")
     for ax, criterion in zip(axes[0], criteria, strict=True):
         for regime in regimes:
             for data in datasets:
@@ -510,27 +513,28 @@ def plot(thresholds: Sequence[Threshold], *, axis: str = "n", criterion_for_succ
         ax.set(xscale="log", yscale="log", xlabel="samples n" if axis == "n" else "input dimension d",
                title=f"criterion: {criterion}")
         _plain_ticks(ax.xaxis, values)
-        ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # under the panel
+        ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2 if two else 1)
     axes[0][0].set_ylabel("least width m*")
     if axis == "d":
         return {"m_star_vs_d": fig1}
-    fig2, axes = plt.subplots(1, len(regimes), figsize=(3.2 * len(regimes), 3.6), sharey=True, squeeze=False,
-                              layout="constrained")
+    fig2, axes = plt.subplots(len(datasets), len(regimes), figsize=(3.2 * len(regimes), 3.4 * len(datasets)),
+                              sharey=True, squeeze=False, layout="constrained")
     cmap = plt.get_cmap("viridis")
-    for ax, regime in zip(axes[0], regimes, strict=True):
-        for i, n in enumerate(values):
-            for th in thresholds:
-                if th.setting["regime"] == regime and th.setting["n"] == n:
-                    w = [t.width for t in th.trials]
-                    f = [t.fraction(criterion_for_success) for t in th.trials]
-                    label = f"n = {n}" if len(datasets) == 1 else f"n = {n}, {th.setting['data']}"
-                    ax.plot(w, f, DATA_MARKERS.get(th.setting["data"], "^") + "-", ms=3,
-                            color=cmap(0.85 * i / max(1, len(values) - 1)), label=label)  # no pale yellow
-        quorum = thresholds[0].quorum
-        ax.axhline(quorum, color="0.5", ls=":", lw=1, label=f"{100 * quorum:.0f}% of seeds")
-        ax.set(xscale="log", xlabel="width m", title=regime, ylim=(-0.05, 1.05))
-        ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
-    axes[0][0].set_ylabel(f"share of seeds passing ({criterion_for_success})")
+    for row, data in enumerate(datasets):  # one row per data set, one column per regime
+        for ax, regime in zip(axes[row], regimes, strict=True):
+            for i, n in enumerate(values):
+                for th in thresholds:
+                    if (th.setting["regime"], th.setting["data"], th.setting["n"]) == (regime, data, n):
+                        w = [t.width for t in th.trials]
+                        f = [t.fraction(criterion_for_success) for t in th.trials]
+                        ax.plot(w, f, DATA_MARKERS.get(data, "^") + "-", ms=3,
+                                color=cmap(0.85 * i / max(1, len(values) - 1)), label=f"n = {n}")  # no pale yellow
+            quorum = thresholds[0].quorum
+            ax.axhline(quorum, color="0.5", ls=":", lw=1, label=f"{100 * quorum:.0f}% of seeds")
+            ax.set(xscale="log", xlabel="width m", title=regime if len(datasets) == 1 else f"{regime}, {data}",
+                   ylim=(-0.05, 1.05))
+            ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
+        axes[row][0].set_ylabel(f"share of seeds passing ({criterion_for_success})")
     return {"m_star_vs_n": fig1, "success_vs_width": fig2}
 
 
