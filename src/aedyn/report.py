@@ -272,6 +272,7 @@ def to_html(header: list[str], sections: Sequence[Section], folder: Path) -> str
            "body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;line-height:1.45}",
            "img{max-width:100%}table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;",
            "padding:.2em .5em;text-align:right}th{background:#f4f4f4}.verdict{background:#f6f8fa;padding:.5em 1em}",
+           ".wide{overflow-x:auto;max-width:100%}",
            "</style></head><body>", "<h1>aedyn: the paper's claims, measured</h1>"]
     out += [f"<p>{e(p)}</p>" for p in header]
     for s in sections:
@@ -281,8 +282,9 @@ def to_html(header: list[str], sections: Sequence[Section], folder: Path) -> str
             data = base64.b64encode((folder / path).read_bytes()).decode()
             out.append(f"<figure><img alt='{e(s.name)} {e(fig)}' src='data:image/png;base64,{data}'></figure>")
         columns, rows = _table_rows(s.table)
-        out.append("<p><b>Table.</b></p><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in columns) + "</tr>")
-        out += ["<tr>" + "".join(f"<td>{e(v)}</td>" for v in r) + "</tr>" for r in rows] + ["</table>"]
+        out.append("<p><b>Table.</b></p><div class='wide'><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in columns)
+                   + "</tr>")
+        out += ["<tr>" + "".join(f"<td>{e(v)}</td>" for v in r) + "</tr>" for r in rows] + ["</table></div>"]
         out += [f"<p><b>Verdict</b> ({e(_how(s))}).</p><div class='verdict'>"]
         out += [f"<p>{e(v)}</p>" for v in s.verdict] + ["</div>"]
     out.append("</body></html>")
