@@ -281,3 +281,20 @@ def test_a_series_can_ask_for_fewer_criteria_and_series_on_one_axis_merge():
     summary = e2.verdict(results)[1]
     reach = [e for e in summary["exponent_n"] if e["criterion"] == "reach"]
     assert len(reach) == 1  # one growth for the merged series, not one per series
+
+
+def test_a_series_can_add_regimes_and_other_series_do_not_show_them():
+    """The decoder baseline on one series: its settings train it, and a series through the same
+    setting without it neither plots nor fits it."""
+    from aedyn.experiments import e2
+
+    series = [{"data": "sphere", "vary": "n", "ns": [4], "d": 3, "regimes": ["joint", "decoder"]},
+              {"data": "sphere", "vary": "d", "n": 4, "ds": [3, 4]}]
+    cfg = {**e2.config(quick=True), "series": series, "seeds": 2, "max_width": 64, "regimes": ["joint"],
+           "criteria": ["reach"]}
+    results = e2.run(cfg)
+    ran = sorted((th["setting"]["regime"], th["setting"]["d"]) for th in results["thresholds"])
+    assert ran == [("decoder", 3), ("joint", 3), ("joint", 4)]
+    groups = {sr["vary"]: {th.setting["regime"] for th in ths} for sr, ths in e2._series(results)}
+    assert groups == {"n": {"joint", "decoder"}, "d": {"joint"}}
+    assert "(regimes joint, decoder)" in " ".join(e2.setup(cfg))

@@ -548,7 +548,9 @@ CLAIM = ("Gradient descent on a weakly or jointly trained over-parameterised aut
 
 def config(quick: bool = False, seeds: int | None = None, device: str = "cpu") -> dict[str, Any]:
     """Everything the run depends on, JSON-ready. ``series``: each a data set and the axis it
-    varies, ``n`` at fixed ``d`` or ``d`` at fixed ``n``, optionally with its own ``criteria``.
+    varies, ``n`` at fixed ``d`` or ``d`` at fixed ``n``, optionally with its own ``criteria`` and
+    ``regimes`` (weak and joint everywhere; the decoder-only baseline, linear least squares, on
+    sphere against ``n``).
 
     - quick: sphere, ``n`` in 8..64 at ``d = 8``; 4 seeds (about 2 minutes on 2 CPU cores).
     - full on the CPU (about 30 minutes on 2 cores): sphere ``n`` in 4..64 at ``d = 8``, digits ``n``
@@ -562,14 +564,17 @@ def config(quick: bool = False, seeds: int | None = None, device: str = "cpu") -
       42 s, one width of 8 networks at ``n = 1024`` (40,000 steps) a minute.
     """
     if quick:
-        series: list[dict[str, Any]] = [{"data": "sphere", "vary": "n", "ns": [8, 16, 32, 64], "d": 8}]
+        series: list[dict[str, Any]] = [{"data": "sphere", "vary": "n", "ns": [8, 16, 32, 64], "d": 8,
+                                         "regimes": ["weak", "joint", "decoder"]}]
     elif device.startswith("cuda"):
-        series = [{"data": "sphere", "vary": "n", "ns": [16, 32, 64, 128, 256], "d": 16},
+        series = [{"data": "sphere", "vary": "n", "ns": [16, 32, 64, 128, 256], "d": 16,
+                   "regimes": ["weak", "joint", "decoder"]},
                   {"data": "sphere", "vary": "n", "ns": [512, 1024], "d": 16, "criteria": ["reach", "rate"]},
                   {"data": "digits", "vary": "n", "ns": [4, 8, 16, 32, 64], "d": None},
                   {"data": "sphere", "vary": "d", "n": 64, "ds": [4, 8, 16, 32, 64]}]
     else:
-        series = [{"data": "sphere", "vary": "n", "ns": [4, 8, 16, 32, 64], "d": 8},
+        series = [{"data": "sphere", "vary": "n", "ns": [4, 8, 16, 32, 64], "d": 8,
+                   "regimes": ["weak", "joint", "decoder"]},
                   {"data": "digits", "vary": "n", "ns": [2, 4, 8, 16, 32], "d": None, "criteria": ["reach", "rate"]},
                   {"data": "sphere", "vary": "d", "n": 16, "ds": [4, 8, 16, 32, 64]}]
     return {"regimes": ["weak", "joint"], "series": series,
@@ -588,6 +593,8 @@ def _settings(series: dict[str, Any]) -> list[tuple[str, int, int | None]]:
 
 def _describe(series: dict[str, Any]) -> str:
     only = f" (criteria {', '.join(series['criteria'])} only)" if "criteria" in series else ""
+    if "regimes" in series:
+        only += f" (regimes {', '.join(series['regimes'])})"
     if series["vary"] == "n":
         d = "its own d" if series["d"] is None else f"d = {series['d']}"
         return f"{series['data']}, n in {series['ns']} at {d}{only}"
@@ -621,16 +628,18 @@ def run(config: dict[str, Any], *, progress: Callable[[str, float], None] | None
     ``checkpoint`` (an :class:`aedyn.files.Checkpoint`) keeps every width's trial as it finishes,
     so that an interrupted run, restarted, retrains only the width in flight."""
     criteria: dict[tuple[str, int, int | None], list[str]] = {}
-    for sr in config["series"]:  # a setting in several series is run once, for all their criteria
+    regimes: dict[tuple[str, int, int | None], list[str]] = {}
+    for sr in config["series"]:  # a setting in several series is run once, for all their regimes and criteria
         for st in _settings(sr):
             criteria[st] = list(dict.fromkeys(criteria.get(st, []) + list(sr.get("criteria", config["criteria"]))))
+            regimes[st] = list(dict.fromkeys(regimes.get(st, []) + list(sr.get("regimes", config["regimes"]))))
     settings = list(criteria)
     keys = ("seeds", "target", "budget_factor", "quorum", "max_width", "data_seed", "device", "dtype")
-    total = len(config["regimes"]) * len(settings)
+    total = sum(len(r) for r in regimes.values())
     thresholds = []
     with small_problems(config["device"]):
         for data, n, d in settings:  # each setting in every regime before the next: a stopped run has pairs
-            for regime in config["regimes"]:
+            for regime in regimes[(data, n, d)]:
                 prefix = f"{regime}|{data}|{n}|{d}|"
                 known = {} if checkpoint is None else {
                     w: Trial.from_dict(checkpoint.get(prefix + str(w))) for w in width_grid(config["max_width"])
@@ -660,15 +669,17 @@ def _series(results: dict[str, Any]) -> list[tuple[dict[str, Any], list[Threshol
     for sr in results["config"]["series"]:
         key = (sr["data"], sr["vary"], sr["d"] if sr["vary"] == "n" else sr["n"])
         axis = "ns" if sr["vary"] == "n" else "ds"
+        regimes = list(sr.get("regimes", results["config"]["regimes"]))
         if key in merged:
             merged[key][axis] = sorted(set(merged[key][axis]) | set(sr[axis]))
+            merged[key]["regimes"] = list(dict.fromkeys(merged[key]["regimes"] + regimes))
         else:
-            merged[key] = {**sr, axis: list(sr[axis])}
+            merged[key] = {**sr, axis: list(sr[axis]), "regimes": regimes}
     out = []
     for sr in merged.values():
         def member(th: Threshold, sr: dict[str, Any] = sr) -> bool:
             st = th.setting
-            if st["data"] != sr["data"]:
+            if st["data"] != sr["data"] or st["regime"] not in sr["regimes"]:
                 return False
             if sr["vary"] == "n":
                 return st["n"] in sr["ns"] and (sr["d"] is None or st["d"] == sr["d"])
