@@ -19,7 +19,8 @@ too. Zero inputs give zero rows. Cost ``O(n n' d)``.
 
 The weight-tied network's NTK also has an infinite-width limit (SPEC.md, "Weight tying"), but it
 is not of the form ``K ⊗ I_d``: its blocks couple output coordinates through ``x_i x_j^T`` terms,
-so it has no ``n x n`` regime kernel and ``tied`` is refused here. (What diverges with ``m`` for
+so it has no ``n x n`` regime kernel and ``tied`` is refused by :func:`regime_kernel`; the dense
+``nd x nd`` limit is :func:`tied_ntk_limit`. (What diverges with ``m`` for
 tied networks is the output at initialisation, ``f_0 ≈ sqrt(m) kappa^2 x / 2``, which is why
 training them cannot stay lazy.)
 """
@@ -158,6 +159,61 @@ def init_output_kernel(X: Any, *, kappa: float = 1.0, nu: float = 1.0, Y: Any | 
     kappa = check_positive(kappa, "kappa (encoder init scale)")
     nu = check_float(nu, "nu (decoder init scale)", low=0.0)
     return _finite(nu * nu * kappa * kappa * k1(X, Y), kappa, nu)
+
+
+TIED_PARALLEL = 1e-7
+"""Below this ``sin(theta)``, the term of :func:`tied_ntk_limit` that divides by it (and tends to 0
+like ``sin(theta) / (2 pi)``) is taken as its limit, 0."""
+
+
+def tied_ntk_limit(X: Any, *, kappa: float = 1.0) -> torch.Tensor:
+    """The infinite-width NTK of the weight-tied autoencoder (``V = W^T``, ``alpha = 1/sqrt(m)``,
+    ``w ~ N(0, kappa^2 I)``), the dense ``nd x nd`` matrix (row ``i d + a``: output coordinate
+    ``a`` of sample ``i``, as :func:`aedyn.ntk.ntk_dense`). Not of the form ``K ⊗ I_d``: with
+    ``J_ir = alpha (A_ir I_d + D_ir w_r x_i^T)`` (SPEC.md, "Weight tying"), block ``(i, j)`` is::
+
+        E[s(w.x_i) s(w.x_j)] I + x_j E[s(w.x_i) 1{w.x_j>0} w]^T + E[1{w.x_i>0} s(w.x_j) w] x_i^T
+            + (x_i . x_j) E[1{w.x_i>0} 1{w.x_j>0} w w^T]
+
+    and with ``theta`` the angle between ``x_i`` and ``x_j`` (Stein's lemma, ``E[g(u) u] = E[grad g]``
+    for ``u ~ N(0, I)``)::
+
+        E[s(w.x_i) s(w.x_j)]           = kappa^2 K1_ij
+        E[s(w.x_i) 1{w.x_j>0} w]       = kappa^2 ((pi - theta) x_i + |x_i| sin(theta) x_j / |x_j|) / (2 pi)
+        E[1{w.x_i>0} 1{w.x_j>0} w w^T] = kappa^2 ((pi - theta) I + C_ij) / (2 pi),
+        C_ij = (u v^T + v u^T - cos(theta) (u u^T + v v^T)) / sin(theta)
+
+    for the unit vectors ``u = x_i/|x_i|``, ``v = x_j/|x_j|`` (the last term tends to 0 as
+    ``theta -> 0`` or ``pi``; below :data:`TIED_PARALLEL` it is taken as 0). On the diagonal
+    (``theta = 0``) the middle expectation is ``kappa^2 x / 2``: ``E[w s(w.x)] = kappa^2 x / 2``.
+    Zero inputs give zero blocks. Memory ``O(n^2 d^2)``: small problems only."""
+    kappa = check_positive(kappa, "kappa (encoder init scale)")
+    dot, _, phi = _pairs(X, None)  # phi = pi - theta
+    X = as_tensor(X, name="X", finite=True)
+    n, d = X.shape
+    nx = X.norm(dim=1)
+    safe = torch.where(nx > 0, nx, 1.0)
+    U = X / safe[:, None] * (nx > 0)[:, None]
+    sin = torch.sin(phi)
+    cos_theta = -torch.cos(phi)
+    two_pi = 2 * math.pi
+    eye = torch.eye(d, dtype=X.dtype, device=X.device)
+    # E[s(w.x_i) 1{w.x_j>0} w] / kappa^2, indexed [i, j, :]
+    ratio = nx[:, None] / safe[None, :] * (nx[None, :] > 0)
+    e_ij = (phi[:, :, None] * X[:, None, :] + (ratio * sin)[:, :, None] * X[None, :, :]) / two_pi
+    e_ji = e_ij.transpose(0, 1)  # E[1{w.x_i>0} s(w.x_j) w] / kappa^2
+    outer = torch.einsum("ia,jb->ijab", U, U)
+    sym = outer + outer.transpose(2, 3)  # u v^T + v u^T
+    own = torch.einsum("ia,ib->iab", U, U)
+    cross = sym - cos_theta[:, :, None, None] * (own[:, None] + own[None, :])
+    cross = torch.where((sin > TIED_PARALLEL)[:, :, None, None], cross / torch.where(sin > TIED_PARALLEL, sin, 1.0)
+                        [:, :, None, None], torch.zeros_like(cross))
+    M = (phi[:, :, None, None] * eye + cross) / two_pi
+    blocks = (k1(X)[:, :, None, None] * eye
+              + torch.einsum("ja,ijb->ijab", X, e_ij)
+              + torch.einsum("ija,ib->ijab", e_ji, X)
+              + dot[:, :, None, None] * M)
+    return _finite(kappa * kappa * blocks.permute(0, 2, 1, 3).reshape(n * d, n * d), kappa, 1.0)
 
 
 def spectrum_memory(n: int) -> int:
