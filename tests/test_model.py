@@ -256,3 +256,35 @@ def test_output_scale_values():
     assert output_scale("ntk", 100) == pytest.approx(0.1)
     assert output_scale("mean-field", 100) == pytest.approx(0.01)
     assert output_scale("0.5", 100) == 0.5
+
+
+def test_safe_radius_is_exactly_the_distance_no_pattern_can_flip_within():
+    """Moves of length just under each neuron's radius, in random directions and straight at its
+    nearest hyperplane, flip nothing; the move straight at it of length just over flips; zero
+    inputs are ignored; a batch of networks equals each alone; NumPy input is accepted."""
+    from aedyn.model import safe_radius
+
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(12, 5, generator=gen, dtype=torch.float64)
+    X[3] = 0.0
+    params = init_params(5, 40, seed=1)
+    r = safe_radius(params, X)
+    assert r.shape == (40,) and bool((r > 0).all())
+    patterns = (X @ params.W.T) > 0
+    units = X / X.norm(dim=1, keepdim=True).clamp_min(1e-300)
+    scores = (X @ params.W.T).abs() / X.norm(dim=1, keepdim=True).clamp_min(1e-300)
+    scores[3] = math.inf
+    nearest = scores.argmin(dim=0)  # the sample whose hyperplane each neuron is closest to
+    toward = -torch.sign((params.W * units[nearest]).sum(1))[:, None] * units[nearest]
+    for scale, flips in ((0.999, False), (1.001, True)):
+        W = params.W + scale * r[:, None] * toward
+        changed = ((X @ W.T) > 0) != patterns
+        assert bool(changed.any(dim=0).all()) is flips
+    for _ in range(20):
+        direction = torch.randn(40, 5, generator=gen, dtype=torch.float64)
+        W = params.W + 0.999 * r[:, None] * direction / direction.norm(dim=1, keepdim=True)
+        assert torch.equal((X @ W.T) > 0, patterns)
+    batch = Params(torch.stack([params.W, 2 * params.W]), None, params.alpha)
+    assert torch.allclose(safe_radius(batch, X), torch.stack([r, 2 * r]))
+    assert torch.equal(safe_radius(params, X.numpy()), r)
+    assert bool(torch.isinf(safe_radius(params, torch.zeros(3, 5, dtype=torch.float64))).all())

@@ -380,3 +380,16 @@ def _direction(t: Any, like: torch.Tensor, name: str, check_finite: bool) -> tor
     if out.shape[-2:] != like.shape[-2:]:
         raise AedynError(f"{name} must have shape {tuple(like.shape[-2:])} (last two dims); got {tuple(out.shape)}")
     return out
+
+
+def safe_radius(params: Params, X: Any) -> torch.Tensor:
+    """Each neuron's safe radius, ``r_r = min_i |w_r . x_i| / ||x_i||`` over the nonzero inputs
+    (shape ``(..., m)``, batched like ``W``): no move ``||w_r' - w_r|| < r_r`` can flip any of that
+    neuron's activation patterns ``1{w_r . x_i > 0}``, since ``|(w_r' - w_r) . x_i| <= ||w_r' -
+    w_r|| ||x_i|| < |w_r . x_i|``, and a move of any length above ``r_r`` toward the nearest
+    hyperplane ``w . x_i = 0`` does flip one. ``inf`` when every input is zero (no pattern can
+    flip); 0 for a neuron on a hyperplane."""
+    X = check_input(X, params)
+    norms = X.norm(dim=-1, keepdim=True)  # (..., n, 1)
+    Z = torch.matmul(X, params.W.mT).abs() / torch.where(norms > 0, norms, 1.0)  # (..., n, m)
+    return torch.where(norms > 0, Z, math.inf).amin(dim=-2)
