@@ -641,9 +641,9 @@ def run(config: dict[str, Any], *, progress: Callable[[str, float], None] | None
         for data, n, d in settings:  # each setting in every regime before the next: a stopped run has pairs
             for regime in regimes[(data, n, d)]:
                 prefix = f"{regime}|{data}|{n}|{d}|"
-                known = {} if checkpoint is None else {
-                    w: Trial.from_dict(checkpoint.get(prefix + str(w))) for w in width_grid(config["max_width"])
-                    if checkpoint.get(prefix + str(w)) is not None}
+                saved = {} if checkpoint is None else {w: checkpoint.get(prefix + str(w))
+                                                        for w in width_grid(config["max_width"])}
+                known = {w: Trial.from_dict(v) for w, v in saved.items() if v is not None}
 
                 def keep(trial: Trial, prefix: str = prefix, what: str = f"{regime} {data} n = {n}") -> None:
                     if checkpoint is not None:
