@@ -604,7 +604,9 @@ def _describe(series: dict[str, Any]) -> str:
 def setup(config: dict[str, Any]) -> list[str]:
     """The set-up, in sentences for the report."""
     return [f"Data (seed {config['data_seed']}, shared by all widths and seeds): "
-            + "; ".join(_describe(sr) for sr in config["series"]) + f". Regimes {', '.join(config['regimes'])}.",
+            + "; ".join(_describe(sr) for sr in config["series"])
+            + f". Regimes {', '.join(config['regimes'])} in every series"
+            + (", plus those a series names." if any("regimes" in sr for sr in config["series"]) else "."),
             f"Widths on the grid round(2^(j/2)) up to {config['max_width']}, searched (gallop, then bisect) from the "
             "width nearest n; initialisation seeds 0.." + f"{config['seeds'] - 1} at each width.",
             "Step size: eta = 1/lambda_max(Theta(0)) of each network. Step budget: "
