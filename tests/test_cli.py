@@ -37,6 +37,25 @@ def test_train_writes_record_and_params(tmp_path, capsys, monkeypatch):
     assert Params.load(params).W.shape == (256, 6)
 
 
+def test_train_certify_prints_each_invariant_and_the_verdict(tmp_path, capsys):
+    out = tmp_path / "run.json"
+    wide = ["train", "--regime", "weak", "--data", "sphere", "--n", "8", "--d", "4", "--width", "16384", "-q"]
+    code, stdout, _ = run_cli([*wide, "--certify", "--out", str(out)], capsys)
+    assert code == 0
+    lines = [line for line in stdout.splitlines() if "kernel:" in line or "rate:" in line or "safe radius:" in line]
+    assert len(lines) == 3 and all(line.rstrip().endswith("holds") for line in lines)
+    assert "inside the NTK regime" in stdout
+    record = json.loads(out.read_text())
+    assert record["certificate"]["inside"] is True and record["config"]["job"]["certify"] is True
+    narrow = ["train", "--regime", "weak", "--data", "sphere", "--n", "16", "--d", "8", "--width", "4", "-q"]
+    code, stdout, _ = run_cli([*narrow, "--steps", "100", "--certify"], capsys)
+    assert code == 0
+    kernel = next(line for line in stdout.splitlines() if "kernel:" in line)
+    assert "singular" in kernel and kernel.rstrip().endswith("FAILS") and "outside the NTK regime" in stdout
+    code, stdout, _ = run_cli([*narrow, "--steps", "100"], capsys)
+    assert "certificate" not in stdout
+
+
 def test_existing_output_is_not_overwritten(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run.json"
     out.write_text("precious")

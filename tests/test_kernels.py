@@ -207,8 +207,13 @@ def test_regime_kernels_and_cross_kernels():
     torch.testing.assert_close(regime_kernel(X, "joint", Y=Y), k0(X, Y) + k1(X, Y))
     full = k1(torch.cat([X, Y]))
     torch.testing.assert_close(k1(X, Y), full[:6, 6:], rtol=1e-13, atol=1e-13)
-    with pytest.raises(AedynError, match="tied"):
-        regime_kernel(X, "tied")
+    from aedyn.kernels import check_kernel_options, tied_ntk_limit
+
+    torch.testing.assert_close(regime_kernel(X, "tied", kappa=0.5), tied_ntk_limit(X, kappa=0.5), rtol=0, atol=0)
+    assert regime_kernel(X, "tied", Y=Y).shape == (6 * 3, 4 * 3)
+    for refuse in (lambda: kernel_spectrum(X, "tied"), lambda: check_kernel_options("tied")):
+        with pytest.raises(AedynError, match=r"regime_kernel\(X, 'tied'\).*TiedNTKLimit"):
+            refuse()
     with pytest.raises(AedynError, match="share d"):
         k0(X, torch.ones(2, 4))
 
@@ -300,3 +305,95 @@ def test_tied_ntk_limit_matches_monte_carlo_and_wide_networks():
         errors.append(float(np.mean(errs)))
     assert errors[0] > errors[1] > errors[2]
     assert 0.5 / 16 < errors[2] / errors[0] < 2 / 16  # 256x the width: about 1/16 of the error (m^-1/2)
+
+
+def _tied_inputs(seed: int = 3) -> torch.Tensor:
+    """Generic rows, then the hard cases: near-parallel at 1e-3, 1e-9 and 1e-13 (the ``C`` term
+    cancels in its textbook form), a near-antipodal pair, an exactly parallel rescaled row and a
+    zero row."""
+    gen = torch.Generator().manual_seed(seed)
+    base = torch.randn(4, 5, generator=gen, dtype=torch.float64)
+    extra = [base[0] + 1e-3 * base[1], base[1] + 1e-9 * base[2], base[2] + 1e-13 * base[3],
+             -(base[3] + 1e-7 * base[0]), 2.5 * base[1], torch.zeros(5, dtype=torch.float64)]
+    return torch.cat([base, torch.stack(extra)])
+
+
+@pytest.mark.parametrize("cross", [False, True])
+def test_tied_matrix_free_product_matches_the_dense_limit(cross):
+    """TiedNTKLimit @ v (its expansion in u, v, and explicit s, t for near pairs) against the dense
+    blocks on random vectors, flat, n x d and batched, and matmat: float64, 1e-12 relative (both are
+    sums of O(n d) terms of size O(1) each; a wrong coefficient or sign is off by O(1))."""
+    from aedyn.kernels import TiedNTKLimit, tied_ntk_limit
+
+    X = _tied_inputs()
+    gen = torch.Generator().manual_seed(7)
+    Y = torch.cat([torch.randn(3, 5, generator=gen, dtype=torch.float64), X[:3] * (1 + 1e-12), X[-1:]]) if cross \
+        else None
+    n2 = X.shape[0] if Y is None else Y.shape[0]
+    T = tied_ntk_limit(X, kappa=KAPPA, Y=Y)
+    op = TiedNTKLimit(X, kappa=KAPPA, Y=Y)
+    assert T.shape == (op.dim, n2 * 5)
+    V = torch.randn(4, n2, 5, generator=gen, dtype=torch.float64)
+    want = (V.reshape(4, -1) @ T.mT).reshape(4, X.shape[0], 5)
+    scale = want.norm()
+    assert float(((op @ V) - want).norm() / scale) < 1e-12
+    assert float(((op @ V[0]) - want[0]).norm() / want[0].norm()) < 1e-12
+    assert float(((op @ V[1].reshape(-1)) - want[1].reshape(-1)).norm() / want[1].norm()) < 1e-12
+    assert float((op.matmat(V.reshape(4, -1).mT) - want.reshape(4, -1).mT).norm() / scale) < 1e-12
+    with pytest.raises(AedynError, match="needs v of shape"):
+        op @ torch.ones(n2 + 1, 5, dtype=torch.float64)
+    if not cross:
+        ext, ev = op.extremes(tol=1e-10), torch.linalg.eigvalsh(T)
+        assert ext.max == pytest.approx(float(ev[-1]), rel=1e-8) and abs(ext.min - float(ev[0])) < 1e-8 * ext.max
+
+
+def test_tied_limit_is_continuous_at_parallel_inputs():
+    """Block (x, x + delta y) differs from block (x, x) by O(delta) (the kernel is smooth in y there):
+    at delta = 1e-12 the difference is below 1e-11 relative. The textbook form of C_ij, divided by
+    sin(theta), loses eps / sin(theta) ~ 1e-4 there, and a cutoff at sin(theta) = 1e-7 leaves
+    O(1e-7) at delta = 1e-8."""
+    from aedyn.kernels import tied_ntk_limit
+
+    gen = torch.Generator().manual_seed(11)
+    x, y = torch.randn(2, 6, generator=gen, dtype=torch.float64)
+    T0 = tied_ntk_limit(torch.stack([x, x]))
+    for delta in (1e-4, 1e-8, 1e-12):
+        for sign in (1.0, -1.0):  # parallel and antipodal
+            Td = tied_ntk_limit(torch.stack([x, sign * (x + delta * y)]))
+            Ts = tied_ntk_limit(torch.stack([x, sign * x]))
+            assert float((Td - Ts).norm() / T0.norm()) < 10 * delta, (delta, sign)
+
+
+def test_tied_limit_refuses_large_dense_and_products_scale():
+    """Above TIED_DENSE_LIMIT the dense kernel is refused with a message naming the matrix-free
+    operator; the operator still applies (symmetric: <a, T b> = <T a, b>, and PSD on a probe)."""
+    from aedyn.kernels import TIED_DENSE_LIMIT, TiedNTKLimit
+
+    d = 8
+    n = TIED_DENSE_LIMIT // d + 1
+    X = sphere(n, d, seed=1)
+    with pytest.raises(AedynError, match="TiedNTKLimit"):
+        regime_kernel(X, "tied")
+    op = TiedNTKLimit(X)
+    gen = torch.Generator().manual_seed(2)
+    a, b = torch.randn(2, n, d, generator=gen, dtype=torch.float64)
+    lhs, rhs = float((a * (op @ b)).sum()), float(((op @ a) * b).sum())
+    assert lhs == pytest.approx(rhs, rel=1e-12)
+    assert float((a * (op @ a)).sum()) > 0
+
+
+def test_tied_finite_width_error_falls_like_inverse_sqrt_width():
+    """The finite-width tied NTK (aedyn.ntk.ntk_dense) against the limit at m = 2^8..2^14, 6 seeds
+    each: the mean relative Frobenius error, fitted on log m, has slope in [-0.7, -0.3]. Theta_m is
+    an average of m i.i.d. terms with mean the limit, so its error's standard deviation is
+    exactly c m^(-1/2) (slope -0.5); 6 seeds x 4 widths leave about +-0.1 of scatter in the fit."""
+    from aedyn.kernels import tied_ntk_limit
+    from aedyn.ntk import ntk_dense
+
+    X = sphere(4, 4, seed=5)
+    T = tied_ntk_limit(X, kappa=KAPPA)
+    widths = [2 ** 8, 2 ** 10, 2 ** 12, 2 ** 14]
+    errors = [np.mean([float((ntk_dense(init_params(4, m, regime="tied", seed=s, kappa=KAPPA), X, "tied") - T).norm()
+                             / T.norm()) for s in range(6)]) for m in widths]
+    slope = np.polyfit(np.log(widths), np.log(errors), 1)[0]
+    assert -0.7 < slope < -0.3, (slope, errors)

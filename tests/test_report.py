@@ -166,3 +166,25 @@ def test_reproduce_command_turns_warnings_into_one_note_each(tmp_path, capsys, t
     monkeypatch.setattr(e2, "least_width", noisy)
     code, _, err = run_cli(["reproduce", "--quick", "--only", "E2", "--out", str(tmp_path / "r"), "-q"], capsys)
     assert code == 0 and err.count("note: LOBPCG stopped") == 1 and ".py:" not in err
+
+
+def test_further_tables_of_an_experiment_are_written_and_rendered(tmp_path, monkeypatch):
+    """An experiment's ``tables`` (E3's certificate) land beside its main table, as Parquet and CSV,
+    and in report.md and report.html under their own heading."""
+    from aedyn import report as report_module
+
+    fake = type("E1", (), {"TITLE": "stand-in", "CLAIM": "c", "config": staticmethod(lambda **kw: {"x": 1}),
+                           "setup": staticmethod(lambda cfg: ["s"]),
+                           "run": staticmethod(lambda cfg, progress=None, checkpoint=None: {}),
+                           "tabulate": staticmethod(lambda r: pd.DataFrame({"a": [1]})),
+                           "tables": staticmethod(lambda r: {"certificate": pd.DataFrame({"inside": [3, 0]})}),
+                           "figures": staticmethod(lambda r: {}),
+                           "verdict": staticmethod(lambda r: (["v"], {"k": 1}))})
+    monkeypatch.setattr(report_module, "EXPERIMENTS", ("E1",))
+    monkeypatch.setattr(report_module, "experiment", lambda name: fake)
+    out = tmp_path / "r"
+    reproduce(out, quick=True, only=["E1"])
+    assert pd.read_parquet(out / "E1" / "certificate.parquet")["inside"].tolist() == [3, 0]
+    assert pd.read_csv(out / "E1" / "certificate.csv")["inside"].tolist() == [3, 0]
+    assert "**Table: certificate.**" in (out / "report.md").read_text()
+    assert "Table: certificate." in (out / "report.html").read_text()

@@ -133,6 +133,9 @@ def train(
     target: Annotated[float, typer.Option(help="Stop at this fraction of the initial loss.")] = 1e-6,
     record_every: Annotated[int, typer.Option(help="Record weight movement and pattern flips every k steps.")] = 10,
     ntk_every: Annotated[int | None, typer.Option(help="Record the NTK's extremes and drift every k steps.")] = None,
+    certify: Annotated[bool, typer.Option("--certify", help="Check the invariants the convergence proofs rely on "
+                                          "along the run (the NTK every --ntk-every steps, default 50 times "
+                                          "across the budget).")] = False,
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float64",
     out_path: OutOpt = None,
@@ -148,7 +151,8 @@ def train(
         decoder_init=check_choice(decoder_init, DECODER_INITS, "--decoder-init"), init_scale=init_scale, seed=seed,
         data_seed=data_seed, lr=_parse_lr(lr, "--lr"),
         lr_decoder=None if lr_decoder is None else _parse_lr(lr_decoder, "--lr-decoder", allow_auto=False),
-        steps=steps, target=target, record_every=record_every, ntk_every=ntk_every, device=device, dtype=dtype)
+        steps=steps, target=target, record_every=record_every, ntk_every=ntk_every, certify=certify, device=device,
+        dtype=dtype)
     outputs = check_outputs({"--out": out_path, "--save-params": save_params}, force=force,
                             inputs={"--data": job.data_path})
     result = _run_with_progress(job, quiet, None if max_memory is None else parse_size(max_memory))
@@ -160,7 +164,7 @@ def train(
         written.append(("parameters", _save(lambda p, f: params.save(p, force=f), outputs["--save-params"], force)))
     prediction = None if result.status == "diverged" else predicted_rates(result, job.load(Notes()), kappa=job.kappa,
                                                                             nu=job.nu)
-    _print_summary(result, written, prediction)
+    _print_summary(result, written, prediction, certify)
     if result.status == "diverged":
         raise typer.Exit(EXIT_DIVERGED)
 
@@ -204,8 +208,8 @@ def _run_with_progress(job: TrainJob, quiet: bool, max_memory: int | None) -> Tr
         return run_job(job, callback=callback, on_note=note, max_memory=max_memory)
 
 
-def _print_summary(result: TrainResult, written: list[tuple[str, Path]], prediction: RatePrediction | None = None
-                   ) -> None:
+def _print_summary(result: TrainResult, written: list[tuple[str, Path]], prediction: RatePrediction | None = None,
+                   certify: bool = False) -> None:
     s = result.summary()
     colour = {"converged": "green", "max_steps": "yellow", "diverged": "red"}[result.status]
     job, notes = result.config.get("job", {}), result.config.get("notes", [])
@@ -251,6 +255,17 @@ def _print_summary(result: TrainResult, written: list[tuple[str, Path]], predict
         rows.append(("NTK", f"lambda_min {s['ntk_lambda_min']:.4g}, lambda_max {s['ntk_lambda_max']:.4g}, "
                             f"drift ||Theta(t)-Theta(0)||/||Theta(0)|| = {s['ntk_drift']:.3e} "
                             f"({result.config.get('ntk_drift_method')})"))
+    if certify:
+        cert = result.certificate
+        if cert is None:
+            rows.append(("certificate", "[red]not computed[/]: the run diverged, outside any regime the proofs "
+                                        "describe"))
+        else:
+            for i, check in enumerate(cert.checks):
+                text = check.line.rpartition(": ")[0]
+                rows.append(("certificate" if i == 0 else "", f"{escape(text)}: "
+                             + ("[green]holds[/]" if check.holds else "[red]FAILS[/]")))
+            rows.append(("", f"[{'green' if cert.inside else 'red'}]{escape(cert.verdict)}[/]"))
     rows.append(("wall time", f"{result.wall_time:.2f} s"))
     rows += [("wrote", f"{what} to {path}") for what, path in written]
     _print_rows(rows)

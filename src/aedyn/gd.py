@@ -33,7 +33,17 @@ from aedyn._meta import environment, jsonable
 from aedyn._tensor import resolve_dtype
 from aedyn.errors import AedynError, first_line
 from aedyn.files import read_json, write_json
-from aedyn.model import Evaluation, Params, as_params, check_input, check_regime, evaluate, features, trained_layers
+from aedyn.model import (
+    Evaluation,
+    Params,
+    as_params,
+    check_input,
+    check_regime,
+    evaluate,
+    features,
+    safe_radius,
+    trained_layers,
+)
 from aedyn.ntk import DENSE_LIMIT, NTKOperator, ntk_drift, ntk_lambda_max_batch, operator_memory
 from aedyn.resources import MemoryEstimate
 
@@ -47,6 +57,8 @@ METRICS = {
     "max_neuron_change_W": "max_r ||w_r - w_r(0)||",
     "max_neuron_change_V": "max_r ||v_r - v_r(0)||",
     "pattern_flips": "share of entries of 1{w_r . x_i > 0} that differ from initialisation",
+    "outside_safe_radius": "share of neurons that have been at least their safe radius min_i |w_r(0) . x_i| / ||x_i|| "
+                           "from w_r(0) at some recorded step (a neuron that never was cannot have flipped a pattern)",
     "ntk_lambda_min": "lambda_min(Theta(t)) of the finite-width NTK (with ntk_every)",
     "ntk_lambda_max": "lambda_max(Theta(t)) (with ntk_every)",
     "ntk_drift": "||Theta(t) - Theta(0)||_F / ||Theta(0)||_F (with ntk_every; exact or probe estimate)",
@@ -124,8 +136,12 @@ class TrainResult:
 
     ``loss[k]`` is ``L`` at the ``k``-th iterate (``k = 0..steps``); ``metrics`` maps each recorded
     quantity (see :data:`METRICS`) and ``"step"`` to arrays at the recording cadence (the NTK
-    quantities at ``"ntk_step"``). ``params`` and ``init`` are ``None`` for a result reloaded
-    from JSON.
+    quantities at ``"ntk_step"``). ``left_safe_radius`` says, per neuron, whether it has been at
+    least its safe radius from its start at some recorded step (:func:`aedyn.model.safe_radius`;
+    ``None`` when the encoder does not train). ``certificate`` is the run's
+    :class:`aedyn.certificate.Certificate` when the job asked for one (in the JSON record as a
+    dict). ``params``, ``init``, ``left_safe_radius`` and ``certificate`` are ``None`` for a result
+    reloaded from JSON.
     """
 
     status: str
@@ -141,6 +157,8 @@ class TrainResult:
     lambda_max: float | None = None
     params: Params | None = None
     init: Params | None = None
+    left_safe_radius: np.ndarray | None = None
+    certificate: Any = None
 
     @property
     def relative_loss(self) -> np.ndarray:
@@ -210,6 +228,7 @@ class TrainResult:
             "summary": jsonable(self.summary()),
             "loss": jsonable(self.loss.tolist()),
             "metrics": {k: jsonable(np.asarray(v).tolist()) for k, v in self.metrics.items()},
+            **({} if self.certificate is None else {"certificate": jsonable(self.certificate.to_dict())}),
         }
 
     @classmethod
@@ -473,7 +492,8 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
             status=status, steps=k, loss=losses, metrics=run.metrics[b], lr=float(eta[b]),
             lr_decoder=float(eta_v[b]) if dec else None, regime=regime, wall_time=wall, message=message,
             config=config, lambda_max=None if lambda_max is None else float(lambda_max[b]),
-            params=_network(run.final, b), init=net))
+            params=_network(run.final, b), init=net,
+            left_safe_radius=None if run.left is None else run.left[b]))
     return results
 
 
@@ -485,8 +505,9 @@ def _network(params: Params, b: int) -> Params:
 @dataclass
 class _Run:
     """What :func:`_descend` hands back, indexed by network: its stopping step, status, losses
-    (``B x (steps + 1)``, valid up to the stopping step), metric histories, final parameters and
-    how the NTK drift was computed."""
+    (``B x (steps + 1)``, valid up to the stopping step), metric histories, final parameters, how
+    the NTK drift was computed, and which neurons left their safe radius (``B x m``; ``None``
+    when the encoder does not train)."""
 
     stop: np.ndarray
     status: list[str]
@@ -494,6 +515,7 @@ class _Run:
     metrics: list[dict[str, np.ndarray]]
     final: Params
     drift_method: str | None
+    left: np.ndarray | None = None
 
 
 def _descend(init: Params, X: torch.Tensor, regime: str, first: Evaluation, eta: np.ndarray, eta_v: np.ndarray, *,
@@ -535,6 +557,8 @@ def _descend(init: Params, X: torch.Tensor, regime: str, first: Evaluation, eta:
     seen = 0  # steps whose losses the host holds
     records: list[tuple[int, np.ndarray, torch.Tensor]] = []
     ntk = _NTKRecorder(init, X, regime) if ntk_every is not None else None
+    radius = safe_radius(init, X) if enc else None  # by network, (B, m)
+    left = None if radius is None else torch.zeros(radius.shape, dtype=torch.bool, device=dev)
 
     def look() -> int:
         """Copy the losses of the steps since the last look and find the networks that stopped
@@ -592,7 +616,12 @@ def _descend(init: Params, X: torch.Tensor, regime: str, first: Evaluation, eta:
         now = Lk.double()
         active &= (now > converge_at) & (now <= diverge_at)
         if k % record_every == 0:
-            records.append((k, slots, _movement(cur, W0, V0, ev.features.D, D0, enc, dec)))
+            outside = None
+            if left is not None:
+                index = torch.as_tensor(slots, device=dev)
+                outside = left[index] | ((cur.W - W0).norm(dim=-1) >= radius[index])  # type: ignore[index]
+                left[index] = outside
+            records.append((k, slots, _movement(cur, W0, V0, ev.features.D, D0, enc, dec, outside)))
         at_ntk = ntk is not None and k % ntk_every == 0  # type: ignore[operator]
         looked = at_ntk or (not last and k % sync_every == 0)
         if looked:
@@ -630,21 +659,25 @@ def _descend(init: Params, X: torch.Tensor, regime: str, first: Evaluation, eta:
     final = Params(final_W, final_V, init.alpha)
     if callback is not None and reported != int(stop.max()):
         callback(int(stop.max()), latest.copy())
-    return _Run(stop, status, loss, _metrics(records, final, init, X, D0_all, regime, stop, record_every, ntk,
-                                             ntk_every), final, None if ntk is None else ntk.drift_method)
+    if left is not None:  # the stopping step's state too (off the cadence, or recorded already: no change)
+        left |= (final.W - init.W).norm(dim=-1) >= radius  # type: ignore[operator]
+    metrics = _metrics(records, final, init, X, D0_all, regime, stop, record_every, ntk, ntk_every, left)
+    return _Run(stop, status, loss, metrics, final, None if ntk is None else ntk.drift_method,
+                None if left is None else left.cpu().numpy())
 
 
 def _movement_names(enc: bool, dec: bool) -> list[str]:
     """The rows of :func:`_movement`, in order."""
     names = [f"{kind}_{layer}" for layer, trains in (("W", enc), ("V", dec)) if trains
              for kind in ("weight_distance", "weight_change", "max_neuron_change")]
-    return [*names, "pattern_flips"] if enc else names
+    return [*names, "pattern_flips", "outside_safe_radius"] if enc else names
 
 
 def _movement(cur: Params, W0: torch.Tensor, V0: torch.Tensor | None, D: torch.Tensor, D0: torch.Tensor | None,
-              enc: bool, dec: bool) -> torch.Tensor:
+              enc: bool, dec: bool, outside: torch.Tensor | None) -> torch.Tensor:
     """Per network (columns), the rows of :func:`_movement_names`: absolute, relative and largest
-    single-neuron movement of each trained layer, and the share of activation patterns flipped.
+    single-neuron movement of each trained layer, the share of activation patterns flipped, and
+    the share of neurons ``outside`` (``B x m``, those that have left their safe radius so far).
 
     Each layer is divided by its largest entry (of the start or the change) before the norms, so
     weights near 1e-160 (whose squares underflow) and changes near 1e200 (whose squares overflow)
@@ -664,12 +697,14 @@ def _movement(cur: Params, W0: torch.Tensor, V0: torch.Tensor | None, D: torch.T
                  moved.norm(dim=neuron_dim).amax(dim=-1) * scale]
     if enc:
         rows.append((D != D0).flatten(1).sum(dim=1).double() / D[0].numel())
+        rows.append(outside.double().mean(dim=-1))  # type: ignore[union-attr]
     return torch.stack([r.double() for r in rows])
 
 
 def _metrics(records: list[tuple[int, np.ndarray, torch.Tensor]], final: Params, init: Params,
              X: torch.Tensor, D0: torch.Tensor | None, regime: str, stop: np.ndarray, record_every: int,
-             ntk: _NTKRecorder | None, ntk_every: int | None) -> list[dict[str, np.ndarray]]:
+             ntk: _NTKRecorder | None, ntk_every: int | None,
+             left: torch.Tensor | None) -> list[dict[str, np.ndarray]]:
     """Each network's metric histories: the records at the cadence up to its stopping step, and one
     at the stopping step itself (from its final, frozen parameters) when that is off the cadence."""
     batch = len(stop)
@@ -677,7 +712,7 @@ def _metrics(records: list[tuple[int, np.ndarray, torch.Tensor]], final: Params,
     names = _movement_names(enc, dec)
     tail = None
     if (stop % record_every).any():  # some network stopped off the cadence: its last record, from its final state
-        tail = _movement(final, init.W, init.V, features(final, X).D, D0, enc, dec).double().cpu().numpy()
+        tail = _movement(final, init.W, init.V, features(final, X).D, D0, enc, dec, left).double().cpu().numpy()
     table = np.full((len(records), len(names), batch), np.nan)
     steps = np.array([k for k, _, _ in records])
     present = np.zeros((len(records), batch), dtype=bool)

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from aedyn._check import check_seed
+from aedyn._check import check_int, check_seed
 from aedyn._meta import environment
 from aedyn._seed import SCHEME
 from aedyn._tensor import resolve_device, resolve_dtype
+from aedyn.certificate import certify
 from aedyn.data import check_source, data_memory, expected_shape, load_data
 from aedyn.errors import AedynError, AedynWarning
 from aedyn.gd import TrainResult, check_train_options, train_batch, train_memory
@@ -116,27 +117,47 @@ class Job:
         return est
 
 
+CERTIFY_CHECKS = 50
+"""A certified job without ``ntk_every`` evaluates the NTK about this many times across its budget."""
+
+
 @dataclass(frozen=True)
 class TrainJob(Job):
-    """Everything that determines one training run; ``lr`` is a number or ``"auto"``."""
+    """Everything that determines one training run; ``lr`` is a number or ``"auto"``.
+
+    ``certify``: check, after training, the invariants the convergence proofs rely on along the
+    run (:func:`aedyn.certificate.certify`; the result's ``certificate``). It needs the NTK along
+    the run: without ``ntk_every`` it is set to ``ceil(steps / CERTIFY_CHECKS)``. (It appears in
+    :meth:`to_dict` only when set, so the ids of runs that do not certify are unchanged.)"""
 
     width: int = 1024
-    init_scale: str = "ntk"
+    init_scale: str | float = "ntk"
     lr: float | str = "auto"
     lr_decoder: float | None = None
     steps: int = 1000
     target: float = 1e-6
     record_every: int = 10
     ntk_every: int | None = None
+    certify: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not isinstance(self.certify, bool):
+            raise AedynError(f"certify must be True or False; got {self.certify!r}")
+        if self.certify and self.ntk_every is None:
+            self._set(ntk_every=max(1, math.ceil(check_int(self.steps, "steps", minimum=0) / CERTIFY_CHECKS)))
         width, kappa, nu, _ = check_init(self.regime, self.width, kappa=self.kappa, nu=self.nu,
                                          decoder_init=self.decoder_init, scale=self.init_scale)
         opts = check_train_options(self.regime, lr=self.lr, lr_decoder=self.lr_decoder, steps=self.steps,
                                    target=self.target, record_every=self.record_every, ntk_every=self.ntk_every)
         opts.pop("divergence_factor")
         self._set(width=width, kappa=kappa, nu=nu, **opts)
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        if not self.certify:
+            del out["certify"]
+        return out
 
     def memory(self, n: int, d: int, *, batch: int = 1, sources: int = 1) -> MemoryEstimate:
         """The data and what the run allocates (:func:`aedyn.gd.train_memory`); for a batch of
@@ -263,8 +284,10 @@ def run_batch(jobs: Sequence[TrainJob], *, callback: Callable[[int, np.ndarray],
         results = train_batch(X, params, lead.regime, lr=lr, lr_decoder=lr_decoder, steps=lead.steps,
                               target=lead.target, record_every=lead.record_every, ntk_every=lead.ntk_every,
                               callback=callback)
-    for job, result, (_, notes) in zip(jobs, results, loaded, strict=True):
+    for job, result, (Xj, notes) in zip(jobs, results, loaded, strict=True):
         result.config = {**result.config, "job": job.to_dict(), "notes": [*notes, *train_notes.messages]}
+        if job.certify and result.status != "diverged":
+            result.certificate = certify(result, Xj)
     return results
 
 

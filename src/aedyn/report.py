@@ -9,11 +9,13 @@ Into one folder (``aedyn-report/`` by default)::
     report.json          the marker: this folder is an aedyn report
     E2/results.json      an experiment's raw results with its config (what a rerun reuses)
     E2/table.parquet     its tidy table (also .csv)
+    E3/certificate.parquet  a further table an experiment offers (``tables``; also .csv)
     E2/<figure>.png      each figure (also .svg)
     E2/checkpoint.jsonl  while an experiment runs: its finished batches (an interrupted run resumes)
 
 Each experiment module (:mod:`aedyn.experiments`) answers to the same verbs: ``config``, ``setup``,
-``run``, ``tabulate``, ``figures``, ``verdict``. Rerunning into the same folder reuses every
+``run``, ``tabulate``, ``figures``, ``verdict``, and optionally ``tables`` (further named tables,
+each written and rendered after the main one). Rerunning into the same folder reuses every
 experiment whose config is unchanged (and says so); a changed config is refused unless ``force``.
 An interrupted run, restarted with the same config, keeps every finished batch (the experiment's
 checkpoint) and retrains only the one in flight. Experiments not asked for (``only``) keep their
@@ -59,6 +61,7 @@ class Section:
     reused: bool
     wall_time: float
     resumed_batches: int = 0
+    tables: dict[str, Any] = field(default_factory=dict)  # further tables: name -> DataFrame
 
 
 @dataclass
@@ -189,11 +192,13 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
             raise AedynError(f"{str(folder / name / 'results.json')!r} does not hold {name} results this version can "
                              f"read ({type(exc).__name__}: {exc}); delete it to run {name} again") from None
         (folder / name).mkdir(exist_ok=True)
-        report.files.append(write_atomic(folder / name / "table.parquet", lambda fh, t=table: t.to_parquet(fh),
-                                         force=True, flag="table"))
-        report.files.append(write_atomic(folder / name / "table.csv",
-                                         lambda fh, t=table: fh.write(t.to_csv(index=False).encode()),
-                                         force=True, flag="table"))
+        extra = mod.tables(results) if hasattr(mod, "tables") else {}
+        for stem, frame in {"table": table, **extra}.items():
+            report.files.append(write_atomic(folder / name / f"{stem}.parquet", lambda fh, t=frame: t.to_parquet(fh),
+                                             force=True, flag="table"))
+            report.files.append(write_atomic(folder / name / f"{stem}.csv",
+                                             lambda fh, t=frame: fh.write(t.to_csv(index=False).encode()),
+                                             force=True, flag="table"))
         pngs = {}
         for fig_name, fig in mod.figures(results).items():
             for ext in ("png", "svg"):
@@ -209,7 +214,7 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
         report.sections.append(Section(name=name, title=mod.TITLE, claim=mod.CLAIM, setup=mod.setup(configs[name]),
                                        figures=pngs, table=table, verdict=sentences, reused=reused,
                                        wall_time=float(record.get("wall_time", 0.0)),
-                                       resumed_batches=int(record.get("resumed_batches", 0))))
+                                       resumed_batches=int(record.get("resumed_batches", 0)), tables=extra))
     versions = environment()
     report.summary.update({"config": configs, "versions": versions, "wall_time": time.perf_counter() - t_start})
     report.files.append(write_json(folder / "summary.json", jsonable(report.summary), force=True, flag="summary"))
@@ -256,11 +261,14 @@ def markdown(header: list[str], sections: Sequence[Section]) -> str:
         lines += [f"## {s.name} {s.title}", "", f"**Claim.** {s.claim}", "", "**Set-up.**", ""]
         lines += [f"- {item}" for item in s.setup] + [""]
         lines += [f"![{s.name} {fig}]({path})" for fig, path in s.figures.items()] + [""]
-        columns, rows = _table_rows(s.table)
-        lines += ["**Table.**", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        if len(s.table) > len(rows):
-            lines.append(f"\n({len(s.table)} rows in all: {s.name}/table.csv)")
+        for stem, frame in {"table": s.table, **s.tables}.items():
+            columns, rows = _table_rows(frame)
+            title = "Table" if stem == "table" else f"Table: {stem}"
+            lines += [f"**{title}.**", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+            lines += ["| " + " | ".join(r) + " |" for r in rows]
+            if len(frame) > len(rows):
+                lines.append(f"\n({len(frame)} rows in all: {s.name}/{stem}.csv)")
+            lines.append("")
         lines += ["", f"**Verdict** ({_how(s)}).", "", *s.verdict, ""]
     return "\n".join(lines)
 
@@ -281,10 +289,14 @@ def to_html(header: list[str], sections: Sequence[Section], folder: Path) -> str
         for fig, path in s.figures.items():
             data = base64.b64encode((folder / path).read_bytes()).decode()
             out.append(f"<figure><img alt='{e(s.name)} {e(fig)}' src='data:image/png;base64,{data}'></figure>")
-        columns, rows = _table_rows(s.table)
-        out.append("<p><b>Table.</b></p><div class='wide'><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in columns)
-                   + "</tr>")
-        out += ["<tr>" + "".join(f"<td>{e(v)}</td>" for v in r) + "</tr>" for r in rows] + ["</table></div>"]
+        for stem, frame in {"table": s.table, **s.tables}.items():
+            columns, rows = _table_rows(frame)
+            title = "Table" if stem == "table" else f"Table: {stem}"
+            out.append(f"<p><b>{e(title)}.</b></p><div class='wide'><table><tr>"
+                       + "".join(f"<th>{e(c)}</th>" for c in columns) + "</tr>")
+            out += ["<tr>" + "".join(f"<td>{e(v)}</td>" for v in r) + "</tr>" for r in rows] + ["</table></div>"]
+            if len(frame) > len(rows):
+                out.append(f"<p>({len(frame)} rows in all: {e(s.name)}/{e(stem)}.csv)</p>")
         out += [f"<p><b>Verdict</b> ({e(_how(s))}).</p><div class='verdict'>"]
         out += [f"<p>{e(v)}</p>" for v in s.verdict] + ["</div>"]
     out.append("</body></html>")

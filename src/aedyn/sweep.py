@@ -53,6 +53,7 @@ import numpy as np
 
 from aedyn._check import check_count
 from aedyn._meta import environment
+from aedyn.certificate import CERTIFICATE_COLUMNS
 from aedyn.errors import AedynError, first_line, is_out_of_memory
 from aedyn.files import write_atomic
 from aedyn.gd import METRICS, TrainResult
@@ -343,8 +344,10 @@ def result_row(run_id: str, job: TrainJob, result: TrainResult) -> dict[str, Any
     ``"auto"``), ``device`` (where it ran) and ``steps`` (those taken; the budget is
     ``step_budget``). The full job is in ``job`` (canonical JSON). Then status, losses, the rate
     fit, the final value of each metric of :data:`aedyn.gd.METRICS` (``None`` when not recorded),
-    wall time, batch size, versions (``version_*``), the message, and the loss curve at
-    :func:`loss_steps` (``loss_steps``, ``loss_curve``). Values are plain Python values."""
+    for a job with ``certify`` the certificate's columns (``cert_*``,
+    :meth:`aedyn.certificate.Certificate.columns`; ``None`` for a diverged run), wall time, batch
+    size, versions (``version_*``), the message, and the loss curve at :func:`loss_steps`
+    (``loss_steps``, ``loss_curve``). Values are plain Python values."""
     spec = job.to_dict()
     cfg = result.config
     loss = np.asarray(result.loss, dtype=np.float64)
@@ -386,6 +389,9 @@ def result_row(run_id: str, job: TrainJob, result: TrainResult) -> dict[str, Any
     }
     for name in METRICS:
         row[name] = result.final(name)
+    if job.certify:  # the certificate's column group (aedyn.certificate.CERTIFICATE_COLUMNS); None if diverged
+        columns = {} if result.certificate is None else result.certificate.columns()
+        row.update({name: columns.get(name) for name in CERTIFICATE_COLUMNS})
     row.update({
         "wall_time": float(result.wall_time),
         "batch_size": int(cfg.get("batch_size", 1)),

@@ -6,6 +6,14 @@
   ``m*`` at which gradient descent succeeds in most seeds, under three criteria (``aedyn threshold``;
   :func:`~aedyn.experiments.e2.least_width`), the tidy table of ``m*`` against ``n``, the fitted
   growth ``m* ∝ n^a`` with bootstrap intervals over seeds, and a verdict computed from them.
+- :mod:`aedyn.experiments.e3`: laziness: weight movement, pattern flips and kernel drift against
+  the width, with fitted slopes against the theory's ``m^(-1/2)``, and each run's certificate.
+- :mod:`aedyn.experiments.e4`: the infinite-width limit (trained networks against the NTK-limit
+  prediction, on training and held-out inputs, against ``m``) and memorisation on digits.
+- :mod:`aedyn.experiments.e5`: the weight-tied degeneracy: tied against untied on held-out inputs,
+  under NTK and mean-field output scales, and the tied NTK's infinite-width limit.
+- :mod:`aedyn.experiments.e6`: from lazy training to feature learning, ``alpha = m^(-gamma)`` for
+  ``gamma`` from 1/2 to 1: where the lazy picture stops describing the dynamics.
 
 Experiments are library code: they return numbers and tables and never print or write files;
 :mod:`aedyn.report` runs them and writes the report.
@@ -24,7 +32,7 @@ REGIME_COLOURS = {"weak": "#d95f02", "joint": "#1b9e77", "decoder": "#7570b3", "
 DATA_MARKERS = {"sphere": "o", "digits": "s"}
 """One marker per data set in every experiment's figures (others: triangles)."""
 
-_ORDER = ("E1", "E2")
+_ORDER = ("E1", "E2", "E3", "E4", "E5", "E6")
 EXPERIMENTS: tuple[str, ...] = tuple(name for name in _ORDER
                                      if importlib.util.find_spec(f"aedyn.experiments.{name.lower()}") is not None)
 """The experiments this installation has, in report order."""
