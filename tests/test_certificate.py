@@ -165,3 +165,25 @@ def test_the_decoder_regime_moves_no_pattern():
     safe = result.certificate.check("safe radius")
     assert safe.holds and "does not train" in safe.line and result.left_safe_radius is None
     assert float((forward(result.params, X, "decoder") - X).square().sum()) < float(result.loss[0])
+
+
+def test_the_certificate_sentence_counts_the_table():
+    import pandas as pd
+
+    from aedyn.certificate import certificate_sentence, certified_counts
+
+    rows = [{"architecture": "tied", "cert_inside": False, "cert_kernel_holds": True, "cert_rate_holds": False,
+             "cert_safe_radius_holds": False}] * 3
+    rows += [{"architecture": "joint", "cert_inside": True, "cert_kernel_holds": True, "cert_rate_holds": True,
+              "cert_safe_radius_holds": True}] * 2
+    rows += [{"architecture": "joint", "cert_inside": None, "cert_kernel_holds": None, "cert_rate_holds": None,
+              "cert_safe_radius_holds": None}]  # diverged: no certificate, not counted
+    table = pd.DataFrame(rows)
+    counts = certified_counts(table, ["architecture"])
+    assert counts[0] == {"architecture": "tied", "inside": 0, "runs": 3,
+                         "fails": {"kernel": 0, "rate": 3, "safe_radius": 3}}
+    assert counts[1]["inside"] == counts[1]["runs"] == 2
+    text = certificate_sentence(table, ["architecture"])
+    assert text[0] == ("Certificate, tied: inside the NTK regime in 0 of 3 runs (rate fails in 3; safe radius fails "
+                       "in 3).")
+    assert text[1] == "Certificate, joint: inside the NTK regime in 2 of 2 runs (every invariant holds)."

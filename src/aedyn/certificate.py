@@ -34,6 +34,7 @@ The certificate says "inside the NTK regime" only when all three hold.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -125,6 +126,48 @@ CERTIFICATE_COLUMNS = ("cert_inside", "cert_kernel", "cert_kernel_bound", "cert_
                        "cert_rate_bound", "cert_rate_holds", "cert_safe_radius", "cert_safe_radius_bound",
                        "cert_safe_radius_holds", "cert_safe_share", "cert_pattern_flips")
 """The keys of :meth:`Certificate.columns`, in order."""
+
+
+def columns_of(result: TrainResult) -> dict[str, Any]:
+    """The certificate's column group of a run (:data:`CERTIFICATE_COLUMNS`), JSON-ready: ``None``
+    for a value that is missing (no certificate: a diverged run, or one that did not certify) or
+    not finite."""
+    columns = {} if result.certificate is None else result.certificate.columns()
+    out = {}
+    for name in CERTIFICATE_COLUMNS:
+        value = columns.get(name)
+        out[name] = None if isinstance(value, float) and not math.isfinite(value) else value
+    return out
+
+
+def certificate_sentence(table: Any, by: Sequence[str]) -> list[str]:
+    """For a table with the certificate's columns, one sentence per group of ``by``
+    (:func:`certified_counts`): in how many runs the certificate held, and how many failed each
+    invariant."""
+    out = []
+    for entry in certified_counts(table, by):
+        if not entry["runs"]:
+            continue
+        failing = "; ".join(f"{name.replace('_', ' ')} fails in {k}" for name, k in entry["fails"].items() if k)
+        label = ", ".join(f"{b} {entry[b]:g}" if isinstance(entry[b], float) else str(entry[b]) for b in by)
+        out.append(f"Certificate, {label}: inside the NTK regime in {entry['inside']} of {entry['runs']} runs ("
+                   f"{failing or 'every invariant holds'}).")
+    return out
+
+
+def certified_counts(table: Any, by: Sequence[str]) -> list[dict[str, Any]]:
+    """For a table with the certificate's columns, per group of ``by``: the runs certified, the runs
+    with a certificate, and how many failed each invariant (for ``summary.json``)."""
+    out = []
+    for key, g in table.groupby(list(by), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        known = g[g["cert_inside"].notna()]
+        entry = {b: (v.item() if hasattr(v, "item") else v) for b, v in zip(by, key, strict=True)}
+        entry.update(inside=int(known["cert_inside"].astype(bool).sum()), runs=len(known))
+        entry["fails"] = {name: int((~known[f"cert_{name}_holds"].astype(bool)).sum())
+                          for name in ("kernel", "rate", "safe_radius")}
+        out.append(entry)
+    return out
 
 
 def _holds(ok: bool) -> str:

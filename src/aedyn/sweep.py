@@ -53,7 +53,7 @@ import numpy as np
 
 from aedyn._check import check_count
 from aedyn._meta import environment
-from aedyn.certificate import CERTIFICATE_COLUMNS
+from aedyn.certificate import columns_of
 from aedyn.errors import AedynError, first_line, is_out_of_memory
 from aedyn.files import write_atomic
 from aedyn.gd import METRICS, TrainResult
@@ -390,8 +390,7 @@ def result_row(run_id: str, job: TrainJob, result: TrainResult) -> dict[str, Any
     for name in METRICS:
         row[name] = result.final(name)
     if job.certify:  # the certificate's column group (aedyn.certificate.CERTIFICATE_COLUMNS); None if diverged
-        columns = {} if result.certificate is None else result.certificate.columns()
-        row.update({name: columns.get(name) for name in CERTIFICATE_COLUMNS})
+        row.update(columns_of(result))
     row.update({
         "wall_time": float(result.wall_time),
         "batch_size": int(cfg.get("batch_size", 1)),

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from aedyn.certificate import CERTIFICATE_COLUMNS
+from aedyn.certificate import CERTIFICATE_COLUMNS, columns_of
 from aedyn.experiments import DATA_MARKERS, REGIME_COLOURS, small_problems
 from aedyn.gd import TrainResult
 from aedyn.job import Notes, TrainJob, run_batch
@@ -177,15 +177,8 @@ def record_of(result: TrainResult, *, kappa: float = 1.0) -> dict[str, Any]:
         "lambda_min0": first(lam_min), "lambda_max0": first(lam_max),
         "lambda_minT": _final(result, "ntk_lambda_min") if fresh else None,
         "lambda_maxT": _final(result, "ntk_lambda_max") if fresh else None,
-        **_certificate(result),
+        **columns_of(result),
     }
-
-
-def _certificate(result: TrainResult) -> dict[str, Any]:
-    """The certificate's column group, JSON-ready (NaN becomes ``None``)."""
-    columns = {} if result.certificate is None else result.certificate.columns()
-    return {name: (None if isinstance(columns.get(name), float) and not math.isfinite(columns[name])
-                   else columns.get(name)) for name in CERTIFICATE_COLUMNS}
 
 
 # ---- running --------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aedyn.certificate import CERTIFICATE_COLUMNS, certificate_sentence, certified_counts, columns_of
 from aedyn.data import load_data
 from aedyn.experiments import DATA_MARKERS, REGIME_COLOURS, small_problems
 from aedyn.job import Notes, TrainJob, run_batch
@@ -187,7 +188,8 @@ def _job(config: dict, data: dict, arch: str, scaling: str, width: int, seed: in
     return TrainJob(regime=arch, data=data["name"], n=data["n"], d=data["d"], seed=seed,
                     data_seed=config["data_seed"], kappa=config["kappa"], nu=config["nu"], width=width,
                     init_scale=scaling, lr=config["lr"], steps=steps, target=config["target"],
-                    record_every=steps + 1, ntk_every=steps + 1, dtype=config["dtype"], device=config["device"])
+                    record_every=steps + 1, ntk_every=steps + 1, certify=True, dtype=config["dtype"],
+                    device=config["device"])
 
 
 def heldout(config: dict, data: dict, X: torch.Tensor) -> torch.Tensor:
@@ -230,6 +232,7 @@ def _measure(result: Any, X: torch.Tensor, Z: torch.Tensor, arch: str, config: d
         "ntk_drift": result.final("ntk_drift"),
         "f0_gap": identity_gap(forward(init, Z, arch), Z, init.alpha, width, kappa),
         "f0_gap_expected": expected_identity_gap(int(Z.shape[1]), width),
+        **columns_of(result),
     }
 
 
@@ -310,8 +313,9 @@ COLUMNS = ("architecture", "scaling", "data", "n", "d", "n_test", "width", "seed
            "lambda_max0", "lambda_max_final", "alpha", "final_relative_loss", "train_error", "heldout_error", "c",
            "c_std", "c_min", "c_max", "beyond_c", "train_c", "weight_change_W", "max_neuron_change_W",
            "max_neuron_rel_W", "weight_change_V", "rescale_c", "rescale_distance", "rescale_c_identity", "ntk_drift",
-           "f0_gap", "f0_gap_expected")
+           "f0_gap", "f0_gap_expected", *CERTIFICATE_COLUMNS)
 TEXT = ("architecture", "scaling", "data", "status")
+FLAGS = tuple(c for c in CERTIFICATE_COLUMNS if c == "cert_inside" or c.endswith("_holds"))
 HEADLINE = ("heldout_error", "c", "c_std", "beyond_c", "train_error", "weight_change_W", "max_neuron_rel_W",
             "rescale_distance", "rescale_c", "rescale_c_identity", "ntk_drift", "f0_gap", "f0_gap_expected", "steps")
 
@@ -321,8 +325,9 @@ def tabulate(results: dict) -> Any:
     import pandas as pd
 
     table = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in results["runs"]], columns=list(COLUMNS))
-    numeric = [c for c in COLUMNS if c not in TEXT]
+    numeric = [c for c in COLUMNS if c not in TEXT + FLAGS]
     table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")
+    table[list(FLAGS)] = table[list(FLAGS)].astype("boolean")
     return table
 
 
@@ -453,8 +458,10 @@ def verdict(results: dict) -> tuple[list[str], dict]:
                f"outside {lo:g} to {hi:g}, not the m^(-1/2) expected."))
         kernel = {"slope": s["value"], "ci_low": s["ci_low"], "ci_high": s["ci_high"], "widths": kc["widths"],
                   "mean_errors": [float(e) for e in err], "consistent": bool(ok)}
+    sentences += certificate_sentence(table, ("architecture", "scaling", "data"))
     return sentences, {"groups": groups, "kernel_check": kernel, "statuses": {str(k): int(v) for k, v in
-                                                                               statuses.items()}}
+                                                                               statuses.items()},
+                       "certificate": certified_counts(table, ["architecture", "scaling", "data"])}
 
 
 # ---- figures -------------------------------------------------------------------------------------

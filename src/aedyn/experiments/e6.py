@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aedyn.certificate import CERTIFICATE_COLUMNS, certificate_sentence, certified_counts, columns_of
 from aedyn.data import load_data
 from aedyn.experiments import REGIME_COLOURS, small_problems
 from aedyn.job import Notes, TrainJob, run_batch
@@ -149,7 +150,8 @@ def _job(config: dict[str, Any], regime: str, gamma: float, width: int, seed: in
     return TrainJob(regime=regime, data=data["name"], n=data["n"], d=data["d"], seed=int(seed),
                     data_seed=config["data_seed"], kappa=config["kappa"], nu=config["nu"], width=int(width),
                     init_scale=alpha_of(width, gamma), lr="auto", steps=steps, target=target,
-                    record_every=steps + 1, ntk_every=steps + 1, dtype=config["dtype"], device=config["device"])
+                    record_every=steps + 1, ntk_every=steps + 1, certify=True, dtype=config["dtype"],
+                    device=config["device"])
 
 
 def batch_target(initial_losses: Sequence[float], data_norm2: float, epsilon: float) -> float:
@@ -190,6 +192,7 @@ def _row(result: Any, config: dict[str, Any], regime: str, gamma: float, width: 
         "drift_method": result.config.get("ntk_drift_method"),
         "heldout_error": _relative_error(forward(final, X_test, regime), X_test),
         "initial_heldout_error": _relative_error(forward(result.init, X_test, regime), X_test),
+        **columns_of(result),
     }
 
 
@@ -323,7 +326,8 @@ def lazy_range(gammas: Sequence[float], movement_upper: Sequence[float | None],
 COLUMNS = ("regime", "gamma", "alpha", "width", "seed", "eta", "lambda_max0", "steps", "budget", "status",
            "final_relative_loss", "train_error", "initial_train_error", "weight_change_W", "weight_change_V",
            "weight_distance_W", "weight_distance_V", "max_neuron_change_W", "pattern_flips", "ntk_drift",
-           "lambda_min_ratio", "heldout_error", "initial_heldout_error", "drift_method")
+           "lambda_min_ratio", "heldout_error", "initial_heldout_error", "drift_method", *CERTIFICATE_COLUMNS)
+FLAGS = tuple(c for c in CERTIFICATE_COLUMNS if c == "cert_inside" or c.endswith("_holds"))
 
 
 def tabulate(results: dict[str, Any]) -> Any:
@@ -332,8 +336,9 @@ def tabulate(results: dict[str, Any]) -> Any:
     import pandas as pd
 
     table = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in results["runs"]], columns=list(COLUMNS))
-    numeric = [c for c in COLUMNS if c not in ("regime", "status", "drift_method")]
+    numeric = [c for c in COLUMNS if c not in ("regime", "status", "drift_method", *FLAGS)]
     table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")
+    table[list(FLAGS)] = table[list(FLAGS)].astype("boolean")
     return table
 
 
@@ -509,6 +514,8 @@ def verdict(results: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
                                              for g in gs))
     sentences.append(f"Held-out error ||f(x) - x|| / ||x|| on fresh inputs at m = {top} (median over seeds): "
                      + "; ".join(held) + ".")
+    sentences += certificate_sentence(table, ("regime", "gamma"))
+    summary["certificate"] = certified_counts(table, ["regime", "gamma"])
     return sentences, summary
 
 
