@@ -169,7 +169,7 @@ def test_verdict_sentences_follow_the_numbers():
     assert "a rescaled initialisation: W_T ≈ c W_0 within 5% (c = 0.25" in text
     assert "the untied (joint) network reconstructs held-out inputs worse than the tied one" in text
     assert "not a multiple of the identity (it maps them towards what it was trained on)" in text
-    assert "the tied run is not in the lazy regime" in text and "the joint run is in it" in text
+    assert "the tied run is not lazy and the joint run is lazy" in text
     assert "All 2 runs reached the target." in text
     assert "slope -0.50 (95% bootstrap interval -0.55 to -0.45): consistent with m^(-1/2)" in text
     # other numbers, other words
@@ -183,7 +183,7 @@ def test_verdict_sentences_follow_the_numbers():
     assert "close to their initialisation (moved 5%" in text
     assert "reconstructs held-out inputs better than the tied one" in text
     assert "the joint network is also close to a multiple of the identity" in text
-    assert "the tied run is in the lazy regime" in text and "the joint run is not in it" in text
+    assert "the tied run is lazy and the joint run is not lazy" in text
     assert "1 of 2 runs did not reach the target" in text
     assert "outside -0.7 to -0.3, not the m^(-1/2) expected" in text
     tied = next(g for g in summary["groups"] if g["architecture"] == "tied")
@@ -195,6 +195,8 @@ def test_verdict_sentences_follow_the_numbers():
     text = " ".join(e5.verdict({"config": {}, "runs": runs})[0])
     assert "a map that is not a multiple of the identity on inputs it never saw (c = 3)" in text
     assert "neither their initialisation nor a rescaled one" in text
+    runs = [fake("tied", "ntk", 1024, moved=0.15, dist=0.15, rescale_c=1.0)]
+    assert "near their initialisation but not lazy (moved 15%" in " ".join(e5.verdict({"config": {}, "runs": runs})[0])
 
 
 def test_figures_render_with_log_axes_and_labels(tiny, tmp_path):

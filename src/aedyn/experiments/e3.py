@@ -614,7 +614,7 @@ def figures(results: dict) -> dict[str, Any]:
         ax.set_xlabel("width m", fontsize=8)
         ax.set_ylabel(LABELS[quantity], fontsize=8)
         ax.set_title(quantity, fontsize=9)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(which="both", labelsize=7)
         ax.legend(fontsize=6.5, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1,
                   title="fitted slope [95% CI]", title_fontsize=6.5)
     handles = [Line2D([], [], color=REGIME_COLOURS.get(g, "0.3"), lw=2, label=g) for g in regimes]

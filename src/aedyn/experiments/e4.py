@@ -746,7 +746,7 @@ def figures(results: dict) -> dict[str, Any]:
                 ax.set(xscale="log", yscale="log", title=f"{data}: {inputs} inputs, {stage}")
                 ax.set_xscale("log", base=2)
                 ax.title.set_fontsize(8)
-                ax.tick_params(labelsize=7)
+                ax.tick_params(which="both", labelsize=7)
                 if i == len(datas) - 1:
                     ax.set_xlabel("width m", fontsize=7)
                 if j == 0:

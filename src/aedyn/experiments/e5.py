@@ -366,9 +366,12 @@ def _rescaled(t: dict) -> str:
     if dist < RESCALED_WITHIN and abs(c - 1) > 2 * dist:
         return (f"a rescaled initialisation: W_T ≈ c W_0 within {100 * dist:.2g}% (c = {c:.3g}; the c that makes "
                 f"the mean initial map the identity is sqrt(2/(alpha m kappa^2)) = {t['rescale_c_identity']:.3g})")
-    if moved < RESCALED_WITHIN:
+    if moved < LAZY_MOVEMENT:
         return (f"close to their initialisation (moved {100 * moved:.2g}%; {100 * dist:.2g}% away from the nearest "
                 f"c W_0, c = {c:.3g})")
+    if moved < RESCALED_WITHIN:
+        return (f"near their initialisation but not lazy (moved {100 * moved:.2g}%; {100 * dist:.2g}% away from the "
+                f"nearest c W_0, c = {c:.3g})")
     return (f"neither their initialisation nor a rescaled one: moved {100 * moved:.2g}%, and "
             f"{100 * dist:.2g}% away from the nearest c W_0 (c = {c:.3g}; sqrt(2/(alpha m kappa^2)) = "
             f"{t['rescale_c_identity']:.3g})")
@@ -422,16 +425,17 @@ def verdict(results: dict) -> tuple[list[str], dict]:
                 f"{data}, {scaling}: weight movement ||W_T - W_0||/||W_0|| tied {t['weight_change_W']:.3g} against "
                 f"joint {j['weight_change_W']:.3g} (slopes in m {_num(ts, '{:+.2f}')} and {_num(js, '{:+.2f}')}), "
                 f"largest relative single-neuron movement {t['max_neuron_rel_W']:.3g} against "
-                f"{j['max_neuron_rel_W']:.3g}, NTK drift {t['ntk_drift']:.3g} against {j['ntk_drift']:.3g}: the tied "
-                f"run is {'' if tl else 'not '}in the lazy regime (movement and drift below {LAZY_MOVEMENT:g}), the "
-                f"joint run is {'' if jl else 'not '}in it.")
+                f"{j['max_neuron_rel_W']:.3g}, NTK drift {t['ntk_drift']:.3g} against {j['ntk_drift']:.3g}; counting a "
+                f"run as lazy when its movement and drift are both below {LAZY_MOVEMENT:g}, the tied run is "
+                f"{'lazy' if tl else 'not lazy'} and the joint run is {'lazy' if jl else 'not lazy'}.")
         if (data, scaling, "tied") in find:
             rows = table[(table["data"] == data) & (table["scaling"] == scaling) & (table["architecture"] == "tied")]
             ratio = rows["f0_gap"] / rows["f0_gap_expected"]
             sentences.append(
                 f"{data}, {scaling}: the tied network at initialisation differs from alpha m kappa^2 x/2 by "
                 f"{_num(_med(rows, 'f0_gap'))} (median, all widths) on held-out inputs, "
-                f"{ratio.min():.2f}-{ratio.max():.2f} times the expected sqrt((2d+3)/m)"
+                + (f"{ratio.min():.2f}" if f"{ratio.min():.2f}" == f"{ratio.max():.2f}" else
+                   f"{ratio.min():.2f}-{ratio.max():.2f}") + " times the expected sqrt((2d+3)/m)"
                 + (f", falling with m (slope {_slope(rows, 'f0_gap'):+.2f})." if _slope(rows, "f0_gap") is not None
                    else "."))
     statuses = table["status"].value_counts().to_dict()
@@ -519,7 +523,7 @@ def figures(results: dict) -> dict[str, Any]:
             if column == "c":
                 ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
             ax.set_ylabel(label, fontsize=7)
-            ax.tick_params(labelsize=7)
+            ax.tick_params(which="both", labelsize=7)
             if i == 0:
                 sub = table[table["data"] == data].iloc[0]
                 ax.set_title(f"{data} (n = {int(sub['n'])}, d = {int(sub['d'])}, {int(sub['n_test'])} held out)",
@@ -547,7 +551,7 @@ def figures(results: dict) -> dict[str, Any]:
                         mfc="none", lw=1)
         ax.set_title(label, fontsize=7)
         ax.set_xlabel("width m", fontsize=7)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(which="both", labelsize=7)
     handles = style + [Line2D([], [], marker=DATA_MARKERS.get(d, "^"), ls="", color="0.3", label=d) for d in datas]
     handles.append(Line2D([], [], ls=":", color="0.4", marker="o", mfc="none", ms=3,
                           label="expected f_0 gap (tied), sqrt((2d+3)/m)"))
@@ -573,7 +577,7 @@ def figures(results: dict) -> dict[str, Any]:
         ax.set_yscale("log")
         ax.set_xlabel("width m", fontsize=7)
         ax.set_ylabel("||Θ_m - Θ_∞||_F / ||Θ_∞||_F", fontsize=7)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(which="both", labelsize=7)
         handles = [Line2D([], [], marker="o", ls="", color=REGIME_COLOURS["tied"], alpha=0.35, ms=3, label="seeds"),
                    Line2D([], [], marker="o", ls="-", color=REGIME_COLOURS["tied"], ms=5,
                           label=f"mean, fitted slope {slope:+.2f}"),

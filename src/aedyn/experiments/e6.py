@@ -574,7 +574,7 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_title(f"{regime}: {LABELS[q]}", fontsize=7)
-            ax.tick_params(labelsize=7)
+            ax.tick_params(which="both", labelsize=7)
             if i == len(regimes) - 1:
                 ax.set_xlabel("width m", fontsize=7)
         axes[i][0].set_ylabel(regime, fontsize=8)
@@ -606,7 +606,7 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
         ax.axhline(0, color="0.8", lw=0.6)
         ax.set_title(LABELS[q], fontsize=7)
         ax.set_xlabel("gamma (alpha = m^-gamma)", fontsize=7)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(which="both", labelsize=7)
     axes[0][0].set_ylabel("slope of log(quantity) in log m", fontsize=7)
     handles = [Line2D([], [], color=REGIME_COLOURS.get(r, "0.3"), marker="o", label=f"{r} (95% CI over seeds)")
                for r in regimes]
@@ -634,7 +634,7 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
                 ax.axhline(float(cfg["epsilon"]), color="0.4", ls="-.", lw=1)
             ax.set_yscale("log")
             ax.set_title(f"{regime}: {LABELS[q]}", fontsize=7)
-            ax.tick_params(labelsize=7)
+            ax.tick_params(which="both", labelsize=7)
             if i == len(regimes) - 1:
                 ax.set_xlabel("gamma (alpha = m^-gamma)", fontsize=7)
         axes[i][0].set_ylabel(regime, fontsize=8)
