@@ -251,7 +251,7 @@ def _rate_check(result: TrainResult, eta: float, lam0: float, window: int | None
             continue
         worst = max(worst, (b / a) ** (1.0 / (stop - start)))
     ok = bool(worst <= bound * (1 + 1e-12))
-    return Check("rate", worst, bound, ok,
+    return Check("rate", float(worst), float(bound), ok,
                  f"rate: worst per-step loss contraction over windows of {used} steps (to step {last}) = {worst:.6g}, "
                  f"bound <= 1 - eta lambda_min(Theta(0))/2 = {bound:.6g}: {_holds(ok)}"), used
 
