@@ -194,16 +194,18 @@ def _job(config: dict, data: dict, arch: str, scaling: str, width: int, seed: in
 
 def heldout(config: dict, data: dict, X: torch.Tensor) -> torch.Tensor:
     """``n_test`` held-out inputs: sphere points from ``heldout_seed`` (an independent draw), or
-    normalised digits none of which equals a training row, chosen with ``heldout_seed``."""
+    normalised digits none of which equals a training row, chosen with ``heldout_seed``; on ``X``'s
+    device."""
     n_test = int(config["n_test"])
     if data["name"] == "sphere":
-        return load_data("sphere", n=n_test, d=data["d"], seed=config["heldout_seed"], dtype=config["dtype"])
+        return load_data("sphere", n=n_test, d=data["d"], seed=config["heldout_seed"], dtype=config["dtype"],
+                         device=X.device)
     with Notes().collect():  # the normalisation note is already in the training data's notes
         every = load_data(data["name"], dtype=config["dtype"])
     fresh = ~(every[:, None, :] == X[None, :, :].to(every)).all(dim=2).any(dim=1)
     pool = torch.nonzero(fresh).flatten().numpy()
     pick = np.random.default_rng(int(config["heldout_seed"])).choice(pool, size=min(n_test, len(pool)), replace=False)
-    return every[torch.as_tensor(np.sort(pick))]
+    return every[torch.as_tensor(np.sort(pick))].to(X.device)
 
 
 def _measure(result: Any, X: torch.Tensor, Z: torch.Tensor, arch: str, config: dict) -> dict:
