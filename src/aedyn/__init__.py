@@ -15,13 +15,14 @@ Many networks of one shape train as one computation with :func:`train_batch` (``
 """
 
 from aedyn._meta import aedyn_version
+from aedyn.certificate import Certificate, certify
 from aedyn.data import load_data, validate
 from aedyn.errors import AedynError, AedynWarning
 from aedyn.gd import TrainResult, fit_linear_rate, train, train_batch
 from aedyn.job import KernelJob, TrainJob, batch_key, run_batch, run_job, run_kernel_job
-from aedyn.kernels import init_output_kernel, k0, k1, kernel_spectrum, regime_kernel
+from aedyn.kernels import TiedNTKLimit, init_output_kernel, k0, k1, kernel_spectrum, regime_kernel
 from aedyn.limit import LinearisedGD, NTKPredictor, memorisation
-from aedyn.model import REGIMES, Params, Tangent, evaluate, forward, gradients, init_params, jvp, loss, vjp
+from aedyn.model import REGIMES, Params, Tangent, evaluate, forward, gradients, init_params, jvp, loss, safe_radius, vjp
 from aedyn.ntk import NTKOperator, ntk_dense, ntk_drift, ntk_extremes
 from aedyn.store import Store, load_results
 
@@ -31,6 +32,7 @@ __all__ = [
     "REGIMES",
     "AedynError",
     "AedynWarning",
+    "Certificate",
     "KernelJob",
     "LinearisedGD",
     "NTKOperator",
@@ -38,10 +40,12 @@ __all__ = [
     "Params",
     "Store",
     "Tangent",
+    "TiedNTKLimit",
     "TrainJob",
     "TrainResult",
     "__version__",
     "batch_key",
+    "certify",
     "evaluate",
     "fit_linear_rate",
     "forward",
@@ -63,6 +67,7 @@ __all__ = [
     "run_batch",
     "run_job",
     "run_kernel_job",
+    "safe_radius",
     "train",
     "train_batch",
     "validate",
