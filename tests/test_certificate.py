@@ -62,6 +62,8 @@ def test_a_narrow_weak_network_fails_on_its_singular_kernel():
     kernel = cert.check("kernel")
     assert not cert.inside and not kernel.holds and math.isnan(kernel.measured)
     assert "singular" in kernel.line and kernel.line.endswith("FAILS")
+    rate = cert.check("rate")  # the bound is 1 with a singular kernel: it certifies nothing
+    assert not rate.holds and "certifies nothing" in rate.line
     assert "kernel" in cert.verdict and "outside the NTK regime" in cert.verdict
 
 
@@ -91,6 +93,43 @@ def test_safe_radius_tracking_matches_a_hand_written_gradient_descent():
     assert 0 < int(left.sum()) < len(left)  # the test has neurons on both sides
     assert np.array_equal(result.left_safe_radius, left.numpy())
     assert result.certificate.safe_share == pytest.approx(1 - float(left.double().mean()), abs=1e-15)
+
+
+def test_safe_radius_tracking_in_a_batch_whose_networks_stop_at_different_steps():
+    """The riskiest indexing: networks with different step sizes stop at different steps (and are
+    retired from the batch), with one shared X and with one X per network; each network's record
+    equals its run alone."""
+    from aedyn.data import load_data
+    from aedyn.gd import train, train_batch
+    from aedyn.model import Params, init_params
+
+    nets = [init_params(4, 64, regime="joint", seed=s) for s in range(5)]
+    params = Params(torch.stack([p.W for p in nets]), torch.stack([p.V for p in nets]), nets[0].alpha)
+    lrs = np.array([0.05, 0.2, 0.5, 0.8, 1.2])
+    shared = load_data("sphere", n=6, d=4, seed=0)
+    own = torch.stack([load_data("sphere", n=6, d=4, seed=s) for s in range(5)])
+    for X in (shared, own):
+        batch = train_batch(X, params, "joint", lr=lrs, steps=400, target=1e-4, record_every=3)
+        assert len({r.steps for r in batch}) > 2  # they stopped at different steps
+        for b, result in enumerate(batch):
+            alone = train(X if X.ndim == 2 else X[b], nets[b], "joint", lr=float(lrs[b]), steps=400, target=1e-4,
+                          record_every=3)
+            assert result.steps == alone.steps
+            assert np.array_equal(result.left_safe_radius, alone.left_safe_radius)
+            assert np.array_equal(result.metrics["outside_safe_radius"], alone.metrics["outside_safe_radius"])
+
+
+def test_a_failing_certificate_never_costs_the_training(monkeypatch):
+    import aedyn.job
+
+    def broken(result, X):
+        raise RuntimeError("eigensolver failed")
+
+    monkeypatch.setattr(aedyn.job, "certify", broken)
+    notes = []
+    result = run_job(TrainJob(data="sphere", n=8, d=4, width=64, steps=50, certify=True), on_note=notes.append)
+    assert result.certificate is None and result.steps > 0
+    assert any("no certificate for this run: eigensolver failed" in n for n in notes)
 
 
 @pytest.mark.parametrize("regime", ["weak", "joint"])
@@ -164,6 +203,7 @@ def test_the_decoder_regime_moves_no_pattern():
     _, result, X = _run(regime="decoder", width=256, steps=500)
     safe = result.certificate.check("safe radius")
     assert safe.holds and "does not train" in safe.line and result.left_safe_radius is None
+    assert math.isnan(safe.measured) and result.certificate.columns()["cert_safe_radius"] is None
     assert float((forward(result.params, X, "decoder") - X).square().sum()) < float(result.loss[0])
 
 

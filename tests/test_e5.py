@@ -73,7 +73,11 @@ def test_tiny_run_gives_every_key_and_a_sane_table(tiny):
     sentences, summary = e5.verdict(results)
     assert len(summary["groups"]) == 2 * 2 * 2 and summary["kernel_check"]["widths"] == [64, 256, 1024]
     json.dumps(summary)
-    assert any("converged to" in s for s in sentences)
+    tied = [s for s in sentences if "scaling, m = " in s and "the tied network" in s]
+    assert len(tied) == 4  # one per data set and scaling, each saying whether every seed reached the target
+    for group in (g for g in summary["groups"] if g["architecture"] == "tied"):
+        line = next(s for s in tied if s.startswith(f"{group['data']}, {group['scaling']} scaling"))
+        assert ("converged to" in line) == (group["converged_top"] == group["seeds"])
 
 
 def test_heldout_digits_are_not_training_samples():
@@ -168,7 +172,7 @@ def test_verdict_sentences_follow_the_numbers():
     assert "the tied network converged to a map close to the identity on inputs it never saw" in text
     assert "a rescaled initialisation: W_T ≈ c W_0 within 5% (c = 0.25" in text
     assert "the untied (joint) network reconstructs held-out inputs worse than the tied one" in text
-    assert "not a multiple of the identity (it maps them towards what it was trained on)" in text
+    assert "so on unseen inputs the joint network is not a multiple of the identity." in text
     assert "the tied run is not lazy and the joint run is lazy" in text
     assert "All 2 runs reached the target." in text
     assert "slope -0.50 (95% bootstrap interval -0.55 to -0.45): consistent with m^(-1/2)" in text
@@ -179,7 +183,9 @@ def test_verdict_sentences_follow_the_numbers():
     kc = {**KC, "slope": {"value": -1.2, "ci_low": None, "ci_high": None}}
     sentences, summary = e5.verdict({"config": {}, "runs": runs, "kernel_check": kc})
     text = " ".join(sentences)
+    assert "the tied network ended, with 0 of 1 seeds at the target" in text and "converged to" not in text
     assert "a map close to c·identity with c = 0.6" in text
+    assert "(not every seed reached the target: those moved only as far as their step budget took them)" in text
     assert "close to their initialisation (moved 5%" in text
     assert "reconstructs held-out inputs better than the tied one" in text
     assert "the joint network is also close to a multiple of the identity" in text

@@ -15,18 +15,22 @@ against what the run actually did:
    worst window's per-step contraction ``(L(k+w) / L(k))^(1/w)`` over consecutive windows of ``w``
    steps from step 0 to the stopping step, or to the step where the loss reaches the rounding
    floor of its dtype (below it the loss cannot fall further); bound ``1 - eta lambda_min(Theta(0)) /
-   2`` with ``eta`` the run's step (the smaller one if the decoder had its own).
+   2`` with ``eta`` the run's step (the smaller one if the decoder had its own). With ``Theta(0)``
+   singular the bound is 1 and certifies nothing: the check fails.
 3. **safe radius**: no neuron that stays within its safe radius ``min_i |w_r(0) . x_i| / ||x_i||``
-   of its start can flip an activation pattern (:func:`aedyn.model.safe_radius`). Measured: the
-   share ``S`` of neurons that never left it at any recorded step (the run's ``record_every`` and
-   its stopping step), and the largest share of activation patterns flipped. Bound: the NTK at
-   initialisation of the neurons in ``S`` alone, ``Theta_S(0) = sum_{r in S} Theta_r(0)``, keeps
-   ``lambda_min(Theta_S(0)) >= lambda_min(Theta(0)) / 2``. For weak training this proves the
-   kernel invariant at every step, not only at the checks: a neuron's contribution ``Theta_r`` then
-   depends on its activation pattern alone (its decoder column does not move), so ``Theta(t) >=
-   Theta_S(t) = Theta_S(0)`` in the PSD order. For joint and tied training ``Theta_r`` also moves
-   with ``w_r`` (and ``v_r``), and the check is the proofs' pattern argument only. The decoder
-   regime moves no encoder: no pattern can flip, and the check holds.
+   of its start can flip an activation pattern (:func:`aedyn.model.safe_radius`). The set ``S`` of
+   neurons that never left it is judged at the recorded steps (the run's ``record_every`` and its
+   stopping step: a neuron that left and came back between two records counts as inside, so a fine
+   cadence makes the check stricter). Measured: ``lambda_min(Theta_S(0)) / lambda_min(Theta(0))``,
+   the NTK at initialisation of the neurons in ``S`` alone, ``Theta_S(0) = sum_{r in S}
+   Theta_r(0)``; bound ``1/2``. Reported beside it: the share of neurons in ``S``
+   (``safe_share``) and the largest share of activation patterns flipped at a record. For weak
+   training this proves the kernel invariant at every recorded step, not only at the NTK checks: a
+   neuron's contribution ``Theta_r`` then depends on its activation pattern alone (its decoder
+   column does not move), so ``Theta(t) >= Theta_S(t) = Theta_S(0)`` in the PSD order. For joint
+   and tied training ``Theta_r`` also moves with ``w_r`` (and ``v_r``), and the check is the
+   proofs' pattern argument only. The decoder regime moves no encoder: no pattern can flip, and
+   the check holds (its measured value is NaN).
 
 The certificate says "inside the NTK regime" only when all three hold.
 """
@@ -47,12 +51,13 @@ from aedyn.model import Params, check_input
 from aedyn.ntk import NTKOperator, ntk_extremes
 
 SINGULAR = 1e-9
-"""``lambda_min(Theta(0)) / lambda_max(Theta(0))`` at or below which the kernel counts as singular."""
+"""``lambda_min(Theta(0)) / lambda_max(Theta(0))`` at or below which the kernel counts as singular
+(or ``100 eps`` of the dtype, if larger: ``1.2e-5`` in float32)."""
 KERNEL_BOUND = 0.5
 """The proofs keep ``lambda_min(Theta(t))`` above this fraction of ``lambda_min(Theta(0))``."""
 WINDOWS = 20
 """By default the loss is checked over this many consecutive windows of equal length."""
-DENSE_LIMIT = 2048
+DENSE_LIMIT = 1024
 """The safe-radius check's ``lambda_min(Theta_S(0))`` comes from the dense kernel while ``n d`` is
 at most this; above, from LOBPCG."""
 
@@ -208,10 +213,11 @@ def certify(result: TrainResult, X: Any, *, window: int | None = None) -> Certif
         raise AedynError(f"window must be a positive number of steps; got {window!r}")
     lam = np.asarray(metrics["ntk_lambda_min"], dtype=np.float64)
     lam0, lam_max0 = float(lam[0]), float(metrics["ntk_lambda_max"][0])
-    singular = not (lam0 > SINGULAR * lam_max0)
+    threshold = max(SINGULAR, 100 * torch.finfo(init.W.dtype).eps)
+    singular = not (lam0 > threshold * lam_max0)
     checks = [_kernel_check(lam, lam0, lam_max0, singular)]
     eta = float(result.lr) if result.lr_decoder is None else min(float(result.lr), float(result.lr_decoder))
-    rate, used = _rate_check(result, eta, lam0, window)
+    rate, used = _rate_check(result, eta, lam0, window, singular)
     checks.append(rate)
     safe, share, flips = _safe_check(result, X, lam0, singular)
     checks.append(safe)
@@ -233,7 +239,8 @@ def _kernel_check(lam: np.ndarray, lam0: float, lam_max0: float, singular: bool)
                  f"{_holds(ok)}")
 
 
-def _rate_check(result: TrainResult, eta: float, lam0: float, window: int | None) -> tuple[Check, int]:
+def _rate_check(result: TrainResult, eta: float, lam0: float, window: int | None,
+                singular: bool) -> tuple[Check, int]:
     loss = np.asarray(result.loss, dtype=np.float64)
     floor = np.flatnonzero(loss <= result.floor)
     last = int(floor[0]) if floor.size else len(loss) - 1
@@ -250,16 +257,17 @@ def _rate_check(result: TrainResult, eta: float, lam0: float, window: int | None
             worst = math.inf if not math.isfinite(b) else worst
             continue
         worst = max(worst, (b / a) ** (1.0 / (stop - start)))
-    ok = bool(worst <= bound * (1 + 1e-12))
+    ok = bool(not singular and worst <= bound * (1 + 1e-12))
+    why = "; Theta(0) is singular, so the bound certifies nothing" if singular else ""
     return Check("rate", float(worst), float(bound), ok,
                  f"rate: worst per-step loss contraction over windows of {used} steps (to step {last}) = {worst:.6g}, "
-                 f"bound <= 1 - eta lambda_min(Theta(0))/2 = {bound:.6g}: {_holds(ok)}"), used
+                 f"bound <= 1 - eta lambda_min(Theta(0))/2 = {bound:.6g}{why}: {_holds(ok)}"), used
 
 
 def _safe_check(result: TrainResult, X: torch.Tensor, lam0: float,
                 singular: bool) -> tuple[Check, float | None, float | None]:
     if result.left_safe_radius is None:
-        return Check("safe radius", 1.0, KERNEL_BOUND, True,
+        return Check("safe radius", math.nan, KERNEL_BOUND, True,
                      "safe radius: the encoder does not train, so no activation pattern can flip: holds"), None, None
     left = np.asarray(result.left_safe_radius, dtype=bool)
     share = float(1.0 - left.mean()) if left.size else 1.0
@@ -267,8 +275,7 @@ def _safe_check(result: TrainResult, X: torch.Tensor, lam0: float,
     flips = float(np.nanmax(flips_recorded)) if flips_recorded is not None and len(flips_recorded) else None
     init = result.init
     keep = torch.as_tensor(~left, device=init.W.device)  # type: ignore[union-attr]
-    lam_s = _lambda_min(init, keep, X, result.regime)  # type: ignore[arg-type]
-    ratio = lam_s / lam0 if not singular else math.nan
+    ratio = math.nan if singular else _lambda_min(init, keep, X, result.regime) / lam0  # type: ignore[arg-type]
     ok = bool(not singular and ratio >= KERNEL_BOUND)
     flipped = "-" if flips is None else f"{100 * flips:.3g}%"
     tail = (f"lambda_min of their NTK at initialisation = {ratio:.4g} x lambda_min(Theta(0)), bound >= {KERNEL_BOUND:g}"

@@ -23,7 +23,7 @@ from aedyn._seed import SCHEME
 from aedyn._tensor import resolve_device, resolve_dtype
 from aedyn.certificate import certify
 from aedyn.data import check_source, data_memory, expected_shape, load_data
-from aedyn.errors import AedynError, AedynWarning
+from aedyn.errors import AedynError, AedynWarning, first_line
 from aedyn.gd import TrainResult, check_train_options, train_batch, train_memory
 from aedyn.kernels import check_kernel_options, kernel_spectrum, spectrum_memory
 from aedyn.model import Params, check_init, check_regime, check_scales, init_params
@@ -287,7 +287,13 @@ def run_batch(jobs: Sequence[TrainJob], *, callback: Callable[[int, np.ndarray],
     for job, result, (Xj, notes) in zip(jobs, results, loaded, strict=True):
         result.config = {**result.config, "job": job.to_dict(), "notes": [*notes, *train_notes.messages]}
         if job.certify and result.status != "diverged":
-            result.certificate = certify(result, Xj)
+            try:
+                result.certificate = certify(result, Xj)
+            except (AedynError, RuntimeError, ArithmeticError, ValueError) as exc:  # never lose the training
+                message = f"no certificate for this run: {first_line(str(exc))}"
+                result.config["notes"].append(message)
+                if on_note is not None:
+                    on_note(message)
     return results
 
 

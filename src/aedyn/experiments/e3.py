@@ -12,10 +12,14 @@ full-batch gradient descent with ``eta = 1/lambda_max(Theta(0))`` of its own (``
   (``E ||w_r(0)||^2 = kappa^2 d``): a constant factor, so the fitted slope is the same;
 - ``pattern_flips``: the share of the ``n m`` activation patterns ``1{w_r . x_i > 0}`` that differ
   from initialisation;
-- ``ntk_drift = ||Theta(T) - Theta(0)||_F / ||Theta(0)||_F``: with ``ntk_every = budget + 1``
-  gradient descent evaluates ``Theta`` at step 0 and once more at each network's stopping step,
-  from its final parameters (``aedyn.gd._NTKRecorder.finish``); exact (dense ``nd x nd``
-  kernels) at the sizes chosen here (``n d <= 1024``).
+- ``ntk_drift = ||Theta(T) - Theta(0)||_F / ||Theta(0)||_F``: gradient descent evaluates ``Theta``
+  every ``ceil(budget / KERNEL_CHECKS)`` steps (for the certificate's kernel invariant) and at each
+  network's stopping step, from its final parameters (``aedyn.gd._NTKRecorder.finish``); exact
+  (dense ``nd x nd`` kernels) at the sizes chosen here (``n d <= 1024``).
+
+Every run is certified (:mod:`aedyn.certificate`, movement recorded every :data:`RECORD_EVERY`
+steps): :func:`certificate_table` counts, per data set, regime and width, the runs inside the NTK
+regime and those failing each invariant.
 
 The **slope** of a quantity ``q`` against ``m`` (per regime and data) is the least-squares slope of
 ``mean_seeds log q`` on ``log m`` over the widths (each width weighs the same); its 95% interval

@@ -652,8 +652,9 @@ def verdict(results: dict) -> tuple[list[str], dict]:
                             if None not in (a["ci_low"], b["ci_low"]) else ""))
         if diffs:
             sentences.append(f"{data}, {regime}, f_0 ≡ 0 against the standard init: " + "; ".join(diffs)
-                             + " (the paired initialisation has only m/2 independent neurons, so its kernel fluctuates "
-                             "like a width-m/2 one: a ratio of sqrt(2) ≈ 1.41 is what that alone predicts).")
+                             + " (for comparison: the paired initialisation has only m/2 independent neurons, and a "
+                             "kernel that fluctuates like a width-m/2 one would alone give a ratio of sqrt(2) ≈ "
+                             "1.41).")
     memo = memorisation_summary(results)
     for regime, mr in memo.items():
         head = (f"Memorisation ({regime}, m = {mr['width']}, trained on n = {mr['n']} digits, f_0 ≡ 0; "
