@@ -304,3 +304,12 @@ def test_every_run_carries_its_certificate_and_the_table_counts_them(tiny):
         line = next(s for s in sentences if s.startswith(f"Certificate, {entry['data']} {entry['regime']}:"))
         assert f"in {entry['inside']} of {entry['runs']} runs" in line
     assert set(e3.tables(results)) == {"certificate"}
+
+
+def test_a_narrow_interval_just_off_the_reference_is_said_to_be_close():
+    entry = {"regime": "weak", "quantity": "weight_change_W", "value": -0.52, "ci_low": -0.53, "ci_high": -0.51,
+             "n_widths": 9, "zero_widths": []}
+    text = e3._describe(entry, -0.5)
+    assert "steeper than m^-0.5 (by 0.02: the interval is narrow, the slope close to it)" in text
+    far = e3._describe({**entry, "value": -0.7, "ci_low": -0.72, "ci_high": -0.68}, -0.5)
+    assert "steeper than m^-0.5" in far and "close to it" not in far

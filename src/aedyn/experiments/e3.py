@@ -72,6 +72,9 @@ REFERENCE = -0.5
 EARLIER = {"ntk_drift": -0.75}
 """Slopes first measured (SPEC.md, "What the experiments test", item 3) where they differ from
 :data:`REFERENCE`: the kernel drift was seen to fall about like ``m^(-3/4)``."""
+CLOSE = 0.05
+"""A slope within this of the reference whose interval excludes it is called steeper or shallower
+"by" how much, so that a narrow interval is not read as a large difference."""
 RESAMPLES = 1000
 LEVEL = 0.95
 
@@ -443,8 +446,11 @@ _WORDS = {"contains": "consistent with", "steeper": "steeper than", "shallower":
 def _describe(e: dict, reference: float) -> str:
     if e["value"] is None:
         return f"{e['regime']}: too few widths to fit"
+    how = compare(e, reference)
     text = (f"{e['regime']}: m^{_num(e['value'])} ({_ci(e)}, {e['n_widths']} widths), "
-            f"{_WORDS[compare(e, reference)]} m^{reference:g}")
+            f"{_WORDS[how]} m^{reference:g}")
+    if how != "contains" and abs(e["value"] - reference) <= CLOSE:
+        text += f" (by {abs(e['value'] - reference):.2f}: the interval is narrow, the slope close to it)"
     earlier = EARLIER.get(e["quantity"])
     if earlier is not None:
         how = compare(e, earlier)
