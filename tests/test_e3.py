@@ -1,5 +1,5 @@
 """E3, laziness: config, a tiny run end to end, the measurements against an independent autograd
-computation, the slope fit on known power laws, the verdict on made-up results, the figures, and
+computation, the slopes (the shared fit, seeds lined up), the verdict on made-up results, the figures, and
 resuming from a checkpoint."""
 
 from __future__ import annotations
@@ -9,11 +9,10 @@ import math
 import warnings
 
 import matplotlib.image as mpimg
-import numpy as np
 import pytest
 import torch
 
-from aedyn.experiments import e3, small_problems
+from aedyn.experiments import e3, fit_power_law, small_problems, values_by_seed
 from aedyn.job import Notes, run_batch
 
 
@@ -156,27 +155,6 @@ def test_each_measurement_matches_an_independent_computation(regime):
     assert rec["eta"] == pytest.approx(1 / float(ev0[-1]), rel=1e-6)  # lr="auto"
 
 
-def test_slope_fit_recovers_known_power_laws():
-    widths = [64, 128, 256, 512, 1024]
-    exact = e3.fit_slope({m: [2.0 * m ** -0.5, 2.0 * m ** -0.5] for m in widths})
-    assert exact.value == pytest.approx(-0.5, abs=1e-12)
-    assert exact.ci_low == pytest.approx(-0.5, abs=1e-12) and exact.ci_high == pytest.approx(-0.5, abs=1e-12)
-    rng = np.random.default_rng(1)
-    hits = 0
-    for trial in range(40):  # seed noise: the 95% interval holds the true slope about 95% of the time
-        noisy = {m: list(3.0 * m ** -0.75 * np.exp(0.2 * rng.standard_normal(6))) for m in widths}
-        fit = e3.fit_slope(noisy, resamples=300, seed=trial)
-        hits += fit.ci_low <= -0.75 <= fit.ci_high
-        assert fit.ci_low <= fit.value <= fit.ci_high and fit.widths == tuple(widths)
-    assert hits >= 30  # percentile bootstrap with 6 seeds under-covers a little; far below means a wrong interval
-    one_seed = e3.fit_slope({m: [m ** -0.5] for m in widths})
-    assert one_seed.ci_low is None and one_seed.value == pytest.approx(-0.5)
-    zero = e3.fit_slope({64: [0.1, 0.2], 128: [0.05, 0.1], 256: [0.0, 0.04], 512: [None, math.nan]})
-    assert zero.zero_widths == (256,) and zero.widths == (64, 128)  # the zero width is named, the empty one skipped
-    assert zero.to_dict()["n_widths"] == 2
-    assert e3.fit_slope({64: [0.0], 128: [0.1]}) is None  # one width left: no slope
-
-
 def _fake_results(power, *, flips_zero_at=None, missed=None, seeds=3):
     """Made-up runs whose quantities follow ``c * m^power[(regime, quantity)]`` times a seed factor
     ``exp(0.05 (seed - mean seed) (1 + log2(m) / 20))`` (so the seed-mean of the logs lies exactly on
@@ -201,6 +179,28 @@ def _fake_results(power, *, flips_zero_at=None, missed=None, seeds=3):
                     r.update(status="max_steps", converged=False, weight_change_W=5.0)
                 runs.append(r)
     return {"config": {"reference_slope": -0.5, "resamples": 200, "level": 0.95}, "notes": [], "runs": runs}
+
+
+def test_slopes_are_the_shared_fit_of_the_converged_runs_lined_up_by_seed():
+    """Each slope is :func:`aedyn.experiments.fit_power_law` over the converged runs, a seed's values
+    lined up across widths: a large factor per seed, shared by every width, leaves the slope exact
+    and the (paired) interval a point; a seed that missed the target at one width is missing there only."""
+    results = _fake_results({}, seeds=3)
+    for r in results["runs"]:
+        r["ntk_drift"] = 1e-2 * r["width"] ** -0.5 * 5.0 ** r["seed"]
+    entry = {(e["regime"], e["quantity"]): e for e in e3.slopes(results)}
+    drift = entry[("joint", "ntk_drift")]
+    assert drift["value"] == pytest.approx(-0.5, abs=1e-12) and drift["n_widths"] == 4
+    assert drift["ci_low"] == pytest.approx(-0.5, abs=1e-12) and drift["ci_high"] == pytest.approx(-0.5, abs=1e-12)
+    missed = next(r for r in results["runs"] if (r["regime"], r["width"], r["seed"]) == ("weak", 256, 2))
+    missed.update(status="max_steps", converged=False)
+    widths, values = values_by_seed([r for r in results["runs"] if r["regime"] == "weak" and r["converged"]],
+                                    "ntk_drift")
+    assert widths == [64, 256, 1024, 4096] and values[1][2] is None
+    fit = fit_power_law(widths, values, resamples=200, level=0.95)
+    weak = {e["quantity"]: e for e in e3.slopes(results) if e["regime"] == "weak"}["ntk_drift"]
+    assert {k: weak[k] for k in fit.to_dict()} == fit.to_dict() and weak["excluded"] == 1
+    assert weak["value"] > -0.5  # without its largest seed the mean at 256 is low: a shallower line
 
 
 def test_verdict_sentences_follow_the_numbers():

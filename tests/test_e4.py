@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from aedyn.data import load_data
-from aedyn.experiments import e4, small_problems
+from aedyn.experiments import e4, fit_power_law, small_problems, values_by_seed
 from aedyn.model import init_params
 
 
@@ -197,17 +197,24 @@ def test_memorisation_measures_against_hand_computations(tiny):
     assert held["predictor"]["in_span_median"] == pytest.approx(1.0, abs=1e-10)
 
 
-def test_slope_fit_recovers_a_known_exponent_with_an_interval():
-    widths = [256, 1024, 4096]
-    rng = np.random.default_rng(0)
-    exact = np.outer(np.asarray(widths, float) ** -0.5, [1.0, 2.0, 0.5])
-    fit = e4.slope_fit(widths, exact)
-    assert fit["value"] == pytest.approx(-0.5, abs=1e-12) and fit["ci_low"] == pytest.approx(-0.5, abs=1e-9)
-    noisy = exact * np.exp(0.1 * rng.standard_normal(exact.shape))
-    fit = e4.slope_fit(widths, noisy)
-    assert fit["ci_low"] < fit["value"] < fit["ci_high"] and abs(fit["value"] + 0.5) < 0.1
-    assert e4.slope_fit(widths, exact[:, :1])["ci_low"] is None  # one seed: no interval
-    assert e4.slope_fit([256], exact[:1])["value"] is None
+def test_slopes_are_the_shared_fit_over_widths_and_seeds(tiny):
+    """Each slope is :func:`aedyn.experiments.fit_power_law` over the errors, a seed's errors lined up
+    across widths (paired bootstrap); ``points`` counts the errors, ``widths`` every width run."""
+    results, _ = tiny
+    key = ("data", "regime", "init", "stage", "inputs")
+    for s in e4.slopes(results):
+        mine = [r for r in results["limit"] if all(r[k] == s[k] for k in key)]
+        widths, values = values_by_seed(mine, "error")
+        fit = fit_power_law(widths, values, resamples=results["config"]["resamples"])
+        assert (s["value"], s["ci_low"], s["ci_high"]) == (fit.value, fit.ci_low, fit.ci_high)
+        assert s["zero_widths"] == [] and s["widths"] == widths == [128, 512, 2048]
+        assert s["points"] == sum(v is not None for row in values for v in row) == 9
+    fake = copy.deepcopy(results)
+    for r in fake["limit"]:  # a constant factor per seed at every width: exact slope, a point interval
+        r["error"] = 0.3 * r["width"] ** -0.5 * 4.0 ** r["seed"]
+    for s in e4.slopes(fake):
+        assert s["value"] == pytest.approx(-0.5, abs=1e-12) and s["ci_low"] == pytest.approx(-0.5, abs=1e-12)
+        assert s["ci_high"] == pytest.approx(-0.5, abs=1e-12)
 
 
 def test_verdict_sentences_follow_the_numbers(tiny):

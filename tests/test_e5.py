@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from aedyn.data import sphere
-from aedyn.experiments import e5
+from aedyn.experiments import e5, fit_power_law, values_by_seed
 from aedyn.model import forward, init_params
 
 
@@ -139,16 +139,13 @@ def test_initial_tied_map_against_the_scaled_identity_by_monte_carlo():
 
 
 def test_kernel_check_slope_and_its_fit():
-    """fit_slope recovers an exact power law (slope -0.5, zero-width interval); the kernel check's
-    slope on a small problem lies in the m^(-1/2) range."""
-    widths = [64, 256, 1024, 4096]
-    errors = np.outer(np.asarray(widths, dtype=float) ** -0.5, [1.0, 2.0, 3.0])
-    fit = e5.fit_slope(widths, errors, resamples=50)
-    assert fit["value"] == pytest.approx(-0.5, abs=1e-12) and fit["ci_low"] == pytest.approx(-0.5, abs=1e-12)
-    assert e5.fit_slope(widths, errors[:, :1])["ci_low"] is None
-    check = e5.kernel_check(tiny_config(kernel_check={"n": 3, "d": 3, "widths": [256, 1024, 4096, 16384],
-                                                      "seeds": 4}))
-    assert -0.7 < check["slope"]["value"] < -0.3
+    """The kernel check's slope is :func:`aedyn.experiments.fit_power_law` over its widths x seeds
+    errors (paired bootstrap over seeds), and on a small problem lies in the m^(-1/2) range."""
+    cfg = tiny_config(kernel_check={"n": 3, "d": 3, "widths": [256, 1024, 4096, 16384], "seeds": 4})
+    check = e5.kernel_check(cfg)
+    fit = fit_power_law(check["widths"], check["errors"], resamples=cfg["bootstrap"])
+    assert check["slope"] == fit.to_dict()
+    assert -0.7 < check["slope"]["value"] < -0.3 and check["slope"]["ci_low"] <= check["slope"]["ci_high"]
 
 
 def fake(arch, scaling, width, *, c=1.0, beyond=0.05, error=0.1, moved=0.5, dist=0.05, rescale_c=0.3,
@@ -162,6 +159,20 @@ def fake(arch, scaling, width, *, c=1.0, beyond=0.05, error=0.1, moved=0.5, dist
 
 KC = {"n": 4, "d": 4, "widths": [256, 1024, 4096], "errors": [[0.2, 0.2], [0.1, 0.1], [0.05, 0.05]],
       "slope": {"value": -0.5, "ci_low": -0.55, "ci_high": -0.45}}
+
+
+def test_group_slopes_are_the_shared_fit_lined_up_by_seed():
+    """The slopes in m of the movement, the drift and f_0's gap are :func:`fit_power_law` over the
+    seeds lined up across widths (no interval): a factor per seed shared by all widths leaves them exact."""
+    runs = [fake("tied", "ntk", w, moved=0.4 * w ** -0.5 * 3.0 ** s, drift=w ** -0.25 * (1 + s), seed=s)
+            for w in (64, 256, 1024) for s in (0, 1, 2)]
+    group = e5.verdict({"config": {}, "runs": runs})[1]["groups"][0]
+    assert group["movement_slope"] == pytest.approx(-0.5, abs=1e-12)
+    assert group["drift_slope"] == pytest.approx(-0.25, abs=1e-12)
+    widths, values = values_by_seed(runs, "weight_change_W")
+    assert group["movement_slope"] == fit_power_law(widths, values, resamples=0).value
+    runs[4]["weight_change_W"] = 0.0  # a zero at m = 256 leaves that width out
+    assert e5.verdict({"config": {}, "runs": runs})[1]["groups"][0]["movement_slope"] == pytest.approx(-0.5, abs=1e-12)
 
 
 def test_verdict_sentences_follow_the_numbers():
@@ -195,6 +206,10 @@ def test_verdict_sentences_follow_the_numbers():
     tied = next(g for g in summary["groups"] if g["architecture"] == "tied")
     assert tied["c"] == 0.6 and tied["width"] == 256 and tied["converged"] == 0
     assert summary["kernel_check"]["consistent"] is False
+    kc = {**KC, "slope": {"value": None, "ci_low": None, "ci_high": None}}
+    text = " ".join(e5.verdict({"config": {}, "runs": runs, "kernel_check": kc})[0])
+    assert "m = 4096, too few widths to fit a slope." in text
+    assert e5.verdict({"config": {}, "runs": runs, "kernel_check": kc})[1]["kernel_check"]["consistent"] is False
     json.dumps(summary)
     runs = [fake("tied", "ntk", w, c=3.0, beyond=0.7, moved=0.8, dist=0.6, rescale_c=0.3, seed=s)
             for w in (256, 1024) for s in (0, 1)]

@@ -1,6 +1,6 @@
 """E6, from lazy training to feature learning: config and set-up, a tiny run end to end, the
 measures against an independent gradient descent (autograd Jacobian, dense NTK), the lazy limit
-against the minimum-norm interpolant of the linearised model, the slope fit on exact power laws,
+against the minimum-norm interpolant of the linearised model, the slopes (the shared fit, seeds lined up),
 the verdict on made-up numbers, the figures, and resuming from a checkpoint."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from aedyn.experiments import e6, small_problems
+from aedyn.experiments import e6, fit_power_law, small_problems, values_by_seed
 from aedyn.job import Notes
 
 
@@ -181,20 +181,6 @@ def test_ntk_scaling_run_is_lazy_and_moves_like_the_minimum_norm_interpolant():
 
 # ---- the slope fit and the rule ---------------------------------------------------------------------
 
-def test_fit_slope_recovers_exact_power_laws():
-    widths = [64, 256, 1024]
-    noise = np.array([0.8, 1.0, 1.3])  # each seed a constant factor at every width: the slope is exact
-    s = e6.fit_slope(widths, [list(2.0 * w ** -0.5 * noise) for w in widths], resamples=300)
-    assert s.value == pytest.approx(-0.5, abs=1e-12) and s.points == 3
-    assert s.ci_low <= -0.5 <= s.ci_high and s.ci_high - s.ci_low < 0.3
-    flat = e6.fit_slope(widths, [[0.7, 0.7], [0.7, 0.7], [0.7, 0.7]])
-    assert flat.value == pytest.approx(0.0, abs=1e-12) and flat.ci_low == pytest.approx(0.0, abs=1e-12)
-    one_seed = e6.fit_slope(widths, [[1.0], [0.5], [0.25]])
-    assert one_seed.value == pytest.approx(-0.5) and one_seed.ci_low is None and one_seed.upper == one_seed.value
-    assert e6.fit_slope([64], [[1.0, 2.0]]) is None
-    assert e6.fit_slope(widths, [[0.0], [float("nan")], [1.0]]) is None  # one width with a positive mean
-
-
 def test_lazy_range_follows_the_rule():
     g = [0.5, 0.75, 1.0]
     assert e6.lazy_range(g, [-0.45, -0.3, 0.0], [0.02, 0.05, 0.9])[:2] == (0.75, 1.0)
@@ -222,6 +208,28 @@ def made_up(movement_exp, drift, *, tied_exp=None, status="converged", seeds=3, 
                                  "max_neuron_change_W": k * w ** s, "pattern_flips": 0.1 * k * w ** s,
                                  "ntk_drift": drift[g], "heldout_error": 0.5, "initial_heldout_error": 1.0})
     return {"config": {"lazy_slope": -0.2, "drift_level": 0.1, "epsilon": 1e-3, "resamples": 200}, "runs": runs}
+
+
+def test_slopes_are_the_shared_fit_lined_up_by_seed():
+    """Each slope is :func:`aedyn.experiments.fit_power_law` over the seeds lined up across widths
+    (paired bootstrap): constant seed factors give exact slopes with a point interval; ``points``
+    counts the widths fitted, and a width where some seed flipped no pattern is left out and named."""
+    results = made_up({0.5: -0.5}, {0.5: 0.02})
+    for r in results["runs"]:
+        r["weight_change_W"] *= 10.0 ** r["seed"]  # large seed factors: the paired interval stays a point
+        if (r["width"], r["seed"]) == (1024, 1):
+            r["pattern_flips"] = 0.0
+    slope = {e["quantity"]: e for e in e6.slopes(results)}
+    move = slope["weight_change_W"]
+    assert move["value"] == pytest.approx(-0.5, abs=1e-12) and move["points"] == 3 and move["zero_widths"] == []
+    assert move["ci_low"] == pytest.approx(-0.5, abs=1e-12) and move["ci_high"] == pytest.approx(-0.5, abs=1e-12)
+    flips = slope["pattern_flips"]
+    assert flips["points"] == 2 and flips["zero_widths"] == [1024] and flips["value"] == pytest.approx(-0.5)
+    rows = e6.tabulate(results)
+    fit = fit_power_law(*values_by_seed(rows.to_dict("records"), "ntk_drift"), resamples=200)
+    assert (slope["ntk_drift"]["value"], slope["ntk_drift"]["ci_low"]) == (fit.value, fit.ci_low)
+    one_seed = {e["quantity"]: e for e in e6.slopes(made_up({0.5: -0.5}, {0.5: 0.02}, seeds=1))}
+    assert one_seed["weight_change_W"]["value"] == pytest.approx(-0.5) and one_seed["weight_change_W"]["ci_low"] is None
 
 
 def test_verdict_follows_made_up_numbers():

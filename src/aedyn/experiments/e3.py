@@ -23,8 +23,9 @@ regime and those failing each invariant.
 
 The **slope** of a quantity ``q`` against ``m`` (per regime and data) is the least-squares slope of
 ``mean_seeds log q`` on ``log m`` over the widths (each width weighs the same); its 95% interval
-is the percentile interval of the slopes refitted on bootstrap resamples of the seeds, drawn
-independently at every width (:func:`fit_slope`). Only runs that reached the target enter a fit
+is the percentile interval of the slopes refitted on paired bootstrap resamples of the seeds (the
+same resampled seeds at every width: a seed's networks at different widths share their first
+random draws; :func:`aedyn.experiments.fit_power_law`). Only runs that reached the target enter a fit
 (movement "at the end of training" is movement to the target); a width enters the fit of ``q``
 only when ``q > 0`` in each of its converged seeds (``pattern_flips`` can be exactly 0 at large
 ``m``, whose log does not exist): the widths left out for a zero are named in the summary and
@@ -38,14 +39,13 @@ contradicting the bound per neuron.)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from aedyn.certificate import CERTIFICATE_COLUMNS, columns_of
-from aedyn.experiments import DATA_MARKERS, REGIME_COLOURS, small_problems
+from aedyn.experiments import DATA_MARKERS, REGIME_COLOURS, fit_power_law, small_problems, values_by_seed
 from aedyn.gd import TrainResult
 from aedyn.job import Notes, TrainJob, run_batch
 
@@ -131,8 +131,10 @@ def setup(config: dict) -> list[str]:
         "kappa sqrt(d), which leaves the slope unchanged), the share of activation patterns 1{w_r . x_i > 0} "
         "flipped, and the kernel drift ||Theta(T) - Theta(0)||_F / ||Theta(0)||_F from the dense (exact) "
         "NTK at step 0 and at T.",
-        f"Slopes: least-squares line through the seed-mean of log q against log m; {100 * config['level']:.0f}% "
-        f"interval from {config['resamples']} bootstrap resamples of the seeds at each width. Only runs that "
+        f"Slopes: least-squares line through the seed-mean of log q against log m (each width weighs the same); "
+        f"{100 * config['level']:.0f}% percentile interval from {config['resamples']} paired bootstrap resamples of "
+        "the seeds (the same resampled seeds at every width: a seed's networks at different widths share their "
+        "first random draws). Only runs that "
         "reached the target are fitted; a width where some converged seed has q = 0 (no pattern flipped) "
         f"is left out of that quantity's fit and named. Compared with the proofs' slope {config['reference_slope']:g}.",
     ]
@@ -248,66 +250,14 @@ def _run(config: dict, progress: Callable[[str, float], None] | None, checkpoint
 
 # ---- slopes ---------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Slope:
-    """``q ∝ m^value``: the least-squares slope of the seed-mean of ``log q`` on ``log m``, with a
-    percentile bootstrap interval over seeds (``None`` bounds when no width has two seeds).
-    ``widths``: the widths fitted; ``zero_widths``: widths left out because ``q = 0`` in some seed."""
-
-    value: float
-    ci_low: float | None
-    ci_high: float | None
-    widths: tuple[int, ...]
-    zero_widths: tuple[int, ...] = field(default=())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "n_widths": len(self.widths),
-                "widths": list(self.widths), "zero_widths": list(self.zero_widths)}
-
-
-def _slopes(x: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Least-squares slopes of each row of ``Y`` on ``x``: ``sum (x - x̄)(y - ȳ) / sum (x - x̄)^2``."""
-    xc = x - x.mean()
-    return (Y - Y.mean(axis=-1, keepdims=True)) @ xc / float(xc @ xc)
-
-
-def fit_slope(values: Mapping[int, Sequence[float]], *, resamples: int = RESAMPLES, level: float = LEVEL,
-              seed: int = 0) -> Slope | None:
-    """The slope of ``log q`` against ``log m`` from ``values[m]``, the seeds' values at width ``m``
-    (see :class:`Slope`). Widths with no finite value are skipped; widths where some value is
-    ``<= 0`` go to ``zero_widths``. Each resample draws, at every width independently, as many
-    seeds as it has, with replacement, and refits. ``None`` with fewer than two widths left."""
-    kept: dict[int, np.ndarray] = {}
-    zeros = []
-    for m in sorted(values):
-        v = np.asarray([float(x) for x in values[m] if x is not None and math.isfinite(float(x))], dtype=float)
-        if not len(v):
-            continue
-        if np.any(v <= 0):
-            zeros.append(int(m))
-            continue
-        kept[int(m)] = np.log(v)
-    if len(kept) < 2:
-        return None
-    x = np.log(np.asarray(list(kept), dtype=float))
-    logs = list(kept.values())
-    value = float(_slopes(x, np.asarray([lv.mean() for lv in logs]))[()])
-    if max(len(lv) for lv in logs) < 2:
-        return Slope(value, None, None, tuple(kept), tuple(zeros))
-    rng = np.random.default_rng(seed)
-    Y = np.stack([lv[rng.integers(0, len(lv), size=(resamples, len(lv)))].mean(axis=1) for lv in logs], axis=1)
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(_slopes(x, Y), [tail, 100 - tail])
-    return Slope(value, float(low), float(high), tuple(kept), tuple(zeros))
-
-
 def _applies(regime: str, quantity: str) -> bool:
     return not (quantity.endswith("_V") and regime == "weak")
 
 
 def slopes(results: dict) -> list[dict[str, Any]]:
     """One entry per regime x quantity x data: ``regime, quantity, data, value, ci_low, ci_high,
-    n_widths, widths, zero_widths, excluded`` (``excluded``: runs that did not reach the target,
+    n_widths, widths, zero_widths, excluded`` (:func:`aedyn.experiments.fit_power_law` over the runs
+    that reached the target, lined up by seed; ``excluded``: runs that did not reach the target,
     left out; ``value`` ``None`` when fewer than two widths could be fitted)."""
     cfg = results.get("config", {})
     resamples, level = int(cfg.get("resamples", RESAMPLES)), float(cfg.get("level", LEVEL))
@@ -319,11 +269,8 @@ def slopes(results: dict) -> list[dict[str, Any]]:
                 continue
             for data in _present(runs, "data", tuple(DATA_MARKERS)):
                 mine = [r for r in runs if r["regime"] == regime and r["data"] == data]
-                values: dict[int, list[float]] = {}
-                for r in mine:
-                    if r["converged"]:
-                        values.setdefault(int(r["width"]), []).append(r.get(quantity))
-                fit = fit_slope(values, resamples=resamples, level=level)
+                widths, values = values_by_seed([r for r in mine if r["converged"]], quantity)
+                fit = fit_power_law(widths, values, resamples=resamples, level=level)
                 entry = {"regime": regime, "quantity": quantity, "data": data}
                 entry.update(fit.to_dict() if fit is not None else
                              {"value": None, "ci_low": None, "ci_high": None, "n_widths": 0, "widths": [],

@@ -35,9 +35,10 @@ predicted map (for ``zero``, ``f0_pred = 0`` and it is ``||f_pred(Z)||``). Norma
 ``||f_pred(Z)||`` instead would, for ``standard``, fold in the random ``f_0`` that both maps share
 exactly and understate the error; normalising by ``||Z||`` would mix in how much there is to learn.
 The theory (Theta(t) - K ⊗ I_d = O(m^{-1/2})) predicts ``err ∝ m^(-1/2)``. The slope is the
-least-squares fit of ``log err`` on ``log m`` over all (width, seed) points; its 95% interval is the
-percentile interval of 1000 bootstrap resamples of the seeds (the same resampled seeds at every width:
-a seed's networks at different widths share their first random draws).
+least-squares slope of ``mean_seeds log err`` on ``log m`` over the widths (each width weighs the
+same); its 95% interval is the percentile interval of the slopes refitted on 1000 paired bootstrap
+resamples of the seeds (the same resampled seeds at every width: a seed's networks at different
+widths share their first random draws; :func:`aedyn.experiments.fit_power_law`).
 
 **(b) Memorisation on digits.** One wide network per regime (default ``joint``; ``f_0 ≡ 0`` so
 that the kernel predictor has no random part) trains to ``L <= target L(0)`` on a few digits
@@ -71,7 +72,7 @@ import numpy as np
 import torch
 
 from aedyn.data import load_data
-from aedyn.experiments import DATA_MARKERS, REGIME_COLOURS, small_problems
+from aedyn.experiments import DATA_MARKERS, REGIME_COLOURS, fit_power_law, small_problems
 from aedyn.gd import TrainResult, train_batch
 from aedyn.job import Notes
 from aedyn.kernels import init_output_kernel, regime_kernel
@@ -140,8 +141,10 @@ def setup(config: dict) -> list[str]:
         f"predicted training loss reaches {lim['early_target']:g} L(0) (training and held-out inputs); 'converged', "
         f"the k at which it reaches {lim['converged_target']:g} L(0) (held-out inputs only: on training inputs both "
         "have interpolated). Error: ||f_net(Z) - f_pred(Z)||_F / ||f_pred(Z) - f0_pred(Z)||_F, relative to what "
-        "training changed in the predicted map. Slope of log error on log m with a 95% bootstrap interval over "
-        "seeds; theory -1/2.",
+        "training changed in the predicted map. Slope: least-squares line through the seed-mean of log error "
+        f"against log m (each width weighs the same); 95% percentile interval from {config['resamples']} paired "
+        "bootstrap resamples of the seeds (the same resampled seeds at every width: a seed's networks at different "
+        "widths share their first random draws); theory -1/2.",
         f"(b) Memorisation: {mem['per_class']} digit(s) per class of {len(mem['classes'])} classes; networks "
         f"({', '.join(mem['regimes'])}, m = {mem['width']}, f_0 ≡ 0) trained to L <= {mem['target']:g} L(0); "
         "against the converged kernel predictor (kernel regression). Inputs: held-out digits "
@@ -178,37 +181,6 @@ def predicted_steps(X: torch.Tensor, K: torch.Tensor, eta: float, target: float,
     if zero is None or std is None:
         raise ValueError("the infinite-width kernel is singular here: no step count reaches the target")
     return max(1, int(zero), int(std))
-
-
-def slope_fit(widths: Sequence[float], errors: np.ndarray, *, resamples: int = RESAMPLES, seed: int = 0,
-              level: float = 0.95) -> dict[str, Any]:
-    """``err ∝ m^a``: ``a`` the least-squares slope of ``log err`` on ``log m`` over all points
-    (``errors`` is ``widths x seeds``; non-finite or non-positive entries are dropped), and a percentile
-    bootstrap interval from ``resamples`` resamples of the seeds (columns), the same columns at every
-    width. ``value`` is ``None`` with fewer than two widths; the interval is ``None`` with one seed."""
-    x = np.log(np.asarray(widths, dtype=float))
-    E = np.asarray(errors, dtype=float)
-
-    def fit(cols: np.ndarray) -> float | None:
-        sub = E[:, cols]
-        xs = np.repeat(x[:, None], sub.shape[1], axis=1)
-        ok = np.isfinite(sub) & (sub > 0)
-        if len(np.unique(xs[ok])) < 2:
-            return None
-        return float(np.polyfit(xs[ok], np.log(sub[ok]), 1)[0])
-
-    seeds = E.shape[1] if E.ndim == 2 else 0
-    value = fit(np.arange(seeds)) if seeds else None
-    out: dict[str, Any] = {"value": value, "ci_low": None, "ci_high": None, "points": int(np.isfinite(E).sum())}
-    if value is None or seeds < 2:
-        return out
-    rng = np.random.default_rng(seed)
-    slopes = [s for s in (fit(rng.integers(0, seeds, size=seeds)) for _ in range(int(resamples))) if s is not None]
-    if len(slopes) >= 10:
-        tail = 100 * (1 - level) / 2
-        lo, hi = np.percentile(slopes, [tail, 100 - tail])
-        out.update(ci_low=float(lo), ci_high=float(hi))
-    return out
 
 
 def noisy_copies(X: torch.Tensor, noise: float, seed: int) -> torch.Tensor:
@@ -497,8 +469,10 @@ def tabulate(results: dict) -> Any:
 
 
 def slopes(results: dict) -> list[dict]:
-    """One fitted slope per (data, regime, init, stage, inputs) of part (a) (:func:`slope_fit`),
-    with the median error at the largest width."""
+    """One fitted slope per (data, regime, init, stage, inputs) of part (a)
+    (:func:`aedyn.experiments.fit_power_law` over the widths x seeds errors: ``value``, ``ci_low``,
+    ``ci_high``, ``zero_widths``; ``points``: the finite errors), with the median error at the
+    largest width (``widths``: every width run)."""
     recs = results["limit"]
     resamples = int(results.get("config", {}).get("resamples", RESAMPLES))
     out = []
@@ -511,9 +485,12 @@ def slopes(results: dict) -> list[dict]:
         E = np.full((len(widths), len(seeds)), np.nan)
         for r in mine:
             E[widths.index(r["width"]), seeds.index(r["seed"])] = np.nan if r["error"] is None else r["error"]
-        fit = slope_fit(widths, E, resamples=resamples)
+        fit = fit_power_law(widths, E.tolist(), resamples=resamples)
         top = E[-1][np.isfinite(E[-1])]
-        out.append({"data": data, "regime": regime, "init": init, "stage": stage, "inputs": inputs, **fit,
+        out.append({"data": data, "regime": regime, "init": init, "stage": stage, "inputs": inputs,
+                    "value": None if fit is None else fit.value, "ci_low": None if fit is None else fit.ci_low,
+                    "ci_high": None if fit is None else fit.ci_high, "points": int(np.isfinite(E).sum()),
+                    "zero_widths": [] if fit is None else list(fit.zero_widths),
                     "widths": [int(w) for w in widths], "seeds": len(seeds),
                     "median_error": [_finite(float(np.nanmedian(row))) if np.isfinite(row).any() else None
                                      for row in E],

@@ -29,8 +29,11 @@ digits, normalised digits that are not among the training samples), ``F = f(Z)``
 And the tied infinite-width NTK (:func:`aedyn.kernels.tied_ntk_limit`, closed form; checked
 against Monte Carlo in the tests) against the finite-width tied NTK (:func:`aedyn.ntk.ntk_dense`)
 at growing ``m`` on a small problem: ``||Theta_m - Theta_inf||_F / ||Theta_inf||_F`` per seed and
-the fitted slope of its mean on ``log m`` (``Theta_m`` averages ``m`` i.i.d. terms whose mean is
-the limit, so ``-1/2`` is expected), with a bootstrap interval over seeds.
+the least-squares slope of the seed-mean of its log on ``log m`` (``Theta_m`` averages ``m`` i.i.d.
+terms whose mean is the limit, so ``-1/2`` is expected), with a 95% interval from paired bootstrap resamples of
+the seeds (the same resampled seeds at every width: a seed's networks at different widths share
+their first random draws; :func:`aedyn.experiments.fit_power_law`). The slopes in ``m`` of the
+weight movement, the drift and ``f_0``'s gap in the verdict are fitted the same way (no interval).
 
 Functions here are pure: they return numbers, tables and figures and never print or write files.
 """
@@ -46,7 +49,7 @@ import torch
 
 from aedyn.certificate import CERTIFICATE_COLUMNS, certificate_sentence, certified_counts, columns_of
 from aedyn.data import load_data
-from aedyn.experiments import DATA_MARKERS, REGIME_COLOURS, small_problems
+from aedyn.experiments import DATA_MARKERS, REGIME_COLOURS, fit_power_law, small_problems, values_by_seed
 from aedyn.job import Notes, TrainJob, run_batch
 from aedyn.kernels import tied_ntk_limit
 from aedyn.model import forward, init_params
@@ -121,7 +124,10 @@ def setup(config: dict) -> list[str]:
         "||Theta(T) - Theta(0)||_F/||Theta(0)||_F.",
         f"Tied infinite-width NTK check: sphere n = {k['n']}, d = {k['d']}, the closed-form limit against the "
         f"finite-width tied NTK at m = {', '.join(str(w) for w in k['widths'])} ({k['seeds']} seeds each), relative "
-        "Frobenius error and its fitted slope in m (expected -1/2).",
+        "Frobenius error and its fitted slope in m (expected -1/2): least-squares line through the seed-mean of "
+        f"log error against log m, 95% percentile interval from {config['bootstrap']} paired bootstrap resamples of "
+        "the seeds (the same resampled seeds at every width: a seed's networks at different widths share their "
+        "first random draws). Slopes in m elsewhere: the same line, without an interval.",
     ]
 
 
@@ -165,25 +171,6 @@ def expected_identity_gap(d: int, width: int) -> float:
     at unit inputs (any ``kappa``, any ``alpha``): per neuron ``E||w s(w.z)||^2 = kappa^4 (d+2)/2``
     (``E[g^4 1{g>0}] = 3/2`` along ``z``, ``(d - 1)/2`` across) less ``||kappa^2 z/2||^2 = kappa^4/4``."""
     return math.sqrt((2 * d + 3) / width)
-
-
-def fit_slope(x: Sequence[float], errors: np.ndarray, *, resamples: int = 1000, seed: int = 0,
-              level: float = 0.95) -> dict[str, Any]:
-    """Least-squares slope of ``log mean_s errors[:, s]`` on ``log x`` (``errors``: widths x seeds),
-    with a percentile bootstrap interval over seeds (resampled with replacement, the same draw at
-    every width). ``ci_low``/``ci_high`` are ``None`` with one seed."""
-    errors = np.asarray(errors, dtype=np.float64)
-    lx = np.log(np.asarray(x, dtype=np.float64))
-    value = float(np.polyfit(lx, np.log(errors.mean(axis=1)), 1)[0])
-    k = errors.shape[1]
-    if k < 2:
-        return {"value": value, "ci_low": None, "ci_high": None}
-    rng = np.random.default_rng(seed)
-    slopes = [np.polyfit(lx, np.log(errors[:, rng.integers(0, k, size=k)].mean(axis=1)), 1)[0]
-              for _ in range(int(resamples))]
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(slopes, [tail, 100 - tail])
-    return {"value": value, "ci_low": float(low), "ci_high": float(high)}
 
 
 # ---- running -------------------------------------------------------------------------------------
@@ -252,9 +239,10 @@ def kernel_check(config: dict) -> dict:
     seeds = list(range(int(k["seeds"])))
     errors = [[float((ntk_dense(init_params(k["d"], m, regime="tied", seed=s, kappa=kappa), X, "tied") - T).norm()
                      / T.norm()) for s in seeds] for m in k["widths"]]
-    fit = fit_slope(k["widths"], np.asarray(errors), resamples=int(config["bootstrap"]))
+    fit = fit_power_law(k["widths"], errors, resamples=int(config["bootstrap"]))
     return {"n": int(k["n"]), "d": int(k["d"]), "widths": [int(m) for m in k["widths"]], "seeds": seeds,
-            "errors": errors, "slope": fit, "limit_norm": float(T.norm())}
+            "errors": errors, "limit_norm": float(T.norm()),
+            "slope": fit.to_dict() if fit is not None else {"value": None, "ci_low": None, "ci_high": None}}
 
 
 def run(config: dict, *, progress: Callable[[str, float], None] | None = None,
@@ -344,12 +332,10 @@ def _med(rows: Any, column: str) -> float:
 
 
 def _slope(rows: Any, column: str) -> float | None:
-    """Slope of ``log median`` of ``column`` on ``log m`` (None with fewer than 2 widths or non-positive values)."""
-    med = rows.groupby("width")[column].median()
-    med = med[np.isfinite(med) & (med > 0)]
-    if len(med) < 2:
-        return None
-    return float(np.polyfit(np.log(med.index.to_numpy(dtype=float)), np.log(med.to_numpy()), 1)[0])
+    """The slope in ``m`` of ``column`` (:func:`aedyn.experiments.fit_power_law`, seeds lined up
+    across widths; no interval); ``None`` with fewer than two widths where it is positive."""
+    fit = fit_power_law(*values_by_seed(rows.to_dict("records"), column), resamples=0)
+    return None if fit is None else fit.value
 
 
 def _num(x: float | None, fmt: str = "{:.3g}") -> str:
@@ -447,13 +433,13 @@ def verdict(results: dict) -> tuple[list[str], dict]:
         if (data, scaling, "tied") in find:
             rows = table[(table["data"] == data) & (table["scaling"] == scaling) & (table["architecture"] == "tied")]
             ratio = rows["f0_gap"] / rows["f0_gap_expected"]
+            gap_slope = _slope(rows, "f0_gap")
             sentences.append(
                 f"{data}, {scaling}: the tied network at initialisation differs from alpha m kappa^2 x/2 by "
                 f"{_num(_med(rows, 'f0_gap'))} (median, all widths) on held-out inputs, "
                 + (f"{ratio.min():.2f}" if f"{ratio.min():.2f}" == f"{ratio.max():.2f}" else
                    f"{ratio.min():.2f}-{ratio.max():.2f}") + " times the expected sqrt((2d+3)/m)"
-                + (f", falling with m (slope {_slope(rows, 'f0_gap'):+.2f})." if _slope(rows, "f0_gap") is not None
-                   else "."))
+                + (f", falling with m (slope {gap_slope:+.2f})." if gap_slope is not None else "."))
     statuses = table["status"].value_counts().to_dict()
     missed = int((table["status"] != "converged").sum())
     if missed:
@@ -467,15 +453,17 @@ def verdict(results: dict) -> tuple[list[str], dict]:
     if kc is not None:
         s = kc["slope"]
         lo, hi = SLOPE_RANGE
-        ok = lo <= s["value"] <= hi
+        ok = s["value"] is not None and lo <= s["value"] <= hi
         err = np.asarray(kc["errors"], dtype=float).mean(axis=1)
         ci = "" if s["ci_low"] is None else f" (95% bootstrap interval {s['ci_low']:+.2f} to {s['ci_high']:+.2f})"
         sentences.append(
             f"Tied infinite-width NTK (n = {kc['n']}, d = {kc['d']}): the finite-width tied NTK's relative distance "
             f"to the closed-form limit falls from {err[0]:.3g} at m = {kc['widths'][0]} to {err[-1]:.3g} at "
-            f"m = {kc['widths'][-1]}, slope {s['value']:+.2f}{ci}: "
-            + (f"consistent with m^(-1/2) (within {lo:g} to {hi:g})." if ok else
-               f"outside {lo:g} to {hi:g}, not the m^(-1/2) expected."))
+            f"m = {kc['widths'][-1]}, "
+            + ("too few widths to fit a slope." if s["value"] is None else
+               f"slope {s['value']:+.2f}{ci}: "
+               + (f"consistent with m^(-1/2) (within {lo:g} to {hi:g})." if ok else
+                  f"outside {lo:g} to {hi:g}, not the m^(-1/2) expected.")))
         kernel = {"slope": s["value"], "ci_low": s["ci_low"], "ci_high": s["ci_high"], "widths": kc["widths"],
                   "mean_errors": [float(e) for e in err], "consistent": bool(ok)}
     sentences += certificate_sentence(table, ("architecture", "scaling", "data"))
@@ -583,11 +571,12 @@ def figures(results: dict) -> dict[str, Any]:
         errors = np.asarray(kc["errors"], dtype=float)
         for s in range(errors.shape[1]):
             ax.plot(widths, errors[:, s], "o", color=REGIME_COLOURS["tied"], ms=3, alpha=0.35)
-        mean = errors.mean(axis=1)
+        mean = np.exp(np.log(errors).mean(axis=1))  # the geometric mean: the fit is through the mean log
         ax.plot(widths, mean, "o", color=REGIME_COLOURS["tied"], ms=5)
         slope = kc["slope"]["value"]
-        fitted = np.exp(np.polyval(np.polyfit(np.log(widths), np.log(mean), 1), np.log(widths)))
-        ax.plot(widths, fitted, "-", color=REGIME_COLOURS["tied"], lw=1)
+        if slope is not None:
+            c = np.mean(np.log(mean) - slope * np.log(widths))
+            ax.plot(widths, np.exp(c) * widths ** slope, "-", color=REGIME_COLOURS["tied"], lw=1)
         ax.plot(widths, mean[0] * (widths / widths[0]) ** -0.5, ":", color="0.4", lw=1)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
@@ -596,7 +585,7 @@ def figures(results: dict) -> dict[str, Any]:
         ax.tick_params(which="both", labelsize=7)
         handles = [Line2D([], [], marker="o", ls="", color=REGIME_COLOURS["tied"], alpha=0.35, ms=3, label="seeds"),
                    Line2D([], [], marker="o", ls="-", color=REGIME_COLOURS["tied"], ms=5,
-                          label=f"mean, fitted slope {slope:+.2f}"),
+                          label="geometric mean" + ("" if slope is None else f", fitted slope {slope:+.2f}")),
                    Line2D([], [], ls=":", color="0.4", label="m^(-1/2)")]
         fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=7, frameon=False)
         fig.suptitle(f"E5: tied NTK, finite width against its infinite-width limit (n = {kc['n']}, d = {kc['d']})",

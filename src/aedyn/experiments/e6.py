@@ -27,12 +27,14 @@ movement ``max_r ||w_r(T) - w_r(0)||``, the share of activation patterns flipped
 ||X'||_F`` on fresh sphere points ``X'`` (another data seed).
 
 For each regime, ``gamma`` and quantity, the **slope** in ``m`` is the least-squares slope of
-``log mean_seeds(q)`` on ``log m`` (:func:`fit_slope`), with a 95% percentile bootstrap interval
-over the seeds (resampled independently at each width). The lazy (linearised) estimate for the
-movements and flips is ``gamma - 1``: the minimum-norm interpolant in the tangent space moves the
-parameters by ``||R(0)|| / sqrt(lambda(Theta)) ∝ 1 / (alpha sqrt(m))`` against ``||theta_0|| ∝
-sqrt(m)``, i.e. ``m^(gamma - 1)``: ``-1/2`` in the NTK scaling and ``0`` (no vanishing) in the
-mean-field one. (No such estimate for ``tied``: its residual grows with ``m``.)
+``mean_seeds log q`` on ``log m`` (each width weighs the same), with a 95% percentile interval from
+paired bootstrap resamples of the seeds (the same resampled seeds at every width: a seed's networks
+at different widths share their first random draws; :func:`aedyn.experiments.fit_power_law`); a
+width where some seed has ``q = 0`` is left out of that fit (``zero_widths``). The lazy
+(linearised) estimate for the movements and flips is ``gamma - 1``: the minimum-norm interpolant in
+the tangent space moves the parameters by ``||R(0)|| / sqrt(lambda(Theta)) ∝ 1 / (alpha sqrt(m))``
+against ``||theta_0|| ∝ sqrt(m)``, i.e. ``m^(gamma - 1)``: ``-1/2`` in the NTK scaling and ``0``
+(no vanishing) in the mean-field one. (No such estimate for ``tied``: its residual grows with ``m``.)
 
 **The rule for the verdict** (:func:`lazy_range`): a ``gamma`` is *lazy* for a regime when the
 encoder's relative movement clearly falls with the width (the upper end of its slope's interval,
@@ -49,7 +51,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,7 @@ import torch
 
 from aedyn.certificate import CERTIFICATE_COLUMNS, certificate_sentence, certified_counts, columns_of
 from aedyn.data import load_data
-from aedyn.experiments import REGIME_COLOURS, small_problems
+from aedyn.experiments import REGIME_COLOURS, fit_power_law, small_problems, values_by_seed
 from aedyn.job import Notes, TrainJob, run_batch
 from aedyn.model import forward
 
@@ -131,8 +132,10 @@ def setup(config: dict[str, Any]) -> list[str]:
         "single-neuron movement, the share of activation patterns flipped, the kernel drift "
         "||Theta(T) - Theta(0)||_F / ||Theta(0)||_F (dense NTK at step 0 and at the stop), the final training "
         "error and the held-out error ||f(X') - X'||_F / ||X'||_F.",
-        "Slopes in m: least squares of log(mean over seeds) on log m, 95% interval from "
-        f"{config['resamples']} bootstrap resamples of the seeds; the lazy estimate for movement and flips is "
+        "Slopes in m: least-squares line through the seed-mean of log q against log m (each width weighs the same), "
+        f"95% percentile interval from {config['resamples']} paired bootstrap resamples of the seeds (the same "
+        "resampled seeds at every width: a seed's networks at different widths share their first random draws); "
+        "the lazy estimate for movement and flips is "
         "gamma - 1 (-1/2 in the NTK scaling, 0 in the mean-field one).",
         f"Rule: a gamma is lazy when the encoder movement's slope in m is clearly negative (upper end of its 95% "
         f"interval below {config['lazy_slope']:g}: at least 40% of the NTK scaling's -1/2, and between the lazy "
@@ -254,60 +257,6 @@ def _run(config: dict[str, Any], progress: Callable[[str, float], None] | None, 
 
 # ---- slopes, the rule -----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Slope:
-    """``q ∝ m^value``: least-squares slope of ``log mean_seeds(q)`` on ``log m``, with a percentile
-    bootstrap interval over the seeds (``None`` bounds when no width has two seeds)."""
-
-    value: float
-    ci_low: float | None
-    ci_high: float | None
-    points: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "points": self.points}
-
-    @property
-    def upper(self) -> float:
-        """The upper end of the interval, or the slope itself when there is none."""
-        return self.value if self.ci_high is None else self.ci_high
-
-
-def fit_slope(widths: Sequence[float], values: Sequence[Sequence[float]], *, resamples: int = 1000, seed: int = 0,
-              level: float = 0.95) -> Slope | None:
-    """The slope ``s`` of ``log ybar(m) = c + s log m``, ``ybar(m)`` the mean over seeds of the
-    values at width ``m`` (``values[j]`` the seeds' values at ``widths[j]``; NaN and ``None`` are
-    dropped), by least squares. The interval: percentiles of the slopes of ``resamples`` bootstrap
-    resamples (seeds drawn with replacement, independently at each width; a resample with a
-    non-positive mean is dropped). ``None`` with fewer than two widths of positive mean."""
-    pts = []
-    for w, v in zip(widths, values, strict=True):
-        arr = np.asarray([np.nan if x is None else float(x) for x in v], dtype=np.float64)
-        arr = arr[np.isfinite(arr)]
-        if len(arr) and arr.mean() > 0 and w > 0:
-            pts.append((float(w), arr))
-    if len({w for w, _ in pts}) < 2:
-        return None
-    x = np.log([w for w, _ in pts])
-    xc = x - x.mean()
-
-    def slope(means: np.ndarray) -> np.ndarray:  # means: (..., widths)
-        y = np.log(means)
-        return ((y - y.mean(axis=-1, keepdims=True)) * xc).sum(axis=-1) / (xc * xc).sum()
-
-    value = float(slope(np.array([a.mean() for _, a in pts])))
-    if max(len(a) for _, a in pts) < 2:
-        return Slope(value, None, None, len(pts))
-    rng = np.random.default_rng(seed)
-    means = np.stack([a[rng.integers(0, len(a), size=(resamples, len(a)))].mean(axis=1) for _, a in pts], axis=1)
-    ok = (means > 0).all(axis=1)
-    if ok.sum() < 10:
-        return Slope(value, None, None, len(pts))
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(slope(means[ok]), [tail, 100 - tail])
-    return Slope(value, float(low), float(high), len(pts))
-
-
 def lazy_range(gammas: Sequence[float], movement_upper: Sequence[float | None],
                drift_at_largest: Sequence[float | None], *, lazy_slope: float = LAZY_SLOPE,
                drift_level: float = DRIFT_LEVEL) -> tuple[float | None, float | None, list[bool]]:
@@ -355,20 +304,21 @@ def _regimes(table: Any) -> list[str]:
 
 def slopes(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One entry per regime x gamma x quantity (:data:`MEASURES` and ``eta``): the fitted slope in
-    ``m`` with its interval, and the expected one (``lazy_estimate``: ``gamma - 1`` for the joint
-    movements and flips; ``2 gamma - 1`` for ``eta`` in every regime; otherwise ``None``)."""
+    ``m`` with its interval (:func:`aedyn.experiments.fit_power_law`, seeds lined up across widths;
+    ``points``: the widths fitted, ``zero_widths``: those left out for a zero), and the expected
+    one (``lazy_estimate``: ``gamma - 1`` for the joint movements and flips; ``2 gamma - 1`` for
+    ``eta`` in every regime; otherwise ``None``)."""
     table = tabulate(results)
     cfg = results.get("config", {})
     out = []
     for regime in _regimes(table):
         for gamma in sorted(set(table[table["regime"] == regime]["gamma"])):
             rows = table[(table["regime"] == regime) & (table["gamma"] == gamma)]
-            widths = sorted(set(rows["width"]))
+            records = rows.to_dict("records")
             for q in (*MEASURES, "eta"):
                 if not rows[q].notna().any():
                     continue
-                s = fit_slope(widths, [rows[rows["width"] == w][q].tolist() for w in widths],
-                              resamples=int(cfg.get("resamples", 1000)))
+                s = fit_power_law(*values_by_seed(records, q), resamples=int(cfg.get("resamples", 1000)))
                 if q == "eta":
                     expected: float | None = 2 * gamma - 1
                 elif regime != "tied" and q != "ntk_drift":
@@ -376,7 +326,9 @@ def slopes(results: dict[str, Any]) -> list[dict[str, Any]]:
                 else:
                     expected = None
                 out.append({"regime": regime, "gamma": float(gamma), "quantity": q,
-                            **(s.to_dict() if s else {"value": None, "ci_low": None, "ci_high": None, "points": 0}),
+                            "value": None if s is None else s.value, "ci_low": None if s is None else s.ci_low,
+                            "ci_high": None if s is None else s.ci_high, "points": 0 if s is None else len(s.widths),
+                            "zero_widths": [] if s is None else list(s.zero_widths),
                             "lazy_estimate": expected})
     return out
 
