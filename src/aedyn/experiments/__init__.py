@@ -41,6 +41,9 @@ REGIME_COLOURS = {"weak": "#d95f02", "joint": "#1b9e77", "decoder": "#7570b3", "
 """One colour per regime in every experiment's figures."""
 DATA_MARKERS = {"sphere": "o", "digits": "s"}
 """One marker per data set in every experiment's figures (others: triangles)."""
+RECORD_EVERY = 5
+"""Experiments that certify their runs (E3, E5, E6) record movement, pattern flips and safe radii
+every this many steps (and at the stop): the certificate's safe-radius invariant is judged there."""
 
 _ORDER = ("E1", "E2", "E3", "E4", "E5", "E6")
 EXPERIMENTS: tuple[str, ...] = tuple(name for name in _ORDER

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from aedyn.certificate import CERTIFICATE_COLUMNS, columns_of
-from aedyn.experiments import DATA_MARKERS, REGIME_COLOURS, fit_power_law, small_problems, values_by_seed
+from aedyn.experiments import DATA_MARKERS, RECORD_EVERY, REGIME_COLOURS, fit_power_law, small_problems, values_by_seed
 from aedyn.gd import TrainResult
 from aedyn.job import Notes, TrainJob, run_batch
 
@@ -65,8 +65,6 @@ LABELS = {"weight_change_W": "||W_T - W_0||_F / ||W_0||_F", "weight_change_V": "
 KERNEL_CHECKS = 10
 """``Theta(t)`` is evaluated every ``ceil(budget / KERNEL_CHECKS)`` steps (and at the stopping step)
 for the certificate's kernel invariant."""
-RECORD_EVERY = 5
-"""The movement, pattern flips and safe radii are recorded every this many steps (and at the stop)."""
 REFERENCE = -0.5
 """The slope the proofs' bounds give every quantity: ``O(m^(-1/2))``."""
 EARLIER = {"ntk_drift": -0.75}

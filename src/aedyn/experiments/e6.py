@@ -58,13 +58,9 @@ import torch
 
 from aedyn.certificate import CERTIFICATE_COLUMNS, certificate_sentence, certified_counts, columns_of
 from aedyn.data import load_data
-from aedyn.experiments import REGIME_COLOURS, fit_power_law, small_problems, values_by_seed
+from aedyn.experiments import RECORD_EVERY, REGIME_COLOURS, fit_power_law, small_problems, values_by_seed
 from aedyn.job import Notes, TrainJob, run_batch
 from aedyn.model import forward
-
-RECORD_EVERY = 5
-"""Movement, pattern flips and safe radii are recorded every this many steps (and at the stop):
-the certificate's safe-radius invariant is judged at these steps."""
 
 NAME = "E6"
 TITLE = "From lazy training to feature learning"
