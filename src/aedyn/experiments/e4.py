@@ -760,6 +760,10 @@ def _image_grid(res: dict, plt: Any) -> Any:
             v = np.asarray(res["images"][kind][key][i], dtype=float)
             if side * side == v.size:
                 ax.imshow(v.reshape(side, side), cmap="gray_r", interpolation="nearest")
+                norm = float(np.linalg.norm(v))
+                if not np.isfinite(norm) or norm < 1e-6:  # a blank panel would hide where the iterates went
+                    ax.text(0.5, 0.5, "→ 0" if np.isfinite(norm) else "diverged", transform=ax.transAxes,
+                            ha="center", va="center", fontsize=8, color="0.3")
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
