@@ -28,7 +28,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
@@ -55,6 +55,22 @@ def experiment(name: str) -> ModuleType:
     """The module of experiment ``name`` (``"E2"``): it has ``NAME``, ``TITLE``, ``CLAIM`` and the
     verbs ``config``, ``setup``, ``run``, ``tabulate``, ``figures``, ``verdict``."""
     return importlib.import_module(f"aedyn.experiments.{name.lower()}")
+
+
+def checkpointed(checkpoint: Any | None, key: str, notes: Any, batch: Callable[[], list[dict]]) -> list[dict]:
+    """The records of the batch ``key``: from ``checkpoint`` (an :class:`aedyn.files.Checkpoint`, or
+    ``None``) when a run before this one finished it, its notes added to ``notes`` (an
+    :class:`aedyn.job.Notes`); otherwise ``batch()``'s, kept in the checkpoint with the notes raised
+    meanwhile. This is how an interrupted experiment, restarted, retrains only the batch in flight."""
+    saved = None if checkpoint is None else checkpoint.get(key)
+    if saved is None:
+        before = len(notes.messages)
+        saved = {"runs": batch(), "notes": notes.messages[before:]}
+        if checkpoint is not None:
+            checkpoint.put(key, saved)
+    else:
+        notes.messages += saved["notes"]
+    return saved["runs"]
 
 
 @contextmanager

@@ -45,7 +45,15 @@ from typing import Any
 import numpy as np
 
 from aedyn.certificate import CERTIFICATE_COLUMNS, columns_of
-from aedyn.experiments import DATA_MARKERS, RECORD_EVERY, REGIME_COLOURS, fit_power_law, small_problems, values_by_seed
+from aedyn.experiments import (
+    DATA_MARKERS,
+    RECORD_EVERY,
+    REGIME_COLOURS,
+    checkpointed,
+    fit_power_law,
+    small_problems,
+    values_by_seed,
+)
 from aedyn.gd import TrainResult
 from aedyn.job import Notes, TrainJob, run_batch
 
@@ -221,29 +229,27 @@ def _run(config: dict, progress: Callable[[str, float], None] | None, checkpoint
             for width in data["widths"]:
                 report(f"E3: {data['name']} {regime} m = {width}", done / total)
                 key = f"{data['name']}|{data['n']}|{data['d']}|{regime}|{width}"
-                saved = None if checkpoint is None else checkpoint.get(key)
-                if saved is None:
-                    before = len(notes.messages)
-                    jobs = [_job(config, data, regime, int(width), int(seed)) for seed in data["seeds"]]
-                    with notes.collect():
-                        results = run_batch(jobs)
-                    for result in results:  # the data's warnings (rows normalised, ...) travel with each result
-                        notes.messages += [m for m in result.config.get("notes", []) if m not in notes.messages]
-                    batch = []
-                    for seed, result in zip(data["seeds"], results, strict=True):
-                        record = {"regime": regime, "data": data["name"], "n": int(result.config["n"]),
-                                  "d": int(result.config["d"]), "width": int(width), "seed": int(seed)}
-                        record.update(record_of(result, kappa=float(config["kappa"])))
-                        batch.append(record)
-                    saved = {"runs": batch, "notes": notes.messages[before:]}
-                    if checkpoint is not None:
-                        checkpoint.put(key, saved)
-                else:
-                    notes.messages += saved["notes"]
-                runs += saved["runs"]
+                runs += checkpointed(checkpoint, key, notes, lambda data=data, regime=regime, width=width:
+                                     _batch(config, data, regime, int(width), notes))
                 done += 1
     report("E3: done", 1.0)
     return {"config": config, "notes": sorted(set(notes.messages)), "runs": runs}
+
+
+def _batch(config: dict, data: dict, regime: str, width: int, notes: Notes) -> list[dict]:
+    """Train the seeds of one (data, regime, width) as one batch; one record per run."""
+    jobs = [_job(config, data, regime, width, int(seed)) for seed in data["seeds"]]
+    with notes.collect():
+        results = run_batch(jobs)
+    for result in results:  # the data's warnings (rows normalised, ...) travel with each result
+        notes.messages += [m for m in result.config.get("notes", []) if m not in notes.messages]
+    batch = []
+    for seed, result in zip(data["seeds"], results, strict=True):
+        record = {"regime": regime, "data": data["name"], "n": int(result.config["n"]),
+                  "d": int(result.config["d"]), "width": width, "seed": int(seed)}
+        record.update(record_of(result, kappa=float(config["kappa"])))
+        batch.append(record)
+    return batch
 
 
 # ---- slopes ---------------------------------------------------------------------------------------

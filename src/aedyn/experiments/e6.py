@@ -58,7 +58,7 @@ import torch
 
 from aedyn.certificate import CERTIFICATE_COLUMNS, certificate_sentence, certified_counts, columns_of
 from aedyn.data import load_data
-from aedyn.experiments import RECORD_EVERY, REGIME_COLOURS, fit_power_law, small_problems, values_by_seed
+from aedyn.experiments import RECORD_EVERY, REGIME_COLOURS, checkpointed, fit_power_law, small_problems, values_by_seed
 from aedyn.job import Notes, TrainJob, run_batch
 from aedyn.model import forward
 
@@ -221,34 +221,29 @@ def _run(config: dict[str, Any], progress: Callable[[str, float], None] | None, 
     with notes.collect():
         X_test = load_data(config["data"]["name"], n=int(config["n_test"]), d=d, seed=int(config["test_seed"]),
                            dtype=config["dtype"], device=config["device"])
-    norm2 = float(X.square().sum())
     total, done, runs = len(regimes) * len(gammas) * len(widths), 0, []
     for regime in regimes:
         for gamma in gammas:
             for width in widths:
                 report(f"E6: {regime} gamma = {gamma:g} m = {width}", done / total)
                 key = f"{regime}|{gamma:g}|{width}|{n}|{d}"
-                saved = None if checkpoint is None else checkpoint.get(key)
-                if saved is not None:
-                    runs += saved["runs"]
-                    notes.messages += saved["notes"]
-                    done += 1
-                    continue
-                before = len(notes.messages)
-                L0 = [0.5 * float((forward(_job(config, regime, gamma, width, s).init(d, width, alpha_of(width, gamma)),
-                                           X, regime) - X).square().sum()) for s in seeds]
-                target = batch_target(L0, norm2, float(config["epsilon"]))
-                jobs = [_job(config, regime, gamma, width, s, target) for s in seeds]
-                with notes.collect():
-                    results = run_batch(jobs)
-                batch = [_row(r, config, regime, gamma, width, s, X, X_test)
-                         for r, s in zip(results, seeds, strict=True)]
-                if checkpoint is not None:
-                    checkpoint.put(key, {"runs": batch, "notes": notes.messages[before:]})
-                runs += batch
+                runs += checkpointed(checkpoint, key, notes, lambda regime=regime, gamma=gamma, width=width:
+                                     _batch(config, regime, gamma, width, X, X_test, notes))
                 done += 1
     report("E6: done", 1.0)
     return {"config": config, "n": n, "d": d, "notes": sorted(set(notes.messages)), "runs": runs}
+
+
+def _batch(config: dict[str, Any], regime: str, gamma: float, width: int, X: torch.Tensor, X_test: torch.Tensor,
+           notes: Notes) -> list[dict]:
+    """Train the seeds of one (regime, gamma, width) as one batch, to the shared target; one record per run."""
+    seeds, d = [int(s) for s in config["seeds"]], int(X.shape[1])
+    L0 = [0.5 * float((forward(_job(config, regime, gamma, width, s).init(d, width, alpha_of(width, gamma)), X, regime)
+                       - X).square().sum()) for s in seeds]
+    target = batch_target(L0, float(X.square().sum()), float(config["epsilon"]))
+    with notes.collect():
+        results = run_batch([_job(config, regime, gamma, width, s, target) for s in seeds])
+    return [_row(r, config, regime, gamma, width, s, X, X_test) for r, s in zip(results, seeds, strict=True)]
 
 
 # ---- slopes, the rule -----------------------------------------------------------------------------
