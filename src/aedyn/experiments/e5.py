@@ -49,7 +49,15 @@ import torch
 
 from aedyn.certificate import CERTIFICATE_COLUMNS, certificate_sentence, certified_counts, columns_of
 from aedyn.data import load_data
-from aedyn.experiments import DATA_MARKERS, RECORD_EVERY, REGIME_COLOURS, fit_power_law, small_problems, values_by_seed
+from aedyn.experiments import (
+    DATA_MARKERS,
+    RECORD_EVERY,
+    REGIME_COLOURS,
+    checkpointed,
+    fit_power_law,
+    small_problems,
+    values_by_seed,
+)
 from aedyn.job import Notes, TrainJob, run_batch
 from aedyn.kernels import tied_ntk_limit
 from aedyn.model import forward, init_params
@@ -180,6 +188,26 @@ def _job(config: dict, data: dict, arch: str, scaling: str, width: int, seed: in
                     dtype=config["dtype"], device=config["device"])
 
 
+def _batch(config: dict, data: dict, arch: str, scaling: str, width: int, loaded: dict[str, torch.Tensor],
+           notes: Notes) -> list[dict]:
+    """Train the seeds of one (data, architecture, scaling, width) as one batch; one record per run.
+    ``loaded`` keeps the data set's training inputs ``X`` and held-out inputs ``Z`` once read."""
+    jobs = [_job(config, data, arch, scaling, width, s) for s in data["seeds"]]
+    if not loaded:
+        loaded["X"] = jobs[0].load(notes)
+        loaded["Z"] = heldout(config, data, loaded["X"])
+    X, Z = loaded["X"], loaded["Z"]
+    with notes.collect():
+        results = run_batch(jobs)
+    batch = []
+    for seed, result in zip(data["seeds"], results, strict=True):
+        record = {"architecture": arch, "scaling": scaling, "data": data["name"], "n": int(X.shape[0]),
+                  "d": int(X.shape[1]), "n_test": int(Z.shape[0]), "width": width, "seed": int(seed)}
+        record.update(_measure(result, X, Z, arch, config))
+        batch.append(record)
+    return batch
+
+
 def heldout(config: dict, data: dict, X: torch.Tensor) -> torch.Tensor:
     """``n_test`` held-out inputs: sphere points from ``heldout_seed`` (an independent draw), or
     normalised digits none of which equals a training row, chosen with ``heldout_seed``; on ``X``'s
@@ -258,35 +286,15 @@ def _run(config: dict, progress: Callable[[str, float], None] | None, checkpoint
     runs: list[dict] = []
     notes = Notes()
     for data in config["data"]:
-        X = Z = None
+        loaded: dict[str, torch.Tensor] = {}  # the training and held-out inputs, read when a batch first trains
         for arch in archs:
             for scaling in scalings:
                 for width in data["widths"]:
                     report(f"E5: {data['name']} {arch} {scaling} m = {width}", done / total)
                     key = f"{data['name']}|{data['n']}|{data['d']}|{arch}|{scaling}|{width}"
-                    saved = None if checkpoint is None else checkpoint.get(key)
-                    if saved is not None:
-                        runs += saved["runs"]
-                        notes.messages += saved["notes"]
-                        done += 1
-                        continue
-                    before = len(notes.messages)
-                    jobs = [_job(config, data, arch, scaling, width, s) for s in data["seeds"]]
-                    if X is None:
-                        X = jobs[0].load(notes)
-                        Z = heldout(config, data, X)
-                    with notes.collect():
-                        results = run_batch(jobs)
-                    batch = []
-                    for seed, result in zip(data["seeds"], results, strict=True):
-                        record = {"architecture": arch, "scaling": scaling, "data": data["name"],
-                                  "n": int(X.shape[0]), "d": int(X.shape[1]), "n_test": int(Z.shape[0]),  # type: ignore[union-attr]
-                                  "width": int(width), "seed": int(seed)}
-                        record.update(_measure(result, X, Z, arch, config))  # type: ignore[arg-type]
-                        batch.append(record)
-                    if checkpoint is not None:
-                        checkpoint.put(key, {"runs": batch, "notes": notes.messages[before:]})
-                    runs += batch
+                    runs += checkpointed(checkpoint, key, notes,
+                                         lambda data=data, arch=arch, scaling=scaling, width=width, loaded=loaded:
+                                         _batch(config, data, arch, scaling, int(width), loaded, notes))
                     done += 1
     report("E5: tied kernel limit against finite width", done / total)
     check = None if checkpoint is None else checkpoint.get("kernel_check")
