@@ -157,3 +157,31 @@ def test_singular_ntk_lambda_min_is_zero_and_converges():
     ext = ntk_extremes(p, X, "joint")
     assert ext.converged
     assert abs(ext.min) < 1e-12 * float(ev[-1]) and abs(float(ev[0])) < 1e-12 * float(ev[-1])
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_run_stopping_on_the_ntk_cadence_keeps_its_last_ntk_record(batched):
+    """A network that converges exactly at a step of the NTK cadence (here step 89 of
+    ``ntk_every = 89``) stops there, and that step's NTK record is its last: ``ntk_step`` ends
+    at 89 and the final ``ntk_drift`` is the real drift from the final parameters, not the
+    value at step 0. (E3's drift and the certificate's last kernel check read this record.)"""
+    from aedyn.gd import train_batch
+    from aedyn.model import Params
+
+    X = sphere(8, 4, seed=5)
+    p = init_params(4, 256, regime="weak", seed=7)
+    free = train(X, p, "weak", lr=0.05, steps=120, target=0.0)
+    L = free.loss
+    assert np.all(np.diff(L[80:100]) < 0)
+    target = float(np.sqrt(L[88] * L[89]) / L[0])  # crossed first at step 89
+    if batched:  # with a partner that runs on: the stopped network is not the whole batch
+        q = init_params(4, 256, regime="weak", seed=8)
+        both = Params(torch.stack([p.W, q.W]), torch.stack([p.V, q.V]), p.alpha)
+        r = train_batch(X, both, "weak", lr=np.array([0.05, 0.001]), steps=200, target=target, ntk_every=89)[0]
+    else:
+        r = train(X, p, "weak", lr=0.05, steps=200, target=target, ntk_every=89)
+    assert (r.status, r.steps) == ("converged", 89)
+    assert r.metrics["ntk_step"].tolist() == [0, 89]
+    want = ntk_drift(NTKOperator(r.params, X, "weak"), NTKOperator(p, X, "weak")).value
+    assert want > 1e-3
+    assert r.metrics["ntk_drift"][-1] == pytest.approx(want, rel=1e-9)
