@@ -1,7 +1,7 @@
 """Time E2's width search (aedyn.experiments.e2.least_width) trial by trial, on any device:
 
     python bench/e2_timing.py --device cuda --regime weak --n 64 --d 16
-    python bench/e2_timing.py --device cuda --regime joint --n 512 --d 16 --criteria reach,rate --limit 90
+    python bench/e2_timing.py --device cuda --regime joint --n 512 --d 16 --criteria reach --limit 90
 
 Prints one line per trained width (seconds, steps of each seed, share passing each criterion)
 and m* at the end; stops starting new widths after --limit seconds.
@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--d", type=int, default=16)
     ap.add_argument("--seeds", type=int, default=8)
-    ap.add_argument("--criteria", default="reach,rate,kernel")
+    ap.add_argument("--criteria", default="reach,lambda0")
     ap.add_argument("--max-width", type=int, default=16384)
     ap.add_argument("--limit", type=float, default=120.0, help="seconds after which no new width starts")
     args = ap.parse_args()

@@ -14,59 +14,79 @@ from aedyn.experiments import e2
 from aedyn.report import reproduce
 from conftest import one_error_line, run_cli
 
-TINY = {**e2.config(quick=True), "series": [{"data": "sphere", "vary": "n", "ns": [4, 8], "d": 3}], "seeds": 2,
-        "max_width": 32, "criteria": ["reach", "rate"]}
+TINY = {**e2.config(quick=True), "series": [{"data": "sphere", "vary": "n", "ns": [4, 8], "d": 3}], "seeds": 3,
+        "max_width": 32, "criteria": ["reach"]}
 
 
 @pytest.fixture
 def tiny_e2(monkeypatch):
     """E2 on a config small enough for a test (the quick one takes minutes)."""
     monkeypatch.setattr(e2, "config", lambda quick=False, seeds=None, device="cpu": {**TINY, "device": device,
-                                                                                     "seeds": seeds or 2})
+                                                                                     "seeds": seeds or 3})
 
 
 class _Parser(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.tags: list[str] = []
-        self.images: list[str] = []
+        self.images: list[dict] = []
+        self.ids: set[str] = set()
+        self.links: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
+        attrs = dict(attrs)
         if tag == "img":
-            self.images.append(dict(attrs)["src"])
+            self.images.append(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href", "").startswith("#"):
+            self.links.append(attrs["href"][1:])
 
 
-def test_reproduce_writes_every_promised_file_and_reuses_finished_results(tmp_path, tiny_e2):
+def test_reproduce_writes_every_promised_file_and_reuses_finished_results(tmp_path, tiny_e2, monkeypatch):
     out = tmp_path / "report"
     report = reproduce(out, quick=True, only=["E2"])
     for name in ("report.md", "report.html", "summary.json", "config.json", "report.json", "E2/results.json",
-                 "E2/table.parquet", "E2/table.csv", "E2/m_star_vs_n.png", "E2/m_star_vs_n.svg",
-                 "E2/success_vs_width.png", "E2/success_vs_width.svg"):
+                 "E2/table.parquet", "E2/table.csv", "E2/widths.csv", "E2/details.md", "E2/figures.json",
+                 "E2/m_star_vs_n.png", "E2/m_star_vs_n.svg", "E2/success_vs_width.png", "E2/success_vs_width.svg"):
         assert (out / name).is_file(), name
     assert plt.imread(out / "E2" / "m_star_vs_n.png").ndim == 3
     parser = _Parser()
     parser.feed((out / "report.html").read_text())
-    assert {"h1", "h2", "table", "img"} <= set(parser.tags) and all(s.startswith("data:image/png;base64,")
-                                                                  for s in parser.images)
-    assert len(parser.images) == 2
+    assert {"h1", "h2", "table", "img", "nav", "details", "figcaption"} <= set(parser.tags)
+    assert all(i["src"].startswith("data:image/png;base64,") and int(i["width"]) <= 980 for i in parser.images)
+    assert {"scoreboard", "e2"} <= parser.ids and set(parser.links) <= parser.ids  # every anchor resolves
     summary = json.loads((out / "summary.json").read_text())
-    assert {"E2", "config", "versions", "wall_time"} <= set(summary)
-    assert {"m_star", "exponent_n"} <= set(summary["E2"]) and summary["E2"]["m_star"][0]["regime"] == "weak"
+    assert {"E2", "scoreboard", "config", "versions", "wall_time"} <= set(summary)
+    assert {"m_star", "exponent_n", "findings"} <= set(summary["E2"]) and summary["E2"]["m_star"][0]["regime"] == "weak"
+    assert summary["scoreboard"] == [r.to_dict() for r in report.scoreboard]
     table = pd.read_parquet(out / "E2" / "table.parquet")
-    assert len(table) == len(pd.read_csv(out / "E2" / "table.csv")) == 8
+    assert len(table) == len(pd.read_csv(out / "E2" / "table.csv")) == 4
     md = (out / "report.md").read_text()
-    assert "## E2 How much over-parameterisation" in md and "**Verdict**" in md and report.sections[0].verdict[0] in md
+    assert md.index("## Scoreboard") < md.index("## Contents") < md.index("## E2 How much over-parameterisation")
+    assert "\n\n- " in md and "*Figure E2.1." in md and "[E2/details.md](E2/details.md)" in md
+    for f in report.sections[0].findings:
+        assert f.sentence in md
+    assert all(d in (out / "E2" / "details.md").read_text() for d in report.sections[0].details)
+    # a reused experiment is not drawn again
+    drawn = []
+    real = e2.figures
+    monkeypatch.setattr(e2, "figures", lambda r: drawn.append(1) or real(r))
     again = reproduce(out, quick=True, only=["E2"])
-    assert again.sections[0].reused and not report.sections[0].reused
+    assert again.sections[0].reused and not report.sections[0].reused and not drawn
+    assert [f.path for f in again.sections[0].figures] == [f.path for f in report.sections[0].figures]
+    (out / "E2" / "m_star_vs_n.svg").unlink()  # a figure missing: drawn again
+    reproduce(out, quick=True, only=["E2"])
+    assert drawn and (out / "E2" / "m_star_vs_n.svg").is_file()
 
 
 def test_a_different_config_is_refused_unless_forced(tmp_path, tiny_e2):
     out = tmp_path / "report"
     reproduce(out, quick=True, only=["E2"])
     with pytest.raises(AedynError, match="different config"):
-        reproduce(out, quick=True, seeds=3, only=["E2"])
-    assert not reproduce(out, quick=True, seeds=3, only=["E2"], force=True).sections[0].reused
+        reproduce(out, quick=True, seeds=4, only=["E2"])
+    assert not reproduce(out, quick=True, seeds=4, only=["E2"], force=True).sections[0].reused
 
 
 def test_the_folder_must_be_new_empty_or_a_report(tmp_path, tiny_e2):
@@ -80,9 +100,11 @@ def test_the_folder_must_be_new_empty_or_a_report(tmp_path, tiny_e2):
         reproduce(tmp_path / "r", only=["E9"])
 
 
-def test_reproduce_command(tmp_path, capsys, tiny_e2):
+def test_reproduce_command_prints_the_scoreboard(tmp_path, capsys, tiny_e2):
     code, stdout, _ = run_cli(["reproduce", "--quick", "--only", "E2", "--out", str(tmp_path / "r"), "-q"], capsys)
-    assert code == 0 and "E2 How much over-parameterisation" in stdout and "report.md" in stdout
+    assert code == 0 and stdout.startswith("Scoreboard") and "report.html" in stdout
+    assert "Joint training needs less width than weak training" in stdout and "(E2)" in stdout
+    assert len(stdout.strip().splitlines()) <= 25
     code, _, err = run_cli(["reproduce", "--only", "E7", "--out", str(tmp_path / "s")], capsys)
     assert code == 2 and one_error_line(err)
 
@@ -98,6 +120,23 @@ def test_damaged_results_and_an_empty_selection_are_one_line(tmp_path, tiny_e2):
         reproduce(tmp_path / "other", only=[])
 
 
+def stand_in(**extra) -> type:
+    """A cheap experiment with every verb of the protocol."""
+    from aedyn.findings import statement
+
+    verbs = {"TITLE": "stand-in", "CLAIM": "c", "CAPTIONS": {}, "config": staticmethod(lambda **kw: {"x": 1}),
+             "setup": staticmethod(lambda cfg: ["s"]),
+             "run": staticmethod(lambda cfg, progress=None, checkpoint=None: {}),
+             "tabulate": staticmethod(lambda r: pd.DataFrame({"a": [1]})),
+             "key_table": staticmethod(lambda r: pd.DataFrame({"A": [1]})),
+             "figures": staticmethod(lambda r: {}),
+             "findings": staticmethod(lambda r: [statement("convergence", "E1", "s", "q", "It converged.",
+                                                           "supported", key="1.00x").as_headline()]),
+             "details": staticmethod(lambda r: ["every setting"]),
+             "summary": staticmethod(lambda r: {"k": 1})}
+    return type("E1", (), {**verbs, **extra})
+
+
 def test_an_experiment_not_asked_for_keeps_its_section(tmp_path, tiny_e2, monkeypatch):
     """E2 finished earlier; a later --only E1 run (here: a stand-in E1 that is cheap) keeps E2 in
     the report, reused, rather than dropping it."""
@@ -107,16 +146,12 @@ def test_an_experiment_not_asked_for_keeps_its_section(tmp_path, tiny_e2, monkey
     out = tmp_path / "report"
     reproduce(out, quick=True, only=["E2"])
     monkeypatch.setattr(report_module, "EXPERIMENTS", ("E1", "E2"))
-    fake = type("E1", (), {"TITLE": "stand-in", "CLAIM": "c", "config": staticmethod(lambda **kw: {"x": 1}),
-                           "setup": staticmethod(lambda cfg: ["s"]),
-                           "run": staticmethod(lambda cfg, progress=None, checkpoint=None: {}),
-                           "tabulate": staticmethod(lambda r: pd.DataFrame({"a": [1]})),
-                           "figures": staticmethod(lambda r: {}),
-                           "verdict": staticmethod(lambda r: (["v"], {"k": 1}))})
+    fake = stand_in()
     monkeypatch.setattr(report_module, "experiment", lambda name: fake if name == "E1" else e2_module)
     again = reproduce(out, quick=True, only=["E1"])
     assert [s.name for s in again.sections] == ["E1", "E2"] and again.sections[1].reused
     assert {"E1", "E2"} <= set(json.loads((out / "summary.json").read_text()))
+    assert [r.claim for r in again.scoreboard] == ["convergence", "width"]
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_e2, monkeypatch):
@@ -168,23 +203,33 @@ def test_reproduce_command_turns_warnings_into_one_note_each(tmp_path, capsys, t
     assert code == 0 and err.count("note: LOBPCG stopped") == 1 and ".py:" not in err
 
 
-def test_further_tables_of_an_experiment_are_written_and_rendered(tmp_path, monkeypatch):
+def test_further_tables_of_an_experiment_are_written_and_linked(tmp_path, monkeypatch):
     """An experiment's ``tables`` (E3's certificate) land beside its main table, as Parquet and CSV,
-    and in report.md and report.html under their own heading."""
+    linked from the section; the section's own table is its key table."""
     from aedyn import report as report_module
 
-    fake = type("E1", (), {"TITLE": "stand-in", "CLAIM": "c", "config": staticmethod(lambda **kw: {"x": 1}),
-                           "setup": staticmethod(lambda cfg: ["s"]),
-                           "run": staticmethod(lambda cfg, progress=None, checkpoint=None: {}),
-                           "tabulate": staticmethod(lambda r: pd.DataFrame({"a": [1]})),
-                           "tables": staticmethod(lambda r: {"certificate": pd.DataFrame({"inside": [3, 0]})}),
-                           "figures": staticmethod(lambda r: {}),
-                           "verdict": staticmethod(lambda r: (["v"], {"k": 1}))})
+    fake = stand_in(tables=staticmethod(lambda r: {"certificate": pd.DataFrame({"inside": [3, 0]})}))
     monkeypatch.setattr(report_module, "EXPERIMENTS", ("E1",))
     monkeypatch.setattr(report_module, "experiment", lambda name: fake)
     out = tmp_path / "r"
     reproduce(out, quick=True, only=["E1"])
     assert pd.read_parquet(out / "E1" / "certificate.parquet")["inside"].tolist() == [3, 0]
     assert pd.read_csv(out / "E1" / "certificate.csv")["inside"].tolist() == [3, 0]
-    assert "**Table: certificate.**" in (out / "report.md").read_text()
-    assert "Table: certificate." in (out / "report.html").read_text()
+    md = (out / "report.md").read_text()
+    assert "[E1/certificate.csv](E1/certificate.csv)" in md and "| A |" in md
+    assert "E1/certificate.csv" in (out / "report.html").read_text()
+
+
+def test_a_key_table_with_too_many_columns_or_a_figure_without_caption_is_refused(tmp_path, monkeypatch):
+    from aedyn import report as report_module
+
+    monkeypatch.setattr(report_module, "EXPERIMENTS", ("E1",))
+    wide = stand_in(key_table=staticmethod(lambda r: pd.DataFrame({f"c{i}": [1] for i in range(11)})))
+    monkeypatch.setattr(report_module, "experiment", lambda name: wide)
+    with pytest.raises(ValueError, match="11 columns"):
+        reproduce(tmp_path / "a", quick=True, only=["E1"])
+    fig = plt.figure()
+    bare = stand_in(figures=staticmethod(lambda r: {"curve": fig}))
+    monkeypatch.setattr(report_module, "experiment", lambda name: bare)
+    with pytest.raises(AedynError, match="no caption"):
+        reproduce(tmp_path / "b", quick=True, only=["E1"])

@@ -471,7 +471,7 @@ def threshold(
     data: DataOpt = "sphere",
     n: NOpt = 64,
     d: Annotated[int | None, typer.Option(help="Input dimension (sphere; default 16).")] = None,
-    criterion: Annotated[str, typer.Option(help="reach, rate, kernel or all.")] = "all",
+    criterion: Annotated[str, typer.Option(help="reach, lambda0 or all.")] = "all",
     seeds: Annotated[int, typer.Option(help="Initialisation seeds 0..N-1 per width.")] = 8,
     quorum: Annotated[float, typer.Option(help="Share of seeds that must pass for a width to succeed.")] = 0.9,
     target: Annotated[float, typer.Option(help="The target, as a fraction of the initial loss.")] = 1e-6,
@@ -484,22 +484,21 @@ def threshold(
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float64",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (m_star per criterion, "
-                                                         "every width tried).")] = False,
+                                                         "the estimates, every width tried).")] = False,
     max_memory: MaxMemoryOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
 ) -> None:
     """The least width m* at which gradient descent succeeds, per criterion.
 
-    A width succeeds when --quorum of the seeds pass: reach (the target within the budget), rate
-    (at least half the rate Theta(0) predicts, throughout, and the target), kernel
-    (lambda_min(Theta(t)) >= lambda_min(Theta(0))/2 throughout). A search over the width grid
-    round(2^(j/2)), not a full scan."""
+    A width succeeds when --quorum of the seeds pass: reach (the target within the budget) or
+    lambda0 (lambda_min(Theta(t)) >= lambda_0/2 throughout, lambda_0 the infinite-width kernel's
+    least eigenvalue). A search over the width grid round(2^(j/2)), not a full scan; beside the
+    grid's m*, the quorum width estimated from every seed's bracket, with its 95% interval."""
     import json
 
     from aedyn.experiments import e2
 
-    criteria = e2.CRITERIA if criterion == "all" else (check_choice(criterion, (*e2.CRITERIA, "all"),
-                                                                    "--criterion"),)
+    criteria = e2.CRITERIA if criterion == "all" else e2.check_criteria([criterion])
 
     def show(trial: Any) -> None:
         if not quiet:
@@ -513,8 +512,13 @@ def threshold(
                             budget_factor=budget_factor, quorum=quorum, max_width=max_width, data_seed=data_seed,
                             kappa=kappa, nu=nu, dtype=dtype, device=device,
                             max_memory=None if max_memory is None else parse_size(max_memory), on_trial=show)
+    estimates = {c: result.quorum_width(c) for c in result.m_star if any(any(t.passed[c]) for t in result.trials)}
     if as_json:
-        out.print_json(json.dumps(result.to_dict()))
+        record = result.to_dict()
+        record["estimates"] = {c: e.to_dict() for c, e in estimates.items()}
+        from aedyn._meta import jsonable
+
+        out.print_json(json.dumps(jsonable(record), allow_nan=False))
         return
     s = result.setting
     count = len(s["seeds"])
@@ -524,11 +528,16 @@ def threshold(
             ("budget", f"{result.budget} steps = {budget_factor:g} x {result.predicted_steps} (the infinite-width "
                        f"kernel's steps to {target:g} x the initial loss); eta = 1/lambda_max(Theta(0)) per network")]
     for c, m in result.m_star.items():
+        low, _ = result.bracket(c)
+        e = estimates.get(c)
+        est = "" if e is None else (f"; quorum width {e.value:.0f}, 95% CI {e.low:.0f} to "
+                                    f"{'inf' if e.high == float('inf') else f'{e.high:.0f}'}")
+        failed = result.checks.get(c, {}).get("failed_above", [])
+        check = "" if not failed else f"; widths {', '.join(map(str, failed))} failed above the first pass"
         if m is None:
-            rows.append((f"m* {c}", f"none up to m = {max_width}"))
+            rows.append((f"m* {c}", f"none up to m = {max_width}{est}{check}"))
         else:
-            rows.append((f"m* {c}", f"{m}  (m/n = {m / s['n']:.3g}; median predicted loss contraction "
-                                    f"{result.predicted_rate(c):.6f} per step)"))
+            rows.append((f"m* {c}", f"{m} (bracket {low}-{m}; m/n = {m / s['n']:.3g}{est}{check})"))
     tried = ", ".join(f"{t.width} ({'/'.join(f'{100 * t.fraction(c):.0f}' for c in result.m_star)}%)"
                       for t in result.trials)
     rows.append(("tried", escape(f"{tried}  [% of seeds passing {'/'.join(result.m_star)}]")))
@@ -583,13 +592,27 @@ def reproduce(
                                 device=device, only=names, force=force, progress=show)
     finally:
         progress.stop()
-    for section in report.sections:
-        how = "reused" if section.reused else f"{section.wall_time:.0f} s"
-        out.print(f"[bold]{section.name} {escape(section.title)}[/] ({how})", highlight=False)
-        for sentence in section.verdict:
-            out.print(f"  {escape(sentence)}", highlight=False, soft_wrap=True)
-    out.print(f"wrote {escape(str(out_path / 'report.md'))}, report.html, summary.json and "
+    _print_scoreboard(report)
+    out.print(f"wrote {escape(str(out_path / 'report.html'))} (open it for the figures and every number), report.md, "
+              "summary.json and "
               f"{len(report.files) - 4} figure, table and result files", highlight=False, soft_wrap=True)
+
+
+_VERDICT_STYLE = {"supported": "green", "partly supported": "yellow", "not supported": "red",
+                  "inconclusive": "bright_black"}
+
+
+def _print_scoreboard(report: Any) -> None:
+    """The scoreboard, two lines a claim: the claim with its verdict, then the key number and where
+    to look; then one line on how each experiment ran (at most 25 lines in all)."""
+    out.print("[bold]Scoreboard[/] (every interval 95%)", highlight=False)
+    for row in report.scoreboard:
+        colour = _VERDICT_STYLE[row.verdict]
+        out.print(f"  [{colour}]{row.verdict:>16}[/]  {escape(row.text)}", highlight=False, soft_wrap=True)
+        key = row.key if len(row.key) <= 90 else row.key[:87] + "..."
+        out.print(f"  {'':>16}  {escape(key)}  ({row.section})", highlight=False, soft_wrap=True)
+    runs = ", ".join(f"{s.name} {'reused' if s.reused else f'{s.wall_time:.0f} s'}" for s in report.sections)
+    out.print(f"  {runs}", highlight=False, soft_wrap=True)
 
 
 class _Terminated(BaseException):

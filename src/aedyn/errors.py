@@ -11,6 +11,11 @@ class AedynError(ValueError):
     """Bad input or an impossible request; the message says what to do instead."""
 
 
+class MemoryRefusal(AedynError):
+    """A job refused before it allocated, because its memory estimate exceeds what is available: an
+    error, never evidence about the job (a width search does not count it as a failing width)."""
+
+
 class AedynWarning(UserWarning):
     """Something the user should know (data was normalised, rows are parallel, ...)."""
 

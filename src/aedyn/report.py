@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import html
 import io
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,14 +39,26 @@ from typing import Any
 
 from aedyn._meta import aedyn_version, environment, jsonable
 from aedyn.errors import AedynError
-from aedyn.experiments import EXPERIMENTS, experiment
+from aedyn.experiments import EXPERIMENTS, experiment, style
 from aedyn.files import Checkpoint, describe_os_error, read_json, write_atomic, write_json
+from aedyn.findings import Finding, Row, scoreboard
 
 MARKER = "report.json"
 CHECKPOINT = "checkpoint.jsonl"
 """An experiment's finished batches while it runs (``E2/checkpoint.jsonl``), removed once its
 ``results.json`` is written: an interrupted run, restarted, retrains only the batch in flight."""
 _HINT = "choose a new or empty folder with --out"
+
+
+@dataclass(frozen=True)
+class FigureRef:
+    """A figure of a section: its name, the PNG's path relative to the report folder, its caption and
+    the width in pixels at which the page shows it (its drawn size, :data:`style.PX_PER_INCH`)."""
+
+    name: str
+    path: str
+    caption: str
+    width_px: int
 
 
 @dataclass
@@ -54,22 +68,28 @@ class Section:
     name: str
     title: str
     claim: str
+    findings: list[Finding]
+    figures: list[FigureRef]
+    key_table: Any  # a pandas DataFrame with human headers, at most KEY_COLUMNS columns
+    tables: list[str]  # the full tables' CSV paths, relative to the report folder
     setup: list[str]
-    figures: dict[str, str]  # figure name -> PNG path relative to the report folder
-    table: Any  # a pandas DataFrame
-    verdict: list[str]
+    details: list[str]
     reused: bool
     wall_time: float
     resumed_batches: int = 0
-    tables: dict[str, Any] = field(default_factory=dict)  # further tables: name -> DataFrame
+
+    @property
+    def anchor(self) -> str:
+        return self.name.lower()
 
 
 @dataclass
 class Report:
-    """What :func:`reproduce` wrote: the folder, its sections, the summary, and the files."""
+    """What :func:`reproduce` wrote: the folder, its sections, the scoreboard, the summary, the files."""
 
     folder: Path
     sections: list[Section]
+    scoreboard: list[Row]
     summary: dict[str, Any]
     files: list[Path] = field(default_factory=list)
 
@@ -121,8 +141,68 @@ def _identity(config: dict[str, Any]) -> dict[str, Any]:
 
 def _png(fig: Any) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=style.DPI, bbox_inches="tight")
     return buffer.getvalue()
+
+
+def _png_width(data: bytes) -> int:
+    """The width in pixels of a PNG (its IHDR chunk)."""
+    return int.from_bytes(data[16:20], "big")
+
+
+KEY_COLUMNS = 10
+"""A section's table shows at most this many columns (the full table is linked)."""
+FIGURES = "figures.json"
+"""Per experiment, what its figures were drawn from (the results' hash and aedyn's version), their
+captions and sizes: a reused experiment whose figures match is not drawn again."""
+
+
+def _caption(captions: dict[str, str], name: str) -> str:
+    """The caption of figure ``name``: its own entry, else the longest entry it starts with."""
+    if name in captions:
+        return captions[name]
+    prefixes = [k for k in captions if name.startswith(k)]
+    if not prefixes:
+        raise AedynError(f"figure {name!r} has no caption")
+    return captions[max(prefixes, key=len)]
+
+
+def _draw(folder: Path, name: str, mod: Any, results: dict[str, Any], digest: str, files: list[Path],
+          reused: bool) -> list[FigureRef]:
+    """The experiment's figures: drawn and written (PNG and SVG) unless a reused experiment's figures
+    were drawn from these very results by this aedyn (its ``figures.json``), then only listed."""
+    import matplotlib.pyplot as plt
+
+    manifest_path = folder / name / FIGURES
+    stamp = {"results": digest, "aedyn": aedyn_version()}
+    if reused and manifest_path.exists():
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError):
+            manifest = None
+        if (isinstance(manifest, dict) and manifest.get("stamp") == stamp and all(
+                (folder / f["path"]).exists() and (folder / f["path"]).with_suffix(".svg").exists()
+                for f in manifest.get("figures", []))):
+            return [FigureRef(**f) for f in manifest["figures"]]
+    refs = []
+    captions = getattr(mod, "CAPTIONS", {})
+    for fig_name, fig in mod.figures(results).items():
+        data = _png(fig)
+        files.append(write_atomic(folder / name / f"{fig_name}.png", lambda fh, d=data: fh.write(d), force=True,
+                                  flag="figure"))
+        files.append(write_atomic(folder / name / f"{fig_name}.svg",
+                                  lambda fh, f=fig: f.savefig(fh, format="svg", bbox_inches="tight"), force=True,
+                                  flag="figure"))
+        plt.close(fig)
+        width = round(_png_width(data) * style.PX_PER_INCH / style.DPI)
+        refs.append(FigureRef(fig_name, f"{name}/{fig_name}.png", _caption(captions, fig_name), width))
+    files.append(write_json(manifest_path, {"stamp": stamp, "figures": [r.__dict__ for r in refs]}, force=True,
+                            flag="figure list"))
+    return refs
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds: int | None = None,
@@ -156,14 +236,9 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
             if record is not None:
                 modules[name], configs[name], previous[name] = mod, config, record
     modules = {name: modules[name] for name in EXPERIMENTS if name in modules}  # report order
-    write_json(folder / MARKER, {"kind": "aedyn.report", "format": 1}, force=True, flag="report marker")
+    write_json(folder / MARKER, {"kind": "aedyn.report", "format": 2}, force=True, flag="report marker")
     t_start = time.perf_counter()
-    report = Report(folder=folder, sections=[], summary={})
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    report = Report(folder=folder, sections=[], scoreboard=[], summary={})
     for name, mod in modules.items():
         record = previous[name]
         reused = record is not None
@@ -185,65 +260,108 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
             progress(name, "reusing the finished results of the same config", 1.0)
         results = record["results"]
         try:
-            table = mod.tabulate(results)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            section, summary = _section(folder, name, mod, results, configs[name], record, reused, report.files)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             if not reused:
                 raise
             raise AedynError(f"{str(folder / name / 'results.json')!r} does not hold {name} results this version can "
                              f"read ({type(exc).__name__}: {exc}); delete it to run {name} again") from None
-        (folder / name).mkdir(exist_ok=True)
-        extra = mod.tables(results) if hasattr(mod, "tables") else {}
-        for stem, frame in {"table": table, **extra}.items():
-            report.files.append(write_atomic(folder / name / f"{stem}.parquet", lambda fh, t=frame: t.to_parquet(fh),
-                                             force=True, flag="table"))
-            report.files.append(write_atomic(folder / name / f"{stem}.csv",
-                                             lambda fh, t=frame: fh.write(t.to_csv(index=False).encode()),
-                                             force=True, flag="table"))
-        pngs = {}
-        for fig_name, fig in mod.figures(results).items():
-            for ext in ("png", "svg"):
-                path = folder / name / f"{fig_name}.{ext}"
-                data = _png(fig) if ext == "png" else None
-                writer = (lambda fh, d=data: fh.write(d)) if data is not None else (
-                    lambda fh, f=fig: f.savefig(fh, format="svg", bbox_inches="tight"))
-                report.files.append(write_atomic(path, writer, force=True, flag="figure"))
-            pngs[fig_name] = f"{name}/{fig_name}.png"
-            plt.close(fig)
-        sentences, summary = mod.verdict(results)
-        report.summary[name] = summary
-        report.sections.append(Section(name=name, title=mod.TITLE, claim=mod.CLAIM, setup=mod.setup(configs[name]),
-                                       figures=pngs, table=table, verdict=sentences, reused=reused,
-                                       wall_time=float(record.get("wall_time", 0.0)),
-                                       resumed_batches=int(record.get("resumed_batches", 0)), tables=extra))
+        report.sections.append(section)
+        report.summary[name] = {**summary, "findings": [f.to_dict() for f in section.findings]}
+    report.scoreboard = scoreboard(f for s in report.sections for f in s.findings)
     versions = environment()
-    report.summary.update({"config": configs, "versions": versions, "wall_time": time.perf_counter() - t_start})
+    report.summary.update({"scoreboard": [r.to_dict() for r in report.scoreboard], "config": configs,
+                           "versions": versions, "wall_time": time.perf_counter() - t_start})
     report.files.append(write_json(folder / "summary.json", jsonable(report.summary), force=True, flag="summary"))
     report.files.append(write_json(folder / "config.json", {"quick": quick, "device": device, "experiments": configs,
                                                             "versions": versions}, force=True, flag="config"))
     header = _header(quick, device, versions)
-    report.files.append(write_atomic(folder / "report.md", lambda fh: fh.write(markdown(header, report.sections)
-                                                                               .encode()), force=True, flag="report"))
-    report.files.append(write_atomic(folder / "report.html",
-                                     lambda fh: fh.write(to_html(header, report.sections, folder).encode()),
-                                     force=True, flag="report"))
+    report.files.append(write_atomic(folder / "report.md", lambda fh: fh.write(
+        markdown(header, report.scoreboard, report.sections).encode()), force=True, flag="report"))
+    report.files.append(write_atomic(folder / "report.html", lambda fh: fh.write(
+        to_html(header, report.scoreboard, report.sections, folder).encode()), force=True, flag="report"))
     return report
+
+
+def _section(folder: Path, name: str, mod: Any, results: dict[str, Any], config: dict[str, Any],
+             record: dict[str, Any], reused: bool, files: list[Path]) -> tuple[Section, dict[str, Any]]:
+    """Tables, figures, findings and details of one experiment, written beside the report."""
+    (folder / name).mkdir(exist_ok=True)
+    tables = {"table": mod.tabulate(results), **(mod.tables(results) if hasattr(mod, "tables") else {})}
+    links = []
+    for stem, frame in tables.items():
+        files.append(write_atomic(folder / name / f"{stem}.parquet", lambda fh, t=frame: t.to_parquet(fh),
+                                  force=True, flag="table"))
+        files.append(write_atomic(folder / name / f"{stem}.csv",
+                                  lambda fh, t=frame: fh.write(t.to_csv(index=False).encode()), force=True,
+                                  flag="table"))
+        links.append(f"{name}/{stem}.csv")
+    mod = _Legacy(mod) if not hasattr(mod, "findings") else mod
+    figures = _draw(folder, name, mod, results, _digest(folder / name / "results.json"), files, reused)
+    findings = list(mod.findings(results))
+    setup, details = mod.setup(config), list(mod.details(results))
+    key = mod.key_table(results)
+    if len(key.columns) > KEY_COLUMNS:
+        raise ValueError(f"{name}'s key table has {len(key.columns)} columns; at most {KEY_COLUMNS}")
+    files.append(write_atomic(folder / name / "details.md", lambda fh: fh.write(
+        _details_md(name, mod.TITLE, setup, details).encode()), force=True, flag="details"))
+    section = Section(name=name, title=mod.TITLE, claim=mod.CLAIM, findings=findings, figures=figures, key_table=key,
+                      tables=links, setup=setup, details=details, reused=reused,
+                      wall_time=float(record.get("wall_time", 0.0)),
+                      resumed_batches=int(record.get("resumed_batches", 0)))
+    return section, mod.summary(results)
+
+
+class _Legacy:
+    """An experiment of the old protocol (``verdict``) seen through the new verbs, while the
+    experiments move over: no findings, its sentences as details, the first columns as key table."""
+
+    def __init__(self, mod: Any) -> None:
+        self.mod = mod
+        self.TITLE, self.CLAIM = mod.TITLE, mod.CLAIM
+        self.CAPTIONS: dict[str, str] = {"": "(no caption yet)"}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.mod, name)
+
+    def findings(self, results: dict[str, Any]) -> list[Finding]:
+        return []
+
+    def details(self, results: dict[str, Any]) -> list[str]:
+        return self.mod.verdict(results)[0]
+
+    def summary(self, results: dict[str, Any]) -> dict[str, Any]:
+        return self.mod.verdict(results)[1]
+
+    def key_table(self, results: dict[str, Any]) -> Any:
+        table = self.mod.tabulate(results)
+        return table[list(table.columns[:KEY_COLUMNS])]
+
+
+def _details_md(name: str, title: str, setup: list[str], details: list[str]) -> str:
+    lines = [f"# {name} {title}: set-up and details", "", "## Set-up", ""]
+    lines += [f"- {item}" for item in setup] + ["", "## Every setting", ""]
+    lines += [f"- {item}" for item in details] + [""]
+    return "\n".join(lines)
 
 
 def _header(quick: bool, device: str, versions: dict[str, str]) -> list[str]:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return [f"Generated by aedyn {versions['aedyn']} on {stamp}: the {'quick' if quick else 'full'} run on "
             f"{device} (torch {versions['torch']}, numpy {versions['numpy']}, Python {versions['python']}). "
-            "Every number below comes from the runs recorded beside this file (config.json, */results.json)."]
+            "Every number below comes from the runs recorded beside this file (config.json, */results.json); "
+            "every interval is a 95% confidence interval."]
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return "-" if v != v else f"{v:.4g}"
+    return "-" if v is None else str(v)
 
 
 def _table_rows(table: Any, limit: int = 40) -> tuple[list[str], list[list[str]]]:
-    def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return "-" if v != v else f"{v:.4g}"
-        return str(v)
-
     shown = table.head(limit)
-    return [str(c) for c in shown.columns], [[cell(v) for v in row] for row in shown.itertuples(index=False)]
+    return [str(c) for c in shown.columns], [[_cell(v) for v in row] for row in shown.itertuples(index=False)]
 
 
 def _how(s: Section) -> str:
@@ -254,50 +372,108 @@ def _how(s: Section) -> str:
     return f"ran in {s.wall_time:.0f} s"
 
 
-def markdown(header: list[str], sections: Sequence[Section]) -> str:
-    """The report as Markdown (figures as links to the PNG files beside it)."""
-    lines = ["# aedyn: the paper's claims, measured", "", *header, ""]
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(header: list[str], rows: Sequence[Row], sections: Sequence[Section]) -> str:
+    """The report as Markdown: the scoreboard, a table of contents, then one section per experiment
+    (figures as links to the PNG files beside it; set-up and every setting in ``E?/details.md``)."""
+    lines = ["# aedyn: the paper's claims, measured", "", *header, "", "## Scoreboard", "",
+             "| Claim | Finding | Key number [95% CI] | Verdict | Where |", "|---|---|---|---|---|"]
+    for r in rows:
+        where = f"[{r.section}](#{r.section.lower()})" + ("" if r.figure is None else
+                                                           f", [figure]({r.section}/{r.figure}.png)")
+        lines.append(f"| {_md_escape(r.text)} | {_md_escape(r.finding)} | {_md_escape(r.key)} | **{r.verdict}** | "
+                     f"{where} |")
+    lines += ["", "## Contents", ""]
+    lines += [f"- [{s.name} {s.title}](#{s.anchor})" for s in sections] + [""]
     for s in sections:
-        lines += [f"## {s.name} {s.title}", "", f"**Claim.** {s.claim}", "", "**Set-up.**", ""]
-        lines += [f"- {item}" for item in s.setup] + [""]
-        lines += [f"![{s.name} {fig}]({path})" for fig, path in s.figures.items()] + [""]
-        for stem, frame in {"table": s.table, **s.tables}.items():
-            columns, rows = _table_rows(frame)
-            title = "Table" if stem == "table" else f"Table: {stem}"
-            lines += [f"**{title}.**", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-            lines += ["| " + " | ".join(r) + " |" for r in rows]
-            if len(frame) > len(rows):
-                lines.append(f"\n({len(frame)} rows in all: {s.name}/{stem}.csv)")
-            lines.append("")
-        lines += ["", f"**Verdict** ({_how(s)}).", "", *s.verdict, ""]
+        lines += [f'<a id="{s.anchor}"></a>', "", f"## {s.name} {s.title}", "", f"**Claim.** {s.claim}", "",
+                  "**Findings.**", ""]
+        lines += [f"- {f.sentence} (**{f.verdict}**)" for f in s.findings] or ["- No finding."]
+        lines.append("")
+        for i, fig in enumerate(s.figures, start=1):
+            lines += [f"![{s.name} figure {i}]({fig.path})", "", f"*Figure {s.name}.{i}. {fig.caption}*", ""]
+        columns, body = _table_rows(s.key_table)
+        lines += ["**Key numbers.**", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(_md_escape(c) for c in r) + " |" for r in body]
+        if len(s.key_table) > len(body):
+            lines.append(f"\n({len(s.key_table)} rows in all.)")
+        lines += ["", "Full tables: " + ", ".join(f"[{t}]({t})" for t in s.tables)
+                  + f". Set-up and every setting: [{s.name}/details.md]({s.name}/details.md). ({_how(s)}.)", ""]
     return "\n".join(lines)
 
 
-def to_html(header: list[str], sections: Sequence[Section], folder: Path) -> str:
-    """The report as one self-contained HTML page (figures inlined as base64 PNG)."""
+_VERDICT_CLASS = {"supported": "ok", "partly supported": "partly", "not supported": "no", "inconclusive": "open"}
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:980px;margin:0 auto;padding:1em 16px;
+line-height:1.5;color:#1a1a1a;font-size:16px}
+h1{font-size:1.7em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+.meta{color:#555;font-size:.9em}nav ol{columns:2;padding-left:1.2em}
+figure{margin:1.2em 0}figure img{max-width:100%;height:auto;display:block}
+figcaption{font-size:.92em;color:#333;margin-top:.3em}
+table{border-collapse:collapse;font-size:.9em;margin:.6em 0}td,th{border:1px solid #d0d0d0;padding:.25em .55em;
+vertical-align:top}th{background:#f3f3f3;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.wide{overflow-x:auto;max-width:100%}.board td{text-align:left}
+.v{font-weight:600;white-space:nowrap;padding:.05em .4em;border-radius:3px}
+.v.ok{background:#d8f0dc;color:#14532d}.v.partly{background:#fdf0c8;color:#6b4e00}
+.v.no{background:#f9d7d7;color:#7a1c1c}.v.open{background:#e4e7ec;color:#333}
+ul.findings li{margin:.35em 0}details{margin:1em 0;background:#fafafa;border:1px solid #e5e5e5;padding:.4em .8em}
+summary{cursor:pointer;font-weight:600}
+"""
+
+
+def _numeric(v: str) -> bool:
+    try:
+        float(v.replace("x", "").split(" ")[0])
+    except ValueError:
+        return False
+    return True
+
+
+def to_html(header: list[str], rows: Sequence[Row], sections: Sequence[Section], folder: Path) -> str:
+    """The report as one self-contained HTML page (figures inlined as base64 PNG): the scoreboard, a
+    table of contents with anchors, the sections; set-up and every setting in collapsed blocks."""
     e = html.escape
-    out = ["<!doctype html><html><head><meta charset='utf-8'><title>aedyn report</title><style>",
-           "body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;line-height:1.45}",
-           "img{max-width:100%}table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;",
-           "padding:.2em .5em;text-align:right}th{background:#f4f4f4}.verdict{background:#f6f8fa;padding:.5em 1em}",
-           ".wide{overflow-x:auto;max-width:100%}",
-           "</style></head><body>", "<h1>aedyn: the paper's claims, measured</h1>"]
-    out += [f"<p>{e(p)}</p>" for p in header]
+    out = ["<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+           "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+           f"<title>aedyn report</title><style>{_CSS}</style></head><body>",
+           "<h1>aedyn: the paper's claims, measured</h1>"]
+    out += [f"<p class='meta'>{e(p)}</p>" for p in header]
+    out += ["<h2 id='scoreboard'>Scoreboard</h2>", "<div class='wide'><table class='board'><tr><th>Claim</th>"
+            "<th>Finding</th><th>Key number [95% CI]</th><th>Verdict</th><th>Where</th></tr>"]
+    for r in rows:
+        where = f"<a href='#{e(r.section.lower())}'>{e(r.section)}</a>"
+        if r.figure is not None:
+            where += f", <a href='#{e(r.section.lower())}-{e(r.figure)}'>figure</a>"
+        out.append(f"<tr><td>{e(r.text)}</td><td>{e(r.finding)}</td><td>{e(r.key)}</td><td><span class='v "
+                   f"{_VERDICT_CLASS[r.verdict]}'>{e(r.verdict)}</span></td><td>{where}</td></tr>")
+    out.append("</table></div>")
+    out += ["<nav><h2>Contents</h2><ol>"] + [f"<li><a href='#{e(s.anchor)}'>{e(s.name)} {e(s.title)}</a></li>"
+                                             for s in sections] + ["</ol></nav>"]
     for s in sections:
-        out += [f"<h2>{e(s.name)} {e(s.title)}</h2>", f"<p><b>Claim.</b> {e(s.claim)}</p>", "<p><b>Set-up.</b></p><ul>"]
-        out += [f"<li>{e(item)}</li>" for item in s.setup] + ["</ul>"]
-        for fig, path in s.figures.items():
-            data = base64.b64encode((folder / path).read_bytes()).decode()
-            out.append(f"<figure><img alt='{e(s.name)} {e(fig)}' src='data:image/png;base64,{data}'></figure>")
-        for stem, frame in {"table": s.table, **s.tables}.items():
-            columns, rows = _table_rows(frame)
-            title = "Table" if stem == "table" else f"Table: {stem}"
-            out.append(f"<p><b>{e(title)}.</b></p><div class='wide'><table><tr>"
-                       + "".join(f"<th>{e(c)}</th>" for c in columns) + "</tr>")
-            out += ["<tr>" + "".join(f"<td>{e(v)}</td>" for v in r) + "</tr>" for r in rows] + ["</table></div>"]
-            if len(frame) > len(rows):
-                out.append(f"<p>({len(frame)} rows in all: {e(s.name)}/{e(stem)}.csv)</p>")
-        out += [f"<p><b>Verdict</b> ({e(_how(s))}).</p><div class='verdict'>"]
-        out += [f"<p>{e(v)}</p>" for v in s.verdict] + ["</div>"]
+        out += [f"<h2 id='{e(s.anchor)}'>{e(s.name)} {e(s.title)}</h2>", f"<p><b>Claim.</b> {e(s.claim)}</p>",
+                "<p><b>Findings.</b></p><ul class='findings'>"]
+        out += [f"<li>{e(f.sentence)} <span class='v {_VERDICT_CLASS[f.verdict]}'>{e(f.verdict)}</span></li>"
+                for f in s.findings] or ["<li>No finding.</li>"]
+        out.append("</ul>")
+        for i, fig in enumerate(s.figures, start=1):
+            data = base64.b64encode((folder / fig.path).read_bytes()).decode()
+            out.append(f"<figure id='{e(s.anchor)}-{e(fig.name)}'><img alt='{e(s.name)} figure {i}' "
+                       f"width='{fig.width_px}' src='data:image/png;base64,{data}'><figcaption><b>Figure {e(s.name)}."
+                       f"{i}.</b> {e(fig.caption)}</figcaption></figure>")
+        columns, body = _table_rows(s.key_table)
+        out.append("<p><b>Key numbers.</b></p><div class='wide'><table><tr>"
+                   + "".join(f"<th>{e(c)}</th>" for c in columns) + "</tr>")
+        out += ["<tr>" + "".join(f"<td class='n'>{e(v)}</td>" if _numeric(v) else f"<td>{e(v)}</td>" for v in r)
+                + "</tr>" for r in body] + ["</table></div>"]
+        if len(s.key_table) > len(body):
+            out.append(f"<p>({len(s.key_table)} rows in all.)</p>")
+        out.append("<p>Full tables (beside this file): " + ", ".join(f"<code>{e(t)}</code>" for t in s.tables)
+                   + f". ({e(_how(s))}.)</p>")
+        out += ["<details><summary>Set-up</summary><ul>"] + [f"<li>{e(x)}</li>" for x in s.setup] + ["</ul></details>"]
+        out += [f"<details><summary>Every setting ({len(s.details)})</summary><ul>"]
+        out += [f"<li>{e(x)}</li>" for x in s.details] + ["</ul></details>"]
     out.append("</body></html>")
     return "\n".join(out)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from aedyn.errors import AedynError
+from aedyn.errors import AedynError, MemoryRefusal
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
           "g": 1024**3, "gib": 1024**3, "gb": 1000**3, "t": 1024**4, "tib": 1024**4, "tb": 1000**4}
@@ -142,5 +142,6 @@ def check_memory(estimate: MemoryEstimate, *, device: str | torch.device = "cpu"
         need = sum(parts.values())
         if room is not None and need > room:
             source = "the --max-memory limit" if limit is not None and what != "host memory" else f"available {what}"
-            raise AedynError(f"this job needs about {estimate.describe(parts)} but {source} is {format_bytes(room)}; "
-                             f"{advice or 'make the problem smaller'} (or set --max-memory if you know better)")
+            raise MemoryRefusal(f"this job needs about {estimate.describe(parts)} but {source} is "
+                                f"{format_bytes(room)}; {advice or 'make the problem smaller'} (or set --max-memory if "
+                                "you know better)")

@@ -37,10 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 
-REGIME_COLOURS = {"weak": "#d95f02", "joint": "#1b9e77", "decoder": "#7570b3", "tied": "#e7298a"}
-"""One colour per regime in every experiment's figures."""
-DATA_MARKERS = {"sphere": "o", "digits": "s"}
-"""One marker per data set in every experiment's figures (others: triangles)."""
+from aedyn.experiments.style import DATA_MARKERS, REGIME_COLOURS  # noqa: F401  (the one palette, re-exported)
+
 RECORD_EVERY = 5
 """Experiments that certify their runs (E3, E5, E6) record movement, pattern flips and safe radii
 every this many steps (and at the stop): the certificate's safe-radius invariant is judged there."""
