@@ -121,12 +121,20 @@ def nonneg(x: float | None, scale: float = 1.0) -> float | None:
     return 0.0 if -1e-12 * max(abs(scale), 1.0) <= x < 0 else x
 
 
-def interval(e: Estimate | None, digits: int = 2, fmt: str = "num") -> str:
-    """``"[low, high]"`` of an estimate (``"(no interval)"`` without one)."""
+def interval(e: Estimate | None, digits: int = 2, fmt: str = "num", avoid: float | None = None) -> str:
+    """``"[low, high]"`` of an estimate (``"(no interval)"`` without one). With ``avoid`` (the value
+    of equality in a comparison), an end that lies strictly on one side of it but would print as
+    it gets more digits, so that an interval excluding 0 never reads "[-0.03, 0.00]"."""
     if e is None or not e.has_interval:
         return "(no interval)"
     f = num if fmt == "num" else sig
-    return f"[{f(e.low, digits)}, {f(e.high, digits)}]"
+    ends = []
+    for end in (e.low, e.high):
+        k = digits
+        while avoid is not None and end != avoid and k < digits + 4 and f(end, k) == f(avoid, k):
+            k += 1
+        ends.append(f(end, k))
+    return f"[{ends[0]}, {ends[1]}]"
 
 
 def count(k: int, n: int, noun: str = "run") -> str:
@@ -244,7 +252,7 @@ def comparison(claim: str, experiment: str, subject: str, quantity: str, estimat
                 runs=runs, excluded=tuple(excluded))
     if estimate is None:
         return Finding(**base, verdict="inconclusive", key="-", sentence=f"{subject}: {quantity}: nothing to compare.")
-    key = f"{f(estimate.value)}{'x' if ratio else ''} {interval(estimate, fmt='sig' if ratio else 'num')}"
+    key = f"{f(estimate.value)}{'x' if ratio else ''} {interval(estimate, fmt='sig' if ratio else 'num', avoid=equal)}"
     seeds = estimate.units
     if too_few(seeds) or not estimate.has_interval:
         return Finding(**base, seeds=seeds, verdict="inconclusive", key=key,

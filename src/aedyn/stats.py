@@ -411,10 +411,8 @@ def _endpoints(make_profile: Callable[[], Callable[[float], float]], centre: flo
             inner, outer = centre + sign * reach, centre + sign * far
             if excess(outer) > 0:
                 lo, hi = (inner, outer) if sign > 0 else (outer, inner)
-                if excess(inner) > 0:  # a profile that is not unimodal: keep the wider end
-                    end = outer
-                else:
-                    end = optimize.brentq(excess, lo, hi, xtol=1e-4)
+                # a profile that is not unimodal (excess already positive inside): keep the wider end
+                end = outer if excess(inner) > 0 else optimize.brentq(excess, lo, hi, xtol=1e-4)
                 break
             reach, step = far, 2 * step
         ends.append(end)
