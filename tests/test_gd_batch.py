@@ -169,8 +169,15 @@ def test_progress_reports_are_unique_and_increasing():
 
 @pytest.mark.parametrize("sync_every", [1, 3, 64])
 def test_the_stopping_step_does_not_depend_on_when_the_host_looks(sync_every):
-    """The stop rule runs on the device: looking every step or every 64 gives identical runs, bit
-    for bit (the same arithmetic in the same order; only frozen steps are added)."""
+    """The stop rule runs on the device: looking every step or every 64 gives the same stopping
+    steps and statuses, and the same runs to rounding. Not bit for bit on every CPU: stopped
+    networks are dropped from the batch at the host's looks, so the batch shrinks at different
+    steps (here the last network runs its final 19 steps alone with sync_every = 1, in a batch of
+    two with 64), and a batch of one takes another GEMM layout for the shared-X encoder gradient
+    (and BLAS may pick other kernels for other batch sizes). Bitwise equal on some CPUs; with
+    ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE (other kernels) the loss differs by 2e-14
+    relative. RTOL (1e-10) still catches a frozen network that takes one step too many or too few
+    (a 2-4% change of its last loss here)."""
     X = sphere(N, D, seed=4)
     ps = stack(nets("joint", range(5)))
     ref = train_batch(X, ps, "joint", lr=0.2, steps=500, target=1e-5, sync_every=1)
@@ -178,8 +185,9 @@ def test_the_stopping_step_does_not_depend_on_when_the_host_looks(sync_every):
     assert len({r.steps for r in ref}) > 1
     for a, b in zip(ref, out, strict=True):
         assert a.steps == b.steps and a.status == b.status
-        assert np.array_equal(a.loss, b.loss)
-        assert torch.equal(a.params.W, b.params.W) and torch.equal(a.params.V, b.params.V)
+        np.testing.assert_allclose(b.loss, a.loss, rtol=RTOL, atol=0)
+        for mine, ref_param in ((b.params.W, a.params.W), (b.params.V, a.params.V)):  # rounding scales with the layer
+            torch.testing.assert_close(mine, ref_param, rtol=RTOL, atol=RTOL * float(ref_param.abs().max()))
 
 
 def test_callback_sees_each_networks_latest_loss():
@@ -249,7 +257,15 @@ def test_batched_lanczos_equals_one_at_a_time_and_eigvalsh():
     for b, M in enumerate(mats):
         alone = lanczos_extremes(lambda v, M=M: M @ v, dim, dtype=torch.float64, tol=1e-10)
         ref = torch.linalg.eigvalsh(M)
-        assert out[b].converged and out[b].iterations == alone.iterations
+        assert out[b].converged
+        if b < 2:  # stopped by tol at a check (every 5 steps; the residual bounds pass it by a factor 1.8 or more)
+            assert out[b].iterations == alone.iterations
+        else:
+            # stopped on the invariant subspace: after step 4 the new Lanczos vector is pure rounding, measured
+            # at 1.6-1.8x the invariance threshold eps ||T|| sqrt(dim) (batched and alone, on several kernel
+            # paths), and at 0.01-0.02x after step 5; so a CPU's rounding may end it at step 4 or 5, and the
+            # batched run and the run alone need not agree on which
+            assert {out[b].iterations, alone.iterations} <= {4, 5} and alone.error_max == 0.0
         assert out[b].max == pytest.approx(alone.max, rel=1e-12) == pytest.approx(float(ref[-1]), rel=1e-9)
         assert out[b].min == pytest.approx(alone.min, rel=1e-12, abs=1e-12)
     assert out[2].iterations <= 5 < out[1].iterations and out[2].error_max == 0.0  # stopped on the invariant subspace
