@@ -159,6 +159,24 @@ def test_each_measured_value_against_an_independent_computation(regime):
         assert float(thetaT[0]) >= float(sub[0]) * (1 - 1e-9)
 
 
+def test_the_rate_check_stops_at_the_rounding_floor():
+    """A run with target 0 in float32 falls to the rounding floor of its dtype and stalls there: the
+    rate windows end at the first step at the floor (below it the loss cannot fall), so the stall
+    is not read as a slow contraction. Without the floor the last windows contract by about 1 per
+    step and the rate line would fail."""
+    result = _run(regime="weak", width=512, steps=600, target=0.0, dtype="float32")[1]
+    at_floor = np.flatnonzero(result.loss <= result.floor)
+    assert at_floor.size and at_floor[0] < len(result.loss) - 50  # it reached the floor well before the end
+    stalled = result.loss[at_floor[0]:]
+    assert stalled.max() / stalled.min() < 1e3  # and stayed there (no further contraction)
+    rate = result.certificate.check("rate")
+    assert rate.holds and f"to step {at_floor[0]}" in rate.line
+    loss, w = result.loss.astype(np.float64), result.certificate.window
+    last = int(at_floor[0])
+    worst = max((loss[min(k + w, last)] / loss[k]) ** (1 / (min(k + w, last) - k)) for k in range(0, last, w))
+    assert rate.measured == pytest.approx(worst, rel=1e-6)
+
+
 def test_the_line_and_verdict_follow_the_numbers(wide):
     _, result, X = wide
     strict = certify(result, X, window=1)
