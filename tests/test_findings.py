@@ -109,6 +109,8 @@ def test_the_certificate_names_each_invariant():
     assert "vacuously" in fd.certificate("E3", "s", runs=1, inside=1, kernel=1, rate=1, safe_radius=1,
                                          vacuous=1).sentence
     assert fd.certificate("E3", "s", runs=0, inside=0, kernel=0, rate=0, safe_radius=0).verdict == "inconclusive"
+    one = fd.certificate("E5", "tied", runs=1, inside=0, kernel=1, rate=1, safe_radius=0)
+    assert one.sentence.startswith("tied: not every invariant holds in its one run")
 
 
 def test_statement_is_inconclusive_below_the_minimum_of_seeds():

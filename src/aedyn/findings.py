@@ -303,7 +303,8 @@ def certificate(experiment: str, subject: str, *, runs: int, inside: int, kernel
                 estimate=None, rule="certificate", unit="runs", seeds=seeds, runs=runs)
     if runs == 0:
         return Finding(**base, verdict="inconclusive", key="-", sentence=f"{subject}: no certified run.")
-    head = f"{subject}: every invariant holds in {count(inside, runs)}"
+    head = (f"{subject}: not every invariant holds in its one run" if runs == 1 and not inside else
+            f"{subject}: every invariant holds in {count(inside, runs)}")
     parts = (f"the kernel invariant holds in {kernel}, the rate invariant in {rate} and the safe-radius argument in "
              f"{safe_radius} of {runs}")
     key = f"{inside} of {runs} inside; kernel {kernel}, rate {rate}, safe radius {safe_radius}"

@@ -20,20 +20,25 @@ digits, normalised digits that are not among the training samples), ``F = f(Z)``
   the tied network's mean at initialisation, ``alpha c^2 m kappa^2 z / 2``, into the identity;
 - ``ntk_drift = ||Theta(T) - Theta(0)||_F / ||Theta(0)||_F`` (the finite-width NTK at step 0 and
   at the stop; ``ntk_every`` beyond the budget);
-- ``f0_gap = ||f_0(Z) - a Z||_F / ||a Z||_F``, ``a = alpha m kappa^2 / 2`` (SPEC.md, "Weight
-  tying"), beside its expected size: for unit inputs ``E||w s(w.z)||^2 = kappa^4 (d + 2) / 2`` and
-  ``E[w s(w.z)] = kappa^2 z / 2``, so ``E[f0_gap^2] = (2 d + 3) / m`` exactly for the tied network
-  (``f0_gap_expected = sqrt((2d + 3) / m)``; SPEC's "about sqrt(d/m)" up to the factor
+- ``f0_gap = ||f_0(Z) - a Z||_F / ||a Z||_F``, ``a = alpha m kappa^2 / 2`` (the tied network's
+  mean at initialisation), beside its expected size: for unit inputs ``E||w s(w.z)||^2 = kappa^4
+  (d + 2) / 2`` and ``E[w s(w.z)] = kappa^2 z / 2``, so ``E[f0_gap^2] = (2 d + 3) / m`` exactly for
+  the tied network (``f0_gap_expected = sqrt((2d + 3) / m)``: "about sqrt(d/m)" up to the factor
   ``sqrt(2)``). For the joint network ``f_0`` has mean zero and the gap is about 1 or more.
 
 And the tied infinite-width NTK (:func:`aedyn.kernels.tied_ntk_limit`, closed form; checked
 against Monte Carlo in the tests) against the finite-width tied NTK (:func:`aedyn.ntk.ntk_dense`)
-at growing ``m`` on a small problem: ``||Theta_m - Theta_inf||_F / ||Theta_inf||_F`` per seed and
-the least-squares slope of the seed-mean of its log on ``log m`` (``Theta_m`` averages ``m`` i.i.d.
-terms whose mean is the limit, so ``-1/2`` is expected), with a 95% interval from paired bootstrap resamples of
-the seeds (the same resampled seeds at every width: a seed's networks at different widths share
-their first random draws; :func:`aedyn.experiments.fit_power_law`). The slopes in ``m`` of the
-weight movement, the drift and ``f_0``'s gap in the verdict are fitted the same way (no interval).
+at growing ``m`` on a small problem: ``||Theta_m - Theta_inf||_F / ||Theta_inf||_F`` per seed
+(``Theta_m`` averages ``m`` i.i.d. terms whose mean is the limit, so ``m^(-1/2)`` is expected).
+
+Statistics (:mod:`aedyn.stats`). Every slope in ``m`` (the kernel check's error, the weight
+movement, the drift, ``f_0``'s gap) is :func:`aedyn.stats.fit_slope`: each seed's own
+least-squares slope of ``log q`` on ``log m``, their mean and the t interval over the seeds (a
+seed's networks at different widths share their first random draws, so the seeds are the
+independent units). Every number at a width is the mean over seeds with its t interval. Tied
+against joint is compared only through the interval of the per-seed paired difference (or of the
+log of the per-seed ratio): a tied network and a joint one of the same seed start from the same
+``W_0``. The words come from the rules of :mod:`aedyn.findings`.
 
 Functions here are pure: they return numbers, tables and figures and never print or write files.
 """
@@ -42,26 +47,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from aedyn.certificate import CERTIFICATE_COLUMNS, certificate_sentence, certified_counts, columns_of
+from aedyn import stats
+from aedyn.certificate import CERTIFICATE_COLUMNS, certified_counts, columns_of
 from aedyn.data import load_data
-from aedyn.experiments import (
-    DATA_MARKERS,
-    RECORD_EVERY,
-    REGIME_COLOURS,
-    checkpointed,
-    fit_power_law,
-    small_problems,
-    values_by_seed,
+from aedyn.experiments import RECORD_EVERY, checkpointed, small_problems, style, values_by_seed
+from aedyn.findings import (
+    Finding,
+    above_one,
+    certificate,
+    comparison,
+    count,
+    interval,
+    num,
+    power_law,
+    seeds_phrase,
+    sig,
+    statement,
+    too_few,
+    unfinished,
 )
 from aedyn.job import Notes, TrainJob, run_batch
 from aedyn.kernels import tied_ntk_limit
 from aedyn.model import forward, init_params
 from aedyn.ntk import ntk_dense
+from aedyn.stats import Estimate, Slope
 
 NAME = "E5"
 TITLE = "The weight-tied degeneracy"
@@ -72,45 +87,51 @@ CLAIM = ("Weight-tied autoencoders trained by gradient descent from random initi
 ARCHITECTURES: tuple[str, ...] = ("tied", "joint")
 SCALINGS: tuple[str, ...] = ("ntk", "mean-field")
 IDENTITY_WITHIN = 0.1
-"""A map counts as close to ``c`` times the identity when ``beyond_c`` is below this."""
+"""A map counts as close to ``c`` times the identity when the 95% interval of ``beyond_c`` lies
+below this, and as not close when it lies above."""
 RESCALED_WITHIN = 0.2
-"""``W_T`` counts as a rescaled ``W_0`` when ``rescale_distance`` is below this."""
+"""``W_T`` counts as a rescaled ``W_0`` when the 95% interval of ``rescale_distance`` lies below
+this, and as not one when it lies above."""
 LAZY_MOVEMENT = 0.1
-"""A run counts as lazy when its relative weight movement and NTK drift are below this."""
-SLOPE_RANGE = (-0.7, -0.3)
-"""The kernel-limit error slope counts as ``m^(-1/2)`` when it lies in this range."""
+"""Training counts as lazy when the 95% intervals of the relative weight movement and of the NTK
+drift both lie below this, and as not lazy when either lies above."""
+EXPONENT = -0.5
+"""The exponent in ``m`` of the tied kernel's distance to its limit and of ``f_0``'s gap (the
+fluctuation of an average of ``m`` i.i.d. terms), and the lazy-training bound ``O(m^-1/2)`` the
+weight movement and the drift are held against."""
+SLOPE_SEEDS = 8
+"""The full config runs at least this many seeds wherever a slope in ``m`` is reported."""
 
 
 def config(quick: bool = False, seeds: int | None = None, device: str = "cpu") -> dict:
     """Everything the run depends on, JSON-ready. ``quick``: sphere (n = 16, d = 8) at m = 256,
-    1024 and digits (n = 8) at m = 256, one seed, budgets 1500 / 600 steps, the kernel check at
-    m = 2^8..2^12; otherwise sphere at m = 2^8..2^12, three seeds, budget 2500, digits at
-    m = 2^8..2^11, two seeds, budget 1000 (digits has d = 64, so each step costs eight times a
-    sphere step, and tied digits runs converge slowly), the kernel check at m = 2^8..2^14 with 6
+    1024 with three seeds (budget 1500 steps) and digits (n = 8) at m = 256 with one seed (budget
+    300), the kernel check at m = 2^8, 2^10, 2^12 with 4 seeds; otherwise sphere at m = 2^8..2^12
+    and digits at m = 2^8..2^10, eight seeds each (:data:`SLOPE_SEEDS`: slopes in m are reported
+    for both), budgets 2500 and 1000 steps (digits has d = 64, so each step costs eight times a
+    sphere step, and tied digits runs converge slowly), the kernel check at m = 2^8..2^14 with 12
     seeds. ``seeds`` overrides the number of seeds of every data set."""
     if quick:
-        data = [{"name": "sphere", "n": 16, "d": 8, "widths": [256, 1024], "seeds": 1, "max_steps": 1500},
-                {"name": "digits", "n": 8, "d": 64, "widths": [256], "seeds": 1, "max_steps": 600}]
+        data = [{"name": "sphere", "n": 16, "d": 8, "widths": [256, 1024], "seeds": 3, "max_steps": 1500},
+                {"name": "digits", "n": 8, "d": 64, "widths": [256], "seeds": 1, "max_steps": 300}]
         kernel = {"n": 4, "d": 4, "widths": [2 ** k for k in range(8, 13, 2)], "seeds": 4}
     else:
-        data = [{"name": "sphere", "n": 16, "d": 8, "widths": [2 ** k for k in range(8, 13)], "seeds": 3,
+        data = [{"name": "sphere", "n": 16, "d": 8, "widths": [2 ** k for k in range(8, 13)], "seeds": SLOPE_SEEDS,
                  "max_steps": 2500},
-                {"name": "digits", "n": 8, "d": 64, "widths": [2 ** k for k in range(8, 12)], "seeds": 2,
+                {"name": "digits", "n": 8, "d": 64, "widths": [2 ** k for k in range(8, 11)], "seeds": SLOPE_SEEDS,
                  "max_steps": 1000}]
-        kernel = {"n": 4, "d": 4, "widths": [2 ** k for k in range(8, 15)], "seeds": 6}
+        kernel = {"n": 4, "d": 4, "widths": [2 ** k for k in range(8, 15)], "seeds": 12}
     for entry in data:
         entry["seeds"] = list(range(entry["seeds"] if seeds is None else int(seeds)))
     return {"architectures": list(ARCHITECTURES), "scalings": list(SCALINGS), "data": data, "data_seed": 0,
             "heldout_seed": 1, "n_test": 64, "target": 1e-5, "kappa": 1.0, "nu": 1.0, "lr": "auto",
-            "dtype": "float64", "record_every": RECORD_EVERY, "device": device, "kernel_check": kernel,
-            "bootstrap": 1000}
+            "dtype": "float64", "record_every": RECORD_EVERY, "device": device, "kernel_check": kernel}
 
 
 def setup(config: dict) -> list[str]:
     """The set-up in sentences for the report."""
     data = "; ".join(f"{d['name']} (n = {d['n']}, d = {d['d']}; m = {', '.join(str(w) for w in d['widths'])}; "
-                     f"{len(d['seeds'])} seed{'s' if len(d['seeds']) != 1 else ''}; at most {d['max_steps']} steps)"
-                     for d in config["data"])
+                     f"{seeds_phrase(len(d['seeds']))}; at most {d['max_steps']} steps)" for d in config["data"])
     k = config["kernel_check"]
     return [
         f"Data: {data}; rows normalised; training data seed {config['data_seed']}.",
@@ -120,18 +141,23 @@ def setup(config: dict) -> list[str]:
         f"seeds; output scalings {' and '.join(config['scalings'])} (alpha = 1/sqrt(m) and 1/m); kappa = "
         f"{config['kappa']:g}, nu = {config['nu']:g}; {config['dtype']}.",
         "Step size: eta = 1/lambda_max(Theta(0)) of each network (lr='auto'); each run stops at L <= "
-        f"{config['target']:g} L(0) or when its step budget is spent (status says which).",
+        f"{config['target']:g} L(0) or when its step budget is spent (status says which; a run stopped by its "
+        "budget is still training, and is named so wherever it counts).",
         "Measured on held-out inputs Z: ||f(Z) - Z||_F/||Z||_F; the best scalar c = <f(Z), Z>/||Z||^2 and the spread "
         "of the per-input c_i; what remains beyond c z, ||f(Z) - cZ||/||f(Z)||; and f_0 against alpha m kappa^2 z/2 "
         "(expected relative gap sqrt((2d+3)/m) for tied networks). Measured on the weights: ||W_T - W_0||/||W_0||, the "
         "largest single-neuron movement, min_c ||W_T - c W_0||/||W_T|| and that c, and the NTK's drift "
         "||Theta(T) - Theta(0)||_F/||Theta(0)||_F.",
         f"Tied infinite-width NTK check: sphere n = {k['n']}, d = {k['d']}, the closed-form limit against the "
-        f"finite-width tied NTK at m = {', '.join(str(w) for w in k['widths'])} ({k['seeds']} seeds each), relative "
-        "Frobenius error and its fitted slope in m (expected -1/2): least-squares line through the seed-mean of "
-        f"log error against log m, 95% percentile interval from {config['bootstrap']} paired bootstrap resamples of "
-        "the seeds (the same resampled seeds at every width: a seed's networks at different widths share their "
-        "first random draws). Slopes in m elsewhere: the same line, without an interval.",
+        f"finite-width tied NTK at m = {', '.join(str(w) for w in k['widths'])} ({seeds_phrase(int(k['seeds']))} "
+        "each), relative Frobenius error and its slope in m (expected -1/2).",
+        "Statistics: at a width, the mean over seeds with its 95% t interval; a slope in m, the mean of the seeds' own "
+        "least-squares slopes of log q on log m with the t interval over seeds (a seed's networks at different widths "
+        "share their first random draws, so seeds are the independent units); tied against joint, the t interval of "
+        "the per-seed paired differences (or of the logs of the per-seed ratios), the two starting from the same W_0. "
+        f"A map counts as close to a multiple of the identity when the interval of ||f(z) - cz||/||f(z)|| lies below "
+        f"{IDENTITY_WITHIN:g}, training as lazy when those of the weight movement and the NTK drift lie below "
+        f"{LAZY_MOVEMENT:g}; fewer than 3 seeds decide nothing.",
     ]
 
 
@@ -255,7 +281,9 @@ def _measure(result: Any, X: torch.Tensor, Z: torch.Tensor, arch: str, config: d
 
 
 def kernel_check(config: dict) -> dict:
-    """The tied infinite-width NTK against finite-width tied NTKs (see the module docstring)."""
+    """The tied infinite-width NTK against finite-width tied NTKs (see the module docstring):
+    ``errors[j][i]``, seed ``i``'s relative Frobenius distance at ``widths[j]``, and ``slope``, their
+    :func:`aedyn.stats.fit_slope` (the findings refit it from ``errors``)."""
     k = config["kernel_check"]
     X = load_data("sphere", n=k["n"], d=k["d"], seed=config["data_seed"], dtype="float64")
     kappa = float(config["kappa"])
@@ -263,7 +291,7 @@ def kernel_check(config: dict) -> dict:
     seeds = list(range(int(k["seeds"])))
     errors = [[float((ntk_dense(init_params(k["d"], m, regime="tied", seed=s, kappa=kappa), X, "tied") - T).norm()
                      / T.norm()) for s in seeds] for m in k["widths"]]
-    fit = fit_power_law(k["widths"], errors, resamples=int(config["bootstrap"]))
+    fit = stats.fit_slope(k["widths"], errors)
     return {"n": int(k["n"]), "d": int(k["d"]), "widths": [int(m) for m in k["widths"]], "seeds": seeds,
             "errors": errors, "limit_norm": float(T.norm()),
             "slope": fit.to_dict() if fit is not None else {"value": None, "ci_low": None, "ci_high": None}}
@@ -306,7 +334,7 @@ def _run(config: dict, progress: Callable[[str, float], None] | None, checkpoint
     return {"config": config, "notes": sorted(set(notes.messages)), "runs": runs, "kernel_check": check}
 
 
-# ---- the table, the verdict -----------------------------------------------------------------------
+# ---- the tables ----------------------------------------------------------------------------------
 
 COLUMNS = ("architecture", "scaling", "data", "n", "d", "n_test", "width", "seed", "status", "steps", "eta",
            "lambda_max0", "lambda_max_final", "alpha", "final_relative_loss", "train_error", "heldout_error", "c",
@@ -317,6 +345,8 @@ TEXT = ("architecture", "scaling", "data", "status")
 FLAGS = tuple(c for c in CERTIFICATE_COLUMNS if c == "cert_inside" or c.endswith("_holds"))
 HEADLINE = ("heldout_error", "c", "c_std", "beyond_c", "train_error", "weight_change_W", "max_neuron_rel_W",
             "rescale_distance", "rescale_c", "rescale_c_identity", "ntk_drift", "f0_gap", "f0_gap_expected", "steps")
+"""The per-group numbers of :func:`summary` (mean over seeds at the largest width, with the interval)."""
+KERNEL_COLUMNS = ("n", "d", "width", "seed", "error")
 
 
 def tabulate(results: dict) -> Any:
@@ -330,270 +360,788 @@ def tabulate(results: dict) -> Any:
     return table
 
 
-def _med(rows: Any, column: str) -> float:
-    v = rows[column].median()
-    return float(v) if np.isfinite(v) else math.nan
+def tables(results: dict) -> dict[str, Any]:
+    """Beside the main table, ``kernel_check``: the tied NTK's relative distance to its infinite-width
+    limit, one row per width and seed (columns :data:`KERNEL_COLUMNS`)."""
+    import pandas as pd
 
-
-def _slope(rows: Any, column: str) -> float | None:
-    """The slope in ``m`` of ``column`` (:func:`aedyn.experiments.fit_power_law`, seeds lined up
-    across widths; no interval); ``None`` with fewer than two widths where it is positive."""
-    fit = fit_power_law(*values_by_seed(rows.to_dict("records"), column), resamples=0)
-    return None if fit is None else fit.value
-
-
-def _num(x: float | None, fmt: str = "{:.3g}") -> str:
-    return "n/a" if x is None or not np.isfinite(x) else fmt.format(x)
-
-
-def _what_tied(t: dict) -> str:
-    """What the trained tied map is, in words, from its medians."""
-    if t["beyond_c"] < IDENTITY_WITHIN:
-        near = "the identity" if abs(t["c"] - 1) < IDENTITY_WITHIN else f"c·identity with c = {t['c']:.3g}"
-        what = f"a map close to {near} on inputs it never saw"
-    else:
-        what = f"a map that is not a multiple of the identity on inputs it never saw (c = {t['c']:.3g})"
-    return (f"{what}: held-out relative error {t['heldout_error']:.3g}, best scalar c = {t['c']:.3g} (per-input "
-            f"spread {t['c_std']:.2g}), {100 * t['beyond_c']:.2g}% of f(x) beyond c x")
-
-
-def _rescaled(t: dict) -> str:
-    """Whether ``W_T`` is a rescaled ``W_0``, close to ``W_0`` itself, or neither, in words."""
-    dist, c, moved = t["rescale_distance"], t["rescale_c"], t["weight_change_W"]
-    if dist < RESCALED_WITHIN and abs(c - 1) > 2 * dist:
-        return (f"a rescaled initialisation: W_T ≈ c W_0 within {100 * dist:.2g}% (c = {c:.3g}; the c that makes "
-                f"the mean initial map the identity is sqrt(2/(alpha m kappa^2)) = {t['rescale_c_identity']:.3g})")
-    if moved < LAZY_MOVEMENT:
-        return (f"close to their initialisation (moved {100 * moved:.2g}%; {100 * dist:.2g}% away from the nearest "
-                f"c W_0, c = {c:.3g})")
-    if moved < RESCALED_WITHIN:
-        return (f"near their initialisation but not lazy (moved {100 * moved:.2g}%; {100 * dist:.2g}% away from the "
-                f"nearest c W_0, c = {c:.3g})")
-    return (f"neither their initialisation nor a rescaled one: moved {100 * moved:.2g}%, and "
-            f"{100 * dist:.2g}% away from the nearest c W_0 (c = {c:.3g}; sqrt(2/(alpha m kappa^2)) = "
-            f"{t['rescale_c_identity']:.3g})")
-
-
-def _lazy(entry: dict) -> bool:
-    return entry["weight_change_W"] < LAZY_MOVEMENT and entry["ntk_drift"] < LAZY_MOVEMENT
-
-
-def verdict(results: dict) -> tuple[list[str], dict]:
-    """Sentences computed from the numbers and the summary: ``groups`` (per architecture, scaling
-    and data set: medians over seeds at the largest width, and the slopes in m of the weight
-    movement and the drift), ``kernel_check`` (the tied limit's error slope) and ``statuses``."""
-    table = tabulate(results)
-    sentences: list[str] = []
-    groups: list[dict] = []
-    for (data, scaling, arch), rows in table.groupby(["data", "scaling", "architecture"], sort=True):
-        top = int(rows["width"].max())
-        last = rows[rows["width"] == top]
-        entry: dict[str, Any] = {"architecture": arch, "scaling": scaling, "data": data, "width": top,
-                                 "seeds": len(last)}
-        entry.update({name: _med(last, name) for name in HEADLINE})
-        entry["converged"] = int((rows["status"] == "converged").sum())
-        entry["converged_top"] = int((last["status"] == "converged").sum())
-        entry["runs"] = len(rows)
-        entry["movement_slope"] = _slope(rows, "weight_change_W")
-        entry["drift_slope"] = _slope(rows, "ntk_drift")
-        entry["heldout_error_by_width"] = {str(int(w)): _med(g, "heldout_error") for w, g in rows.groupby("width")}
-        entry["c_by_width"] = {str(int(w)): _med(g, "c") for w, g in rows.groupby("width")}
-        groups.append({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in entry.items()})
-    find = {(g["data"], g["scaling"], g["architecture"]): g for g in groups}
-    nan = {k: math.nan for k in HEADLINE}
-    for data, scaling in sorted({(g["data"], g["scaling"]) for g in groups}):
-        t = {**nan, **{k: v for k, v in find.get((data, scaling, "tied"), {}).items() if v is not None}}
-        j = {**nan, **{k: v for k, v in find.get((data, scaling, "joint"), {}).items() if v is not None}}
-        if (data, scaling, "tied") in find:
-            tied = find[(data, scaling, "tied")]
-            how = ("converged to" if tied["converged_top"] == tied["seeds"] else
-                   f"ended, with {tied['converged_top']} of {tied['seeds']} seeds at the target and the others at the "
-                   "end of their step budget, at")
-            sentences.append(f"{data}, {scaling} scaling, m = {tied['width']} (medians over seeds): the tied network "
-                             f"{how} {_what_tied(t)}; its weights are {_rescaled(t)}.")
-        if (data, scaling, "joint") in find and (data, scaling, "tied") in find:
-            better = "worse" if j["heldout_error"] > t["heldout_error"] else "better"
-            sentences.append(
-                f"{data}, {scaling}: the untied (joint) network reconstructs held-out inputs {better} than the tied "
-                f"one "
-                f"(relative error {j['heldout_error']:.3g} against {t['heldout_error']:.3g}); its best scalar is "
-                f"c = {j['c']:.3g} with {100 * j['beyond_c']:.2g}% of f(x) beyond c x (tied: c = {t['c']:.3g}, "
-                f"{100 * t['beyond_c']:.2g}%), so on unseen inputs the joint network is "
-                + ("also close to a multiple of the identity." if j["beyond_c"] < IDENTITY_WITHIN else
-                   "not a multiple of the identity."))
-            tl, jl = _lazy(t), _lazy(j)
-            ts, js = find[(data, scaling, "tied")]["movement_slope"], find[(data, scaling, "joint")]["movement_slope"]
-            sentences.append(
-                f"{data}, {scaling}: weight movement ||W_T - W_0||/||W_0|| tied {t['weight_change_W']:.3g} against "
-                f"joint {j['weight_change_W']:.3g} (slopes in m {_num(ts, '{:+.2f}')} and {_num(js, '{:+.2f}')}), "
-                f"largest relative single-neuron movement {t['max_neuron_rel_W']:.3g} against "
-                f"{j['max_neuron_rel_W']:.3g}, NTK drift {t['ntk_drift']:.3g} against {j['ntk_drift']:.3g}; counting a "
-                f"run as lazy when its movement and drift are both below {LAZY_MOVEMENT:g}, the tied run is "
-                f"{'lazy' if tl else 'not lazy'} and the joint run is {'lazy' if jl else 'not lazy'}"
-                + ("" if all(find[(data, scaling, a)]["converged_top"] == find[(data, scaling, a)]["seeds"]
-                             for a in ("tied", "joint")) else
-                   " (not every seed reached the target: those moved only as far as their step budget took them)")
-                + ".")
-        if (data, scaling, "tied") in find:
-            rows = table[(table["data"] == data) & (table["scaling"] == scaling) & (table["architecture"] == "tied")]
-            ratio = rows["f0_gap"] / rows["f0_gap_expected"]
-            gap_slope = _slope(rows, "f0_gap")
-            sentences.append(
-                f"{data}, {scaling}: the tied network at initialisation differs from alpha m kappa^2 x/2 by "
-                f"{_num(_med(rows, 'f0_gap'))} (median, all widths) on held-out inputs, "
-                + (f"{ratio.min():.2f}" if f"{ratio.min():.2f}" == f"{ratio.max():.2f}" else
-                   f"{ratio.min():.2f}-{ratio.max():.2f}") + " times the expected sqrt((2d+3)/m)"
-                + (f", falling with m (slope {gap_slope:+.2f})." if gap_slope is not None else "."))
-    statuses = table["status"].value_counts().to_dict()
-    missed = int((table["status"] != "converged").sum())
-    if missed:
-        sentences.append(f"{missed} of {len(table)} runs did not reach the target within their step budget "
-                         f"({', '.join(f'{v} {k}' for k, v in sorted(statuses.items()))}); their numbers are "
-                         "those at the end of the budget.")
-    else:
-        sentences.append(f"All {len(table)} runs reached the target.")
     kc = results.get("kernel_check")
-    kernel: dict[str, Any] | None = None
+    rows = [] if kc is None else [
+        {"n": int(kc["n"]), "d": int(kc["d"]), "width": int(m), "seed": int(s), "error": float(e)}
+        for m, errors in zip(kc["widths"], kc["errors"], strict=True)
+        for s, e in zip(kc["seeds"], errors, strict=True)]
+    return {"kernel_check": pd.DataFrame(rows, columns=list(KERNEL_COLUMNS))}
+
+
+# ---- the numbers behind the words ----------------------------------------------------------------
+
+def _datas(table: Any) -> list[str]:
+    return list(dict.fromkeys(table["data"]))
+
+
+def _archs(table: Any) -> list[str]:
+    present = set(table["architecture"])
+    return [a for a in ARCHITECTURES if a in present] + sorted(present - set(ARCHITECTURES))
+
+
+def _scalings(table: Any) -> list[str]:
+    present = set(table["scaling"])
+    return [s for s in SCALINGS if s in present] + sorted(present - set(SCALINGS))
+
+
+def _select(table: Any, data: str, scaling: str | None = None, arch: str | None = None,
+            width: int | None = None) -> Any:
+    keep = table["data"] == data
+    if scaling is not None:
+        keep &= table["scaling"] == scaling
+    if arch is not None:
+        keep &= table["architecture"] == arch
+    if width is not None:
+        keep &= table["width"] == width
+    return table[keep]
+
+
+def _top(table: Any, data: str) -> int:
+    """The largest width of ``data``: where the trained maps are compared."""
+    return int(_select(table, data)["width"].max())
+
+
+def _mean(values: Any) -> Estimate | None:
+    """The mean over seeds with its t interval (:func:`aedyn.stats.t_interval`; NaN dropped)."""
+    return stats.t_interval([float(v) for v in values])
+
+
+def _ci(e: Estimate | None, digits: int = 3) -> str:
+    """``0.741 [0.733, 0.749]``; ``-`` for nothing; ``(no interval)`` from one seed."""
+    return "-" if e is None else f"{sig(e.value, digits)} {interval(e, digits, 'sig')}"
+
+
+def _slope_text(s: Slope | None) -> str:
+    return "-" if s is None else f"m^{num(s.value)} {interval(s)}"
+
+
+def _place(e: Estimate | None, mark: float) -> str:
+    """Where the 95% interval of ``e`` lies against ``mark``: ``"below"``, ``"above"``, ``"across"``
+    (it holds the mark) or ``"unknown"`` (no estimate, no interval, or fewer than
+    :data:`aedyn.stats.MIN_SEEDS` seeds: nothing is decided)."""
+    if e is None or not e.has_interval or too_few(e.units):
+        return "unknown"
+    if e.high < mark:  # type: ignore[operator]
+        return "below"
+    if e.low > mark:  # type: ignore[operator]
+        return "above"
+    return "across"
+
+
+def _paired(table: Any, data: str, scaling: str, width: int | None, column: str, *, log: bool) -> list[float]:
+    """Per seed present in both, tied's ``column`` minus joint's (``log``: ``log(joint / tied)``)."""
+    tied = _select(table, data, scaling, "tied", width).set_index("seed")[column]
+    joint = _select(table, data, scaling, "joint", width).set_index("seed")[column]
+    out = []
+    for seed in sorted(set(tied.index) & set(joint.index)):
+        t, j = float(tied[seed]), float(joint[seed])
+        if not (math.isfinite(t) and math.isfinite(j)):
+            continue
+        if log:
+            if t > 0 and j > 0:
+                out.append(math.log(j / t))
+        else:
+            out.append(t - j)
+    return out
+
+
+def _ratio(logs: Sequence[float]) -> Estimate | None:
+    """The geometric mean of per-seed ratios with the exponentiated t interval of their logs."""
+    e = stats.t_interval(logs)
+    if e is None:
+        return None
+    return Estimate(math.exp(e.value), None if e.low is None else math.exp(e.low),
+                    None if e.high is None else math.exp(e.high), e.level,
+                    "geometric mean of per-seed ratios; t interval of their logs", e.units)
+
+
+def _slope(rows: Any, column: str) -> Slope | None:
+    """The slope in ``m`` of ``column`` over ``rows`` (:func:`aedyn.stats.fit_slope` on the values
+    lined up by seed, :func:`aedyn.experiments.values_by_seed`); ``None`` below two widths."""
+    if not len(rows):
+        return None
+    widths, values = values_by_seed(rows.to_dict("records"), column)
+    return stats.fit_slope(widths, values)
+
+
+def _status_clauses(rows: Any) -> list[str]:
+    """The runs of ``rows`` stopped by the step budget (:func:`aedyn.findings.unfinished`) and those
+    that diverged, as clauses; none when every run reached the target."""
+    n = len(rows)
+    out = [unfinished(int((rows["status"] == "max_steps").sum()), n)]
+    diverged = int((rows["status"] == "diverged").sum())
+    if diverged:
+        out.append(f"{count(diverged, n)} diverged (left out of the numbers)")
+    return [c for c in out if c]
+
+
+def _errors_above_one(rows_by_name: dict[str, Any]) -> str | None:
+    """:func:`aedyn.findings.above_one` on the held-out errors: a network counts only when its
+    interval's lower end (its one value, from one seed) is above 1."""
+    lows = {}
+    for name, rows in rows_by_name.items():
+        e = _mean(rows["heldout_error"])
+        if e is not None:
+            lows[name] = e.low if e.has_interval else e.value
+    return above_one(lows)
+
+
+def _append(sentence: str, clauses: Sequence[str | None]) -> str:
+    """``sentence`` with factual clauses (counts, numbers) after it as one more sentence."""
+    kept = "; ".join(c for c in clauses if c)
+    return sentence if not kept else f"{sentence} {kept[0].upper()}{kept[1:]}."
+
+
+def _with(f: Finding, clauses: Sequence[str | None]) -> Finding:
+    """``f`` with :func:`_append`'s clauses: the rule's sentence and verdict are kept as they are."""
+    return replace(f, sentence=_append(f.sentence, clauses))
+
+
+# ---- findings ------------------------------------------------------------------------------------
+
+def _lazy_words(moved: Estimate | None, drift: Estimate | None) -> str:
+    """Whether training was lazy, from the intervals of the weight movement and the NTK drift
+    against :data:`LAZY_MOVEMENT`."""
+    a, b = _place(moved, LAZY_MOVEMENT), _place(drift, LAZY_MOVEMENT)
+    mark = f"{LAZY_MOVEMENT:.0%}"
+    if "unknown" in (a, b):
+        word = "too few seeds to say whether its training was lazy"
+    elif a == b == "below":
+        word = f"its training was lazy (movement and drift below {mark})"
+    elif "above" in (a, b):
+        word = f"its training was not lazy (movement or drift above {mark})"
+    else:
+        word = f"whether its training was lazy cannot be told (an interval holds {mark})"
+    return f"{word}: ||W_T - W_0||/||W_0|| = {_ci(moved)}, NTK drift {_ci(drift)}"
+
+
+def _identity_finding(table: Any, data: str, scaling: str, arch: str, *, against: str | None = None) -> Finding:
+    """Rule ``tied/identity``: at the largest width, is the trained ``arch`` map a multiple of the
+    identity on held-out inputs? The 95% interval of ``beyond_c`` below :data:`IDENTITY_WITHIN`:
+    ``supported`` (the degeneracy); above it: ``not supported``; holding it, too few seeds, or any run
+    stopped by its step budget (still training, so not what training converges to):
+    ``inconclusive``. The sentence adds ``c``, the held-out error, whether training was lazy, and
+    (``against``) the other network's numbers from the same seeds, side by side, uncompared."""
+    width = _top(table, data)
+    rows = _select(table, data, scaling, arch, width)
+    ok = rows[rows["status"] != "diverged"]
+    beyond, c, error = _mean(ok["beyond_c"]), _mean(ok["c"]), _mean(ok["heldout_error"])
+    seeds = 0 if beyond is None else beyond.units
+    mark = f"{IDENTITY_WITHIN:.0%}"
+    what = f"the {arch} map is within {mark} of a multiple of the identity"
+    words, verdict = {
+        "below": (what, "supported"),
+        "above": (f"the {arch} map is not within {mark} of a multiple of the identity", "not supported"),
+        "across": (f"whether {what} cannot be told (the interval holds {mark})", "inconclusive"),
+        "unknown": (f"{seeds_phrase(seeds)}: too few to say whether {what} (at least {stats.MIN_SEEDS} are needed)",
+                    "inconclusive"),
+    }[_place(beyond, IDENTITY_WITHIN)]
+    stopped = int((rows["status"] == "max_steps").sum())
+    if stopped and verdict != "inconclusive":
+        verdict = "inconclusive"  # still training: not what training converges to
+        words += " where the step budget stopped it"
+    subject = f"{data}, {scaling} scaling, m = {width}, held-out inputs"
+    moved = _mean(ok["weight_change_W"])
+    text = (f"{subject}: {words}: ||f(Z) - cZ||/||f(Z)|| = {_ci(beyond)} at c = {_ci(c)}, relative error "
+            f"||f(Z) - Z||/||Z|| = {_ci(error)}; {_lazy_words(moved, _mean(ok['ntk_drift']))}")
+    if against is not None:
+        other = _select(table, data, scaling, against, width)
+        other = other[other["status"] != "diverged"]
+        if len(other):
+            text += (f"; the {against} network from the same seeds: ||f(Z) - cZ||/||f(Z)|| = "
+                     f"{_ci(_mean(other['beyond_c']))}, ||W_T - W_0||/||W_0|| = "
+                     f"{_ci(_mean(other['weight_change_W']))}, NTK drift {_ci(_mean(other['ntk_drift']))}")
+    text += f" ({seeds_phrase(seeds)})."
+    f = statement("tied", NAME, subject, f"||f(Z) - cZ||/||f(Z)||, {arch}", text, verdict,
+                  key=f"share beyond c·z {_ci(beyond)}; weight movement {_ci(moved)}", estimate=beyond, seeds=seeds,
+                  runs=len(rows), rule="tied/identity", unit="share")
+    return _with(f, [*_status_clauses(rows), _errors_above_one({f"the {arch} map": ok})])
+
+
+def _degeneracy_finding(table: Any, data: str, scaling: str) -> Finding:
+    """Rule ``tied/degenerate``, the headline: does the trained tied network degenerate, in a form
+    the numbers show? The paper proves "degeneracies" without fixing their form, so the rule names
+    the two forms measured, each decided by a 95% interval at the largest width, on held-out inputs:
+
+    - *a multiple of the identity*: the interval of ``beyond_c`` below :data:`IDENTITY_WITHIN`
+      (:func:`_identity_finding`);
+    - *worse than no map at all*: the interval of the tied map's relative error above 1 (the zero
+      map's) and that of joint's error over tied's below 1 (the untied network from the same seeds
+      does better).
+
+    Either form: ``supported``, the sentence saying which. The identity excluded by its interval and
+    the tied map's error below 1 or joint's over tied's above 1: ``not supported``.
+    Otherwise, too few seeds, or a run still training: ``inconclusive``."""
+    base = _identity_finding(table, data, scaling, "tied", against="joint")
+    width = _top(table, data)
+    tied = _select(table, data, scaling, "tied", width)
+    ok = tied[tied["status"] != "diverged"]
+    error = _mean(ok["heldout_error"])
+    ratio = _ratio(_paired(table, data, scaling, width, "heldout_error", log=True))
+    identity = base.verdict == "supported"
+    worse = (error is not None and error.has_interval and error.low > 1 and ratio is not None
+             and ratio.has_interval and ratio.units >= stats.MIN_SEEDS and ratio.high < 1)
+    better = (error is not None and error.has_interval and error.high < 1) or (
+        ratio is not None and ratio.has_interval and ratio.low > 1)
+    stopped = int((tied["status"] == "max_steps").sum())
+    if base.seeds < stats.MIN_SEEDS or stopped:
+        verdict, form = "inconclusive", "too few finished seeds to say whether it degenerates"
+    elif identity:
+        verdict, form = "supported", "the tied network degenerates to a multiple of the identity"
+    elif worse:
+        verdict, form = "supported", (f"the tied network degenerates: on unseen inputs it is no multiple of the "
+                                      f"identity and does worse than the zero map (relative error {_ci(error)}) and "
+                                      f"than the untied network (joint's error over tied's {_ci(ratio)})")
+    elif better and base.verdict == "not supported":  # the identity excluded by its interval, and no worse
+        verdict, form = "not supported", "no degeneracy measured: the tied map is no multiple of the identity, and " \
+                                         "it reconstructs unseen inputs as well as the zero map or the untied network"
+    else:
+        verdict, form = "inconclusive", "whether the tied network degenerates cannot be told from these intervals"
+    return replace(base, verdict=verdict, rule="tied/degenerate", sentence=f"{form}. {base.sentence}",
+                   key=f"{base.key}; held-out error {_ci(error)}")
+
+
+def _error_comparison(table: Any, data: str, scaling: str) -> Finding:
+    """Joint's held-out error over tied's at the largest width: the geometric mean of the per-seed
+    ratios with the t interval of their logs, through :func:`aedyn.findings.comparison`; the two
+    errors beside it, runs stopped by their budget and errors above 1 named."""
+    width = _top(table, data)
+    est = _ratio(_paired(table, data, scaling, width, "heldout_error", log=True))
+    tied, joint = (_select(table, data, scaling, a, width) for a in ("tied", "joint"))
+    f = comparison("tied", NAME, f"{data}, {scaling} scaling, m = {width}, held-out inputs",
+                   "relative error ||f(Z) - Z||/||Z||, joint's over tied's", est, equal=1.0, ratio=True,
+                   runs=len(tied) + len(joint), larger="joint reconstructs held-out inputs worse than tied",
+                   smaller="joint reconstructs held-out inputs better than tied")
+    numbers = f"tied's error is {_ci(_mean(tied['heldout_error']))}, joint's {_ci(_mean(joint['heldout_error']))}"
+    return _with(f, [numbers, *_status_clauses(_concat(tied, joint)),
+                     _errors_above_one({"the tied map": tied, "the joint map": joint})])
+
+
+def _concat(*frames: Any) -> Any:
+    import pandas as pd
+
+    return pd.concat(frames)
+
+
+def _beyond_comparison(table: Any, data: str, scaling: str) -> Finding:
+    """Tied's ``beyond_c`` minus joint's at the largest width (per-seed paired differences)."""
+    width = _top(table, data)
+    est = stats.t_interval(_paired(table, data, scaling, width, "beyond_c", log=False))
+    rows = _concat(*(_select(table, data, scaling, a, width) for a in ("tied", "joint")))
+    f = comparison("tied", NAME, f"{data}, {scaling} scaling, m = {width}, held-out inputs",
+                   "||f(Z) - cZ||/||f(Z)||, tied's minus joint's", est, equal=0.0, runs=len(rows),
+                   larger="the tied map is further from a multiple of the identity than the joint one",
+                   smaller="the tied map is closer to a multiple of the identity than the joint one")
+    return _with(f, _status_clauses(rows))
+
+
+def _movement_comparison(table: Any, data: str, scaling: str) -> Finding:
+    """Tied's slope in ``m`` of the weight movement minus joint's (:func:`aedyn.stats.slope_difference`,
+    Welch's interval on the two sets of per-seed slopes), each slope beside it."""
+    rows = {a: _select(table, data, scaling, a) for a in ("tied", "joint")}
+    slopes = {a: _slope(r, "weight_change_W") for a, r in rows.items()}
+    est = None if None in slopes.values() else stats.slope_difference(slopes["tied"], slopes["joint"])  # type: ignore[arg-type]
+    widths = sorted({int(w) for r in rows.values() for w in r["width"]})
+    span = f"m = {widths[0]}..{widths[-1]}" if len(widths) > 1 else f"m = {widths[0]}"
+    f = comparison("tied", NAME, f"{data}, {scaling} scaling, {span}",
+                   "slope in m of ||W_T - W_0||/||W_0||, tied's minus joint's", est, equal=0.0,
+                   runs=sum(len(r) for r in rows.values()),
+                   larger="tied's weight movement falls more slowly with m than joint's (or grows)",
+                   smaller="tied's weight movement falls faster with m than joint's")
+    numbers = None if None in slopes.values() else (
+        f"tied's movement goes like {_slope_text(slopes['tied'])}, joint's like {_slope_text(slopes['joint'])}")
+    return _with(f, [numbers, *_status_clauses(_concat(*rows.values()))])
+
+
+def _kernel_finding(kc: dict) -> Finding:
+    """The tied NTK's distance to its infinite-width limit against ``m^(-1/2)``
+    (:func:`aedyn.findings.power_law`, ``kind="equals"``), refitted from the errors."""
+    widths = [int(m) for m in kc["widths"]]
+    slope = stats.fit_slope(widths, kc["errors"]) if len(widths) > 1 else None
+    span = f"m = {min(widths)}..{max(widths)}" if widths else "no width"
+    return power_law("tied", NAME, f"tied NTK, sphere n = {kc['n']}, d = {kc['d']}, {span}",
+                     "the finite-width NTK's relative distance to its infinite-width limit", slope,
+                     reference=EXPONENT, kind="equals", runs=len(widths) * len(kc["seeds"]))
+
+
+def _certified(rows: Any) -> dict[str, int]:
+    """Counts of the runs of ``rows`` with a certificate: ``runs``, ``inside``, ``kernel``, ``rate``,
+    ``safe_radius`` (runs holding each), ``vacuous`` (runs of no step), ``seeds``, and ``missing``."""
+    known = rows[rows["cert_inside"].notna()]
+
+    def holds(column: str) -> int:
+        return int(known[column].fillna(False).astype(bool).sum())
+
+    return {"runs": len(known), "inside": holds("cert_inside"), "kernel": holds("cert_kernel_holds"),
+            "rate": holds("cert_rate_holds"), "safe_radius": holds("cert_safe_radius_holds"),
+            "vacuous": int((known["steps"] == 0).sum()), "seeds": int(known["seed"].nunique()),
+            "missing": len(rows) - len(known)}
+
+
+def _certificate_finding(rows: Any, subject: str, *, where: bool = True) -> Finding:
+    """:func:`aedyn.findings.certificate` over ``rows``; ``where``: name the groups (architecture,
+    scaling, data set) in which the kernel or rate invariant fails, and how many of their runs."""
+    c = _certified(rows)
+    f = certificate(NAME, subject, runs=c["runs"], inside=c["inside"], kernel=c["kernel"], rate=c["rate"],
+                    safe_radius=c["safe_radius"], seeds=c["seeds"], vacuous=c["vacuous"])
+    clauses = []
+    if where:
+        parts = []
+        for (arch, scaling, data), g in rows.groupby(["architecture", "scaling", "data"], sort=False):
+            k = _certified(g)
+            fails = [f"kernel in {k['runs'] - k['kernel']}" if k["kernel"] < k["runs"] else "",
+                     f"rate in {k['runs'] - k['rate']}" if k["rate"] < k["runs"] else ""]
+            fails = [x for x in fails if x]
+            if fails:
+                parts.append(f"{arch}, {scaling}, {data}: {' and '.join(fails)} of {k['runs']}")
+        if parts:
+            clauses.append("the kernel or rate invariant fails for " + "; ".join(parts))
+    if c["missing"]:
+        clauses.append(f"{count(c['missing'], len(rows))} carried no certificate (not counted)")
+    return _with(f, clauses)
+
+
+def findings(results: dict) -> list[Finding]:
+    """At most five findings, on the first data set (sphere) under NTK scaling:
+
+    1. the headline (claim ``tied``): does the trained tied network degenerate, and how (rule
+       ``tied/degenerate``, :func:`_degeneracy_finding`: a multiple of the identity, or worse than
+       the zero map and the untied network on held-out inputs), with its laziness and the joint
+       network's numbers beside it;
+    2. joint's held-out error over tied's, through the interval of the per-seed ratios;
+    3. tied's slope in ``m`` of the weight movement minus joint's;
+    4. the tied NTK's distance to its infinite-width limit against ``m^(-1/2)``;
+    5. the certificate over every run (tied and joint, both scalings, every data set)."""
+    table = tabulate(results)
+    out: list[Finding] = []
+    if len(table):
+        data = _datas(table)[0]
+        scalings, archs = _scalings(table), _archs(table)
+        scaling = "ntk" if "ntk" in scalings else scalings[0]
+        if "tied" in archs:
+            first = _degeneracy_finding(table, data, scaling) if "joint" in archs else _identity_finding(
+                table, data, scaling, "tied")
+            out.append(first.as_headline("heldout"))
+        if {"tied", "joint"} <= set(archs):
+            out.append(_error_comparison(table, data, scaling))
+            out.append(_movement_comparison(table, data, scaling))
+    kc = results.get("kernel_check")
     if kc is not None:
-        s = kc["slope"]
-        lo, hi = SLOPE_RANGE
-        ok = s["value"] is not None and lo <= s["value"] <= hi
-        err = np.asarray(kc["errors"], dtype=float).mean(axis=1)
-        ci = "" if s["ci_low"] is None else f" (95% bootstrap interval {s['ci_low']:+.2f} to {s['ci_high']:+.2f})"
-        sentences.append(
-            f"Tied infinite-width NTK (n = {kc['n']}, d = {kc['d']}): the finite-width tied NTK's relative distance "
-            f"to the closed-form limit falls from {err[0]:.3g} at m = {kc['widths'][0]} to {err[-1]:.3g} at "
-            f"m = {kc['widths'][-1]}, "
-            + ("too few widths to fit a slope." if s["value"] is None else
-               f"slope {s['value']:+.2f}{ci}: "
-               + (f"consistent with m^(-1/2) (within {lo:g} to {hi:g})." if ok else
-                  f"outside {lo:g} to {hi:g}, not the m^(-1/2) expected.")))
-        kernel = {"slope": s["value"], "ci_low": s["ci_low"], "ci_high": s["ci_high"], "widths": kc["widths"],
-                  "mean_errors": [float(e) for e in err], "consistent": bool(ok)}
-    sentences += certificate_sentence(table, ("architecture", "scaling", "data"))
-    return sentences, {"groups": groups, "kernel_check": kernel, "statuses": {str(k): int(v) for k, v in
-                                                                               statuses.items()},
-                       "certificate": certified_counts(table, ["architecture", "scaling", "data"])}
+        out.append(_kernel_finding(kc))
+    if len(table):
+        out.append(_certificate_finding(table, "tied and joint, every data set, scaling and width"))
+    return out[:5]
+
+
+_SLOPED = (("weight_change_W", "||W_T - W_0||/||W_0||"),
+           ("ntk_drift", "the NTK drift ||Theta(T) - Theta(0)||/||Theta(0)||"))
+"""The quantities whose slopes in m the details hold against the lazy bound m^(-1/2)."""
+
+
+def _rescaled_sentence(table: Any, data: str, scaling: str) -> str:
+    """Whether the trained tied ``W_T`` is a multiple of ``W_0`` at the largest width, from the
+    interval of ``rescale_distance`` against :data:`RESCALED_WITHIN`, with that multiple beside the
+    one that would make the mean initial map the identity (``c`` near 1 is ``W_0`` itself)."""
+    width = _top(table, data)
+    rows = _select(table, data, scaling, "tied", width)
+    dist, c = _mean(rows["rescale_distance"]), _mean(rows["rescale_c"])
+    mark = f"{RESCALED_WITHIN:.0%}"
+    what = f"W_T is within {mark} of a multiple c W_0 of its initialisation"
+    words = {"below": what,
+             "above": f"W_T is not within {mark} of any multiple c W_0 of its initialisation",
+             "across": f"whether {what} cannot be told (the interval holds {mark})",
+             "unknown": f"too few seeds to say whether {what}"}[_place(dist, RESCALED_WITHIN)]
+    identity = _mean(rows["rescale_c_identity"])
+    text = (f"{data}, {scaling} scaling, m = {width}, tied: {words}: min_c ||W_T - c W_0||/||W_T|| = {_ci(dist)} at "
+            f"c = {_ci(c)}; the c that makes the mean initial map the identity is sqrt(2/(alpha m kappa^2)) = "
+            f"{'-' if identity is None else sig(identity.value)} ({seeds_phrase(0 if dist is None else dist.units)}).")
+    return _append(text, _status_clauses(rows))
+
+
+def _f0_sentences(table: Any, data: str) -> list[str]:
+    """The tied network at initialisation against ``alpha m kappa^2 z / 2`` (scale-free, so one
+    scaling's runs speak for both): per seed, the mean over widths of ``(f0_gap / f0_gap_expected)^2``
+    (expected 1 exactly) through :func:`aedyn.findings.comparison`, and the slope of ``f0_gap`` in ``m``
+    against ``m^(-1/2)``."""
+    tied = _select(table, data, arch="tied")
+    if not len(tied):
+        return []
+    rows = _select(tied, data, scaling=_scalings(tied)[0])
+    per_seed = (rows["f0_gap"] / rows["f0_gap_expected"]).pow(2).groupby(rows["seed"]).mean()
+    est = stats.t_interval([float(v) for v in per_seed])
+    subject = f"{data}, tied networks at initialisation, held-out inputs"
+    out = [comparison("tied", NAME, subject, "the squared gap ||f_0(Z) - aZ||^2/||aZ||^2 (a = alpha m kappa^2/2) "
+                      "over its expectation (2d+3)/m, mean over widths", est, equal=1.0, ratio=True, runs=len(rows),
+                      larger="f_0 is further from alpha m kappa^2 z/2 than expected",
+                      smaller="f_0 is closer to alpha m kappa^2 z/2 than expected").sentence]
+    slope = _slope(rows, "f0_gap")
+    if slope is not None:
+        out.append(power_law("tied", NAME, subject, "||f_0(Z) - aZ||/||aZ||", slope, reference=EXPONENT,
+                             kind="equals", runs=len(rows)).sentence)
+    return out
+
+
+def details(results: dict) -> list[str]:
+    """Every setting in sentences: per data set and scaling, what each trained map is on held-out
+    inputs (:func:`_identity_finding`), whether the tied ``W_T`` is a rescaled ``W_0``, tied against
+    joint (held-out error, distance from a multiple of the identity, slope of the movement), the
+    slopes in ``m`` of each network's movement and drift against ``m^(-1/2)``; per data set, ``f_0``
+    against ``alpha m kappa^2 z / 2``; the statuses, the kernel check, and the certificate per
+    architecture, scaling and data set."""
+    table = tabulate(results)
+    out: list[str] = []
+    if len(table):
+        archs, both = _archs(table), {"tied", "joint"} <= set(_archs(table))
+        for data in _datas(table):
+            for scaling in _scalings(table):
+                if not len(_select(table, data, scaling)):
+                    continue
+                out += [_identity_finding(table, data, scaling, a).sentence for a in archs
+                        if len(_select(table, data, scaling, a))]
+                if "tied" in archs:
+                    out.append(_rescaled_sentence(table, data, scaling))
+                if both:
+                    out += [_error_comparison(table, data, scaling).sentence,
+                            _beyond_comparison(table, data, scaling).sentence]
+                for arch in archs:
+                    rows = _select(table, data, scaling, arch)
+                    for column, what in _SLOPED:
+                        s = _slope(rows, column)
+                        if s is not None:
+                            f = power_law("tied", NAME, f"{data}, {scaling} scaling, {arch}", what, s,
+                                          reference=EXPONENT, kind="at_most", runs=len(rows))
+                            out.append(_with(f, _status_clauses(rows)).sentence)
+                if both and _slope(_select(table, data, scaling, "tied"), "weight_change_W") is not None:
+                    out.append(_movement_comparison(table, data, scaling).sentence)
+            out += _f0_sentences(table, data)
+        statuses = table["status"].value_counts()
+        out.append(f"Statuses: {count(int(statuses.get('converged', 0)), len(table))} reached the target, "
+                   f"{int(statuses.get('max_steps', 0))} stopped at the step budget (still training), "
+                   f"{int(statuses.get('diverged', 0))} diverged.")
+    kc = results.get("kernel_check")
+    if kc is not None:
+        errors = np.asarray(kc["errors"], dtype=float)
+        mean = np.exp(np.log(errors).mean(axis=1))
+        out.append(_kernel_finding(kc).sentence + " Geometric mean over seeds by width: " + "; ".join(
+            f"m = {m}: {sig(float(e))}" for m, e in zip(kc["widths"], mean, strict=True)) + ".")
+    if len(table):
+        for (arch, scaling, data), rows in table.groupby(["architecture", "scaling", "data"], sort=False):
+            out.append(_certificate_finding(rows, f"certificate, {data}, {scaling} scaling, {arch}",
+                                            where=False).sentence)
+    return out
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return _jsonable(x.item())
+    return x
+
+
+def summary(results: dict) -> dict:
+    """The headline numbers: ``groups`` (per architecture, scaling and data set, at the largest
+    width: the mean over seeds of each of :data:`HEADLINE` with its interval ``<name>_ci``, the
+    counts of runs at the target, and the slopes in m of the movement and the drift with their
+    intervals), ``comparisons`` (tied against joint per data set and scaling), ``kernel_check``
+    (the tied limit's error slope, its interval and verdict), ``statuses`` and ``certificate``."""
+    table = tabulate(results)
+    groups, comparisons = [], []
+    if len(table):
+        for (data, scaling, arch), rows in table.groupby(["data", "scaling", "architecture"], sort=True):
+            top = _top(table, data)
+            last = rows[rows["width"] == top]
+            entry: dict[str, Any] = {"architecture": arch, "scaling": scaling, "data": data, "width": top,
+                                     "seeds": len(last), "runs": len(rows),
+                                     "converged": int((rows["status"] == "converged").sum()),
+                                     "converged_top": int((last["status"] == "converged").sum())}
+            for name in HEADLINE:
+                e = _mean(last[name])
+                entry[name] = None if e is None else e.value
+                entry[f"{name}_ci"] = None if e is None or not e.has_interval else [e.low, e.high]
+            for key, column in (("movement_slope", "weight_change_W"), ("drift_slope", "ntk_drift")):
+                s = _slope(rows, column)
+                entry[key] = None if s is None else s.value
+                entry[f"{key}_ci"] = None if s is None or not s.has_interval else [s.low, s.high]
+            entry["heldout_error_by_width"] = {str(int(w)): float(g["heldout_error"].mean())
+                                               for w, g in rows.groupby("width")}
+            entry["c_by_width"] = {str(int(w)): float(g["c"].mean()) for w, g in rows.groupby("width")}
+            groups.append(entry)
+        if {"tied", "joint"} <= set(_archs(table)):
+            for data in _datas(table):
+                for scaling in _scalings(table):
+                    for f in (_error_comparison(table, data, scaling), _beyond_comparison(table, data, scaling),
+                              _movement_comparison(table, data, scaling)):
+                        comparisons.append({"data": data, "scaling": scaling, "quantity": f.quantity,
+                                            "verdict": f.verdict, "key": f.key,
+                                            **({} if f.estimate is None else f.estimate.to_dict())})
+    kc = results.get("kernel_check")
+    kernel = None
+    if kc is not None:
+        f = _kernel_finding(kc)
+        s = f.estimate
+        kernel = {"slope": None if s is None else s.value, "ci_low": None if s is None else s.low,
+                  "ci_high": None if s is None else s.high, "seeds": 0 if s is None else s.units,
+                  "widths": kc["widths"], "verdict": f.verdict,
+                  "consistent": bool(f.verdict == "supported" and s is not None and s.contains(EXPONENT)),
+                  "mean_errors": [float(e) for e in np.exp(np.log(np.asarray(kc["errors"], dtype=float)).mean(axis=1))]}
+    statuses = {} if not len(table) else {str(k): int(v) for k, v in table["status"].value_counts().items()}
+    cert = [] if not len(table) else certified_counts(table, ["architecture", "scaling", "data"])
+    return _jsonable({"groups": groups, "comparisons": comparisons, "kernel_check": kernel, "statuses": statuses,
+                      "certificate": cert})
+
+
+def key_table(results: dict) -> Any:
+    """The section's table: per data set, scaling and network at the largest width, the runs at the
+    target, the means over seeds with their 95% intervals of the held-out error, ``c``, the share
+    beyond ``c z``, the weight movement and the NTK drift, and the slope in ``m`` of the movement."""
+    import pandas as pd
+
+    table = tabulate(results)
+    rows = []
+    if len(table):
+        for data in _datas(table):
+            width = _top(table, data)
+            for scaling in _scalings(table):
+                for arch in _archs(table):
+                    every = _select(table, data, scaling, arch)
+                    if not len(every):
+                        continue
+                    last = every[every["width"] == width]
+                    done = int((last["status"] == "converged").sum())
+                    rows.append({"data": data, "scaling": scaling, "network": arch,
+                                 "m (runs at target)": f"{width} ({done} of {len(last)})",
+                                 "held-out error [95% CI]": _ci(_mean(last["heldout_error"])),
+                                 "best scalar c [95% CI]": _ci(_mean(last["c"])),
+                                 "share beyond c·z [95% CI]": _ci(_mean(last["beyond_c"])),
+                                 "weight movement [95% CI]": _ci(_mean(last["weight_change_W"])),
+                                 "NTK drift [95% CI]": _ci(_mean(last["ntk_drift"])),
+                                 "movement slope in m [95% CI]": _slope_text(_slope(every, "weight_change_W"))})
+    return pd.DataFrame(rows)
 
 
 # ---- figures -------------------------------------------------------------------------------------
 
-_STYLE = {"ntk": "-", "mean-field": "--"}
+CAPTIONS = {
+    "heldout": "What the trained networks are on held-out inputs, against the width m, one column per data set: the "
+               "relative error ||f(z) - z||/||z|| (the dotted line at 1 is the zero map's), the best scalar c with "
+               "f(z) ≈ c z (dotted: the identity), and the share of f(z) beyond c z (0 for a multiple of the "
+               f"identity; dotted: the {IDENTITY_WITHIN:.0%} mark). Tied and joint by colour, NTK and mean-field "
+               "scaling by line style; the mean over seeds with its 95% interval (open where some seeds were stopped "
+               "by the step budget, still training), each seed a faint dot. A data set trained at one width is drawn "
+               "on a linear axis.",
+    "movement": "How far training moved the weights and the kernel, against m: ||W_T - W_0||/||W_0||, the NTK's "
+                "relative drift, the distance of W_T from the nearest multiple of W_0, and the tied network at "
+                "initialisation against alpha m kappa^2 z/2 beside its expected size sqrt((2d+3)/m) (grey, dotted). "
+                "Means over seeds with 95% intervals (open where some seeds were stopped by the step budget), data "
+                "sets by marker; the light grey line falls like m^(-1/2).",
+    "kernel_limit": "The tied NTK at finite width against its closed-form infinite-width limit: the relative "
+                    "Frobenius distance against m, each seed a faint dot, their geometric mean, the fitted slope "
+                    "(mean of the per-seed slopes, with its 95% interval) and m^(-1/2) for reference.",
+}
+_LINESTYLES = {"ntk": "-", "mean-field": "--"}
 
 
-def _lines(ax: Any, table: Any, column: str, datas: Sequence[str], *, by_data: bool) -> None:
-    """Median over seeds against m, one line per (architecture, scaling[, data]); seeds as faint dots."""
-    for (arch, scaling, data), rows in table.groupby(["architecture", "scaling", "data"], sort=True):
-        if data not in datas:
+def _axes_scale(ax: Any, axis: str, values: Sequence[float], *, log: bool = True) -> bool:
+    """A log axis (base 2 for widths) when ``log`` and there are two or more distinct positive
+    values, else linear; widths get plain ticks. Returns whether the axis is logarithmic."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator, ScalarFormatter
+
+    distinct = sorted({float(v) for v in values if np.isfinite(v) and v > 0})
+    is_log = log and len(distinct) >= 2
+    setter = ax.set_xscale if axis == "x" else ax.set_yscale
+    if is_log:
+        setter("log", base=2) if axis == "x" else setter("log")
+    if axis == "y" and is_log:
+        decades = math.log10(distinct[-1] / distinct[0])
+        subs = (1.0, 2.0, 5.0) if decades < 1.5 else (1.0, 3.0) if decades < 2.5 else (1.0,)
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    if axis == "x":
+        ax.xaxis.set_major_locator(FixedLocator(distinct))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        if len(distinct) == 1:
+            ax.set_xlim(distinct[0] * 0.8, distinct[0] * 1.2)
+    return is_log
+
+
+def _series(ax: Any, rows: Any, column: str, *, colour: Any, style_: str, marker: str, shift: float,
+            log_y: bool, faint: bool = True, unfinished_open: bool = True, **kw: Any) -> bool:
+    """The mean over seeds of ``column`` against the width with its 95% t interval (``shift``:
+    a small multiplicative offset so that series at one width do not hide each other), and each
+    seed as a faint dot. Returns whether anything was drawn."""
+    xs, ys, lo, hi, still = [], [], [], [], []
+    for w, g in rows.groupby("width"):
+        vals = [float(v) for v in g[column] if np.isfinite(v) and (v > 0 or not log_y)]
+        e = stats.t_interval(vals)
+        if e is None:
             continue
-        colour = REGIME_COLOURS.get(arch, "0.3")
-        marker = DATA_MARKERS.get(data, "^") if by_data else "o"
-        ok = rows[np.isfinite(rows[column]) & (rows[column] > 0)] if ax.get_yscale() == "log" else rows
-        if not len(ok):
-            continue
-        med = ok.groupby("width")[column].median()
-        ax.plot(med.index, med.to_numpy(), _STYLE.get(scaling, ":"), marker=marker, color=colour, ms=4, lw=1.2)
-        ax.plot(ok["width"], ok[column], marker, color=colour, ms=2.5, alpha=0.3, ls="")
+        xs.append(float(w) * shift)
+        ys.append(e.value)
+        low = e.low if e.has_interval else e.value
+        high = e.high if e.has_interval else e.value
+        if log_y:
+            low = max(low, e.value * 1e-2)  # type: ignore[type-var]
+        lo.append(max(e.value - low, 0.0))  # type: ignore[operator]
+        hi.append(max(high - e.value, 0.0))  # type: ignore[operator]
+        if faint:
+            ax.plot([float(w) * shift] * len(vals), vals, marker, color=colour, ms=3, alpha=0.25, ls="")
+        if unfinished_open and (g["status"] == "max_steps").any():
+            still.append((xs[-1], ys[-1]))
+    if not xs:
+        return False
+    ax.errorbar(xs, ys, yerr=[lo, hi], fmt=marker, ls=style_, color=colour, ms=5, capsize=2, lw=1.3, **kw)
+    if still:  # an open marker: some of these seeds were stopped by the step budget, still training
+        ax.plot([x for x, _ in still], [y for _, y in still], marker, ls="", ms=7, mfc="white", mec=colour, mew=1.3,
+                zorder=3)
+    return True
 
 
-def figures(results: dict) -> dict[str, Any]:
-    """Matplotlib figures (no I/O): ``heldout`` (held-out relative error, the best scalar c and
-    what remains beyond c x against m; one column per data set), ``movement`` (weight movement,
-    largest relative neuron movement, distance of W_T from a multiple of W_0, NTK drift, and f_0's
-    gap to alpha m kappa^2 x/2 with its expected size, against m) and ``kernel_limit`` (the tied
-    limit's error against m with the fitted slope). Tied against joint by colour, ntk against
-    mean-field by line style, medians over seeds with each seed as a faint dot."""
-    import matplotlib
+def _shifts(k: int) -> list[float]:
+    """``k`` multiplicative offsets around 1 (a few percent apart)."""
+    return [2 ** (0.05 * (i - (k - 1) / 2)) for i in range(k)]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def _legend(table: Any, archs: Sequence[str], scalings: Sequence[str], datas: Sequence[str] = ()) -> list[Any]:
     from matplotlib.lines import Line2D
 
-    table = tabulate(results)
-    datas = list(dict.fromkeys(table["data"]))
-    archs = [a for a in ARCHITECTURES if a in set(table["architecture"])]
-    scalings = [s for s in SCALINGS if s in set(table["scaling"])]
-    style = ([Line2D([], [], color=REGIME_COLOURS.get(a, "0.3"), lw=1.5, label=a) for a in archs]
-             + [Line2D([], [], color="0.3", ls=_STYLE.get(s, ":"), label=f"{s} scaling") for s in scalings])
-    out: dict[str, Any] = {}
-
-    rows_spec = [("heldout_error", "||f(z) - z|| / ||z|| (held-out)", "log"),
-                 ("c", "best scalar c, f(z) ≈ c z (held-out)", "linear"),
-                 ("beyond_c", "||f(z) - c z|| / ||f(z)|| (held-out)", "log")]
-    fig, axes = plt.subplots(len(rows_spec), len(datas), figsize=(3.4 * len(datas), 2.2 * len(rows_spec) + 0.8),
-                             squeeze=False, layout="constrained")
-    for j, data in enumerate(datas):
-        for i, (column, label, yscale) in enumerate(rows_spec):
-            ax = axes[i][j]
-            ax.set_xscale("log", base=2)
-            ax.set_yscale(yscale)
-            _lines(ax, table, column, [data], by_data=False)
-            if column == "c":
-                ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
-            ax.set_ylabel(label, fontsize=7)
-            ax.tick_params(which="both", labelsize=7)
-            if i == 0:
-                sub = table[table["data"] == data].iloc[0]
-                ax.set_title(f"{data} (n = {int(sub['n'])}, d = {int(sub['d'])}, {int(sub['n_test'])} held out)",
-                             fontsize=8)
-            if i == len(rows_spec) - 1:
-                ax.set_xlabel("width m", fontsize=7)
-    fig.legend(handles=style, loc="outside lower center", ncol=len(style), fontsize=7, frameon=False)
-    fig.suptitle("E5: tied vs untied (joint) on held-out inputs; medians over seeds (dots: seeds)", fontsize=9)
-    out["heldout"] = fig
-
-    panels = [("weight_change_W", "||W_T - W_0|| / ||W_0||"),
-              ("max_neuron_rel_W", "max_r ||Δw_r|| / ||w_r(0)||"),
-              ("rescale_distance", "min_c ||W_T - c W_0|| / ||W_T||"),
-              ("ntk_drift", "||Θ(T) - Θ(0)||_F / ||Θ(0)||_F"),
-              ("f0_gap", "||f_0(z) - αmκ²z/2|| / ||αmκ²z/2||")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.7 * len(panels), 3.2), squeeze=False, layout="constrained")
-    for ax, (column, label) in zip(axes[0], panels, strict=True):
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        _lines(ax, table, column, datas, by_data=True)
-        if column == "f0_gap":
-            for data in datas:
-                sub = table[table["data"] == data].groupby("width")["f0_gap_expected"].first()
-                ax.plot(sub.index, sub.to_numpy(), ":", color="0.4", marker=DATA_MARKERS.get(data, "^"), ms=3,
-                        mfc="none", lw=1)
-        ax.set_title(label, fontsize=7)
-        ax.set_xlabel("width m", fontsize=7)
-        ax.tick_params(which="both", labelsize=7)
-    handles = style + [Line2D([], [], marker=DATA_MARKERS.get(d, "^"), ls="", color="0.3", label=d) for d in datas]
-    handles.append(Line2D([], [], ls=":", color="0.4", marker="o", mfc="none", ms=3,
-                          label="expected f_0 gap (tied), sqrt((2d+3)/m)"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=7, frameon=False)
-    fig.suptitle("E5: how far training moved the weights and the kernel, and f_0 against the scaled identity",
-                 fontsize=9)
-    out["movement"] = fig
-
-    kc = results.get("kernel_check")
-    if kc is not None:
-        fig, ax = plt.subplots(figsize=(4.2, 3.4), layout="constrained")
-        widths = np.asarray(kc["widths"], dtype=float)
-        errors = np.asarray(kc["errors"], dtype=float)
-        for s in range(errors.shape[1]):
-            ax.plot(widths, errors[:, s], "o", color=REGIME_COLOURS["tied"], ms=3, alpha=0.35)
-        mean = np.exp(np.log(errors).mean(axis=1))  # the geometric mean: the fit is through the mean log
-        ax.plot(widths, mean, "o", color=REGIME_COLOURS["tied"], ms=5)
-        slope = kc["slope"]["value"]
-        if slope is not None:
-            c = np.mean(np.log(mean) - slope * np.log(widths))
-            ax.plot(widths, np.exp(c) * widths ** slope, "-", color=REGIME_COLOURS["tied"], lw=1)
-        ax.plot(widths, mean[0] * (widths / widths[0]) ** -0.5, ":", color="0.4", lw=1)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("width m", fontsize=7)
-        ax.set_ylabel("||Θ_m - Θ_∞||_F / ||Θ_∞||_F", fontsize=7)
-        ax.tick_params(which="both", labelsize=7)
-        handles = [Line2D([], [], marker="o", ls="", color=REGIME_COLOURS["tied"], alpha=0.35, ms=3, label="seeds"),
-                   Line2D([], [], marker="o", ls="-", color=REGIME_COLOURS["tied"], ms=5,
-                          label="geometric mean" + ("" if slope is None else f", fitted slope {slope:+.2f}")),
-                   Line2D([], [], ls=":", color="0.4", label="m^(-1/2)")]
-        fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=7, frameon=False)
-        fig.suptitle(f"E5: tied NTK, finite width against its infinite-width limit (n = {kc['n']}, d = {kc['d']})",
-                     fontsize=8)
-        out["kernel_limit"] = fig
+    out = [Line2D([], [], color=style.REGIME_COLOURS.get(a, "0.3"), lw=2, label=a) for a in archs]
+    out += [Line2D([], [], color="0.35", ls=_LINESTYLES.get(s, ":"), label=f"{s} scaling") for s in scalings]
+    out += [Line2D([], [], color="0.35", marker=style.DATA_MARKERS.get(d, "^"), ls="", label=d) for d in datas]
+    if (table["status"] == "max_steps").any():
+        out.append(Line2D([], [], color="0.35", marker="o", ls="", ms=7, mfc="white", mew=1.3,
+                          label="open: some seeds stopped by the step budget"))
     return out
 
+
+@style.styled
+def figures(results: dict) -> dict[str, Any]:
+    """The figures (see :data:`CAPTIONS`): ``heldout``, ``movement`` and ``kernel_limit`` (when the
+    kernel check ran)."""
+    table = tabulate(results)
+    out: dict[str, Any] = {}
+    if len(table):
+        out["heldout"] = _heldout_figure(table)
+        out["movement"] = _movement_figure(table)
+    kc = results.get("kernel_check")
+    if kc is not None and kc["widths"]:
+        out["kernel_limit"] = _kernel_figure(kc)
+    return out
+
+
+def _heldout_figure(table: Any) -> Any:
+    datas, archs, scalings = _datas(table), _archs(table), _scalings(table)
+    panels = [("heldout_error", "relative error ‖f(z) − z‖/‖z‖", True, 1.0),
+              ("c", "best scalar c, f(z) ≈ c·z", False, 1.0),
+              ("beyond_c", "share beyond c·z, ‖f(z) − c·z‖/‖f(z)‖", False, IDENTITY_WITHIN)]
+    fig, axes = style.figure(len(panels), len(datas), width=3.6 * len(datas) + 0.6, height=2.5)
+    shifts = _shifts(len(archs) * len(scalings))
+    for j, data in enumerate(datas):
+        rows = _select(table, data)
+        for i, (column, label, log, line) in enumerate(panels):
+            ax = axes[i][j]
+            _axes_scale(ax, "x", rows["width"])
+            log_y = log and _axes_scale(ax, "y", [*rows[column], line], log=True)
+            k = 0
+            for arch in archs:
+                for scaling in scalings:
+                    _series(ax, _select(rows, data, scaling, arch), column,
+                            colour=style.REGIME_COLOURS.get(arch, "0.3"), style_=_LINESTYLES.get(scaling, ":"),
+                            marker=style.DATA_MARKERS.get(data, "^"), shift=shifts[k], log_y=log_y)
+                    k += 1
+            ax.axhline(line, color="0.5", lw=0.9, ls=":")
+            ax.set_ylabel(label)
+            if i == 0:
+                first = rows.iloc[0]
+                ax.set_title(f"{data} (n = {int(first['n'])}, d = {int(first['d'])}, {int(first['n_test'])} held out)")
+            if i == len(panels) - 1:
+                ax.set_xlabel("width m")
+    handles = _legend(table, archs, scalings)
+    return style.finish(fig, "E5: the trained tied and joint maps on held-out inputs, against the width",
+                        handles=handles, ncol=min(len(handles), 4))
+
+
+def _movement_figure(table: Any) -> Any:
+    from matplotlib.lines import Line2D
+
+    datas, archs, scalings = _datas(table), _archs(table), _scalings(table)
+    panels = [("weight_change_W", "‖W_T − W_0‖/‖W_0‖", "weight movement"),
+              ("ntk_drift", "‖Θ(T) − Θ(0)‖/‖Θ(0)‖", "NTK drift"),
+              ("rescale_distance", "min over c of ‖W_T − c·W_0‖/‖W_T‖", "distance from a rescaled start"),
+              ("f0_gap", "‖f₀(z) − αmκ²z/2‖/‖αmκ²z/2‖", "tied network at initialisation")]
+    fig, axes = style.figure(2, 2, width=8.6, height=3.0)
+    widths = sorted({int(w) for w in table["width"]})
+    shifts = _shifts(len(archs) * len(scalings) * len(datas))
+    for ax, (column, label, title) in zip([a for row in axes for a in row], panels, strict=True):
+        log_x = _axes_scale(ax, "x", widths)
+        tied_only = column == "f0_gap"
+        values = list(table[column]) + (list(table["f0_gap_expected"]) if tied_only else [])
+        log_y = _axes_scale(ax, "y", values)
+        k = 0
+        for data in datas:
+            marker = style.DATA_MARKERS.get(data, "^")
+            for arch in (["tied"] if tied_only else archs):
+                for scaling in (scalings[:1] if tied_only else scalings):
+                    rows = _select(table, data, scaling, arch)
+                    if len(rows):
+                        _series(ax, rows, column, colour=style.REGIME_COLOURS.get(arch, "0.3"),
+                                style_=_LINESTYLES.get(scaling, ":") if not tied_only else "-", marker=marker,
+                                shift=shifts[k], log_y=log_y, unfinished_open=not tied_only)
+                    k += 1
+            if tied_only:
+                exp = _select(table, data).groupby("width")["f0_gap_expected"].first()
+                ax.plot(exp.index, exp.to_numpy(), marker, ls=":", color="0.4", ms=3, lw=1.2)
+        if log_x and log_y and column != "rescale_distance":
+            guide = _select(table, datas[0])[column]
+            y0 = float(np.exp(np.log(guide[guide > 0]).mean())) if (guide > 0).any() else 1.0
+            x = np.asarray([widths[0], widths[-1]], dtype=float)
+            ax.plot(x, y0 * (x / math.sqrt(widths[0] * widths[-1])) ** EXPONENT, "-", color="0.7", lw=1, zorder=0)
+        ax.set_title(title)
+        ax.set_ylabel(label)
+        ax.set_xlabel("width m")
+    handles = _legend(table, archs, scalings, datas)
+    handles += [Line2D([], [], color="0.4", ls=":", marker="o", ms=3, lw=1.2, label="expected f₀ gap, √((2d+3)/m)"),
+                Line2D([], [], color="0.7", lw=1, label="slope −1/2")]
+    return style.finish(fig, "E5: how far training moved the weights and the kernel, and f₀ against the scaled "
+                        "identity", handles=handles, ncol=4)
+
+
+def _kernel_figure(kc: dict) -> Any:
+    from matplotlib.lines import Line2D
+
+    fig, axes = style.figure(1, 1, width=6.0, height=3.8)
+    ax = axes[0][0]
+    widths = np.asarray(kc["widths"], dtype=float)
+    errors = np.asarray(kc["errors"], dtype=float)
+    colour = style.REGIME_COLOURS["tied"]
+    log_x = _axes_scale(ax, "x", widths)
+    _axes_scale(ax, "y", errors.ravel(), log=log_x)
+    for s in range(errors.shape[1]):
+        ax.plot(widths, errors[:, s], "o", color=colour, ms=3, alpha=0.3, ls="")
+    mean = np.exp(np.log(errors).mean(axis=1))  # the geometric mean (the slopes are fitted to the logs)
+    ax.plot(widths, mean, "o", color=colour, ms=6, ls="")
+    slope = stats.fit_slope(list(kc["widths"]), kc["errors"]) if len(widths) > 1 else None
+    handles = [Line2D([], [], marker="o", ls="", color=colour, alpha=0.3, ms=3, label="each seed"),
+               Line2D([], [], marker="o", ls="", color=colour, ms=6, label="geometric mean")]
+    if slope is not None:
+        ax.plot(widths, np.exp(slope.intercept) * widths ** slope.value, "-", color=colour, lw=1.2)
+        handles.append(Line2D([], [], color=colour, lw=1.2, label=f"fit {_slope_text(slope)}"))
+        ax.plot(widths, mean[0] * (widths / widths[0]) ** EXPONENT, ":", color="0.4", lw=1.2)
+        handles.append(Line2D([], [], color="0.4", ls=":", label="m^(−1/2)"))
+    ax.set_xlabel("width m")
+    ax.set_ylabel("‖Θ_m − Θ_∞‖/‖Θ_∞‖")
+    ax.set_title(f"sphere, n = {kc['n']}, d = {kc['d']}, {seeds_phrase(errors.shape[1])}")
+    return style.finish(fig, "E5: the tied NTK at finite width against its infinite-width limit", handles=handles,
+                        ncol=2)
