@@ -128,6 +128,8 @@ def interval(e: Estimate | None, digits: int = 2, fmt: str = "num", avoid: float
     if e is None or not e.has_interval:
         return "(no interval)"
     f = num if fmt == "num" else sig
+    if fmt != "num":
+        digits = max(digits, 3)  # "[0.88, 1]" would hide whether 1 is inside; "[0.876, 1.01]" does not
     ends = []
     for end in (e.low, e.high):
         k = digits

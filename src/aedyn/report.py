@@ -2,25 +2,28 @@
 
 Into one folder (``aedyn-report/`` by default)::
 
-    report.md            one section per experiment: the claim, the set-up, figures, a table, the verdict
-    report.html          the same, self-contained (figures inlined), opens offline
-    summary.json         the headline numbers, one key per experiment, with the config and versions
+    report.md            the scoreboard (one row per claim of the paper), a table of contents, and one
+                         section per experiment: the claim, its findings, captioned figures, a key table
+    report.html          the same, self-contained (figures inlined), opens offline; set-up and every
+                         setting in collapsed blocks
+    summary.json         the scoreboard, each experiment's findings and headline numbers, configs, versions
     config.json          every experiment's config, the seeds and package versions
     report.json          the marker: this folder is an aedyn report
     E2/results.json      an experiment's raw results with its config (what a rerun reuses)
-    E2/table.parquet     its tidy table (also .csv)
-    E3/certificate.parquet  a further table an experiment offers (``tables``; also .csv)
-    E2/<figure>.png      each figure (also .svg)
+    E2/table.parquet     its full tidy table (also .csv); further tables beside it (``E3/certificate.csv``)
+    E2/details.md        the set-up and every setting in sentences (the Markdown report links it)
+    E2/<figure>.png      each figure (also .svg); E2/figures.json says what they were drawn from
     E2/checkpoint.jsonl  while an experiment runs: its finished batches (an interrupted run resumes)
 
-Each experiment module (:mod:`aedyn.experiments`) answers to the same verbs: ``config``, ``setup``,
-``run``, ``tabulate``, ``figures``, ``verdict``, and optionally ``tables`` (further named tables,
-each written and rendered after the main one). Rerunning into the same folder reuses every
-experiment whose config is unchanged (and says so); a changed config is refused unless ``force``.
-An interrupted run, restarted with the same config, keeps every finished batch (the experiment's
-checkpoint) and retrains only the one in flight. Experiments not asked for (``only``) keep their
-section while their finished results in the folder match this config. Every file is written
-atomically; the folder must be new, empty, or an aedyn report.
+Each experiment module answers to the verbs of :mod:`aedyn.experiments` (``config``, ``setup``,
+``run``, ``tabulate``, ``tables``, ``key_table``, ``figures`` with ``CAPTIONS``, ``findings``,
+``details``, ``summary``). Rerunning into the same folder reuses every experiment whose config is
+unchanged (and says so), without drawing its figures again when they were drawn from the same
+results by the same aedyn; a changed config is refused unless ``force``. An interrupted run,
+restarted with the same config, keeps every finished batch (the experiment's checkpoint) and
+retrains only the one in flight. Experiments not asked for (``only``) keep their section while
+their finished results in the folder match this config. Every file is written atomically; the
+folder must be new, empty, or an aedyn report.
 """
 
 from __future__ import annotations
@@ -296,7 +299,6 @@ def _section(folder: Path, name: str, mod: Any, results: dict[str, Any], config:
                                   lambda fh, t=frame: fh.write(t.to_csv(index=False).encode()), force=True,
                                   flag="table"))
         links.append(f"{name}/{stem}.csv")
-    mod = _Legacy(mod) if not hasattr(mod, "findings") else mod
     figures = _draw(folder, name, mod, results, _digest(folder / name / "results.json"), files, reused)
     findings = list(mod.findings(results))
     setup, details = mod.setup(config), list(mod.details(results))
@@ -310,32 +312,6 @@ def _section(folder: Path, name: str, mod: Any, results: dict[str, Any], config:
                       wall_time=float(record.get("wall_time", 0.0)),
                       resumed_batches=int(record.get("resumed_batches", 0)))
     return section, mod.summary(results)
-
-
-class _Legacy:
-    """An experiment of the old protocol (``verdict``) seen through the new verbs, while the
-    experiments move over: no findings, its sentences as details, the first columns as key table."""
-
-    def __init__(self, mod: Any) -> None:
-        self.mod = mod
-        self.TITLE, self.CLAIM = mod.TITLE, mod.CLAIM
-        self.CAPTIONS: dict[str, str] = {"": "(no caption yet)"}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.mod, name)
-
-    def findings(self, results: dict[str, Any]) -> list[Finding]:
-        return []
-
-    def details(self, results: dict[str, Any]) -> list[str]:
-        return self.mod.verdict(results)[0]
-
-    def summary(self, results: dict[str, Any]) -> dict[str, Any]:
-        return self.mod.verdict(results)[1]
-
-    def key_table(self, results: dict[str, Any]) -> Any:
-        table = self.mod.tabulate(results)
-        return table[list(table.columns[:KEY_COLUMNS])]
 
 
 def _details_md(name: str, title: str, setup: list[str], details: list[str]) -> str:
