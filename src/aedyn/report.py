@@ -356,12 +356,13 @@ def markdown(header: list[str], rows: Sequence[Row], sections: Sequence[Section]
     """The report as Markdown: the scoreboard, a table of contents, then one section per experiment
     (figures as links to the PNG files beside it; set-up and every setting in ``E?/details.md``)."""
     lines = ["# aedyn: the paper's claims, measured", "", *header, "", "## Scoreboard", "",
-             "| Claim | Finding | Key number [95% CI] | Verdict | Where |", "|---|---|---|---|---|"]
+             "| Claim of the paper | Verdict | Key number [95% CI] | Where |", "|---|---|---|---|"]
     for r in rows:
         where = f"[{r.section}](#{r.section.lower()})" + ("" if r.figure is None else
                                                            f", [figure]({r.section}/{r.figure}.png)")
-        lines.append(f"| {_md_escape(r.text)} | {_md_escape(r.finding)} | {_md_escape(r.key)} | **{r.verdict}** | "
-                     f"{where} |")
+        lines.append(f"| {_md_escape(r.text)} | **{r.verdict}** | {_md_escape(r.key)} | {where} |")
+    lines += ["", "What was found, claim by claim:", ""]
+    lines += [f"{i}. **{r.text}** ({r.verdict}). {r.finding}" for i, r in enumerate(rows, start=1)]
     lines += ["", "## Contents", ""]
     lines += [f"- [{s.name} {s.title}](#{s.anchor})" for s in sections] + [""]
     for s in sections:
@@ -396,7 +397,8 @@ vertical-align:top}th{background:#f3f3f3;text-align:left}td.n{text-align:right;f
 .v.ok{background:#d8f0dc;color:#14532d}.v.partly{background:#fdf0c8;color:#6b4e00}
 .v.no{background:#f9d7d7;color:#7a1c1c}.v.open{background:#e4e7ec;color:#333}
 ul.findings li{margin:.35em 0}details{margin:1em 0;background:#fafafa;border:1px solid #e5e5e5;padding:.4em .8em}
-summary{cursor:pointer;font-weight:600}
+summary{cursor:pointer;font-weight:600}.board details{margin:.3em 0 0;padding:.1em .4em;font-size:.9em;border:none}
+.board summary{font-weight:400;color:#555}.board td:first-child{width:38%}
 """
 
 
@@ -417,14 +419,15 @@ def to_html(header: list[str], rows: Sequence[Row], sections: Sequence[Section],
            f"<title>aedyn report</title><style>{_CSS}</style></head><body>",
            "<h1>aedyn: the paper's claims, measured</h1>"]
     out += [f"<p class='meta'>{e(p)}</p>" for p in header]
-    out += ["<h2 id='scoreboard'>Scoreboard</h2>", "<div class='wide'><table class='board'><tr><th>Claim</th>"
-            "<th>Finding</th><th>Key number [95% CI]</th><th>Verdict</th><th>Where</th></tr>"]
+    out += ["<h2 id='scoreboard'>Scoreboard</h2>", "<div class='wide'><table class='board'><tr>"
+            "<th>Claim of the paper</th><th>Verdict</th><th>Key number [95% CI]</th><th>Where</th></tr>"]
     for r in rows:
         where = f"<a href='#{e(r.section.lower())}'>{e(r.section)}</a>"
         if r.figure is not None:
             where += f", <a href='#{e(r.section.lower())}-{e(r.figure)}'>figure</a>"
-        out.append(f"<tr><td>{e(r.text)}</td><td>{e(r.finding)}</td><td>{e(r.key)}</td><td><span class='v "
-                   f"{_VERDICT_CLASS[r.verdict]}'>{e(r.verdict)}</span></td><td>{where}</td></tr>")
+        out.append(f"<tr><td>{e(r.text)}<details><summary>what was found</summary>{e(r.finding)}</details></td>"
+                   f"<td><span class='v {_VERDICT_CLASS[r.verdict]}'>{e(r.verdict)}</span></td><td>{e(r.key)}</td>"
+                   f"<td>{where}</td></tr>")
     out.append("</table></div>")
     out += ["<nav><h2>Contents</h2><ol>"] + [f"<li><a href='#{e(s.anchor)}'>{e(s.name)} {e(s.title)}</a></li>"
                                              for s in sections] + ["</ol></nav>"]
