@@ -946,15 +946,6 @@ CAPTIONS = {
 }
 
 
-def _plain_ticks(axis: Any, values: Sequence[int]) -> None:
-    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
-
-    axis.set_major_locator(FixedLocator(list(values)))
-    axis.set_major_formatter(ScalarFormatter())
-    axis.set_minor_locator(NullLocator())
-    axis.set_minor_formatter(NullFormatter())
-
-
 @style.styled
 def figures(results: dict) -> dict[str, Any]:
     """The figures (see :data:`CAPTIONS`): ``loss_curves_<rule>`` per step-size rule,
@@ -1074,7 +1065,7 @@ def _ratio_figure(runs: Sequence[dict]) -> Any | None:
                 ax.set_yscale("log")
             if len(widths) > 1:
                 ax.set_xscale("log")
-                _plain_ticks(ax.xaxis, widths)
+                style.plain_ticks(ax.xaxis, widths)
             else:
                 ax.set_xticks(widths)
             ax.set(title=f"{data}: over {_SHORT[kind]}", xlabel="width m")

@@ -983,15 +983,6 @@ CAPTIONS = {
 }
 
 
-def _plain_ticks(axis: Any, values: Sequence[int]) -> None:
-    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
-
-    axis.set_major_locator(FixedLocator(list(values)))
-    axis.set_major_formatter(ScalarFormatter())
-    axis.set_minor_locator(NullLocator())
-    axis.set_minor_formatter(NullFormatter())
-
-
 @style.styled
 def figures(results: dict[str, Any]) -> dict[str, Any]:
     """The figures (see :data:`CAPTIONS`): against ``n`` over every n-series (sphere and digits
@@ -1060,7 +1051,7 @@ def _m_star_figure(a: Analysis, groups: list[tuple[int, dict[str, Any], list[Thr
             ax.plot(x, x / 2, "--", color="0.45", lw=1)
         ax.set(xscale="log", yscale="log", xlabel="samples n" if axis == "n" else "input dimension d",
                title=f"criterion {c}")
-        _plain_ticks(ax.xaxis, values)
+        style.plain_ticks(ax.xaxis, values)
         legend = [h for key, h in handles.items() if key.startswith(f"{c}|")]
         ax.legend(handles=legend, loc="upper left", fontsize=8.5)
     axes[0][0].set_ylabel("least width m*")
@@ -1106,7 +1097,7 @@ def _ratio_figure(a: Analysis, groups: list[tuple[int, dict[str, Any], list[Thre
         ax.axhline(1.0, color="0.5", ls=":", lw=1)
         ax.set(xscale="log", yscale="log", xlabel="samples n", title=f"criterion {c}", ylim=(RATIO_SHOWN[0] / 1.3,
                                                                                             RATIO_SHOWN[1] * 1.3))
-        _plain_ticks(ax.xaxis, values)
+        style.plain_ticks(ax.xaxis, values)
     axes[0][0].set_ylabel("weak m* / joint m*")
     handles = [Line2D([], [], color="0.15", marker=style.DATA_MARKERS.get(d, "^"), label=d) for d in datas]
     handles.append(Line2D([], [], color="0.5", ls=":", label="equal widths"))
