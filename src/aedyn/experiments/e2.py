@@ -961,8 +961,10 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         out[f"exponent_{sr['vary']}"].append(entry)
     for (_k, data, n, d, c), e in a.ratio.items():
         out["ratio"].append({"data": data, "n": n, "d": d, "criterion": c, **e.to_dict()})
-    for (_k, data, c), e in a.difference.items():
-        out["difference"].append({"data": data, "criterion": c, "what": "joint exponent minus weak",
+    for (k, data, c), e in a.difference.items():
+        axis = a.series[k][0]["vary"]
+        out["difference"].append({"data": data, "criterion": c, "axis": axis, "what": f"joint's exponent in {axis} "
+                                  "minus weak's",
                                   **(e.to_dict() if e is not None else {"value": None})})
     return out
 
@@ -1037,7 +1039,7 @@ def _m_star_figure(a: Analysis, groups: list[tuple[int, dict[str, Any], list[Thr
                         ax.plot(grid_x, grid_m, marker, color=colour, mfc="none", ms=9, mew=1.0)
                     g = a.growth.get((k, regime, data, c))
                     if g is not None:
-                        x = np.geomspace(min(values), max(values), 40)
+                        x = np.geomspace(min(g.xs), max(g.xs), 40)  # over the settings it was fitted to
                         ax.plot(x, [g.quorum_at(v) for v in x], "-", color=colour, lw=1.2)
                     name = regime if len({th.setting["data"] for _, _, t in groups for th in t}) == 1 else \
                         f"{regime}, {data}"
@@ -1053,7 +1055,7 @@ def _m_star_figure(a: Analysis, groups: list[tuple[int, dict[str, Any], list[Thr
                title=f"criterion {c}")
         style.plain_ticks(ax.xaxis, values)
         legend = [h for key, h in handles.items() if key.startswith(f"{c}|")]
-        ax.legend(handles=legend, loc="upper left", fontsize=8.5)
+        ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8.5)
     axes[0][0].set_ylabel("least width m*")
     common = [Line2D([], [], color="0.3", marker="o", ls="", label="estimate, 95% interval"),
               Line2D([], [], color="0.3", marker="o", mfc="none", ls="", ms=9, label="grid m*")]
@@ -1114,10 +1116,12 @@ def _success_figure(ths: Sequence[Threshold]) -> Any:
     colours = style.ramp("n", ns)
     for row, data in enumerate(datasets):
         for ax, regime in zip(axes[row], regimes, strict=True):
-            for th in sorted((th for th in ths if (th.setting["regime"], th.setting["data"]) == (regime, data)),
-                             key=lambda th: th.setting["n"]):
-                if "reach" not in th.m_star:
-                    continue
+            mine = [th for th in ths if (th.setting["regime"], th.setting["data"]) == (regime, data)
+                    and "reach" in th.m_star]
+            if not mine:  # a regime this data set was not run in: no panel
+                ax.remove()
+                continue
+            for th in sorted(mine, key=lambda th: th.setting["n"]):
                 w = [t.width for t in th.trials]
                 f = [t.fraction("reach") for t in th.trials]
                 ax.plot(w, f, style.DATA_MARKERS.get(data, "^") + "-", ms=4, color=colours[th.setting["n"]])
