@@ -79,6 +79,12 @@ def test_reproduce_writes_every_promised_file_and_reuses_finished_results(tmp_pa
     (out / "E2" / "m_star_vs_n.svg").unlink()  # a figure missing: drawn again
     reproduce(out, quick=True, only=["E2"])
     assert drawn and (out / "E2" / "m_star_vs_n.svg").is_file()
+    drawn.clear()
+    manifest = json.loads((out / "E2" / "figures.json").read_text())
+    manifest["stamp"]["aedyn"] = "0.0.0"  # drawn by another aedyn (or from other results): drawn again
+    (out / "E2" / "figures.json").write_text(json.dumps(manifest))
+    reproduce(out, quick=True, only=["E2"])
+    assert drawn
 
 
 def test_a_different_config_is_refused_unless_forced(tmp_path, tiny_e2):

@@ -233,6 +233,16 @@ def test_growth_is_widened_when_settings_scatter_about_the_line():
     h = stats.growth(NS, bumped)
     assert h.lack_of_fit_p < 0.01 < g.lack_of_fit_p
     assert (h.high - h.low) > 2 * (g.high - g.low)
+    # the widening is the heterogeneity factor's: without it the same data give a far narrower interval
+    plain = stats._critical(0.95, 8 * len(NS), 3)
+    real = stats._heterogeneous_critical
+    try:
+        stats._heterogeneous_critical = lambda level, count, parameters, deviance, df: plain
+        narrow = stats.growth(NS, bumped)
+    finally:
+        stats._heterogeneous_critical = real
+    assert (h.high - h.low) > 1.5 * (narrow.high - narrow.low)
+    assert h.lack_of_fit / (len(NS) - 2) > 1  # the heterogeneity factor exceeds 1
 
 
 def test_a_one_sided_bracket_gives_a_one_sided_interval():
