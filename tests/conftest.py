@@ -42,3 +42,17 @@ def quiet_aedyn_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AedynWarning)
         yield
+
+
+def known_trials(passed: dict[int, list[bool]]) -> dict:
+    """Trials at every given width whose seeds pass (both criteria) as given."""
+    from aedyn.threshold import CRITERIA, Trial
+
+    out = {}
+    for w, p in passed.items():
+        s = len(p)
+        out[w] = Trial(width=w, seeds=tuple(range(s)), status=("converged",) * s, steps=(10,) * s, lr=(0.1,) * s,
+                       lambda_min0=(0.1,) * s, lambda_max0=(1.0,) * s, predicted_rate=(0.98,) * s,
+                       passed={c: tuple(p) for c in CRITERIA}, rate_held=tuple(p), kernel_ratio=(1.0,) * s,
+                       lambda_min_low=(0.1,) * s)
+    return out

@@ -160,35 +160,36 @@ def test_an_experiment_not_asked_for_keeps_its_section(tmp_path, tiny_e2, monkey
     assert [r.claim for r in again.scoreboard] == ["convergence", "width"]
 
 
-def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_e2, monkeypatch):
-    """Killed after three widths were trained: the rerun trains only the others, and its results
-    equal an uninterrupted run's; the checkpoint is gone once results.json is written."""
-    trained = []
-    real = e2.run_batch
+def test_an_interrupted_run_resumes_from_its_run_store(tmp_path, tiny_e2, monkeypatch):
+    """Killed while the fourth batch trains: the rerun reads the finished runs from the report's run
+    store (OUT/runs) instead of training them, and its results equal an uninterrupted run's."""
+    from aedyn import sweep
 
-    def counting(jobs, **kw):
-        trained.append((jobs[0].regime, jobs[0].n, jobs[0].width))
-        if len(trained) == 4 and not trained_before:
-            raise KeyboardInterrupt  # the fourth width is in flight when the run is killed
-        return real(jobs, **kw)
+    trained: list[tuple] = []
+    real = sweep.execute_batch
 
-    trained_before: list = []
-    monkeypatch.setattr(e2, "run_batch", counting)
+    def counting(runs, *args, **kw):
+        trained.append(tuple(r.run_id for r in runs))
+        if len(trained) == 4 and not again:
+            raise KeyboardInterrupt  # the fourth batch is in flight when the run is killed
+        return real(runs, *args, **kw)
+
+    again: list = []
+    monkeypatch.setattr(sweep, "execute_batch", counting)
     out = tmp_path / "report"
     with pytest.raises(KeyboardInterrupt):
         reproduce(out, quick=True, only=["E2"])
-    assert (out / "E2" / "checkpoint.jsonl").is_file() and not (out / "E2" / "results.json").exists()
-    first, trained_before[:] = list(trained[:3]), [True]
+    assert not (out / "E2" / "results.json").exists() and not (out / "E2" / "checkpoint.jsonl").exists()
+    stored = sweep.Store.open(out / "runs").finished_ids()
+    first = {i for batch in trained[:3] for i in batch}
+    assert stored == first  # every finished batch is in the store, the one in flight is not
+    again.append(True)
     trained.clear()
     resumed = reproduce(out, quick=True, only=["E2"])
-    assert not set(first) & set(trained)  # the finished widths were not trained again
-    assert not (out / "E2" / "checkpoint.jsonl").exists()
+    assert not first & {i for batch in trained for i in batch}  # the finished runs were not trained again
     whole = reproduce(tmp_path / "whole", quick=True, only=["E2"])
     assert resumed.summary["E2"] == whole.summary["E2"]
-    with pytest.raises(AedynError, match="different config"):  # another config's checkpoint is refused
-        (out / "E2" / "results.json").unlink()
-        (out / "E2" / "checkpoint.jsonl").write_text(json.dumps({"config": {"other": 1}}) + "\n")
-        reproduce(out, quick=True, only=["E2"])
+    assert resumed.sections[0].resumed == len(first) and whole.sections[0].resumed == 0
 
 
 def test_reproduce_command_turns_warnings_into_one_note_each(tmp_path, capsys, tiny_e2, monkeypatch):
@@ -197,14 +198,14 @@ def test_reproduce_command_turns_warnings_into_one_note_each(tmp_path, capsys, t
 
     from aedyn.errors import AedynWarning
 
-    real = e2.least_width
+    real = e2.least_widths
 
     def noisy(*args, **kwargs):
         for _ in range(3):
             w.warn(AedynWarning("LOBPCG stopped after 500 iterations; raise max_iter"), stacklevel=1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(e2, "least_width", noisy)
+    monkeypatch.setattr(e2, "least_widths", noisy)
     code, _, err = run_cli(["reproduce", "--quick", "--only", "E2", "--out", str(tmp_path / "r"), "-q"], capsys)
     assert code == 0 and err.count("note: LOBPCG stopped") == 1 and ".py:" not in err
 

@@ -11,7 +11,7 @@ from scipy import optimize
 from scipy import stats as sps
 
 from aedyn import stats
-from aedyn.experiments.e2 import search, width_grid
+from aedyn.threshold import search, width_grid
 
 # ---- slopes against the width: per-seed slopes, t interval ---------------------------------------
 

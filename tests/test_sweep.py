@@ -164,12 +164,15 @@ def test_run_id_changes_with_every_field():
     changed = {"regime": "weak", "data": "digits", "n": 6, "d": 4, "classes": (0, 1), "normalize": False,
                "kappa": 2.0, "nu": 0.5, "decoder_init": "rademacher", "seed": 1, "data_seed": 7,
                "dtype": "float32", "width": 9, "init_scale": "mean-field", "lr": 0.5, "lr_decoder": 0.1,
-               "steps": 6, "target": 1e-3, "record_every": 3, "ntk_every": 2, "certify": True}
+               "steps": 6, "target": 1e-3, "record_every": 3, "ntk_every": 2, "certify": True,
+               "measures": ("ntk_path",)}
     skip = {"key", "device"}  # a .npz-only option; one device on this machine
     assert set(changed) | skip == set(sweep.JOB_FIELDS)
     seen = {sweep.run_id(base)}
     for name, value in changed.items():
         extra = {"data": "digits", "d": None, "n": 10} if name in ("data", "classes") else {}
+        if name == "measures":
+            extra = {"ntk_every": 2}
         job = dataclasses.replace(base, **{name: value, **extra})
         assert sweep.run_id(job) not in seen, name
         seen.add(sweep.run_id(job))

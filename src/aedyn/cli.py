@@ -346,8 +346,8 @@ def sweep(
     out_path: Annotated[Path, typer.Option("--out", help="The store folder: created, or resumed if it holds this "
                                                          "sweep.", show_default=False)],
     executor: Annotated[str | None, typer.Option(help="local (this process, default) or dask.")] = None,
-    scheduler: Annotated[str | None, typer.Option(help="Dask: join the cluster at tcp://HOST:PORT.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Dask: start N single-threaded worker processes here.")] = None,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
     batch_size: Annotated[int | None, typer.Option(help="Networks per batch at most (default: \\[sweep] "
                                                         "batch_size, or 64).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count runs, batches and finished runs, estimate the "
@@ -465,6 +465,10 @@ def results(
         out.print(f"wrote {len(frame)} rows to {escape(str(written))}", highlight=False, soft_wrap=True)
 
 
+SchedulerOpt = Annotated[str | None, typer.Option(help="Dask: join the cluster at tcp://HOST:PORT.")]
+WorkersOpt = Annotated[int | None, typer.Option(help="Dask: start N single-threaded worker processes here.")]
+
+
 @app.command()
 def threshold(
     regime: RegimeOpt = "joint",
@@ -486,6 +490,13 @@ def threshold(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (m_star per criterion, "
                                                          "the estimates, every width tried).")] = False,
     max_memory: MaxMemoryOpt = None,
+    step_rule: Annotated[str, typer.Option(help="global (one step 1/lambda_max(Theta(0))) or layerwise (joint: "
+                                                "each layer at 1/lambda_max of its own NTK block).")] = "global",
+    store: Annotated[Path | None, typer.Option("--out", help="A run store to keep every training in (new, or one "
+                                                              "written before: its runs are read, not trained).")]
+    = None,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
 ) -> None:
     """The least width m* at which gradient descent succeeds, per criterion.
@@ -496,9 +507,10 @@ def threshold(
     grid's m*, the quorum width estimated from every seed's bracket, with its 95% interval."""
     import json
 
-    from aedyn.experiments import e2
+    from aedyn import threshold as thresholds
+    from aedyn.sweep import Runner
 
-    criteria = e2.CRITERIA if criterion == "all" else e2.check_criteria([criterion])
+    criteria = thresholds.CRITERIA if criterion == "all" else thresholds.check_criteria([criterion])
 
     def show(trial: Any) -> None:
         if not quiet:
@@ -508,10 +520,17 @@ def threshold(
 
     if d is None and data == "sphere":
         d = 16
-    result = e2.least_width(regime, data, n, d, seeds=seeds, criteria=criteria, target=target,
-                            budget_factor=budget_factor, quorum=quorum, max_width=max_width, data_seed=data_seed,
-                            kappa=kappa, nu=nu, dtype=dtype, device=device,
-                            max_memory=None if max_memory is None else parse_size(max_memory), on_trial=show)
+    search = thresholds.WidthSearch(regime, data, n, d, seeds=seeds, criteria=criteria, target=target,
+                                    budget_factor=budget_factor, quorum=quorum, max_width=max_width,
+                                    data_seed=data_seed, kappa=kappa, nu=nu, dtype=dtype, device=device,
+                                    step_rule=step_rule)
+    with Runner(store, executor="dask" if scheduler is not None or workers is not None else "local",
+                scheduler=scheduler, workers=workers,
+                max_memory=None if max_memory is None else parse_size(max_memory), on_note=note) as runner:
+        result = thresholds.least_widths([search], runner=runner, on_trial=lambda s, t: show(t))[0]
+        if runner.read and not quiet:
+            err.print(f"read {runner.read} finished run(s) from {escape(str(store))}, trained {runner.trained}",
+                      highlight=False)
     estimates = {c: result.quorum_width(c) for c in result.m_star if any(any(t.passed[c]) for t in result.trials)}
     if as_json:
         record = result.to_dict()
@@ -526,7 +545,9 @@ def threshold(
     rows = [("setting", f"{regime}, {escape(str(data))}: n = {s['n']}, d = {s['d']}, {seeds_text}, "
                         f"success = at least {100 * quorum:.0f}% of seeds"),
             ("budget", f"{result.budget} steps = {budget_factor:g} x {result.predicted_steps} (the infinite-width "
-                       f"kernel's steps to {target:g} x the initial loss); eta = 1/lambda_max(Theta(0)) per network")]
+                       f"kernel's steps to {target:g} x the initial loss); " + (
+                           "eta = 1/lambda_max(Theta(0)) per network" if step_rule == "global" else
+                           "layer-wise steps: encoder 1/lambda_max(Theta_W(0)), decoder 1/lambda_max(Theta_V(0))"))]
     for c, m in result.m_star.items():
         low, _ = result.bracket(c)
         e = estimates.get(c)
@@ -555,6 +576,10 @@ def reproduce(
     only: Annotated[str | None, typer.Option(help="Run only these experiments, e.g. E2 or E1,E2.")] = None,
     force: Annotated[bool, typer.Option(help="Rerun experiments whose config changed, replacing their results "
                                              "in the folder.")] = False,
+    profile: Annotated[str | None, typer.Option(help="A named configuration: scale (E2 to large n; with "
+                                                     "--only E2).")] = None,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run the experiments and write the report (report.md, report.html, figures, tables, summary.json).
@@ -589,7 +614,9 @@ def reproduce(
             warnings.simplefilter("always", AedynWarning)
             warnings.showwarning = say_once
             report = run_report(out_path, quick=quick, seeds=None if seeds is None else check_count(seeds, "--seeds"),
-                                device=device, only=names, force=force, progress=show)
+                                device=device, only=names, force=force, progress=show, profile=profile,
+                                executor="dask" if scheduler is not None or workers is not None else "local",
+                                scheduler=scheduler, workers=workers, on_note=note)
     finally:
         progress.stop()
     _print_scoreboard(report)

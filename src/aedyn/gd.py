@@ -319,7 +319,7 @@ def auto_lr_batch(params: Params, X: torch.Tensor, regime: str, *, max_iter: int
     return eta, lam
 
 
-def check_train_options(regime: str, *, lr: float | str = "auto", lr_decoder: float | None = None,
+def check_train_options(regime: str, *, lr: float | str = "auto", lr_decoder: float | str | None = None,
                         steps: int = 1000, target: float = 1e-6, record_every: int = 10,
                         divergence_factor: float = 1e3, ntk_every: int | None = None) -> dict[str, Any]:
     """Validate the options of :func:`train` without data or parameters (jobs call this before any
@@ -330,9 +330,13 @@ def check_train_options(regime: str, *, lr: float | str = "auto", lr_decoder: fl
             raise AedynError(f"lr must be a positive number or 'auto'; got {lr!r}")
     else:
         lr = check_positive(lr, "lr", hint=" (or 'auto')")
-    if lr_decoder is not None:
+    if isinstance(lr_decoder, str) and lr_decoder == "auto":
+        if regime != "joint" or lr != "auto":
+            raise AedynError("lr_decoder='auto' (layer-wise steps: each layer at 1/lambda_max of its own NTK block) "
+                             f"needs regime joint and lr='auto'; got regime {regime!r}, lr {lr!r}")
+    elif lr_decoder is not None:
         _check_separate_decoder(regime)
-        lr_decoder = check_positive(lr_decoder, "lr_decoder")
+        lr_decoder = check_positive(lr_decoder, "lr_decoder", hint=" (or 'auto')")
     return {"lr": lr, "lr_decoder": lr_decoder,
             "steps": check_int(steps, "steps", minimum=0),
             "target": check_float(target, "target (relative loss)", low=0.0, high=1.0, high_open=True),
@@ -411,7 +415,10 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
 
     Each network follows exactly the rule of :func:`train`: ``lr`` is ``"auto"`` (each network's
     own ``1 / lambda_max(Theta_b(0))``, from one batched Lanczos), a number, or one number per
-    network (likewise ``lr_decoder``); network ``b`` stops at ``L_b <= target * L_b(0)``
+    network (likewise ``lr_decoder``; ``lr_decoder="auto"`` with ``lr="auto"`` in ``joint`` gives
+    layer-wise steps: the encoder at ``1 / lambda_max(Theta_W)`` and the decoder at
+    ``1 / lambda_max(Theta_V)``, the NTK's two blocks ``Theta = Theta_W + Theta_V``, ``Theta_W =
+    J_W J_W^T`` and ``Theta_V = J_V J_V^T``); network ``b`` stops at ``L_b <= target * L_b(0)``
     (``converged``), on divergence, or after ``steps``. The stop test runs on the device at every
     step and freezes a stopped network (its update is masked), so its stopping step and final
     parameters are exact; the host looks every ``sync_every`` steps (default: every step on the
@@ -433,9 +440,12 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
                                steps=steps, target=target, record_every=record_every,
                                divergence_factor=divergence_factor, ntk_every=ntk_every)
     rates = _batch_rates(lr, batch, "lr", allow_auto=True)
-    if lr_decoder is not None:
+    layerwise = isinstance(lr_decoder, str) and lr_decoder == "auto"
+    if layerwise:
+        check_train_options(regime, lr=lr, lr_decoder=lr_decoder)
+    elif lr_decoder is not None:
         _check_separate_decoder(regime)
-    rates_v = _batch_rates(lr_decoder, batch, "lr_decoder", allow_auto=False)
+    rates_v = "auto" if layerwise else _batch_rates(lr_decoder, batch, "lr_decoder", allow_auto=False)
     steps, target, record_every = opts["steps"], opts["target"], opts["record_every"]
     divergence_factor, ntk_every = opts["divergence_factor"], opts["ntk_every"]
     X = check_input(X, params)
@@ -459,11 +469,15 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
                          "--init-scale, --kappa or --nu")
     lambda_max = None
     auto = isinstance(rates, str)
-    if auto:
+    if layerwise:  # each layer at 1/lambda_max of its own NTK block: the encoder's (weak) and the decoder's
+        eta, lambda_max = auto_lr_batch(init, X, "weak")
+        eta_v, _ = auto_lr_batch(init, X, "decoder")
+    elif auto:
         eta, lambda_max = auto_lr_batch(init, X, regime)
     else:
         eta = rates  # type: ignore[assignment]
-    eta_v = eta if rates_v is None else rates_v
+    if not layerwise:
+        eta_v = eta if rates_v is None else rates_v
     run = _descend(init, X, regime, first, eta, eta_v, steps=steps, target=target, record_every=record_every,
                    divergence_factor=divergence_factor, ntk_every=ntk_every, sync_every=sync_every,
                    callback=callback)
@@ -483,7 +497,8 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
         message = _message(status, k, losses, float(eta[b]), float(eta_v[b]), target, divergence_factor, hint,
                            None if rates_v is None else float(eta_v[b]), floor, _dtype_name(params))
         config = {"regime": regime, "lr": "auto" if auto else float(eta[b]),
-                  "lr_decoder": None if rates_v is None else float(eta_v[b]), "steps": steps, "target": target,
+                  "lr_decoder": None if rates_v is None else "auto" if layerwise else float(eta_v[b]),
+                  "steps": steps, "target": target,
                   "record_every": record_every, "divergence_factor": divergence_factor, "n": int(Xb.shape[0]),
                   "d": int(Xb.shape[1]), "data_norm2": data_norm2, "width": params.width, "alpha": params.alpha,
                   "dtype": _dtype_name(params), "device": str(params.W.device), "ntk_every": ntk_every,

@@ -117,6 +117,30 @@ class Job:
         return est
 
 
+def ntk_path(result: TrainResult) -> dict[str, Any]:
+    """What a width search judges a run by (:func:`aedyn.threshold.judge`), from the NTK records of
+    a run with ``ntk_every``: ``ntk_lambda_min_0`` and ``ntk_lambda_max_0`` (``Theta(0)``'s extremes),
+    ``ntk_lambda_min_low = min_t lambda_min(Theta(t))`` over the checks (and the stop), and
+    ``below_rate_line``: whether ``L(k) <= L(0) rho^(k/2)`` at every step, ``rho = (1 - eta
+    lambda_min(Theta(0)))^2`` (the theorem's rate conclusion; a relative slack of ``1e-9`` absorbs
+    rounding)."""
+    lam_min = np.asarray(result.metrics["ntk_lambda_min"], dtype=np.float64)
+    lam_max = np.asarray(result.metrics["ntk_lambda_max"], dtype=np.float64)
+    loss = np.asarray(result.loss, dtype=np.float64)
+    rho = (1.0 - result.lr * float(lam_min[0])) ** 2
+    line = loss[0] * np.power(rho, np.arange(len(loss)) / 2.0) * (1 + 1e-9)
+    return {"ntk_lambda_min_0": float(lam_min[0]), "ntk_lambda_max_0": float(lam_max[0]),
+            "ntk_lambda_min_low": float(np.min(lam_min)), "below_rate_line": bool(np.all(loss <= line))}
+
+
+MEASURES: dict[str, Callable[[TrainResult], dict[str, Any]]] = {"ntk_path": ntk_path}
+"""Measurements a job may declare (``TrainJob.measures``) beyond the standard row, by name: each is
+computed where the job runs, from its :class:`~aedyn.gd.TrainResult`, and its columns join the
+run's row (:func:`aedyn.sweep.result_row`)."""
+NEEDS_NTK = ("ntk_path",)
+"""Measures that read the NTK records, so need ``ntk_every``."""
+
+
 CERTIFY_CHECKS = 50
 """A certified job without ``ntk_every`` evaluates the NTK about this many times across its budget."""
 
@@ -128,22 +152,33 @@ class TrainJob(Job):
     ``certify``: check, after training, the invariants the convergence proofs rely on along the
     run (:func:`aedyn.certificate.certify`; the result's ``certificate``). It needs the NTK along
     the run: without ``ntk_every`` it is set to ``ceil(steps / CERTIFY_CHECKS)``. (It appears in
-    :meth:`to_dict` only when set, so the ids of runs that do not certify are unchanged.)"""
+    :meth:`to_dict` only when set, so the ids of runs that do not certify are unchanged.)
+
+    ``measures``: names from :data:`MEASURES`, computed after training where the job runs; their
+    columns join the run's row (in :meth:`to_dict` only when given). ``lr_decoder="auto"`` (joint,
+    with ``lr="auto"``): layer-wise steps (:func:`aedyn.gd.train_batch`)."""
 
     width: int = 1024
     init_scale: str | float = "ntk"
     lr: float | str = "auto"
-    lr_decoder: float | None = None
+    lr_decoder: float | str | None = None
     steps: int = 1000
     target: float = 1e-6
     record_every: int = 10
     ntk_every: int | None = None
     certify: bool = False
+    measures: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not isinstance(self.certify, bool):
             raise AedynError(f"certify must be True or False; got {self.certify!r}")
+        if isinstance(self.measures, str) or not all(isinstance(m, str) and m in MEASURES for m in self.measures):
+            raise AedynError(f"measures must be a list of names from {', '.join(MEASURES)}; got {self.measures!r}")
+        self._set(measures=tuple(dict.fromkeys(self.measures)))
+        if self.ntk_every is None and any(m in NEEDS_NTK for m in self.measures):
+            raise AedynError(f"the measures {', '.join(m for m in self.measures if m in NEEDS_NTK)} read the NTK "
+                             "along the run; set ntk_every")
         if self.certify and self.ntk_every is None:
             self._set(ntk_every=max(1, math.ceil(check_int(self.steps, "steps", minimum=0) / CERTIFY_CHECKS)))
         width, kappa, nu, _ = check_init(self.regime, self.width, kappa=self.kappa, nu=self.nu,
@@ -157,6 +192,10 @@ class TrainJob(Job):
         out = super().to_dict()
         if not self.certify:
             del out["certify"]
+        if self.measures:
+            out["measures"] = list(self.measures)
+        else:
+            del out["measures"]
         return out
 
     def memory(self, n: int, d: int, *, batch: int = 1, sources: int = 1) -> MemoryEstimate:
@@ -232,13 +271,15 @@ class Notes:
 def batch_key(job: TrainJob) -> tuple:
     """What runs must share to train as one batch (:func:`run_batch`): the regime, the data's shape
     (or, where that is unknown before loading, where the data come from), the network's shape and
-    output scale, dtype, device, the stopping rule and recording cadences, and the kind of step
-    size (auto or given; a separate decoder step or not). Seeds, ``kappa``, ``nu`` and the step
-    sizes themselves may differ within a batch."""
+    output scale, dtype, device, the stopping rule and recording cadences, the kind of step size
+    (auto, layer-wise auto or given; a separate decoder step or not) and the measures the runs
+    declare (:data:`MEASURES`). Seeds, ``kappa``, ``nu`` and the step sizes themselves may differ
+    within a batch."""
     shape = job.expected_shape()
     where = shape if shape is not None else (job.data, job.n, job.d, job.classes, job.key)
     return (job.regime, where, job.width, job.init_scale, job.dtype, job.device, job.steps, job.target,
-            job.record_every, job.ntk_every, job.lr == "auto", job.lr_decoder is None)
+            job.record_every, job.ntk_every, job.lr == "auto", job.lr_decoder is None, job.lr_decoder == "auto",
+            job.measures)
 
 
 def run_batch(jobs: Sequence[TrainJob], *, callback: Callable[[int, np.ndarray], None] | None = None,
@@ -278,7 +319,8 @@ def run_batch(jobs: Sequence[TrainJob], *, callback: Callable[[int, np.ndarray],
                     nets[0].alpha)
     lead = jobs[0]
     lr = "auto" if lead.lr == "auto" else np.array([job.lr for job in jobs], dtype=np.float64)
-    lr_decoder = None if lead.lr_decoder is None else np.array([job.lr_decoder for job in jobs], dtype=np.float64)
+    lr_decoder = lead.lr_decoder if lead.lr_decoder in (None, "auto") else np.array(
+        [job.lr_decoder for job in jobs], dtype=np.float64)
     train_notes = Notes(on_note)
     with train_notes.collect():
         results = train_batch(X, params, lead.regime, lr=lr, lr_decoder=lr_decoder, steps=lead.steps,
@@ -286,6 +328,8 @@ def run_batch(jobs: Sequence[TrainJob], *, callback: Callable[[int, np.ndarray],
                               callback=callback)
     for job, result, (Xj, notes) in zip(jobs, results, loaded, strict=True):
         result.config = {**result.config, "job": job.to_dict(), "notes": [*notes, *train_notes.messages]}
+        if job.measures:
+            result.config["measures"] = {k: v for m in job.measures for k, v in MEASURES[m](result).items()}
         if job.certify and result.status != "diverged":
             try:
                 result.certificate = certify(result, Xj)

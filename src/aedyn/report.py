@@ -13,15 +13,18 @@ Into one folder (``aedyn-report/`` by default)::
     E2/table.parquet     its full tidy table (also .csv); further tables beside it (``E3/certificate.csv``)
     E2/details.md        the set-up and every setting in sentences (the Markdown report links it)
     E2/<figure>.png      each figure (also .svg); E2/figures.json says what they were drawn from
-    E2/checkpoint.jsonl  while an experiment runs: its finished batches (an interrupted run resumes)
+    runs/                the run store (:class:`aedyn.sweep.Runner`): every training of the experiments
+                         on the run layer (E2), one row each; what a rerun reads instead of training
+    E1/checkpoint.jsonl  while an experiment not yet on the run layer runs: its finished batches
 
 Each experiment module answers to the verbs of :mod:`aedyn.experiments` (``config``, ``setup``,
 ``run``, ``tabulate``, ``tables``, ``key_table``, ``figures`` with ``CAPTIONS``, ``findings``,
 ``details``, ``summary``). Rerunning into the same folder reuses every experiment whose config is
 unchanged (and says so), without drawing its figures again when they were drawn from the same
 results by the same aedyn; a changed config is refused unless ``force``. An interrupted run,
-restarted with the same config, keeps every finished batch (the experiment's checkpoint) and
-retrains only the one in flight. Experiments not asked for (``only``) keep their section while
+restarted with the same config, keeps every finished run (the run store, or the experiment's
+checkpoint) and retrains only those in flight. ``executor``/``workers``/``scheduler`` choose where
+the run layer trains (this process, or a Dask cluster). Experiments not asked for (``only``) keep their section while
 their finished results in the folder match this config. Every file is written atomically; the
 folder must be new, empty, or an aedyn report.
 """
@@ -32,6 +35,7 @@ import base64
 import datetime
 import hashlib
 import html
+import inspect
 import io
 import json
 import time
@@ -45,11 +49,14 @@ from aedyn.errors import AedynError
 from aedyn.experiments import EXPERIMENTS, experiment, style
 from aedyn.files import Checkpoint, describe_os_error, read_json, write_atomic, write_json
 from aedyn.findings import Finding, Row, scoreboard
+from aedyn.sweep import Runner, check_executor
 
 MARKER = "report.json"
 CHECKPOINT = "checkpoint.jsonl"
 """An experiment's finished batches while it runs (``E2/checkpoint.jsonl``), removed once its
 ``results.json`` is written: an interrupted run, restarted, retrains only the batch in flight."""
+RUNS = "runs"
+"""The report's run store (``OUT/runs``)."""
 _HINT = "choose a new or empty folder with --out"
 
 
@@ -79,7 +86,7 @@ class Section:
     details: list[str]
     reused: bool
     wall_time: float
-    resumed_batches: int = 0
+    resumed: int = 0
 
     @property
     def anchor(self) -> str:
@@ -134,6 +141,14 @@ def _previous(folder: Path, name: str, config: dict[str, Any], force: bool) -> d
         raise AedynError(f"{str(folder)!r} holds {name} results of a different config (quick vs full, seeds or "
                          "device?); use another --out folder, or --force to run it again there")
     return None
+
+
+def _config(mod: Any, quick: bool, seeds: int | None, device: str, profile: str | None) -> dict[str, Any]:
+    """An experiment's config; a ``profile`` goes to the experiments that know it (and is refused
+    by name where none does)."""
+    if profile is not None and "profile" in inspect.signature(mod.config).parameters:
+        return mod.config(quick=quick, seeds=seeds, device=device, profile=profile)
+    return mod.config(quick=quick, seeds=seeds, device=device)
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
@@ -210,10 +225,21 @@ def _digest(path: Path) -> str:
 
 def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds: int | None = None,
               device: str = "cpu", only: Sequence[str] | None = None, force: bool = False,
-              progress: Callable[[str, str, float], None] | None = None) -> Report:
+              progress: Callable[[str, str, float], None] | None = None, executor: str = "local",
+              workers: int | None = None, scheduler: str | None = None, profile: str | None = None,
+              on_note: Callable[[str], None] | None = None) -> Report:
     """Run (or reuse) the experiments and write the report into ``folder`` (see the module
     docstring). ``only`` names a subset (``["E2"]``); ``progress(experiment, message, fraction)``
-    reports how far each experiment is."""
+    reports how far each experiment is. ``executor``, ``workers``, ``scheduler``: where the run
+    layer trains (:class:`aedyn.sweep.Runner`). ``profile``: an experiment's named configuration
+    (``"scale"``: E2 to large ``n``, :func:`aedyn.experiments.e2.config`), for the experiments that
+    have it."""
+    check_executor(executor, scheduler, workers)
+    if profile is not None and not any("profile" in inspect.signature(experiment(n).config).parameters
+                                       for n in (EXPERIMENTS if only is None else [str(x).upper() for x in only])
+                                       if n in EXPERIMENTS):
+        raise AedynError(f"no experiment asked for has a profile {profile!r}; profiles are E2's (--only E2 --profile "
+                         "scale)")
     names = list(EXPERIMENTS) if only is None else [str(n).upper() for n in only]
     if not names:
         raise AedynError(f"no experiment named; choose from {', '.join(EXPERIMENTS)} (e.g. --only E2)")
@@ -221,7 +247,7 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
     if unknown:
         raise AedynError(f"unknown experiment {', '.join(unknown)}; choose from {', '.join(EXPERIMENTS)}")
     modules = {name: experiment(name) for name in names}
-    configs = {name: jsonable(mod.config(quick=quick, seeds=seeds, device=device)) for name, mod in modules.items()}
+    configs = {name: jsonable(_config(mod, quick, seeds, device, profile)) for name, mod in modules.items()}
     folder = Path(folder)
     _check_folder(folder)
     previous = {name: _previous(folder, name, configs[name], force) for name in names}  # refusals before any work
@@ -231,7 +257,7 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
     for name in EXPERIMENTS:  # experiments not asked for stay in the report while their results fit this config
         if name not in modules:
             mod = experiment(name)
-            config = jsonable(mod.config(quick=quick, seeds=seeds, device=device))
+            config = jsonable(_config(mod, quick, seeds, device, profile))
             try:
                 record = _previous(folder, name, config, force=False)
             except AedynError:
@@ -242,35 +268,8 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
     write_json(folder / MARKER, {"kind": "aedyn.report", "format": 2}, force=True, flag="report marker")
     t_start = time.perf_counter()
     report = Report(folder=folder, sections=[], scoreboard=[], summary={})
-    for name, mod in modules.items():
-        record = previous[name]
-        reused = record is not None
-        if record is None:
-            t0 = time.perf_counter()
-            step = None if progress is None else (lambda message, fraction, name=name: progress(name, message,
-                                                                                                 fraction))
-            (folder / name).mkdir(exist_ok=True)
-            checkpoint = Checkpoint(folder / name / CHECKPOINT, _identity(configs[name]), force=force)
-            resumed = len(checkpoint)
-            if resumed and progress is not None:
-                progress(name, f"resuming an interrupted run: {resumed} finished batches kept", 0.0)
-            results = mod.run(configs[name], progress=step, checkpoint=checkpoint)
-            record = {"config": configs[name], "results": jsonable(results), "wall_time": time.perf_counter() - t0,
-                      "resumed_batches": resumed}
-            report.files.append(write_json(folder / name / "results.json", record, force=True, flag="results"))
-            checkpoint.remove()
-        elif progress is not None:
-            progress(name, "reusing the finished results of the same config", 1.0)
-        results = record["results"]
-        try:
-            section, summary = _section(folder, name, mod, results, configs[name], record, reused, report.files)
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            if not reused:
-                raise
-            raise AedynError(f"{str(folder / name / 'results.json')!r} does not hold {name} results this version can "
-                             f"read ({type(exc).__name__}: {exc}); delete it to run {name} again") from None
-        report.sections.append(section)
-        report.summary[name] = {**summary, "findings": [f.to_dict() for f in section.findings]}
+    with Runner(folder / RUNS, executor=executor, workers=workers, scheduler=scheduler, on_note=on_note) as runner:
+        _run_all(folder, modules, configs, previous, report, runner, force, progress)
     report.scoreboard = scoreboard(f for s in report.sections for f in s.findings)
     versions = environment()
     report.summary.update({"scoreboard": [r.to_dict() for r in report.scoreboard], "config": configs,
@@ -284,6 +283,48 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
     report.files.append(write_atomic(folder / "report.html", lambda fh: fh.write(
         to_html(header, report.scoreboard, report.sections, folder).encode()), force=True, flag="report"))
     return report
+
+
+def _run_all(folder: Path, modules: dict[str, Any], configs: dict[str, Any], previous: dict[str, Any],
+             report: Report, runner: Runner, force: bool,
+             progress: Callable[[str, str, float], None] | None) -> None:
+    """Run (or reuse) each experiment and add its section to ``report``."""
+    for name, mod in modules.items():
+        record = previous[name]
+        reused = record is not None
+        if record is None:
+            t0 = time.perf_counter()
+            step = None if progress is None else (lambda message, fraction, name=name: progress(name, message,
+                                                                                                 fraction))
+            (folder / name).mkdir(exist_ok=True)
+            if getattr(mod, "RUN_LAYER", False):  # its trainings go through the runner and its store
+                read = runner.read
+                results = mod.run(configs[name], progress=step, runner=runner)
+                resumed = runner.read - read
+                checkpoint = None
+            else:
+                checkpoint = Checkpoint(folder / name / CHECKPOINT, _identity(configs[name]), force=force)
+                resumed = len(checkpoint)
+                if resumed and progress is not None:
+                    progress(name, f"resuming an interrupted run: {resumed} finished batches kept", 0.0)
+                results = mod.run(configs[name], progress=step, checkpoint=checkpoint)
+            record = {"config": configs[name], "results": jsonable(results), "wall_time": time.perf_counter() - t0,
+                      "resumed": resumed}
+            report.files.append(write_json(folder / name / "results.json", record, force=True, flag="results"))
+            if checkpoint is not None:
+                checkpoint.remove()
+        elif progress is not None:
+            progress(name, "reusing the finished results of the same config", 1.0)
+        results = record["results"]
+        try:
+            section, summary = _section(folder, name, mod, results, configs[name], record, reused, report.files)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            if not reused:
+                raise
+            raise AedynError(f"{str(folder / name / 'results.json')!r} does not hold {name} results this version can "
+                             f"read ({type(exc).__name__}: {exc}); delete it to run {name} again") from None
+        report.sections.append(section)
+        report.summary[name] = {**summary, "findings": [f.to_dict() for f in section.findings]}
 
 
 def _section(folder: Path, name: str, mod: Any, results: dict[str, Any], config: dict[str, Any],
@@ -310,7 +351,7 @@ def _section(folder: Path, name: str, mod: Any, results: dict[str, Any], config:
     section = Section(name=name, title=mod.TITLE, claim=mod.CLAIM, findings=findings, figures=figures, key_table=key,
                       tables=links, setup=setup, details=details, reused=reused,
                       wall_time=float(record.get("wall_time", 0.0)),
-                      resumed_batches=int(record.get("resumed_batches", 0)))
+                      resumed=int(record.get("resumed", record.get("resumed_batches", 0))))
     return section, mod.summary(results)
 
 
@@ -343,8 +384,9 @@ def _table_rows(table: Any, limit: int = 40) -> tuple[list[str], list[list[str]]
 def _how(s: Section) -> str:
     if s.reused:
         return "reused from an earlier run"
-    if s.resumed_batches:
-        return f"ran in {s.wall_time:.0f} s after resuming an interrupted run ({s.resumed_batches} batches kept)"
+    if s.resumed:
+        return (f"ran in {s.wall_time:.0f} s after resuming an interrupted run ({s.resumed} finished runs or "
+                "batches kept)")
     return f"ran in {s.wall_time:.0f} s"
 
 

@@ -43,7 +43,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
@@ -54,7 +54,7 @@ import numpy as np
 from aedyn._check import check_count
 from aedyn._meta import environment
 from aedyn.certificate import columns_of
-from aedyn.errors import AedynError, first_line, is_out_of_memory
+from aedyn.errors import AedynError, MemoryRefusal, first_line, is_out_of_memory
 from aedyn.files import write_atomic
 from aedyn.gd import METRICS, TrainResult
 from aedyn.job import TrainJob, batch_key, run_batch
@@ -68,9 +68,9 @@ else:  # pragma: no cover - Python 3.10
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["EXECUTORS", "Run", "SweepConfig", "SweepPlan", "SweepProgress", "SweepSummary", "check_executor",
-           "dry_run", "execute_batch", "load_config", "make_batches", "parse_config", "plan", "result_row", "run_id",
-           "run_sweep", "status_counts", "summary_table", "write_csv"]
+__all__ = ["EXECUTORS", "RUNS_CONFIG", "Run", "Runner", "SweepConfig", "SweepPlan", "SweepProgress", "SweepSummary",
+           "check_executor", "dry_run", "execute_batch", "load_config", "make_batches", "parse_config", "plan",
+           "result_row", "run_id", "run_sweep", "status_counts", "summary_table", "untrainable_row", "write_csv"]
 
 JOB_FIELDS = tuple(f.name for f in dataclasses.fields(TrainJob))
 """The keys ``[grid]`` and ``[train]`` accept: every :class:`~aedyn.job.TrainJob` field."""
@@ -344,7 +344,8 @@ def result_row(run_id: str, job: TrainJob, result: TrainResult) -> dict[str, Any
     ``"auto"``), ``device`` (where it ran) and ``steps`` (those taken; the budget is
     ``step_budget``). The full job is in ``job`` (canonical JSON). Then status, losses, the rate
     fit, the final value of each metric of :data:`aedyn.gd.METRICS` (``None`` when not recorded),
-    for a job with ``certify`` the certificate's columns (``cert_*``,
+    the columns of the job's declared measures (:data:`aedyn.job.MEASURES`), for a job with
+    ``certify`` the certificate's columns (``cert_*``,
     :meth:`aedyn.certificate.Certificate.columns`; ``None`` for a diverged run), wall time, batch
     size, versions (``version_*``), the message, and the loss curve at :func:`loss_steps`
     (``loss_steps``, ``loss_curve``). Values are plain Python values."""
@@ -389,6 +390,7 @@ def result_row(run_id: str, job: TrainJob, result: TrainResult) -> dict[str, Any
     }
     for name in METRICS:
         row[name] = result.final(name)
+    row.update(cfg.get("measures", {}))  # the job's declared measures (aedyn.job.MEASURES)
     if job.certify:  # the certificate's column group (aedyn.certificate.CERTIFICATE_COLUMNS); None if diverged
         row.update(columns_of(result))
     row.update({
@@ -406,18 +408,52 @@ def result_row(run_id: str, job: TrainJob, result: TrainResult) -> dict[str, Any
     return row
 
 
+UNTRAINABLE = "untrainable"
+"""The status of a run that could not start (e.g. an NTK of zero at initialisation, so ``lr="auto"``
+is undefined), stored by batches that ``isolate`` their runs."""
+
+
+def untrainable_row(run_id: str, job: TrainJob, message: str) -> dict[str, Any]:
+    """The store's row for a run that could not start: its settings, status :data:`UNTRAINABLE`
+    and the reason; no losses."""
+    return {"run_id": run_id, "regime": job.regime, "data": job.data, "n": job.n, "d": job.d,
+            "seed": int(job.seed), "data_seed": int(job.resolved_data_seed), "width": int(job.width),
+            "step_budget": int(job.steps), "status": UNTRAINABLE, "steps": 0, "message": message, **_versions(),
+            "job": json.dumps(job.to_dict(), sort_keys=True, separators=(",", ":"))}
+
+
 def execute_batch(runs: Sequence[Run], max_memory: int | None = None, threads: int | None = None,
-                  callback: Callable[[int, np.ndarray], None] | None = None) -> dict[str, Any]:
+                  callback: Callable[[int, np.ndarray], None] | None = None, isolate: bool = False) -> dict[str, Any]:
     """Train one batch (:func:`aedyn.job.run_batch`) and return ``{"rows": [...], "notes": [...]}``:
     the store rows of its runs, in order, and the notes (data warnings) it raised. This is what a
     Dask worker runs; ``threads`` sets torch's intra-op threads first (a worker of a local cluster
-    gets its share of the cores); ``callback(k, losses)`` is the engine's progress report."""
+    gets its share of the cores); ``callback(k, losses)`` is the engine's progress report.
+
+    ``isolate``: a batch refused for a reason of one of its runs (an :class:`AedynError` other than a
+    memory refusal) runs again one run at a time, and a run that still cannot start gets an
+    :func:`untrainable_row` (a width search counts it as failing) instead of failing the batch."""
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
     notes: list[str] = []
-    results = run_batch([r.job for r in runs], max_memory=max_memory, on_note=notes.append, callback=callback)
+    try:
+        results = run_batch([r.job for r in runs], max_memory=max_memory, on_note=notes.append, callback=callback)
+    except MemoryRefusal:
+        raise
+    except AedynError:
+        if not isolate:
+            raise
+        rows = []
+        for r in runs:
+            try:
+                rows.append(result_row(r.run_id, r.job, run_batch([r.job], max_memory=max_memory,
+                                                                  on_note=notes.append)[0]))
+            except MemoryRefusal:
+                raise
+            except AedynError as exc:
+                rows.append(untrainable_row(r.run_id, r.job, first_line(exc, 500)))
+        return {"rows": rows, "notes": notes}
     if len(results) != len(runs):
         raise RuntimeError(f"run_batch returned {len(results)} results for {len(runs)} jobs")
     return {"rows": [result_row(r.run_id, r.job, res) for r, res in zip(runs, results, strict=True)], "notes": notes}
@@ -631,8 +667,8 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _dask_batches(client: Any, batches: list[list[Run]], max_memory: int | None,
-                  threads: int | None) -> Iterator[tuple[int, dict[str, Any] | BaseException]]:
+def _dask_batches(client: Any, batches: list[list[Run]], max_memory: int | None, threads: int | None,
+                  isolate: bool = False) -> Iterator[tuple[int, dict[str, Any] | BaseException]]:
     """Submit every batch and yield ``(index, outcome)`` as each completes (rows, or the error);
     pending batches are cancelled if the caller stops early."""
     from distributed import as_completed
@@ -640,7 +676,7 @@ def _dask_batches(client: Any, batches: list[list[Run]], max_memory: int | None,
     index_of = {}
     futures = []
     for index, batch in enumerate(batches):
-        fut = client.submit(execute_batch, batch, max_memory, threads, pure=False,
+        fut = client.submit(execute_batch, batch, max_memory, threads, None, isolate, pure=False,
                             key=f"aedyn-batch-{index}-{batch[0].run_id}-{os.getpid()}-{time.time_ns()}")
         index_of[fut.key] = index
         futures.append(fut)
@@ -657,6 +693,122 @@ def _dask_batches(client: Any, batches: list[list[Run]], max_memory: int | None,
     finally:
         with _quiet():
             client.cancel([f for f in futures if not f.done()])
+
+
+# ---- the run layer under experiments and searches ---------------------------------------------
+
+RUNS_CONFIG = {"kind": "aedyn.runs", "format": 1}
+"""The store config of a :class:`Runner`'s store: runs are named by their content (:func:`run_id`),
+so one store holds the runs of any number of experiments and searches."""
+
+
+class Runner:
+    """Trains batches of :class:`~aedyn.job.TrainJob` through one executor and records every run in
+    one store: the run layer under the experiments and the width search (:mod:`aedyn.threshold`),
+    the same executors and row schema as :func:`run_sweep`.
+
+    :meth:`run` takes a list of batches (each a list of jobs sharing :func:`~aedyn.job.batch_key`)
+    and returns their rows (:func:`result_row`), in order. A run already in the store is read, not
+    trained (resume: a rerun, or an adaptive search replaying its rounds, trains only what is
+    missing); the others train in this process (``executor="local"``) or on Dask (``"dask"``, a
+    local cluster of ``workers`` processes or the cluster at ``scheduler``, started at the first
+    batch to train and kept until :meth:`close`), and each finished batch is appended to the store
+    at once. Batches ``isolate`` their runs (:func:`execute_batch`). Without a store nothing is
+    kept beyond this object."""
+
+    def __init__(self, store: str | Path | Store | None = None, *, executor: str = "local",
+                 scheduler: str | None = None, workers: int | None = None, max_memory: int | None = None,
+                 on_note: Callable[[str], None] | None = None) -> None:
+        self.workers = check_executor(executor, scheduler, workers)
+        self.executor, self.scheduler, self.max_memory = executor, scheduler, max_memory
+        self.store = Store.create(store, RUNS_CONFIG) if isinstance(store, (str, Path)) else store
+        self._say = _NoteOnce(on_note)
+        self._rows: dict[str, dict[str, Any]] | None = None
+        self._stack = ExitStack()
+        self._client: Any = None
+        self._threads: int | None = None
+        self.trained = 0
+        self.read = 0
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the Dask client (and the local cluster it started), if any."""
+        self._stack.close()
+        self._client = None
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        """Every stored row by ``run_id`` (read once from the store, then kept up to date)."""
+        if self._rows is None:
+            self._rows = {}
+            if self.store is not None and self.store.finished_ids():
+                frame = self.store.load()
+                for row in frame.to_dict(orient="records"):
+                    self._rows[row["run_id"]] = {k: _plain(v) for k, v in row.items()}
+        return self._rows
+
+    def run(self, batches: Sequence[Sequence[TrainJob]]) -> list[list[dict[str, Any]]]:
+        """The rows of every job of ``batches`` (see the class docstring). A batch that fails raises
+        its error (a memory refusal as it is): what the caller asked for cannot be answered without it."""
+        planned = [[Run(run_id(job), job) for job in batch] for batch in batches]
+        known = self.rows()
+        todo: list[list[Run]] = []
+        seen: set[str] = set()
+        for batch in planned:
+            missing = [r for r in batch if r.run_id not in known and r.run_id not in seen]
+            seen.update(r.run_id for r in missing)
+            if missing:
+                todo.append(missing)
+        self.read += sum(len(b) for b in planned) - len(seen)
+        for index, outcome in self._execute(todo):
+            if isinstance(outcome, BaseException):
+                if isinstance(outcome, AedynError):
+                    raise outcome
+                raise AedynError(f"a batch of {len(todo[index])} run(s) failed: {_describe_failure(outcome)}") \
+                    from outcome
+            for text in outcome["notes"]:
+                self._say(text)
+            rows = outcome["rows"]
+            if self.store is not None:
+                stored = self.store.finished_ids()  # another writer may have stored some meanwhile
+                self.store.append([row for row in rows if row["run_id"] not in stored])
+            for row in rows:
+                known[row["run_id"]] = row
+            self.trained += len(rows)
+        return [[known[r.run_id] for r in batch] for batch in planned]
+
+    def _execute(self, batches: list[list[Run]]) -> Iterator[tuple[int, dict[str, Any] | BaseException]]:
+        if not batches:
+            return
+        if self.executor == "local":
+            for index, batch in enumerate(batches):
+                try:
+                    outcome: dict[str, Any] | BaseException = execute_batch(batch, self.max_memory, isolate=True)
+                except MemoryRefusal:
+                    raise
+                except Exception as exc:
+                    outcome = exc
+                yield index, outcome
+            return
+        if self._client is None:
+            self._client, self._threads = self._stack.enter_context(_dask_client(self.scheduler, self.workers))
+        yield from _dask_batches(self._client, batches, self.max_memory, self._threads, isolate=True)
+
+
+def _plain(value: Any) -> Any:
+    """A loaded cell as a plain Python value (NumPy scalars and arrays to numbers and lists; NaN of
+    a missing value to None)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
 
 
 # ---- dry run ------------------------------------------------------------------------------------

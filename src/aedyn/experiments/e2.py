@@ -1,37 +1,14 @@
-"""E2, how much over-parameterisation: the least width ``m*`` at which gradient descent succeeds.
+"""E2, how much over-parameterisation: the least width ``m*`` at which gradient descent succeeds,
+for weak and joint training (and the decoder-only baseline) against ``n`` and ``d``.
 
-For one setting (regime, data, ``n``, ``d``) and a set of initialisation seeds, a width ``m``
-*succeeds* under a criterion when at least ``quorum`` (default 90%) of the seeds pass it. Every
-network trains with ``eta = 1 / lambda_max(Theta(0))`` (its own, ``lr="auto"``) for at most the
-step budget ``B = ceil(budget_factor * k_inf)``, where ``k_inf`` is the number of steps the
-infinite-width kernel predicts: the least ``k`` at which the expected loss of linearised GD,
-``E ||(I - eta_inf K)^k (f_0(X) - X)||_F^2``, is at most ``target`` times its value at ``k = 0``,
-for ``K`` the regime's ``n x n`` infinite-width kernel (the NTK is ``K ⊗ I_d``), ``eta_inf = 1 /
-lambda_max(K)`` and ``f_0`` the infinite-width network at initialisation, a Gaussian process with
-covariance ``nu^2 kappa^2 K1`` per coordinate (:func:`aedyn.kernels.init_output_kernel`,
-:meth:`aedyn.limit.LinearisedGD.steps_to`). The two criteria, each judged per seed:
+The search, its criteria (``reach``, ``lambda0``), step budget and step rules are
+:mod:`aedyn.threshold`'s; every width's seeds are :class:`~aedyn.job.TrainJob` s run by a
+:class:`aedyn.sweep.Runner` into the report's run store (``OUT/runs``), so an interrupted run
+resumes from the store and the searches of all settings train side by side (``--workers``).
 
-- ``reach``: the loss reaches ``target * L(0)`` within the budget.
-- ``lambda0`` (the proofs' own condition): ``lambda_min(Theta(t)) >= lambda_0 / 2`` at every
-  check, ``lambda_0 = lambda_min(K)`` the least eigenvalue of the infinite-width NTK
-  (``Theta(t)`` is evaluated ``KERNEL_CHECKS`` times across the budget and at the stop). Near
-  ``m ≈ n`` the finite kernel's own ``lambda_min(Theta(0))`` is a few percent of ``lambda_0``, so
-  a condition relative to it passes networks that train nothing; relative to ``lambda_0`` it is
-  monotone in ``m`` and at least as demanding as ``reach``.
-
-Two more columns of every width's table, which are not criteria: ``rate`` (the run reaches the
-target and its loss stays below ``L(0) rho^(k/2)``, ``rho = (1 - eta lambda_min(Theta(0)))^2``,
-the theorem's rate conclusion) equals ``reach`` in practice and adds nothing: linearised GD's loss
-falls like ``rho^k``, already below that line; and ``kernel_ratio = min_t lambda_min(Theta(t)) /
-lambda_min(Theta(0))``, the Θ(0)-relative form of the kernel condition.
-
-``m*`` is searched on the geometric grid of widths ``round(2^(j/2))`` (ratio ``2^(1/2)``):
-starting at the grid width nearest ``n``, doubling the step along the grid until success and
-failure are bracketed, then bisecting. The search assumes that success does not fail again at a
-larger width, and checks it: a width above ``m*`` (tried for any criterion) that fails the quorum
-moves the search above it, and the threshold records the failure (``checks``). The seeds of one
-width train as one batch (:func:`aedyn.job.run_batch`), and each width is trained once for all
-criteria.
+A series may set ``step_rule = "layerwise"``: joint then trains with each layer at
+``1/lambda_max`` of its own NTK block (weak, one layer, is unchanged and shared with the global
+series), and the ratio of weak's to joint's ``m*`` is measured under that rule too.
 
 **Statistics** (:mod:`aedyn.stats`). Each seed's threshold lies in the bracket between its largest
 failing and least passing width tried. The *quorum width* (the width at which the quorum's share
@@ -48,369 +25,25 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from aedyn._check import check_choice, check_count, check_float
-from aedyn.errors import AedynError, MemoryRefusal
+from aedyn._check import check_choice
 from aedyn.experiments import small_problems, style
 from aedyn.findings import Finding, comparison, interval, nonneg, num, seeds_phrase, sig, statement
-from aedyn.gd import TrainResult
-from aedyn.job import Notes, TrainJob, run_batch
-from aedyn.kernels import init_output_kernel, regime_kernel
-from aedyn.limit import LinearisedGD
-from aedyn.stats import (
-    Brackets,
-    Estimate,
-    Growth,
-    QuorumWidth,
-    brackets,
-    exponent_difference,
-    growth,
-    quorum_ratio,
-    quorum_width,
+from aedyn.stats import Estimate, Growth, QuorumWidth, exponent_difference, growth, quorum_ratio
+from aedyn.sweep import Runner
+from aedyn.threshold import (
+    CRITERIA,
+    KERNEL_CHECKS,
+    Threshold,
+    WidthSearch,
+    check_criteria,
+    least_widths,
 )
-
-CRITERIA: tuple[str, ...] = ("reach", "lambda0")
-RETIRED = {
-    "kernel": "the criterion 'kernel' (relative to lambda_min(Theta(0))) was replaced by 'lambda0' "
-              "(lambda_min(Theta(t)) >= lambda_0/2 with lambda_0 of the infinite-width kernel); its ratio is a column "
-              "of every width's table",
-    "rate": "the criterion 'rate' equals 'reach' at every width (linearised GD's loss already falls below its line) "
-            "and is now a column of every width's table; use reach or lambda0",
-}
-"""Criteria of earlier versions, with what replaced them."""
-SINGULAR = 1e-9
-"""``lambda_min(Theta(0)) / lambda_max(Theta(0))`` at or below which a kernel counts as singular."""
-KERNEL_CHECKS = 4
-"""How many times across the step budget ``Theta(t)`` is evaluated for the ``lambda0`` criterion."""
-MIN_BUDGET = 50
-"""The step budget is at least this, whatever the infinite-width prediction."""
-
-
-def check_criteria(criteria: Sequence[str]) -> tuple[str, ...]:
-    """The criteria, validated: an old name is refused with what replaced it."""
-    out = []
-    for c in criteria:
-        if c in RETIRED:
-            raise AedynError(RETIRED[c])
-        out.append(check_choice(c, CRITERIA, "criterion"))
-    out = list(dict.fromkeys(out))
-    if not out:
-        raise AedynError(f"give at least one criterion of {', '.join(CRITERIA)}")
-    return tuple(out)
-
-
-def width_grid(max_width: int) -> list[int]:
-    """The widths ``round(2^(j/2))``, ``j = 0, 1, ...``, up to ``max_width``, without repeats:
-    1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, ..."""
-    max_width = check_count(max_width, "max_width")
-    top = math.floor(2 * math.log2(max_width)) + 1
-    return sorted({w for w in (round(2 ** (j / 2)) for j in range(top + 1)) if w <= max_width})
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One width, every seed: what each seed did, which criteria it passed, and the two columns
-    that are not criteria (``rate_held``, ``kernel_ratio``; see the module docstring)."""
-
-    width: int
-    seeds: tuple[int, ...]
-    status: tuple[str, ...]
-    steps: tuple[int, ...]
-    lr: tuple[float, ...]
-    lambda_min0: tuple[float, ...]
-    lambda_max0: tuple[float, ...]
-    predicted_rate: tuple[float, ...]
-    """``rho = (1 - eta lambda_min(Theta(0)))^2`` per seed: the predicted per-step loss contraction."""
-    passed: dict[str, tuple[bool, ...]]
-    rate_held: tuple[bool, ...] = ()
-    kernel_ratio: tuple[float, ...] = ()
-    """``min_t lambda_min(Theta(t)) / lambda_min(Theta(0))`` per seed."""
-    lambda_min_low: tuple[float, ...] = ()
-    """``min_t lambda_min(Theta(t))`` per seed."""
-
-    def fraction(self, criterion: str) -> float:
-        """The share of seeds that passed ``criterion``."""
-        return float(np.mean(self.passed[check_choice(criterion, CRITERIA, "criterion")]))
-
-    @classmethod
-    def from_dict(cls, record: dict[str, Any]) -> Trial:
-        """The inverse of :meth:`to_dict` (JSON's ``null`` for a seed that could not train is NaN again)."""
-        def floats(key: str) -> tuple[float, ...]:
-            return tuple(math.nan if v is None else float(v) for v in record.get(key, ()))
-
-        return cls(width=int(record["width"]), seeds=tuple(record["seeds"]), status=tuple(record["status"]),
-                   steps=tuple(record["steps"]), lr=floats("lr"), lambda_min0=floats("lambda_min0"),
-                   lambda_max0=floats("lambda_max0"), predicted_rate=floats("predicted_rate"),
-                   passed={c: tuple(bool(v) for v in p) for c, p in record["passed"].items()},
-                   rate_held=tuple(bool(v) for v in record.get("rate_held", ())),
-                   kernel_ratio=floats("kernel_ratio"), lambda_min_low=floats("lambda_min_low"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"width": self.width, "fractions": {c: self.fraction(c) for c in self.passed},
-                "seeds": list(self.seeds), "status": list(self.status), "steps": list(self.steps),
-                "lr": list(self.lr), "lambda_min0": list(self.lambda_min0), "lambda_max0": list(self.lambda_max0),
-                "predicted_rate": list(self.predicted_rate), "passed": {c: list(v) for c, v in self.passed.items()},
-                "rate_held": list(self.rate_held), "kernel_ratio": list(self.kernel_ratio),
-                "lambda_min_low": list(self.lambda_min_low)}
-
-
-@dataclass
-class Threshold:
-    """The result of :func:`least_width`: ``m_star`` per criterion (``None`` when no width up to
-    ``max_width`` succeeded), the step budget and its infinite-width basis, every trial, and per
-    criterion what the check of the search's assumption found (``checks``: ``failed_above``, the
-    widths above the first passing one that failed the quorum; ``checked_above``, the widths above
-    ``m*`` that were tried and passed)."""
-
-    setting: dict[str, Any]
-    m_star: dict[str, int | None]
-    predicted_steps: int
-    budget: int
-    quorum: float
-    trials: list[Trial] = field(default_factory=list)
-    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def trial(self, width: int) -> Trial:
-        return next(t for t in self.trials if t.width == width)
-
-    def brackets(self, criterion: str) -> Brackets:
-        """Each seed's threshold bracket under ``criterion`` (:func:`aedyn.stats.brackets`)."""
-        ts = sorted(self.trials, key=lambda t: t.width)
-        return brackets([t.width for t in ts], [t.passed[criterion] for t in ts])
-
-    def quorum_width(self, criterion: str) -> QuorumWidth:
-        """The estimated quorum width with its interval (:func:`aedyn.stats.quorum_width`)."""
-        return quorum_width(self.brackets(criterion), self.quorum)
-
-    def bracket(self, criterion: str) -> tuple[int, int | None]:
-        """The grid bracket of ``m*``: the largest width tried below it that failed the quorum (0 when
-        none) and ``m*``."""
-        m = self.m_star.get(criterion)
-        below = [t.width for t in self.trials if (m is None or t.width < m) and t.fraction(criterion) < self.quorum]
-        return (max(below) if below else 0), m
-
-    def predicted_rate(self, criterion: str) -> float | None:
-        """The median predicted per-step loss contraction ``rho`` over the seeds at ``m*``."""
-        m = self.m_star.get(criterion)
-        return None if m is None else float(np.nanmedian(self.trial(m).predicted_rate))
-
-    def kernel_ratio(self, criterion: str) -> float | None:
-        """The median over the seeds at ``m*`` of ``lambda_min(Theta(0)) / lambda_0``, ``lambda_0`` the
-        infinite-width kernel's: far below 1, the network starts near a singular kernel."""
-        m, lam_inf = self.m_star.get(criterion), self.setting.get("lambda_min_inf")
-        if m is None or not lam_inf or lam_inf <= 0:
-            return None
-        return nonneg(float(np.nanmedian(self.trial(m).lambda_min0)) / lam_inf)
-
-    @classmethod
-    def from_dict(cls, record: dict[str, Any]) -> Threshold:
-        """The inverse of :meth:`to_dict`."""
-        return cls(setting=dict(record["setting"]), m_star=dict(record["m_star"]),
-                   predicted_steps=int(record["predicted_steps"]), budget=int(record["budget"]),
-                   quorum=float(record["quorum"]), trials=[Trial.from_dict(t) for t in record["trials"]],
-                   checks=dict(record.get("checks", {})))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"m_star": dict(self.m_star),
-                "predicted_rate_at_m_star": {c: self.predicted_rate(c) for c in self.m_star},
-                "setting": dict(self.setting), "predicted_steps": self.predicted_steps, "budget": self.budget,
-                "quorum": self.quorum, "trials": [t.to_dict() for t in sorted(self.trials, key=lambda t: t.width)],
-                "checks": dict(self.checks)}
-
-
-def judge(results: Sequence[TrainResult | None], width: int, seeds: Sequence[int], criteria: Sequence[str], *,
-          lambda_0: float) -> Trial:
-    """Which of ``criteria`` each run passed (see the module docstring), with ``lambda_0`` the
-    least eigenvalue of the infinite-width kernel. The runs must have recorded the NTK at step 0
-    and at its cadence (``ntk_every``); a ``None`` run (a network that could not train: a zero NTK
-    at initialisation) fails every criterion."""
-    nan = math.nan
-    lam_min = np.array([nan if r is None else float(r.metrics["ntk_lambda_min"][0]) for r in results])
-    lam_max = np.array([nan if r is None else float(r.metrics["ntk_lambda_max"][0]) for r in results])
-    low = np.array([nan if r is None else float(np.min(r.metrics["ntk_lambda_min"])) for r in results])
-    eta = np.array([nan if r is None else r.lr for r in results])
-    rho = (1.0 - eta * lam_min) ** 2
-    singular = ~(lam_min > SINGULAR * lam_max)
-    reach = np.array([r is not None and r.status == "converged" for r in results])
-    below = []
-    for r, contraction in zip(results, rho, strict=True):
-        if r is None:
-            below.append(False)
-            continue
-        k = np.arange(len(r.loss))
-        line = r.loss[0] * np.power(contraction, k / 2.0) * (1 + 1e-9)  # rounding slack of a few ulps
-        below.append(bool(np.all(r.loss <= line)))
-    passed: dict[str, tuple[bool, ...]] = {}
-    if "reach" in criteria:
-        passed["reach"] = tuple(bool(v) for v in reach)
-    if "lambda0" in criteria:
-        passed["lambda0"] = tuple(bool(v) for v in (low >= 0.5 * lambda_0) & np.isfinite(low))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(singular, nan, low / lam_min)
-    return Trial(width=width, seeds=tuple(int(s) for s in seeds),
-                 status=tuple("untrainable" if r is None else r.status for r in results),
-                 steps=tuple(0 if r is None else int(r.steps) for r in results), lr=tuple(float(v) for v in eta),
-                 lambda_min0=tuple(float(v) for v in lam_min), lambda_max0=tuple(float(v) for v in lam_max),
-                 predicted_rate=tuple(float(v) for v in rho), passed=passed,
-                 rate_held=tuple(bool(v) for v in reach & np.array(below) & ~singular),
-                 kernel_ratio=tuple(float(v) for v in ratio), lambda_min_low=tuple(float(v) for v in low))
-
-
-def _alone(job: TrainJob, max_memory: int | None) -> TrainResult | None:
-    """One seed's run, or ``None`` when it cannot train (its NTK at initialisation is zero, so
-    ``lr="auto"`` is undefined: a network that cannot learn fails every criterion)."""
-    try:
-        return run_batch([job], max_memory=max_memory)[0]
-    except MemoryRefusal:
-        raise
-    except AedynError:
-        return None
-
-
-def search(ok: Callable[[int], bool], count: int, start: int) -> int | None:
-    """The least index ``j`` in ``0..count-1`` with ``ok(j)``, for an ``ok`` that stays true once
-    true: from ``start``, gallop (steps 1, 2, 4, ...) until a failing and a passing index are
-    bracketed, then bisect. ``None`` when even the last index fails."""
-    start = min(max(start, 0), count - 1)
-    if ok(start):
-        hi, step = start, 1
-        while hi > 0:
-            j = max(hi - step, 0)
-            if not ok(j):
-                lo = j
-                break
-            hi, step = j, 2 * step
-        else:
-            return 0
-    else:
-        lo, step = start, 1
-        while True:
-            j = min(lo + step, count - 1)
-            if ok(j):
-                hi = j
-                break
-            if j == count - 1:
-                return None
-            lo, step = j, 2 * step
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
-    return hi
-
-
-def least_width(regime: str, data: str = "sphere", n: int | None = 64, d: int | None = 16, *,
-                seeds: int | Sequence[int] = 8, criteria: Sequence[str] = CRITERIA, target: float = 1e-6,
-                budget_factor: float = 4.0, quorum: float = 0.9, max_width: int = 4096, data_seed: int = 0,
-                kappa: float = 1.0, nu: float = 1.0, dtype: str = "float64", device: str = "cpu",
-                max_memory: int | None = None, on_trial: Callable[[Trial], None] | None = None,
-                known: Mapping[int, Trial] | None = None) -> Threshold:
-    """``m*`` for one setting under each of ``criteria`` (see the module docstring).
-
-    ``seeds`` is a count (seeds ``0..seeds-1``) or the seeds themselves; the data are drawn once
-    (``data_seed``) and shared. ``on_trial`` is called after each width is trained (progress, a
-    checkpoint); ``known`` holds trials of this very setting finished earlier (an interrupted run),
-    which are not trained again.
-    """
-    criteria = check_criteria(criteria)
-    if regime == "tied":
-        raise AedynError("the threshold needs the infinite-width kernel for its step budget, and the tied network "
-                         "has none of the form K ⊗ I_d; use weak, joint or decoder")
-    seed_list = list(range(check_count(seeds, "seeds"))) if isinstance(seeds, (int, np.integer)) else [
-        int(s) for s in seeds]
-    if not seed_list:
-        raise AedynError("give at least one seed")
-    budget_factor = check_float(budget_factor, "budget_factor", low=0.0, low_open=True)
-    quorum = check_float(quorum, "quorum (share of seeds that must pass)", low=0.0, high=1.0, low_open=True)
-    grid = width_grid(max_width)
-    base = TrainJob(regime=regime, data=data, n=n, d=d, seed=seed_list[0], data_seed=data_seed, kappa=kappa, nu=nu,
-                    width=grid[0], lr="auto", steps=1, target=target, dtype=dtype, device=device)
-    X = base.load(Notes())
-    K = regime_kernel(X, regime, kappa=kappa, nu=nu)
-    spectrum = np.linalg.eigvalsh(K.double().cpu().numpy())
-    lam_top, lam_0 = float(spectrum[-1]), max(0.0, float(spectrum[0]))
-    predicted = LinearisedGD(K, 1.0 / lam_top).steps_to(-X, target, covariance=init_output_kernel(X, kappa=kappa,
-                                                                                                  nu=nu))
-    if predicted is None:
-        raise AedynError(f"the infinite-width {regime} kernel is singular at these data (repeated or parallel "
-                         "samples?), so it predicts no number of steps to the target; use other data or a larger "
-                         "target")
-    budget = max(MIN_BUDGET, math.ceil(budget_factor * predicted))
-    ntk_every = max(1, budget // KERNEL_CHECKS)
-    n_, d_ = X.shape
-    setting = {"regime": regime, "data": data, "n": int(n_), "d": int(d_), "seeds": seed_list, "data_seed": data_seed,
-               "kappa": kappa, "nu": nu, "target": target, "budget_factor": budget_factor, "dtype": dtype,
-               "device": device, "lr": "auto (1/lambda_max of each network's NTK at initialisation)",
-               "max_width": max_width, "lambda_min_inf": lam_0}
-    trials: dict[int, Trial] = {w: t for w, t in (known or {}).items() if set(criteria) <= set(t.passed)}
-
-    def trial(width: int) -> Trial:
-        if width not in trials:
-            jobs = [TrainJob(regime=regime, data=data, n=n, d=d, seed=s, data_seed=data_seed, kappa=kappa, nu=nu,
-                             width=width, lr="auto", steps=budget, target=target, record_every=budget + 1,
-                             ntk_every=ntk_every, dtype=dtype, device=device) for s in seed_list]
-            try:
-                results: list[TrainResult | None] = list(run_batch(jobs, max_memory=max_memory))
-            except MemoryRefusal:  # a refused width is an error, not evidence
-                raise
-            except AedynError:  # a network with no gradient at initialisation (every ReLU dead): alone, it fails
-                results = [_alone(job, max_memory) for job in jobs]
-            trials[width] = judge(results, width, seed_list, criteria, lambda_0=lam_0)
-            if on_trial is not None:
-                on_trial(trials[width])
-        return trials[width]
-
-    def ok(criterion: str, j: int) -> bool:
-        return trial(grid[j]).fraction(criterion) >= quorum
-
-    start = int(np.argmin([abs(math.log(w / n_)) for w in grid]))
-    found: dict[str, int | None] = {}
-    for criterion in criteria:
-        found[criterion] = search(lambda j, c=criterion: ok(c, j), len(grid), start)
-    # the search assumes success lasts: a tried width above m* that fails the quorum moves m* above it
-    m_star: dict[str, int | None] = {}
-    checks: dict[str, dict[str, Any]] = {}
-    for criterion in criteria:
-        j = found[criterion]
-        first = j
-        while j is not None:
-            failing = [i for i, w in enumerate(grid) if i > j and w in trials and not ok(criterion, i)]
-            if not failing:
-                break
-            top = max(failing)
-            if top == len(grid) - 1:
-                j = None
-                break
-            rest = search(lambda i, c=criterion, top=top: ok(c, top + 1 + i), len(grid) - top - 1, 0)
-            j = None if rest is None else top + 1 + rest
-        m_star[criterion] = None if j is None else grid[j]
-        first_pass = None if first is None else grid[first]
-        checks[criterion] = {
-            "first_pass": first_pass,
-            "failed_above": sorted(w for w in trials if first_pass is not None and w > first_pass
-                                   and trials[w].fraction(criterion) < quorum),
-            "checked_above": sorted(w for w in trials if m_star[criterion] is not None and w > m_star[criterion]
-                                    and trials[w].fraction(criterion) >= quorum)}
-    return Threshold(setting=setting, m_star=m_star, predicted_steps=int(predicted), budget=budget, quorum=quorum,
-                     trials=sorted(trials.values(), key=lambda t: t.width), checks=checks)
-
-
-def scaling(regimes: Sequence[str] = ("weak", "joint"), data: str = "sphere", ns: Sequence[int] = (8, 16, 32, 64),
-            d: int | None = 8, *, on_threshold: Callable[[Threshold], None] | None = None,
-            **options: Any) -> list[Threshold]:
-    """:func:`least_width` for every regime and every ``n`` (``options`` are passed on)."""
-    out = []
-    for regime in regimes:
-        for n in ns:
-            out.append(least_width(regime, data, n, d, **options))
-            if on_threshold is not None:
-                on_threshold(out[-1])
-    return out
-
 
 # ---- the analysis: estimates, growth laws, ratios -------------------------------------------------
 
@@ -453,6 +86,17 @@ def analyse(results: dict[str, Any]) -> Analysis:
     return _CACHE[key]
 
 
+def _rule(series: dict[str, Any]) -> str:
+    """A series' step rule (``global`` unless it says ``layerwise``)."""
+    return series.get("step_rule", "global")
+
+
+def _key(setting: dict[str, Any], criterion: str) -> tuple[Any, ...]:
+    """The key of a search's quorum width: regime, data, ``n``, ``d``, criterion and step rule."""
+    return (setting["regime"], setting["data"], setting["n"], setting["d"], criterion,
+            setting.get("step_rule", "global"))
+
+
 def _found(th: Threshold, criterion: str) -> bool:
     return criterion in th.m_star and any(any(t.passed[criterion]) for t in th.trials)
 
@@ -464,7 +108,7 @@ def _analyse(results: dict[str, Any]) -> Analysis:
         s = th.setting
         for c in th.m_star:
             if _found(th, c):
-                quorum[(s["regime"], s["data"], s["n"], s["d"], c)] = th.quorum_width(c)
+                quorum[_key(s, c)] = th.quorum_width(c)
     grow: dict[tuple[Any, ...], Growth | None] = {}
     ratio: dict[tuple[Any, ...], Estimate] = {}
     diff: dict[tuple[Any, ...], Estimate | None] = {}
@@ -503,35 +147,64 @@ CLAIM = ("Gradient descent on a weakly or jointly trained over-parameterised aut
          "zero loss once the width is large enough, and joint training needs far less width than weak training.")
 
 
-def config(quick: bool = False, seeds: int | None = None, device: str = "cpu") -> dict[str, Any]:
-    """Everything the run depends on, JSON-ready. ``series``: each a data set and the axis it
-    varies, ``n`` at fixed ``d`` or ``d`` at fixed ``n``, optionally with its own ``criteria`` and
-    ``regimes`` (weak and joint everywhere; the decoder-only baseline, linear least squares, on
-    sphere against ``n``).
+PROFILES = ("scale",)
+"""Named configurations besides quick and full: ``scale`` carries the sphere ``n``-series to large
+``n`` (see :func:`config`)."""
+RUN_LAYER = True
+"""E2's trainings go through the report's :class:`~aedyn.sweep.Runner` (``OUT/runs``)."""
 
-    - quick: sphere, ``n`` in 8..64 at ``d = 8`` (the decoder baseline to ``n = 32``); 4 seeds.
-    - full on the CPU (with E1 and E3-E6 within 30 minutes on 2 cores): sphere ``n`` in 4..64 at
-      ``d = 8``, digits ``n`` in 2..16 (reach only: its strongly correlated samples need widths in the
-      thousands from ``n = 16`` on, and the kernel checks at ``n d = 1024`` would double the time),
-      sphere ``d`` in 4..64 at ``n = 16``; 8 seeds.
+
+def config(quick: bool = False, seeds: int | None = None, device: str = "cpu",
+           profile: str | None = None) -> dict[str, Any]:
+    """Everything the run depends on, JSON-ready. ``series``: each a data set and the axis it
+    varies, ``n`` at fixed ``d`` or ``d`` at fixed ``n``, optionally with its own ``criteria``,
+    ``regimes`` (weak and joint everywhere; the decoder-only baseline, linear least squares, on
+    sphere against ``n``) and ``step_rule`` (``layerwise``: joint with each layer at its own step).
+
+    - quick: sphere, ``n`` in 8..64 at ``d = 8`` (the decoder baseline and the layer-wise rule to
+      ``n = 32``); 4 seeds.
+    - full on the CPU (with E1 and E3-E6 within 30 minutes on 2 cores): sphere ``n`` in 4..128 at
+      ``d = 8`` (the decoder baseline to 64), under both step rules; digits ``n`` in 2..16 (reach
+      only: its strongly correlated samples need widths in the thousands from ``n = 16`` on); sphere
+      ``d`` in 4..32 at ``n = 16``; 8 seeds.
     - full on CUDA: sphere ``n`` in 16..1024 at ``d = 16`` (from ``n = 512`` on reach only), digits
       ``n`` in 4..64, sphere ``d`` in 4..64 at ``n = 64``; 8 seeds, widths up to 16384.
+    - ``profile="scale"``: only the sphere ``n``-series at ``d = 8``, weak and joint under both
+      step rules, both criteria, 8 seeds: ``n`` in 16..256 on the CPU (one 2-core machine: within an
+      hour, in calls of minutes that resume from the run store), 16..4096 on CUDA (from ``n = 2048``
+      on reach only), widths up to 16384.
     """
+    if profile is not None and check_choice(profile, PROFILES, "profile") == "scale":
+        top = [16, 32, 64, 128, 256] + ([512, 1024] if device.startswith("cuda") else [])
+        series: list[dict[str, Any]] = [{"data": "sphere", "vary": "n", "ns": top, "d": 8},
+                                        {"data": "sphere", "vary": "n", "ns": top, "d": 8,
+                                         "step_rule": "layerwise"}]
+        if device.startswith("cuda"):
+            series += [{"data": "sphere", "vary": "n", "ns": [2048, 4096], "d": 8, "criteria": ["reach"]},
+                       {"data": "sphere", "vary": "n", "ns": [2048, 4096], "d": 8, "criteria": ["reach"],
+                        "step_rule": "layerwise"}]
+        return {"profile": profile, "regimes": ["weak", "joint"], "series": series,
+                "seeds": seeds if seeds is not None else 8, "criteria": list(CRITERIA), "target": 1e-6,
+                "budget_factor": 4.0, "quorum": 0.9, "max_width": 16384, "data_seed": 0, "device": device,
+                "dtype": "float64"}
     if quick:  # the decoder baseline to n = 32: its budget at n = 64 (34000 steps) was 74% of E2's training
-        series: list[dict[str, Any]] = [{"data": "sphere", "vary": "n", "ns": [8, 16, 32, 64], "d": 8},
-                                        {"data": "sphere", "vary": "n", "ns": [8, 16, 32], "d": 8,
-                                         "regimes": ["weak", "joint", "decoder"]}]
+        series = [{"data": "sphere", "vary": "n", "ns": [8, 16, 32, 64], "d": 8},
+                  {"data": "sphere", "vary": "n", "ns": [8, 16, 32], "d": 8, "regimes": ["weak", "joint", "decoder"]},
+                  {"data": "sphere", "vary": "n", "ns": [8, 16, 32], "d": 8, "step_rule": "layerwise"}]
     elif device.startswith("cuda"):
         series = [{"data": "sphere", "vary": "n", "ns": [16, 32, 64, 128, 256], "d": 16,
                    "regimes": ["weak", "joint", "decoder"]},
                   {"data": "sphere", "vary": "n", "ns": [512, 1024], "d": 16, "criteria": ["reach"]},
+                  {"data": "sphere", "vary": "n", "ns": [16, 32, 64, 128, 256], "d": 16, "step_rule": "layerwise"},
                   {"data": "digits", "vary": "n", "ns": [4, 8, 16, 32, 64], "d": None},
                   {"data": "sphere", "vary": "d", "n": 64, "ds": [4, 8, 16, 32, 64]}]
     else:
-        series = [{"data": "sphere", "vary": "n", "ns": [4, 8, 16, 32, 64], "d": 8,
+        series = [{"data": "sphere", "vary": "n", "ns": [4, 8, 16, 32, 64, 128], "d": 8},
+                  {"data": "sphere", "vary": "n", "ns": [4, 8, 16, 32, 64], "d": 8,
                    "regimes": ["weak", "joint", "decoder"]},
+                  {"data": "sphere", "vary": "n", "ns": [4, 8, 16, 32, 64, 128], "d": 8, "step_rule": "layerwise"},
                   {"data": "digits", "vary": "n", "ns": [2, 4, 8, 16], "d": None, "criteria": ["reach"]},
-                  {"data": "sphere", "vary": "d", "n": 16, "ds": [4, 8, 16, 32, 64]}]
+                  {"data": "sphere", "vary": "d", "n": 16, "ds": [4, 8, 16, 32]}]
     return {"regimes": ["weak", "joint"], "series": series,
             "seeds": seeds if seeds is not None else (4 if quick else 8), "criteria": list(CRITERIA),
             "target": 1e-6, "budget_factor": 4.0, "quorum": 0.9,
@@ -583,44 +256,48 @@ def setup(config: dict[str, Any]) -> list[str]:
             "calibrated; widened when the settings scatter about the line more than the seeds explain)."]
 
 
+def _searches(config: dict[str, Any]) -> dict[tuple[str, str, int, int | None, str], list[str]]:
+    """Every search the config asks for, ``(regime, data, n, d, step rule) -> criteria``: a setting in
+    several series is searched once, for all their criteria; weak and the decoder baseline have one
+    layer, so their step rule is always global."""
+    wanted: dict[tuple[str, str, int, int | None, str], list[str]] = {}
+    for sr in config["series"]:
+        rule = sr.get("step_rule", "global")
+        for data, n, d in _settings(sr):
+            for regime in sr.get("regimes", config["regimes"]):
+                key = (regime, data, n, d, rule if regime == "joint" else "global")
+                wanted[key] = list(dict.fromkeys(wanted.get(key, []) + list(sr.get("criteria", config["criteria"]))))
+    return wanted
+
+
 def run(config: dict[str, Any], *, progress: Callable[[str, float], None] | None = None,
-        checkpoint: Any | None = None) -> dict[str, Any]:
-    """Find ``m*`` (:func:`least_width`) for every regime and every setting of every series (a
-    setting in two series is run once); returns the config and the thresholds as plain data.
-    ``checkpoint`` (an :class:`aedyn.files.Checkpoint`) keeps every width's trial as it finishes,
-    so that an interrupted run, restarted, retrains only the width in flight."""
+        runner: Runner | None = None) -> dict[str, Any]:
+    """Find ``m*`` for every search the config asks for (:func:`_searches`), all side by side
+    (:func:`aedyn.threshold.least_widths`) through ``runner`` (the report's: its run store makes an
+    interrupted run resume, its executor may be a Dask cluster; default a local runner without a
+    store). Returns the config and the thresholds as plain data, in the order of the searches."""
     check_criteria(config["criteria"])
-    criteria: dict[tuple[str, int, int | None], list[str]] = {}
-    regimes: dict[tuple[str, int, int | None], list[str]] = {}
-    for sr in config["series"]:  # a setting in several series is run once, for all their regimes and criteria
-        for st in _settings(sr):
-            criteria[st] = list(dict.fromkeys(criteria.get(st, []) + list(sr.get("criteria", config["criteria"]))))
-            regimes[st] = list(dict.fromkeys(regimes.get(st, []) + list(sr.get("regimes", config["regimes"]))))
-    settings = list(criteria)
     keys = ("seeds", "target", "budget_factor", "quorum", "max_width", "data_seed", "device", "dtype")
-    total = sum(len(r) for r in regimes.values())
-    thresholds = []
+    wanted = _searches(config)
     with small_problems(config["device"]):
-        for data, n, d in settings:  # each setting in every regime before the next: a stopped run has pairs
-            for regime in regimes[(data, n, d)]:
-                prefix = f"{regime}|{data}|{n}|{d}|"
-                saved = {} if checkpoint is None else {w: checkpoint.get(prefix + str(w))
-                                                        for w in width_grid(config["max_width"])}
-                known = {w: Trial.from_dict(v) for w, v in saved.items() if v is not None}
+        searches = [WidthSearch(regime, data, n, d, criteria=criteria, step_rule=rule, **{k: config[k] for k in keys})
+                    for (regime, data, n, d, rule), criteria in wanted.items()]
 
-                def keep(trial: Trial, prefix: str = prefix, what: str = f"{regime} {data} n = {n}") -> None:
-                    if checkpoint is not None:
-                        checkpoint.put(prefix + str(trial.width), trial.to_dict())
-                    if progress is not None:
-                        progress(f"{what}: width {trial.width}", len(thresholds) / total)
+        def report(search: WidthSearch, trial: Any) -> None:
+            if progress is not None:
+                s = search.setting
+                finished = sum(x.pending() is None for x in searches)
+                rule = "" if s["step_rule"] == "global" else " (layer-wise)"
+                progress(f"{s['regime']}{rule} {s['data']} n = {s['n']}: width {trial.width}", finished / len(searches))
 
-                th = least_width(regime, data, n, d, criteria=criteria[(data, n, d)], on_trial=keep, known=known,
-                                 **{k: config[k] for k in keys})
-                thresholds.append(th.to_dict())
-                if progress is not None:
-                    progress(f"{regime} {data} n = {n}, d = {th.setting['d']}: m* {th.m_star}",
-                             len(thresholds) / total)
-    return {"config": config, "thresholds": thresholds}
+        own = runner is None
+        runner = Runner() if runner is None else runner
+        try:
+            thresholds = least_widths(searches, runner=runner, on_trial=report)
+        finally:
+            if own:
+                runner.close()
+    return {"config": config, "thresholds": [th.to_dict() for th in thresholds]}
 
 
 def _series(results: dict[str, Any]) -> list[tuple[dict[str, Any], list[Threshold]]]:
@@ -630,7 +307,7 @@ def _series(results: dict[str, Any]) -> list[tuple[dict[str, Any], list[Threshol
     ths = [Threshold.from_dict(t) for t in results["thresholds"]]
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for sr in results["config"]["series"]:
-        key = (sr["data"], sr["vary"], sr["d"] if sr["vary"] == "n" else sr["n"])
+        key = (sr["data"], sr["vary"], sr["d"] if sr["vary"] == "n" else sr["n"], sr.get("step_rule", "global"))
         axis = "ns" if sr["vary"] == "n" else "ds"
         regimes = list(sr.get("regimes", results["config"]["regimes"]))
         if key in merged:
@@ -643,6 +320,8 @@ def _series(results: dict[str, Any]) -> list[tuple[dict[str, Any], list[Threshol
         def member(th: Threshold, sr: dict[str, Any] = sr) -> bool:
             st = th.setting
             if st["data"] != sr["data"] or st["regime"] not in sr["regimes"]:
+                return False
+            if st["regime"] == "joint" and st.get("step_rule", "global") != sr.get("step_rule", "global"):
                 return False
             if sr["vary"] == "n":
                 return st["n"] in sr["ns"] and (sr["d"] is None or st["d"] == sr["d"])
@@ -678,7 +357,7 @@ def tabulate(results: dict[str, Any]) -> Any:
     for th in {id(th): th for _, ths in a.series for th in ths}.values():
         s = th.setting
         for c, m in th.m_star.items():
-            q = a.quorum.get((s["regime"], s["data"], s["n"], s["d"], c))
+            q = a.quorum.get(_key(s, c))
             chk = th.checks.get(c, {})
             rows.append({"regime": s["regime"], "data": s["data"], "n": s["n"], "d": s["d"], "criterion": c,
                          "m_star": math.nan if m is None else m, "bracket_low": th.bracket(c)[0],
@@ -746,7 +425,7 @@ def key_table(results: dict[str, Any]) -> Any:
                     th = here.get(r)
                     m = None if th is None else th.m_star[c]
                     row[f"{r} m* (estimate [95% CI])"] = "-" if th is None else (
-                        f"{'none' if m is None else m} ({_q(a.quorum.get((r, data, n, d, c)))})")
+                        f"{'none' if m is None else m} ({_q(a.quorum.get(_key(th.setting, c)))})")
                 ratio = a.ratio.get((k, data, n, d, c))
                 row["weak / joint [95% CI]"] = "-" if ratio is None else (
                     f"{sig(ratio.value, 2)} {interval(ratio, fmt='sig')}")
@@ -906,7 +585,7 @@ def details(results: dict[str, Any]) -> list[str]:
                     parts = []
                     for th in mine:
                         s = th.setting
-                        q = a.quorum.get((regime, data, s["n"], s["d"], c))
+                        q = a.quorum.get(_key(s, c))
                         lo, m = th.bracket(c)
                         parts.append(f"{axis} = {s[axis]}: m* {'none' if m is None else m} (bracket {lo}-"
                                      f"{'' if m is None else m}; estimate {_q(q)}"
@@ -1014,15 +693,18 @@ def _m_star_figure(a: Analysis, groups: list[tuple[int, dict[str, Any], list[Thr
     handles: dict[str, Any] = {}
     for ax, c in zip(axes[0], criteria, strict=True):
         for k, sr, ths in groups:
-            for regime in [r for r in style.REGIME_COLOURS if r in sr["regimes"]]:
+            layerwise = _rule(sr) == "layerwise"  # its weak is the global series' own: drawn there
+            for regime in [r for r in style.REGIME_COLOURS if r in sr["regimes"] and (r == "joint" or not layerwise)]:
                 for data in sorted({th.setting["data"] for th in ths}):
                     mine = sorted((th for th in ths if (th.setting["regime"], th.setting["data"]) == (regime, data)
                                    and c in th.m_star), key=lambda th: th.setting[axis])
                     colour, marker = style.REGIME_COLOURS[regime], style.DATA_MARKERS.get(data, "^")
+                    if layerwise:
+                        colour, marker = style.LAYERWISE_COLOUR, "D"
                     xs, est, lo, hi, grid_x, grid_m = [], [], [], [], [], []
                     for th in mine:
                         s = th.setting
-                        q = a.quorum.get((regime, data, s["n"], s["d"], c))
+                        q = a.quorum.get(_key(s, c))
                         if q is not None:
                             xs.append(s[axis])
                             est.append(q.value)
@@ -1032,7 +714,7 @@ def _m_star_figure(a: Analysis, groups: list[tuple[int, dict[str, Any], list[Thr
                             grid_x.append(s[axis])
                             grid_m.append(th.m_star[c])
                     if xs:  # regimes side by side at each n (a few percent apart on the log axis)
-                        shift = 1.0 + 0.035 * (list(style.REGIME_COLOURS).index(regime) - 1)
+                        shift = 1.0 + 0.035 * (list(style.REGIME_COLOURS).index(regime) - 1 + 0.5 * layerwise)
                         ax.errorbar([x * shift for x in xs], est, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)],
                                     fmt=marker, color=colour, ms=6, capsize=3, lw=1.2)
                     if grid_x:
@@ -1043,6 +725,8 @@ def _m_star_figure(a: Analysis, groups: list[tuple[int, dict[str, Any], list[Thr
                         ax.plot(x, [g.quorum_at(v) for v in x], "-", color=colour, lw=1.2)
                     name = regime if len({th.setting["data"] for _, _, t in groups for th in t}) == 1 else \
                         f"{regime}, {data}"
+                    if layerwise:
+                        name += " (layer-wise steps)"
                     if xs or grid_x:
                         label = name + ("" if g is None else f": {axis}^{num(g.value)} {interval(g)}")
                         handles.setdefault(f"{c}|{name}", Line2D([], [], color=colour, marker=marker, lw=1.2,
@@ -1073,35 +757,41 @@ RATIO_SHOWN = (0.1, 30.0)
 def _ratio_figure(a: Analysis, groups: list[tuple[int, dict[str, Any], list[Threshold]]]) -> Any | None:
     from matplotlib.lines import Line2D
 
-    criteria = [c for c in CRITERIA if any(key[4] == c for key in a.ratio)]
+    mine = {key: e for key, e in a.ratio.items() if key[0] in {k for k, _, _ in groups}}
+    criteria = [c for c in CRITERIA if any(key[4] == c for key in mine)]
     if not criteria:
         return None
     fig, axes = style.figure(1, len(criteria), width=4.2 * len(criteria), height=3.6, sharey=True)
-    values = sorted({key[2] for key in a.ratio})
-    datas = sorted({key[1] for key in a.ratio})
+    values = sorted({key[2] for key in mine})
+    lines = sorted({(key[1], _rule(a.series[key[0]][0])) for key in mine})
     for ax, c in zip(axes[0], criteria, strict=True):
-        for data in datas:
-            pts = sorted(((n, e) for (_k, dd, n, _, cc), e in a.ratio.items() if (dd, cc) == (data, c)),
-                         key=lambda ne: ne[0])
+        for data, rule in lines:
+            pts = sorted(((n, e) for (k, dd, n, _, cc), e in mine.items()
+                          if (dd, cc, _rule(a.series[k][0])) == (data, c, rule)), key=lambda ne: ne[0])
             if not pts:
                 continue
+            colour = "0.15" if rule == "global" else style.LAYERWISE_COLOUR
+            marker = style.DATA_MARKERS.get(data, "^") if rule == "global" else "D"
             x = [n for n, _ in pts]
             y = [e.value for _, e in pts]
             lo = [e.value - max(e.low, RATIO_SHOWN[0]) for _, e in pts]  # intervals cut at the shown range
             hi = [min(e.high, RATIO_SHOWN[1]) - e.value for _, e in pts]
-            ax.errorbar(x, y, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)], fmt=style.DATA_MARKERS.get(data, "^") + "-",
-                        color="0.15", ms=6, capsize=3, lw=1.0, label=data)
+            shift = 1.0 if rule == "global" else 1.04
+            ax.errorbar([v * shift for v in x], y, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)], fmt=marker + "-",
+                        color=colour, ms=6, capsize=3, lw=1.0)
             for n, e in pts:  # an interval that runs beyond the shown range: an arrow at the edge
                 if e.low < RATIO_SHOWN[0]:
-                    ax.plot([n], [RATIO_SHOWN[0]], "v", color="0.15", ms=6)
+                    ax.plot([n * shift], [RATIO_SHOWN[0]], "v", color=colour, ms=6)
                 if e.high > RATIO_SHOWN[1]:
-                    ax.plot([n], [RATIO_SHOWN[1]], "^", color="0.15", ms=6)
+                    ax.plot([n * shift], [RATIO_SHOWN[1]], "^", color=colour, ms=6)
         ax.axhline(1.0, color="0.5", ls=":", lw=1)
         ax.set(xscale="log", yscale="log", xlabel="samples n", title=f"criterion {c}", ylim=(RATIO_SHOWN[0] / 1.3,
                                                                                             RATIO_SHOWN[1] * 1.3))
         style.plain_ticks(ax.xaxis, values)
     axes[0][0].set_ylabel("weak m* / joint m*")
-    handles = [Line2D([], [], color="0.15", marker=style.DATA_MARKERS.get(d, "^"), label=d) for d in datas]
+    handles = [Line2D([], [], color="0.15" if rule == "global" else style.LAYERWISE_COLOUR,
+                      marker=style.DATA_MARKERS.get(d, "^") if rule == "global" else "D",
+                      label=d if rule == "global" else f"{d}, joint with layer-wise steps") for d, rule in lines]
     handles.append(Line2D([], [], color="0.5", ls=":", label="equal widths"))
     return style.finish(fig, "E2: how much more width weak training needs than joint", handles=handles)
 

@@ -26,6 +26,9 @@ from typing import Any
 
 REGIME_COLOURS = {"weak": "#d95f02", "joint": "#1b9e77", "decoder": "#7570b3", "tied": "#e7298a"}
 """One colour per regime in every figure (and for nothing else)."""
+LAYERWISE_COLOUR = "#0b4f3c"
+"""Joint training with layer-wise steps: a dark shade of joint's colour (a variant of joint, not a
+regime of its own)."""
 CATEGORY_COLOURS = ("#1f77b4", "#8c564b", "#7f7f7f", "#bcbd22", "#17becf", "#000000")
 """Colours for categories that are not regimes (fates of iterates, kinds of inputs): none is a regime's."""
 DATA_MARKERS = {"sphere": "o", "digits": "s"}
