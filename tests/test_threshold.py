@@ -23,8 +23,10 @@ from aedyn.threshold import (
     MIN_BUDGET,
     Threshold,
     Trial,
+    WidthSearch,
     judge,
     least_width,
+    least_widths,
     search,
     width_grid,
 )
@@ -178,3 +180,71 @@ def test_a_network_that_cannot_train_fails_instead_of_stopping_the_search():
         assert not any(p for s, p in zip(t.status, t.passed["reach"], strict=True) if s == "untrainable")
 
 
+
+
+def test_layerwise_steps_are_each_blocks_own_top_eigenvalue():
+    """lr_decoder='auto': the encoder's step is 1/lambda_max(J_W J_W^T) and the decoder's
+    1/lambda_max(J_V J_V^T), the NTK's blocks from autograd Jacobians (dense, float64); Lanczos
+    stops at relative tolerance 1e-4, so they agree to 1e-3."""
+    from aedyn.gd import train
+    from aedyn.model import Params, forward, init_params
+
+    X = load_data("sphere", n=5, d=3, seed=1)
+    p = init_params(3, 16, regime="joint", seed=2)
+
+    def block(which: str) -> float:
+        def f(T):
+            q = Params(T, p.V, p.alpha) if which == "W" else Params(p.W, T, p.alpha)
+            return forward(q, X, "joint").reshape(-1)
+        J = torch.autograd.functional.jacobian(f, p.W if which == "W" else p.V).reshape(15, -1)
+        return float(torch.linalg.eigvalsh(J @ J.T)[-1])
+
+    r = train(X, p, "joint", lr="auto", lr_decoder="auto", steps=3)
+    assert r.lr == pytest.approx(1 / block("W"), rel=1e-3)
+    assert r.lr_decoder == pytest.approx(1 / block("V"), rel=1e-3)
+    assert r.lr != pytest.approx(r.lr_decoder, rel=1e-2)  # the two blocks differ: the test can tell them apart
+    with pytest.raises(AedynError, match="layer-wise"):
+        train(X, init_params(3, 16, regime="weak"), "weak", lr="auto", lr_decoder="auto")
+
+
+def test_the_layerwise_budget_is_linearised_gd_on_the_normalised_blocks():
+    s = WidthSearch("joint", "sphere", 6, 4, seeds=1, criteria=["reach"], max_width=16, step_rule="layerwise")
+    X = load_data("sphere", n=6, d=4, seed=0)
+    KW, KV = regime_kernel(X, "weak"), regime_kernel(X, "decoder")
+    op = KW / float(torch.linalg.eigvalsh(KW)[-1]) + KV / float(torch.linalg.eigvalsh(KV)[-1])
+    assert s.predicted == LinearisedGD(op, 1.0).steps_to(-X, 1e-6, covariance=init_output_kernel(X))
+    assert all(j.lr_decoder == "auto" for j in s.jobs(8))
+    with pytest.raises(AedynError, match="regime joint"):
+        WidthSearch("weak", "sphere", 6, 4, step_rule="layerwise")
+
+
+def test_a_search_replays_its_rounds_from_the_store_and_dask_rows_equal_local_rows(tmp_path):
+    """Rerun with the same store, the search trains nothing and finds the same m*; a search on a
+    two-worker Dask cluster stores the same rows as a local one (timing columns aside)."""
+    from aedyn.store import Store
+    from aedyn.sweep import Runner
+
+    options = dict(seeds=2, criteria=["reach"], max_width=32)
+    with Runner(tmp_path / "local") as runner:
+        first = least_width("joint", "sphere", 6, 3, runner=runner, **options)
+        assert runner.trained > 0 and runner.read == 0
+    with Runner(tmp_path / "local") as runner:
+        again = least_width("joint", "sphere", 6, 3, runner=runner, **options)
+        assert runner.trained == 0 and runner.read == sum(len(t.seeds) for t in first.trials)
+    assert json.dumps(again.to_dict()) == json.dumps(first.to_dict())  # NaN (singular kernels) included
+    with Runner(tmp_path / "dask", executor="dask", workers=2) as runner:
+        on_dask = least_widths([WidthSearch("joint", "sphere", 6, 3, **options),
+                                WidthSearch("weak", "sphere", 6, 3, **options)], runner=runner)
+    assert on_dask[0].m_star == first.m_star
+    timing = ["wall_time"]
+    local = Store.open(tmp_path / "local").load().set_index("run_id").drop(columns=timing)
+    dask = Store.open(tmp_path / "dask").load().set_index("run_id").drop(columns=timing)
+    shared = local.index.intersection(dask.index)
+    assert len(shared) == len(local)
+    left, right = local.loc[shared].sort_index(), dask.loc[shared].sort_index()
+    for column in left.columns:
+        a, b = left[column].tolist(), right[column].tolist()
+        if left[column].dtype.kind == "f":
+            np.testing.assert_allclose(np.asarray(a, float), np.asarray(b, float), rtol=1e-10, equal_nan=True)
+        elif column not in ("loss_curve", "loss_steps"):
+            assert a == b, column
