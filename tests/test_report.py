@@ -240,3 +240,14 @@ def test_a_key_table_with_too_many_columns_or_a_figure_without_caption_is_refuse
     monkeypatch.setattr(report_module, "experiment", lambda name: bare)
     with pytest.raises(AedynError, match="no caption"):
         reproduce(tmp_path / "b", quick=True, only=["E1"])
+
+
+def test_a_profile_goes_to_the_experiments_that_have_one_and_is_refused_elsewhere(tmp_path):
+    with pytest.raises(AedynError, match="profile 'scale'"):
+        reproduce(tmp_path / "r", only=["E1"], profile="scale")
+    with pytest.raises(AedynError, match="profile"):
+        e2.config(profile="huge")
+    scale = e2.config(profile="scale")
+    assert max(n for sr in scale["series"] for n in sr["ns"]) == 256
+    assert {sr.get("step_rule", "global") for sr in scale["series"]} == {"global", "layerwise"}
+    assert not (tmp_path / "r").exists()  # refused before anything was written

@@ -77,7 +77,7 @@ def test_judge_applies_each_criterion_as_stated():
     assert trial.passed == {"reach": (True, True, False, True, False), "lambda0": (True, True, False, False, False)}
     assert trial.rate_held == (True, False, False, False, False)
     assert trial.kernel_ratio[:3] == pytest.approx((0.75, 1.0, 0.45)) and math.isnan(trial.kernel_ratio[3])
-    assert trial.status[4] == "untrainable" and trial.fraction("reach") == 0.6
+    assert trial.status[4] == "untrainable" and trial.fraction("reach") == pytest.approx(0.6, abs=1e-12)
     assert trial.predicted_rate[0] == pytest.approx(0.81)
     assert list(judge([good], 8, [0], ["reach"], lambda_0=0.3).passed) == ["reach"]
     assert Trial.from_dict(json.loads(json.dumps(trial.to_dict()))).passed == trial.passed

@@ -109,6 +109,14 @@ DtypeOpt = Annotated[str, typer.Option(help="float64 (default) or float32.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Write the JSON record here.")]
 ForceOpt = Annotated[bool, typer.Option(help="Replace output files that exist.")]
 
+def _executor(scheduler: str | None, workers: int | None) -> str:
+    """The executor that --scheduler or --workers imply: dask with either, else local."""
+    return "dask" if scheduler is not None or workers is not None else "local"
+
+
+SchedulerOpt = Annotated[str | None, typer.Option(help="Dask: join the cluster at tcp://HOST:PORT.")]
+WorkersOpt = Annotated[int | None, typer.Option(help="Dask: start N single-threaded worker processes here.")]
+
 
 @app.command()
 def train(
@@ -363,7 +371,7 @@ def sweep(
     from aedyn import sweep as sweeps
 
     if executor is None:
-        executor = "dask" if scheduler is not None or workers is not None else "local"
+        executor = _executor(scheduler, workers)
     executor = check_choice(executor, sweeps.EXECUTORS, "--executor")
     cfg = sweeps.load_config(config)
     if batch_size is not None:
@@ -465,8 +473,6 @@ def results(
         out.print(f"wrote {len(frame)} rows to {escape(str(written))}", highlight=False, soft_wrap=True)
 
 
-SchedulerOpt = Annotated[str | None, typer.Option(help="Dask: join the cluster at tcp://HOST:PORT.")]
-WorkersOpt = Annotated[int | None, typer.Option(help="Dask: start N single-threaded worker processes here.")]
 
 
 @app.command()
@@ -524,7 +530,7 @@ def threshold(
                                     budget_factor=budget_factor, quorum=quorum, max_width=max_width,
                                     data_seed=data_seed, kappa=kappa, nu=nu, dtype=dtype, device=device,
                                     step_rule=step_rule)
-    with Runner(store, executor="dask" if scheduler is not None or workers is not None else "local",
+    with Runner(store, executor=_executor(scheduler, workers),
                 scheduler=scheduler, workers=workers,
                 max_memory=None if max_memory is None else parse_size(max_memory), on_note=note) as runner:
         result = thresholds.least_widths([search], runner=runner, on_trial=lambda s, t: show(t))[0]
@@ -615,7 +621,7 @@ def reproduce(
             warnings.showwarning = say_once
             report = run_report(out_path, quick=quick, seeds=None if seeds is None else check_count(seeds, "--seeds"),
                                 device=device, only=names, force=force, progress=show, profile=profile,
-                                executor="dask" if scheduler is not None or workers is not None else "local",
+                                executor=_executor(scheduler, workers),
                                 scheduler=scheduler, workers=workers, on_note=note)
     finally:
         progress.stop()

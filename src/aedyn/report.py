@@ -143,10 +143,14 @@ def _previous(folder: Path, name: str, config: dict[str, Any], force: bool) -> d
     return None
 
 
+def _knows_profile(mod: Any) -> bool:
+    return "profile" in inspect.signature(mod.config).parameters
+
+
 def _config(mod: Any, quick: bool, seeds: int | None, device: str, profile: str | None) -> dict[str, Any]:
     """An experiment's config; a ``profile`` goes to the experiments that know it (and is refused
     by name where none does)."""
-    if profile is not None and "profile" in inspect.signature(mod.config).parameters:
+    if profile is not None and _knows_profile(mod):
         return mod.config(quick=quick, seeds=seeds, device=device, profile=profile)
     return mod.config(quick=quick, seeds=seeds, device=device)
 
@@ -235,11 +239,6 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
     (``"scale"``: E2 to large ``n``, :func:`aedyn.experiments.e2.config`), for the experiments that
     have it."""
     check_executor(executor, scheduler, workers)
-    if profile is not None and not any("profile" in inspect.signature(experiment(n).config).parameters
-                                       for n in (EXPERIMENTS if only is None else [str(x).upper() for x in only])
-                                       if n in EXPERIMENTS):
-        raise AedynError(f"no experiment asked for has a profile {profile!r}; profiles are E2's (--only E2 --profile "
-                         "scale)")
     names = list(EXPERIMENTS) if only is None else [str(n).upper() for n in only]
     if not names:
         raise AedynError(f"no experiment named; choose from {', '.join(EXPERIMENTS)} (e.g. --only E2)")
@@ -247,6 +246,9 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
     if unknown:
         raise AedynError(f"unknown experiment {', '.join(unknown)}; choose from {', '.join(EXPERIMENTS)}")
     modules = {name: experiment(name) for name in names}
+    if profile is not None and not any(_knows_profile(mod) for mod in modules.values()):
+        raise AedynError(f"no experiment asked for has a profile {profile!r}; profiles are E2's (--only E2 --profile "
+                         "scale)")
     configs = {name: jsonable(_config(mod, quick, seeds, device, profile)) for name, mod in modules.items()}
     folder = Path(folder)
     _check_folder(folder)

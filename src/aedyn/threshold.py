@@ -47,14 +47,10 @@ train side by side). Every run is a :class:`~aedyn.job.TrainJob` recorded in the
 with the sweep's row schema; rerun with the same store, a search replays its finished rounds from
 the stored rows without training.
 
-**Statistics** (:mod:`aedyn.stats`). Each seed's threshold lies in the bracket between its largest
-failing and least passing width tried. The *quorum width* (the width at which the quorum's share
-of seeds pass) is estimated by maximum likelihood on these brackets, ``log T ~ N(mu, sigma^2)``,
-with a profile-likelihood interval; the grid's ``m*`` and its bracket stand beside it. The growth
-``log T = a log n + b + sigma z`` gives the exponent ``a`` (widened when the settings scatter about
-the line more than the seeds explain), the ratio of weak's and joint's quorum widths at each ``n``
-its own profile interval, and the difference of their exponents too. Joint "needs less width"
-only where the ratio's interval lies above 1.
+**Estimates.** Each seed's threshold lies in the bracket between its largest failing and least
+passing width tried (:meth:`Threshold.brackets`); :meth:`Threshold.quorum_width` estimates the
+quorum width from them (:func:`aedyn.stats.quorum_width`). E2 builds its growth laws and ratios on
+these (:mod:`aedyn.experiments.e2`).
 """
 
 from __future__ import annotations
@@ -367,6 +363,8 @@ class WidthSearch:
                         "budget_factor": budget_factor, "dtype": dtype, "device": device, "lr": rule,
                         "step_rule": self.step_rule, "max_width": max_width, "lambda_min_inf": self.lambda_0}
         self.trials: dict[int, Trial] = {w: t for w, t in (known or {}).items() if set(self.criteria) <= set(t.passed)}
+        self._next: int | None = None
+        self._decision: tuple[dict[str, int | None], dict[str, dict[str, Any]]] | None = None
 
     def jobs(self, width: int) -> list[TrainJob]:
         """The seeds' jobs at ``width`` (one batch), each declaring the ``ntk_path`` measure."""
@@ -376,20 +374,24 @@ class WidthSearch:
     def give(self, width: int, rows: Sequence[Mapping[str, Any]]) -> Trial:
         """Judge the rows of :meth:`jobs` at ``width`` and keep the trial."""
         self.trials[width] = judge(rows, width, self.seeds, self.criteria, lambda_0=self.lambda_0)
+        self._next = self._decision = None  # a new trial: decide again
         return self.trials[width]
 
     def pending(self) -> int | None:
-        """The width the search needs next, or ``None`` when it has decided every criterion."""
-        try:
-            self._decision = self._decide()
-        except _Pending as need:
-            return need.width
-        return None
+        """The width the search needs next, or ``None`` when it has decided every criterion (the
+        decision is replayed over the trials once per new trial)."""
+        if self._next is None and self._decision is None:
+            try:
+                self._decision = self._decide()
+            except _Pending as need:
+                self._next = need.width
+        return self._next
 
     def result(self) -> Threshold:
         """The finished search's :class:`Threshold`."""
         if self.pending() is not None:
             raise AedynError("the search has not finished: train the width pending() names first")
+        assert self._decision is not None
         m_star, checks = self._decision
         return Threshold(setting=dict(self.setting), m_star=m_star, predicted_steps=self.predicted,
                          budget=self.budget, quorum=self.quorum,
