@@ -653,3 +653,50 @@ def test_parallel_check_of_a_million_rows_runs_in_bounded_memory(tmp_path):
     assert int(rss_subset) - int(rss_before) < 512 * 1024, f"{(int(rss_subset) - int(rss_before)) // 1024} MiB"
     assert int(rss) < 1024 * 1024, f"peak RSS {int(rss) // 1024} MiB"
     assert float(elapsed) < 30, f"{float(elapsed):.1f} s"
+
+
+def test_digits_per_class_draws_that_many_of_each_class_seeded():
+    X, y = digits(per_class=3, seed=4, classes=[2, 7, 9], return_labels=True)
+    assert X.shape == (9, 64) and y.tolist() == [2, 2, 2, 7, 7, 7, 9, 9, 9]
+    again, _ = digits(per_class=3, seed=4, classes=[2, 7, 9], return_labels=True)
+    other, _ = digits(per_class=3, seed=5, classes=[2, 7, 9], return_labels=True)
+    assert torch.equal(X, again) and not torch.equal(X, other)
+    every, labels = digits(return_labels=True)  # each drawn row is a stored row of its class
+    for row, label in zip(X, y, strict=True):
+        match = (every == row).all(dim=1)
+        assert bool(match.any()) and set(labels[match].tolist()) == {int(label)}
+    assert expected_shape("digits", per_class=3, classes=[2, 7, 9]) == (9, 64)
+    assert load_data("digits", per_class=2, seed=0).shape == (20, 64)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"per_class": 2, "n": 10}, "not both"),
+    ({"per_class": 175}, "smallest digit class"),
+    ({"per_class": 0}, "per_class"),
+])
+def test_per_class_is_checked_before_loading(kwargs, match):
+    with pytest.raises(AedynError, match=match):
+        check_source("digits", **kwargs)
+    with pytest.raises(AedynError, match="no classes"):
+        check_source("sphere", n=4, d=3, per_class=1)
+
+
+def test_heldout_inputs_are_fresh_rows_of_the_same_source():
+    from aedyn.data import heldout_inputs
+
+    X = load_data("digits", per_class=2, seed=0)
+    Z = heldout_inputs("digits", X, 50, seed=3)
+    assert Z.shape == (50, 64) and Z.dtype == X.dtype
+    assert not bool((Z[:, None, :] == X[None, :, :]).all(dim=2).any())  # none is a training row
+    assert torch.allclose(Z.norm(dim=1), torch.ones(50, dtype=Z.dtype))  # normalised as X was
+    assert torch.equal(Z, heldout_inputs("digits", X, 50, seed=3))
+    held = heldout_inputs("digits", X, per_class=1, seed=3, classes=[1, 5])
+    every, labels = digits(classes=[1, 5], return_labels=True)
+    unit = every / every.norm(dim=1, keepdim=True)
+    found = [labels[(unit - row).abs().amax(dim=1) < 1e-12].tolist() for row in held]
+    assert found == [[1], [5]]
+    S = load_data("sphere", n=6, d=3, seed=0)
+    T = heldout_inputs("sphere", S, 4, seed=1)
+    assert torch.equal(T, load_data("sphere", n=4, d=3, seed=1))
+    with pytest.raises(AedynError, match="draws the training points again"):
+        heldout_inputs("sphere", S, 6, seed=0)  # the same draw as the training data

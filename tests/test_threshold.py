@@ -15,9 +15,9 @@ import torch
 from aedyn.data import load_data
 from aedyn.errors import AedynError, MemoryRefusal
 from aedyn.experiments import e2
-from aedyn.job import ntk_path
 from aedyn.kernels import init_output_kernel, regime_kernel
 from aedyn.limit import LinearisedGD
+from aedyn.measures.ntk import ntk_path
 from aedyn.threshold import (
     CRITERIA,
     MIN_BUDGET,
@@ -62,7 +62,7 @@ def result(loss, *, status="converged", lr=0.5, lam_min=(0.2,), lam_max=1.0):
     loss = np.asarray(loss, dtype=float)
     r = SimpleNamespace(loss=loss, status=status, steps=len(loss) - 1, lr=lr,
                         metrics={"ntk_lambda_min": np.asarray(lam_min), "ntk_lambda_max": np.array([lam_max])})
-    return {"status": status, "steps": r.steps, "lr": lr, **ntk_path(r)}
+    return {"status": status, "steps": r.steps, "lr": lr, **ntk_path(r, None, None)}
 
 
 def test_judge_applies_each_criterion_as_stated():

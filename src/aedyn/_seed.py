@@ -8,7 +8,8 @@ random draw in aedyn therefore comes from a stream named by its purpose::
 
 (NumPy's ``SeedSequence`` hashes the pair, so streams with different purposes are independent
 for every seed, including equal ones). ``data`` draws synthetic samples and subsets, ``init``
-the network, ``solver`` the start vectors of the eigensolvers, ``probe`` random probes. The
+the network, ``solver`` the start vectors of the eigensolvers, ``probe`` random probes,
+``heldout`` the held-out inputs drawn from a finite source (:func:`aedyn.data.heldout_inputs`). The
 scheme is versioned by :data:`SCHEME`, which every run record carries.
 """
 
@@ -22,7 +23,7 @@ from aedyn.errors import AedynError
 
 SCHEME = "aedyn-seed-1: SeedSequence(seed, spawn_key=(purpose,))"
 
-PURPOSES = {"data": 1, "init": 2, "solver": 3, "probe": 4}
+PURPOSES = {"data": 1, "init": 2, "solver": 3, "probe": 4, "heldout": 5}
 
 
 def _sequence(seed: int, purpose: str) -> np.random.SeedSequence:

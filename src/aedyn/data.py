@@ -71,11 +71,13 @@ def sphere(n: int, d: int, *, seed: int = 0) -> torch.Tensor:
 
 
 def digits(n: int | None = None, *, seed: int = 0, classes: Sequence[int] | None = None,
+           per_class: int | None = None,
            return_labels: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's bundled 8x8 handwritten digits (1797 samples, ``d = 64``), not normalised.
 
     ``classes`` keeps only those digit labels; ``n`` draws that many samples at random (seeded)
-    without replacement; ``None`` keeps all, in their stored order.
+    without replacement; ``per_class`` instead draws that many of each class (seeded, class by
+    class in increasing order; ``n`` must then be ``None``); neither keeps all, in their stored order.
     """
     from sklearn.datasets import load_digits
 
@@ -85,9 +87,68 @@ def digits(n: int | None = None, *, seed: int = 0, classes: Sequence[int] | None
     if chosen is not None:
         keep = np.isin(y, chosen)
         X, y = X[keep], y[keep]
-    idx = _subsample_index(len(X), n, seed, what=_digits_label(chosen))
+    if per_class is not None:
+        idx = _per_class_index(y, per_class, seed, chosen)
+    else:
+        idx = _subsample_index(len(X), n, seed, what=_digits_label(chosen))
     X_t, y_t = torch.from_numpy(X[idx]), torch.from_numpy(y[idx])
     return (X_t, y_t) if return_labels else X_t
+
+
+def _per_class_index(labels: np.ndarray, per_class: int, seed: int, chosen: list[int] | None) -> np.ndarray:
+    """``per_class`` rows of every class present (or ``chosen``), drawn by one seeded stream, class by class."""
+    per_class = check_count(per_class, "per_class", hint=" (samples of each class, --per-class)")
+    rng = numpy_generator(seed, "data")
+    out = []
+    for c in (sorted(set(labels.tolist())) if chosen is None else chosen):
+        rows = np.flatnonzero(labels == c)
+        _check_fits(per_class, len(rows), f"digits of class {c}")
+        out.append(np.sort(rng.choice(rows, size=per_class, replace=False)))
+    return np.concatenate(out)
+
+
+def heldout_inputs(source: str | Path, X: torch.Tensor, n: int | None = None, *, seed: int,
+                   per_class: int | None = None, d: int | None = None, classes: Sequence[int] | None = None,
+                   key: str | None = None, normalize: bool = True) -> torch.Tensor:
+    """Inputs from the source of the training data ``X`` that are not rows of ``X``, for evaluating a
+    trained map off its training set; validated like :func:`load_data`, in ``X``'s dtype and device.
+
+    - ``sphere``: ``n`` fresh points of the stream of ``seed`` (``d`` columns); a point equal to a
+      row of ``X`` (the data seed given again) is an :class:`AedynError`.
+    - a finite source (``digits``, a file): every row (of ``classes``) not equal to a row of ``X``,
+      normalised as ``X`` was; of them ``n`` drawn with ``seed``, or with ``per_class`` (digits)
+      that many of each class, in their stored order.
+    """
+    kind, _ = _source_kind(source)
+    dtype, device = X.dtype, X.device
+    if kind == "sphere":
+        if n is None:
+            raise AedynError("held-out sphere points need their number n")
+        Z = load_data("sphere", n=n, d=d or int(X.shape[1]), seed=seed, normalize=normalize, dtype=dtype,
+                      device=device)
+        if bool((Z[:, None, :] == X[None, :, :]).all(dim=2).any()):
+            raise AedynError(f"the held-out seed {seed} draws the training points again; use another held-out seed")
+        return Z
+    with warnings.catch_warnings():  # the training data's load already said what normalising did
+        warnings.simplefilter("ignore", AedynWarning)
+        if kind == "digits":
+            raw, labels = digits(seed=seed, classes=classes, return_labels=True)  # type: ignore[misc]
+            every = validate(raw, normalize=normalize, dtype=dtype, device=device, name="digits")
+        else:
+            every = load_data(source, key=key, normalize=normalize, dtype=dtype, device=device)
+            labels = None
+    fresh = ~(every[:, None, :] == X[None, :, :].to(every)).all(dim=2).any(dim=1)
+    pool = torch.nonzero(fresh).flatten().cpu().numpy()
+    if per_class is not None:
+        if labels is None:
+            raise AedynError("per_class draws held-out inputs by digit class; a file has no classes: give n")
+        pick = pool[_per_class_index(labels.numpy()[pool], per_class, seed, None)]
+    else:
+        if n is None:
+            raise AedynError("give the number n of held-out inputs (or per_class for digits)")
+        _check_fits(n, len(pool), "the inputs that are not training rows")
+        pick = np.sort(numpy_generator(seed, "heldout").choice(pool, size=n, replace=False))
+    return every[torch.as_tensor(pick, device=every.device)]
 
 
 def read_file(path: str | Path, *, key: str | None = None) -> np.ndarray:
@@ -171,12 +232,14 @@ def validate(X: Any, *, normalize: bool = True, dtype: str | torch.dtype = torch
 
 
 def check_source(source: str | Path | Any, *, n: int | None = None, d: int | None = None,
-                 classes: Sequence[int] | None = None, key: str | None = None, seed: int = 0) -> None:
+                 classes: Sequence[int] | None = None, key: str | None = None, seed: int = 0,
+                 per_class: int | None = None) -> None:
     """Check every source option of :func:`load_data` without loading any data.
 
     ``n`` and ``d`` are positive integers or ``None``; ``seed`` an integer in ``[0, 2^63 - 1]``;
     ``sphere`` needs ``n`` and ``d``; ``digits`` takes ``d = 64`` only and non-empty ``classes``
-    in ``0..9``, with at most as many samples as those classes hold; ``classes`` belongs to
+    in ``0..9``, with at most as many samples as those classes hold (``per_class``, instead of
+    ``n``: at most as many as the smallest chosen class holds); ``classes`` belongs to
     ``digits`` and ``key`` to ``.npz`` files only; a file must exist, be a regular readable file
     with a known suffix (a ``.npy`` header is read to check ``n`` and ``d``); in-memory data takes
     none of ``n``, ``d``, ``classes``, ``key``. Raises :class:`AedynError`; returns ``None``.
@@ -192,6 +255,12 @@ def check_source(source: str | Path | Any, *, n: int | None = None, d: int | Non
         label = "in-memory data"
     if classes is not None and kind != "digits":
         raise AedynError(f"--classes filters digit labels; {label} has none: drop --classes (classes=None)")
+    if per_class is not None:
+        if kind != "digits":
+            raise AedynError(f"--per-class draws digits of each class; {label} has no classes: drop --per-class")
+        check_count(per_class, "per_class", hint=" (samples of each class, --per-class)")
+        if n is not None:
+            raise AedynError("give --n (samples drawn at random) or --per-class (that many of each class), not both")
     if key is not None:
         if not isinstance(key, str) or not key:
             raise AedynError(f"--key must name an array inside a .npz file; got {key!r}")
@@ -206,6 +275,9 @@ def check_source(source: str | Path | Any, *, n: int | None = None, d: int | Non
         chosen = None if classes is None else _digit_classes(classes)
         if n is not None:
             _check_fits(n, _digit_total(chosen), _digits_label(chosen))
+        if per_class is not None:
+            smallest = min(DIGIT_COUNTS[c] for c in (range(10) if chosen is None else chosen))
+            _check_fits(per_class, smallest, "the smallest digit class")
     elif kind == "file":
         assert path is not None
         if _format(path) == "npy":
@@ -225,7 +297,8 @@ def data_memory(n: int, d: int) -> int:
 
 
 def expected_shape(source: str | Path | Any, *, n: int | None = None, d: int | None = None,
-                   classes: Sequence[int] | None = None, key: str | None = None) -> tuple[int, int] | None:
+                   classes: Sequence[int] | None = None, key: str | None = None,
+                   per_class: int | None = None) -> tuple[int, int] | None:
     """The ``(rows, columns)`` that :func:`load_data` will return for these options, or ``None``
     where that is not cheap to know (``.npz``, ``.csv``, IDX files and in-memory data).
 
@@ -233,14 +306,16 @@ def expected_shape(source: str | Path | Any, *, n: int | None = None, d: int | N
     classes, 64)``, a ``.npy`` file its header's rows (or ``n``) and the product of its other
     dimensions. The options are checked with :func:`check_source` first.
     """
-    check_source(source, n=n, d=d, classes=classes, key=key)
+    check_source(source, n=n, d=d, classes=classes, key=key, per_class=per_class)
     kind, path = _source_kind(source)
     if kind == "sphere":
         assert n is not None and d is not None
         return (int(n), int(d))
     if kind == "digits":
-        total = _digit_total(None if classes is None else _digit_classes(classes))
-        return (total if n is None else int(n), 64)
+        chosen = None if classes is None else _digit_classes(classes)
+        if per_class is not None:
+            return (int(per_class) * (10 if chosen is None else len(chosen)), 64)
+        return (_digit_total(chosen) if n is None else int(n), 64)
     if path is not None and _format(path) == "npy":
         rows, cols = _matrix_shape(_open_file(path, None), _label(path))
         return (rows if n is None else int(n), cols)
@@ -249,16 +324,18 @@ def expected_shape(source: str | Path | Any, *, n: int | None = None, d: int | N
 
 def load_data(source: str | Path | Any = "digits", *, n: int | None = None, d: int | None = None, seed: int = 0,
               classes: Sequence[int] | None = None, key: str | None = None, normalize: bool = True,
-              dtype: str | torch.dtype = torch.float64, device: str | torch.device = "cpu") -> torch.Tensor:
+              dtype: str | torch.dtype = torch.float64, device: str | torch.device = "cpu",
+              per_class: int | None = None) -> torch.Tensor:
     """Load and validate a data matrix.
 
-    ``source`` is ``"sphere"`` (needs ``n`` and ``d``), ``"digits"`` (optional ``n``, ``classes``),
+    ``source`` is ``"sphere"`` (needs ``n`` and ``d``), ``"digits"`` (optional ``n`` or
+    ``per_class``, ``classes``),
     a file path (optional ``n`` draws a seeded random subset of rows; ``key`` for ``.npz``), or an
     array/tensor already in memory. The options are checked first by :func:`check_source`. A
     ``.npy`` file is memory-mapped, so ``n`` rows of a huge file are read without loading the rest;
     the result is always an ordinary in-memory tensor. Every source goes through :func:`validate`.
     """
-    check_source(source, n=n, d=d, seed=seed, classes=classes, key=key)
+    check_source(source, n=n, d=d, seed=seed, classes=classes, key=key, per_class=per_class)
     kind, path = _source_kind(source)
     label = "data" if path is None else _label(path)
     if kind in SOURCES:
@@ -268,7 +345,7 @@ def load_data(source: str | Path | Any = "digits", *, n: int | None = None, d: i
             assert n is not None and d is not None
             raw: Any = sphere(n, d, seed=seed)
         elif kind == "digits":
-            raw = digits(n, seed=seed, classes=classes)
+            raw = digits(n, seed=seed, classes=classes, per_class=per_class)
         elif kind == "file":
             assert path is not None
             raw = _load_file(path, key=key, n=n, d=d, seed=seed)

@@ -488,7 +488,7 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
         k, status = int(run.stop[b]), run.status[b]
         losses = run.loss[b, :k + 1]
         Xb = X if X.ndim == 2 else X[b]
-        net = _network(init, b)
+        net = init.network(b)
         hint = None if lambda_max is None else float(lambda_max[b])
         if status == "diverged" and hint is None:
             hint = _lambda_max_or_none(net, Xb, regime)
@@ -507,14 +507,9 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
             status=status, steps=k, loss=losses, metrics=run.metrics[b], lr=float(eta[b]),
             lr_decoder=float(eta_v[b]) if dec else None, regime=regime, wall_time=wall, message=message,
             config=config, lambda_max=None if lambda_max is None else float(lambda_max[b]),
-            params=_network(run.final, b), init=net,
+            params=run.final.network(b), init=net,
             left_safe_radius=None if run.left is None else run.left[b]))
     return results
-
-
-def _network(params: Params, b: int) -> Params:
-    """Network ``b`` of a batch, as its own (unbatched) parameters."""
-    return Params(params.W[b], None if params.V is None else params.V[b], params.alpha)
 
 
 @dataclass
@@ -804,7 +799,7 @@ class _NTKRecorder:
     def __init__(self, init: Params, X: torch.Tensor, regime: str) -> None:
         self.regime = regime
         self.batch = init.W.shape[0]
-        self.initial = [NTKOperator(_network(init, b), X if X.ndim == 2 else X[b], regime) for b in range(self.batch)]
+        self.initial = [NTKOperator(init.network(b), X if X.ndim == 2 else X[b], regime) for b in range(self.batch)]
         self.drift_method: str | None = None
         self.values: list[dict[str, list[float]]] = [{} for _ in range(self.batch)]
 
@@ -825,13 +820,13 @@ class _NTKRecorder:
     def record(self, k: int, cur: Params, X: torch.Tensor, slots: np.ndarray, alive: np.ndarray) -> None:
         """At step ``k``: every network (slot ``j`` is network ``slots[j]``) that has not stopped before ``k``."""
         for j in np.flatnonzero(alive):
-            self._one(int(slots[j]), k, _network(cur, int(j)), X if X.ndim == 2 else X[j])
+            self._one(int(slots[j]), k, cur.network(int(j)), X if X.ndim == 2 else X[j])
 
     def finish(self, final: Params, X: torch.Tensor, stop: np.ndarray, ntk_every: int) -> None:
         """At each network's stopping step, when that is off the cadence (from its final parameters)."""
         for b in range(self.batch):
             if stop[b] % ntk_every:
-                self._one(b, int(stop[b]), _network(final, b), X if X.ndim == 2 else X[b])
+                self._one(b, int(stop[b]), final.network(b), X if X.ndim == 2 else X[b])
 
 
 def _message(status: str, k: int, losses: np.ndarray, eta: float, eta_v: float, target: float,

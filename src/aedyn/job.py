@@ -26,6 +26,7 @@ from aedyn.data import check_source, data_memory, expected_shape, load_data
 from aedyn.errors import AedynError, AedynWarning, first_line
 from aedyn.gd import TrainResult, check_train_options, train_batch, train_memory
 from aedyn.kernels import check_kernel_options, kernel_spectrum, spectrum_memory
+from aedyn.measures import NEEDS_NTK, Measure, check_measures, compute
 from aedyn.model import Params, check_init, check_regime, check_scales, init_params
 from aedyn.ntk import check_solver_options, ntk_extremes, operator_memory
 from aedyn.resources import MemoryEstimate, check_memory
@@ -55,6 +56,8 @@ class Job:
     data_seed: int | None = None
     device: str = "cpu"
     dtype: str = "float64"
+    per_class: int | None = None
+    zero_output: bool = False
 
     def __post_init__(self) -> None:
         check_regime(self.regime)
@@ -62,7 +65,12 @@ class Job:
             raise AedynError(f"data must be sphere, digits or a file path; got {self.data!r}")
         self._set(seed=check_seed(self.seed),
                   data_seed=None if self.data_seed is None else check_seed(self.data_seed, "data_seed"))
-        check_source(self.data, n=self.n, d=self.d, classes=self.classes, key=self.key, seed=self.resolved_data_seed)
+        check_source(self.data, n=self.n, d=self.d, classes=self.classes, key=self.key, seed=self.resolved_data_seed,
+                     per_class=self.per_class)
+        if not isinstance(self.zero_output, bool):
+            raise AedynError(f"zero_output must be True or False; got {self.zero_output!r}")
+        if self.zero_output and self.regime == "tied":
+            raise AedynError("zero_output needs a free decoder; a tied network (V = W^T) cannot start at f_0 = 0")
         if self.classes is not None:  # checked above: integers 0..9
             self._set(classes=tuple(int(c) for c in self.classes))
         if not isinstance(self.normalize, bool):
@@ -79,6 +87,9 @@ class Job:
         out["classes"] = None if self.classes is None else list(self.classes)
         out["data_seed"] = self.resolved_data_seed
         out["seed_scheme"] = SCHEME
+        for name, unset in (("per_class", None), ("zero_output", False)):  # absent unless set: older ids unchanged
+            if out[name] == unset:
+                del out[name]
         return out
 
     @property
@@ -93,17 +104,20 @@ class Job:
 
     def expected_shape(self) -> tuple[int, int] | None:
         """``(n, d)`` of the data before loading them, where that is cheap to know."""
-        return expected_shape(self.data, n=self.n, d=self.d, classes=self.classes, key=self.key)
+        return expected_shape(self.data, n=self.n, d=self.d, classes=self.classes, key=self.key,
+                              per_class=self.per_class)
 
     def load(self, notes: Notes) -> torch.Tensor:
         """The validated data matrix; data warnings go to ``notes``."""
         with notes.collect():
             return load_data(self.data, n=self.n, d=self.d, seed=self.resolved_data_seed, classes=self.classes,
-                             key=self.key, normalize=self.normalize, dtype=self.dtype, device=self.device)
+                             key=self.key, normalize=self.normalize, dtype=self.dtype, device=self.device,
+                             per_class=self.per_class)
 
     def init(self, d: int, width: int, scale: str = "ntk") -> Params:
         return init_params(d, width, regime=self.regime, seed=self.seed, kappa=self.kappa, nu=self.nu,
-                           decoder_init=self.decoder_init, scale=scale, dtype=self.dtype, device=self.device)
+                           decoder_init=self.decoder_init, scale=scale, zero_output=self.zero_output,
+                           dtype=self.dtype, device=self.device)
 
     def check_memory(self, n: int, d: int, max_memory: int | None) -> None:
         """Refuse the job if its estimated memory (:meth:`memory`) exceeds what is available."""
@@ -115,30 +129,6 @@ class Job:
         est = MemoryEstimate()
         est.add("data", data_memory(n, d), on_device=False)
         return est
-
-
-def ntk_path(result: TrainResult) -> dict[str, Any]:
-    """What a width search judges a run by (:func:`aedyn.threshold.judge`), from the NTK records of
-    a run with ``ntk_every``: ``ntk_lambda_min_0`` and ``ntk_lambda_max_0`` (``Theta(0)``'s extremes),
-    ``ntk_lambda_min_low = min_t lambda_min(Theta(t))`` over the checks (and the stop), and
-    ``below_rate_line``: whether ``L(k) <= L(0) rho^(k/2)`` at every step, ``rho = (1 - eta
-    lambda_min(Theta(0)))^2`` (the theorem's rate conclusion; a relative slack of ``1e-9`` absorbs
-    rounding)."""
-    lam_min = np.asarray(result.metrics["ntk_lambda_min"], dtype=np.float64)
-    lam_max = np.asarray(result.metrics["ntk_lambda_max"], dtype=np.float64)
-    loss = np.asarray(result.loss, dtype=np.float64)
-    rho = (1.0 - result.lr * float(lam_min[0])) ** 2
-    line = loss[0] * np.power(rho, np.arange(len(loss)) / 2.0) * (1 + 1e-9)
-    return {"ntk_lambda_min_0": float(lam_min[0]), "ntk_lambda_max_0": float(lam_max[0]),
-            "ntk_lambda_min_low": float(np.min(lam_min)), "below_rate_line": bool(np.all(loss <= line))}
-
-
-MEASURES: dict[str, Callable[[TrainResult], dict[str, Any]]] = {"ntk_path": ntk_path}
-"""Measurements a job may declare (``TrainJob.measures``) beyond the standard row, by name: each is
-computed where the job runs, from its :class:`~aedyn.gd.TrainResult`, and its columns join the
-run's row (:func:`aedyn.sweep.result_row`)."""
-NEEDS_NTK = ("ntk_path",)
-"""Measures that read the NTK records, so need ``ntk_every``."""
 
 
 CERTIFY_CHECKS = 50
@@ -154,8 +144,9 @@ class TrainJob(Job):
     the run: without ``ntk_every`` it is set to ``ceil(steps / CERTIFY_CHECKS)``. (It appears in
     :meth:`to_dict` only when set, so the ids of runs that do not certify are unchanged.)
 
-    ``measures``: names from :data:`MEASURES`, computed after training where the job runs; their
-    columns join the run's row (in :meth:`to_dict` only when given). ``lr_decoder="auto"`` (joint,
+    ``measures``: what to measure after training, where the job runs (:mod:`aedyn.measures`: names
+    from :data:`~aedyn.measures.MEASURES`, or ``{"name": ..., option: value}``); their columns join
+    the run's row (in :meth:`to_dict` only when given). ``lr_decoder="auto"`` (joint,
     with ``lr="auto"``): layer-wise steps (:func:`aedyn.gd.train_batch`)."""
 
     width: int = 1024
@@ -167,18 +158,16 @@ class TrainJob(Job):
     record_every: int = 10
     ntk_every: int | None = None
     certify: bool = False
-    measures: tuple[str, ...] = ()
+    measures: tuple[str | dict[str, Any] | Measure, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not isinstance(self.certify, bool):
             raise AedynError(f"certify must be True or False; got {self.certify!r}")
-        if isinstance(self.measures, str) or not all(isinstance(m, str) and m in MEASURES for m in self.measures):
-            raise AedynError(f"measures must be a list of names from {', '.join(MEASURES)}; got {self.measures!r}")
-        self._set(measures=tuple(dict.fromkeys(self.measures)))
-        if self.ntk_every is None and any(m in NEEDS_NTK for m in self.measures):
-            raise AedynError(f"the measures {', '.join(m for m in self.measures if m in NEEDS_NTK)} read the NTK "
-                             "along the run; set ntk_every")
+        self._set(measures=check_measures(self.measures))
+        reads_ntk = [m.name for m in self.measures if m.name in NEEDS_NTK]  # type: ignore[union-attr]
+        if self.ntk_every is None and reads_ntk:
+            raise AedynError(f"the measures {', '.join(reads_ntk)} read the NTK along the run; set ntk_every")
         if self.certify and self.ntk_every is None:
             self._set(ntk_every=max(1, math.ceil(check_int(self.steps, "steps", minimum=0) / CERTIFY_CHECKS)))
         width, kappa, nu, _ = check_init(self.regime, self.width, kappa=self.kappa, nu=self.nu,
@@ -193,7 +182,7 @@ class TrainJob(Job):
         if not self.certify:
             del out["certify"]
         if self.measures:
-            out["measures"] = list(self.measures)
+            out["measures"] = [m.to_json() for m in self.measures]  # type: ignore[union-attr]
         else:
             del out["measures"]
         return out
@@ -273,10 +262,10 @@ def batch_key(job: TrainJob) -> tuple:
     (or, where that is unknown before loading, where the data come from), the network's shape and
     output scale, dtype, device, the stopping rule and recording cadences, the kind of step size
     (auto, layer-wise auto or given; a separate decoder step or not) and the measures the runs
-    declare (:data:`MEASURES`). Seeds, ``kappa``, ``nu`` and the step sizes themselves may differ
+    declare (:data:`aedyn.measures.MEASURES`). Seeds, ``kappa``, ``nu`` and the step sizes themselves may differ
     within a batch."""
     shape = job.expected_shape()
-    where = shape if shape is not None else (job.data, job.n, job.d, job.classes, job.key)
+    where = shape if shape is not None else (job.data, job.n, job.d, job.classes, job.key, job.per_class)
     return (job.regime, where, job.width, job.init_scale, job.dtype, job.device, job.steps, job.target,
             job.record_every, job.ntk_every, job.lr == "auto", job.lr_decoder is None, job.lr_decoder == "auto",
             job.measures)
@@ -314,9 +303,7 @@ def run_batch(jobs: Sequence[TrainJob], *, callback: Callable[[int, np.ndarray],
     _check_batch_memory(jobs, n, d, max_memory)
     X = loaded[0][0] if len(data) == 1 else torch.stack([X for X, _ in loaded])
     nets = [job.init(d, job.width, job.init_scale) for job in jobs]
-    params = Params(torch.stack([p.W for p in nets]),
-                    None if nets[0].V is None else torch.stack([p.V for p in nets]),  # type: ignore[misc]
-                    nets[0].alpha)
+    params = Params.stack(nets)
     lead = jobs[0]
     lr = "auto" if lead.lr == "auto" else np.array([job.lr for job in jobs], dtype=np.float64)
     lr_decoder = lead.lr_decoder if lead.lr_decoder in (None, "auto") else np.array(
@@ -328,8 +315,11 @@ def run_batch(jobs: Sequence[TrainJob], *, callback: Callable[[int, np.ndarray],
                               callback=callback)
     for job, result, (Xj, notes) in zip(jobs, results, loaded, strict=True):
         result.config = {**result.config, "job": job.to_dict(), "notes": [*notes, *train_notes.messages]}
-        if job.measures:
-            result.config["measures"] = {k: v for m in job.measures for k, v in MEASURES[m](result).items()}
+        if job.measures:  # what they note (an unstable linearised step, say) is this run's note
+            measured = Notes(on_note)
+            with measured.collect():
+                result.config["measures"] = compute(job.measures, result, Xj, job)  # type: ignore[arg-type]
+            result.config["notes"] += measured.messages
         if job.certify and result.status != "diverged":
             try:
                 result.certificate = certify(result, Xj)
@@ -353,7 +343,7 @@ def _check_batch_memory(jobs: Sequence[TrainJob], n: int, d: int, max_memory: in
 
 def _source(job: Job) -> tuple:
     """Where a job's data come from: jobs with equal sources train on the same matrix."""
-    return (job.data, job.n, job.d, job.classes, job.key, job.normalize, job.resolved_data_seed)
+    return (job.data, job.n, job.d, job.classes, job.key, job.normalize, job.resolved_data_seed, job.per_class)
 
 
 def run_job(job: TrainJob, *, callback: Callable[[int, float], None] | None = None,

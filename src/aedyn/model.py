@@ -23,6 +23,7 @@ is ``(n, d)`` or broadcasts against them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -80,6 +81,24 @@ class Params:
 
     def clone(self) -> Params:
         return Params(self.W.clone(), None if self.V is None else self.V.clone(), self.alpha)
+
+    @classmethod
+    def stack(cls, nets: Sequence[Params]) -> Params:
+        """Networks of one shape and one ``alpha`` as one batch (``W`` of shape ``(B, m, d)``): the
+        one place parameters are stacked for the batched engine."""
+        nets = list(nets)
+        if not nets:
+            raise AedynError("stack needs at least one network")
+        alphas = {p.alpha for p in nets}
+        if len(alphas) > 1 or len({tuple(p.W.shape) for p in nets}) > 1 or len({p.V is None for p in nets}) > 1:
+            raise AedynError("networks stacked into one batch must share their shapes, their alpha and whether they "
+                             "have a decoder")
+        V = None if nets[0].V is None else torch.stack([p.V for p in nets])  # type: ignore[misc]
+        return cls(torch.stack([p.W for p in nets]), V, nets[0].alpha)
+
+    def network(self, b: int) -> Params:
+        """Network ``b`` of a batch, as its own (unbatched) parameters."""
+        return Params(self.W[b], None if self.V is None else self.V[b], self.alpha)
 
     def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> Params:
         dt = None if dtype is None else resolve_dtype(dtype)

@@ -344,7 +344,7 @@ def result_row(run_id: str, job: TrainJob, result: TrainResult) -> dict[str, Any
     ``"auto"``), ``device`` (where it ran) and ``steps`` (those taken; the budget is
     ``step_budget``). The full job is in ``job`` (canonical JSON). Then status, losses, the rate
     fit, the final value of each metric of :data:`aedyn.gd.METRICS` (``None`` when not recorded),
-    the columns of the job's declared measures (:data:`aedyn.job.MEASURES`), for a job with
+    the columns of the job's declared measures (:data:`aedyn.measures.MEASURES`), for a job with
     ``certify`` the certificate's columns (``cert_*``,
     :meth:`aedyn.certificate.Certificate.columns`; ``None`` for a diverged run), wall time, batch
     size, versions (``version_*``), the message, and the loss curve at :func:`loss_steps`
@@ -361,16 +361,19 @@ def result_row(run_id: str, job: TrainJob, result: TrainResult) -> dict[str, Any
         "n": int(cfg.get("n", job.n or 0)),
         "d": int(cfg.get("d", job.d or 0)),
         "classes": None if job.classes is None else ",".join(str(c) for c in job.classes),
+        "per_class": job.per_class,
         "key": job.key,
         "normalize": bool(job.normalize),
         "kappa": float(job.kappa),
         "nu": float(job.nu),
         "decoder_init": job.decoder_init,
+        "zero_output": bool(job.zero_output),
         "seed": int(job.seed),
         "data_seed": int(job.resolved_data_seed),
         "seed_scheme": spec.get("seed_scheme"),
         "width": int(job.width),
         "init_scale": str(job.init_scale),
+        "alpha": _num(cfg.get("alpha")),
         "lr_auto": job.lr == "auto",
         "step_budget": int(job.steps),
         "target": float(job.target),
@@ -390,7 +393,7 @@ def result_row(run_id: str, job: TrainJob, result: TrainResult) -> dict[str, Any
     }
     for name in METRICS:
         row[name] = result.final(name)
-    row.update(cfg.get("measures", {}))  # the job's declared measures (aedyn.job.MEASURES)
+    row.update(cfg.get("measures", {}))  # the job's declared measures (aedyn.measures)
     if job.certify:  # the certificate's column group (aedyn.certificate.CERTIFICATE_COLUMNS); None if diverged
         row.update(columns_of(result))
     row.update({
@@ -748,12 +751,16 @@ class Runner:
             if self.store is not None and self.store.finished_ids():
                 frame = self.store.load()
                 for row in frame.to_dict(orient="records"):
-                    self._rows[row["run_id"]] = {k: _plain(v) for k, v in row.items()}
+                    self._rows[row["run_id"]] = _plain_row(row)
         return self._rows
 
-    def run(self, batches: Sequence[Sequence[TrainJob]]) -> list[list[dict[str, Any]]]:
-        """The rows of every job of ``batches`` (see the class docstring). A batch that fails raises
-        its error (a memory refusal as it is): what the caller asked for cannot be answered without it."""
+    def run(self, batches: Sequence[Sequence[TrainJob]], *,
+            progress: Callable[[int, int], None] | None = None) -> list[list[dict[str, Any]]]:
+        """The rows of every job of ``batches`` (see the class docstring), as plain values
+        (:func:`_plain_row`: a stored row and a freshly trained one read alike; read missing values
+        with ``row.get``). A batch that fails
+        raises its error (a memory refusal as it is): what the caller asked for cannot be answered
+        without it. ``progress(done, total)`` after each batch trained, ``total`` the batches to train."""
         planned = [[Run(run_id(job), job) for job in batch] for batch in batches]
         known = self.rows()
         todo: list[list[Run]] = []
@@ -764,7 +771,9 @@ class Runner:
             if missing:
                 todo.append(missing)
         self.read += sum(len(b) for b in planned) - len(seen)
-        for index, outcome in self._execute(todo):
+        if progress is not None:
+            progress(0, len(todo))
+        for done, (index, outcome) in enumerate(self._execute(todo), start=1):
             if isinstance(outcome, BaseException):
                 if isinstance(outcome, AedynError):
                     raise outcome
@@ -777,8 +786,10 @@ class Runner:
                 stored = self.store.finished_ids()  # another writer may have stored some meanwhile
                 self.store.append([row for row in rows if row["run_id"] not in stored])
             for row in rows:
-                known[row["run_id"]] = row
+                known[row["run_id"]] = _plain_row(row)
             self.trained += len(rows)
+            if progress is not None:
+                progress(done, len(todo))
         return [[known[r.run_id] for r in batch] for batch in planned]
 
     def _execute(self, batches: list[list[Run]]) -> Iterator[tuple[int, dict[str, Any] | BaseException]]:
@@ -800,15 +811,24 @@ class Runner:
 
 
 def _plain(value: Any) -> Any:
-    """A loaded cell as a plain Python value (NumPy scalars and arrays to numbers and lists; NaN of
-    a missing value to None)."""
+    """A cell as a plain Python value, the same whether the row was just trained or loaded from the
+    store: NumPy scalars and arrays to numbers and lists, NaN (a missing value, or a number that is
+    not one) to ``None``, inside lists too."""
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def _plain_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as :func:`_plain` values, without its missing ones: a column another part of the store
+    has and this run has not, and a value that is ``None``, read alike (``row.get(column)``)."""
+    return {k: v for k, v in ((k, _plain(v)) for k, v in row.items()) if v is not None}
 
 
 # ---- dry run ------------------------------------------------------------------------------------

@@ -236,7 +236,7 @@ def judge(rows: Sequence[Mapping[str, Any]], width: int, seeds: Sequence[int], c
           lambda_0: float) -> Trial:
     """Which of ``criteria`` each run passed (see the module docstring), with ``lambda_0`` the
     least eigenvalue of the infinite-width kernel. ``rows`` are the runs' store rows
-    (:func:`aedyn.sweep.result_row`) with the ``ntk_path`` measure (:func:`aedyn.job.ntk_path`); a
+    (:func:`aedyn.sweep.result_row`) with the ``ntk_path`` measure (:func:`aedyn.measures.ntk.ntk_path`); a
     run that could not start (status ``untrainable``: a zero NTK at initialisation) fails every
     criterion."""
     nan = math.nan
