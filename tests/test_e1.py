@@ -1,7 +1,9 @@
-"""E1, linear convergence: config, a tiny run end to end, the physics check against the
-linearised prediction at large width, the exact linearised curve against repeated matrix
-products, the findings and details on made-up results (one test per defect the referee found in
-the old verdict), the figures in the house style, and resuming from a checkpoint."""
+"""E1, linear convergence: config, a tiny run end to end through the run layer (its records are its
+rows; the common step size from the auto rows), the physics check against the linearised
+prediction at large width, the findings and details on made-up results (one test per defect the
+referee found in the old verdict), the figures in the house style, and resuming from the run store.
+The rate analysis itself (the linearised predictions, the exact curve, the fitted window) is the
+``linearised`` measure's, tested in tests/test_measures_linearised.py."""
 
 from __future__ import annotations
 
@@ -11,11 +13,15 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from scipy import stats as sps
 
+import aedyn.sweep
 from aedyn.experiments import e1, style
 from aedyn.findings import CLAIMS
+from aedyn.gd import auto_lr_batch
+from aedyn.job import Notes
+from aedyn.model import Params
+from aedyn.sweep import Runner
 
 
 def tiny_config(**changes):
@@ -86,20 +92,19 @@ def test_tiny_run_gives_every_key_and_a_sane_table(tiny):
     assert len(results["runs"]) == (2 * 2 + 2) * 2  # (weak, joint under both rules; decoder, tied auto) x widths
     assert {r["regime"] for r in results["runs"] if r["rule"] == "common"} == {"weak", "joint"}
     for r in results["runs"]:
-        for key in ("regime", "data", "width", "seed", "rule", "eta", "lambda_min0", "lambda_max0", "lambda_min_inf",
-                    "lambda_max_inf", "measured_rate", "predicted_finite", "predicted_exact", "predicted_infinite",
-                    "predicted_bound", "r2", "window", "curve"):
-            assert key in r
-        c = r["curve"]
-        assert c["steps"][0] == 0 and len(c["measured"]) == len(c["steps"]) == len(c["predicted_finite"])
+        assert list(r) == list(e1.RECORD)  # one schema: the row's names, plus the rule
+        assert r["curve_steps"][0] == 0
+        assert len(r["curve_measured"]) == len(r["curve_steps"]) == len(r["curve_predicted_finite"])
         assert (r["predicted_infinite"] is None) == (r["regime"] == "tied")
-        assert 0 < r["lambda_min0"] <= r["lambda_max0"]
+        assert 0 < r["lambda_min0"] <= r["lambda_max0"] and r["window_start"] < r["window_stop"] <= r["steps"]
     auto = [r for r in results["runs"] if r["rule"] == "auto"]
-    assert all(r["eta"] * r["lambda_max0"] == pytest.approx(1.0, rel=1e-3) for r in auto)
-    common = {r["eta"] for r in results["runs"] if r["rule"] == "common"}
-    assert len(common) == 1  # at the smallest width: common_factor (0.5) / the largest lambda_max
+    assert all(r["lr"] * r["lambda_max0"] == pytest.approx(1.0, rel=1e-3) for r in auto)  # Lanczos vs dense
+    assert all(r["lr"] == pytest.approx(1 / r["lambda_max"], rel=1e-15) for r in auto)  # lr="auto" is 1/lambda_max
+    common = {r["lr"] for r in results["runs"] if r["rule"] == "common"}
+    assert common == {results["common_eta"]["sphere"]}  # at every width: common_factor / the largest lambda_max
+    assert all(r.get("lambda_max") is None for r in results["runs"] if r["rule"] == "common")  # a given step
     smallest = [r for r in results["runs"] if r["rule"] == "common" and r["width"] == 32]
-    assert max(r["eta"] * r["lambda_max0"] for r in smallest) <= 0.5 * (1 + 1e-3)
+    assert max(r["lr"] * r["lambda_max0"] for r in smallest) <= 0.5 * (1 + 1e-3)
     table = e1.tabulate(results)
     assert list(table.columns) == list(e1.COLUMNS) and len(table) == 12
     for col in ("measured_rate", "predicted_finite", "predicted_exact", "predicted_bound"):
@@ -135,23 +140,47 @@ def test_finite_width_prediction_matches_gd_at_large_width():
     assert abs(log_m / math.log(r["predicted_infinite"]) - 1) < 0.10
 
 
-def test_the_exact_linearised_curve_is_repeated_matrix_products():
-    """``_exact_curve`` (from the eigenpairs) against ``0.5 ||(I - eta Theta)^k r||^2`` by repeated
-    dense products: float64, 60 products of a 12 x 12 matrix, so the two agree to rounding (1e-10
-    relative, far above the ~1e-14 a product adds)."""
-    g = torch.Generator().manual_seed(3)
-    A = torch.randn(12, 12, generator=g, dtype=torch.float64)
-    theta = A @ A.T / 12
-    R0 = torch.randn(4, 3, generator=g, dtype=torch.float64)
-    evals, evecs = torch.linalg.eigh(theta)
-    eta = 1.0 / float(evals[-1])
-    curve = e1._exact_curve(evals, evecs, R0, eta, 60)
-    step = torch.eye(12, dtype=torch.float64) - eta * theta
-    r, direct = R0.reshape(-1).clone(), []
-    for _ in range(61):
-        direct.append(0.5 * float(r @ r))
-        r = step @ r
-    np.testing.assert_allclose(curve, direct, rtol=1e-10)
+def test_the_common_step_is_the_old_codes_from_the_same_batched_lanczos():
+    """The common ``eta`` is ``common_factor / max lambda_max`` over weak's and joint's seeds at the
+    smallest width, each regime's from one batched Lanczos over its seeds' networks, as the code
+    before the run layer computed it (``auto_lr_batch`` on the stacked networks, here by hand); and
+    every auto run's step is ``1 / lambda_max`` of the same Lanczos, seed by seed. The same
+    computation on the same machine: equal to rounding (``1e-12``; threaded BLAS may reorder a sum)."""
+    cfg = tiny_config(data=[{"name": "sphere", "n": 4, "d": 3}], regimes=["weak", "joint", "decoder"],
+                      widths=[16, 24], seeds=[0, 1, 2], max_steps=40, common_factor=0.4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = e1.run(cfg)
+    lam = {}
+    for regime in cfg["regimes"]:
+        jobs = [e1._job(cfg, cfg["data"][0], regime, 16, seed, "auto") for seed in cfg["seeds"]]
+        X = jobs[0].load(Notes())
+        lam[regime] = auto_lr_batch(Params.stack([job.init(X.shape[1], 16) for job in jobs]), X, regime)[1]
+        assert results["lambda_max_smallest"]["sphere"][regime] == pytest.approx(float(lam[regime].max()), rel=1e-12)
+        for seed, value in zip(cfg["seeds"], lam[regime], strict=True):
+            (r,) = [r for r in results["runs"] if (r["regime"], r["width"], r["rule"], r["seed"]) ==
+                    (regime, 16, "auto", seed)]
+            assert r["lambda_max"] == pytest.approx(float(value), rel=1e-12)
+            assert r["lr"] == pytest.approx(1 / float(value), rel=1e-12)
+    expected = 0.4 / max(float(lam[r].max()) for r in ("weak", "joint"))
+    assert results["common_eta"]["sphere"] == pytest.approx(expected, rel=1e-12)
+    assert {r["lr"] for r in results["runs"] if r["rule"] == "common"} == {results["common_eta"]["sphere"]}
+    order = [(g, w, rule, s) for g in ("weak", "joint", "decoder") for w in (16, 24)
+             for rule in (("auto", "common") if g != "decoder" else ("auto",)) for s in (0, 1, 2)]
+    assert [(r["regime"], r["width"], r["rule"], r["seed"]) for r in results["runs"]] == order  # the old order
+
+
+def test_records_are_small_and_progress_runs_in_batches(tiny):
+    """A record is its row cut to what the analysis reads: no loss curve of the store's, no job;
+    progress goes through both rounds of batches to 1."""
+    results, calls = tiny
+    assert all("loss_curve" not in r and "job" not in r and "notes" not in r for r in results["runs"])
+    fractions = [f for _, f in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any("rule auto" in m for m, _ in calls) and any("both rules" in m for m, _ in calls)
+    # sphere: weak and joint auto at m = 32 first; then the other 10 batches of (regime, width, rule)
+    assert ("E1: rule auto, 2 of 2 batches trained", 2 / 12) in calls
+    assert ("E1: both rules, 10 of 10 batches trained", 1.0) in calls
 
 
 # ---- made-up results: the rules, and the referee's defects --------------------------------------
@@ -161,14 +190,14 @@ def fake(regime, ratio, *, seed=0, width=64, rule="common", data="sphere", predi
     """A run whose measured -log rate is ``ratio`` times the predicted one (every prediction
     ``predicted``); the bound by default just above the measured rate (so that it holds)."""
     measured = predicted ** ratio
-    return {"regime": regime, "data": data, "n": 8, "d": 4, "width": width, "seed": seed, "rule": rule, "eta": 0.1,
+    return {"regime": regime, "data": data, "n": 8, "d": 4, "width": width, "seed": seed, "rule": rule, "lr": 0.1,
             "steps": steps, "status": status, "measured_rate": measured, "predicted_finite": predicted,
             "predicted_exact": predicted if exact else None,
             "predicted_infinite": predicted if infinite and regime != "tied" else None,
             "predicted_bound": measured + 1e-3 if bound is None else bound, "r2": r2, "lambda_min0": lambda_min0,
-            "lambda_max0": lambda_max0, "lambda_min_inf": 0.2, "lambda_max_inf": 2.0, "window": [steps // 2, steps],
-            "L0": 1.0, "curve": {"steps": [0, steps], "measured": [1.0, 1e-6], "predicted_finite": [1.0, 1e-7],
-                                 "predicted_exact": None, "predicted_infinite": None}}
+            "lambda_max0": lambda_max0, "lambda_min_inf": 0.2, "lambda_max_inf": 2.0, "window_start": steps // 2,
+            "window_stop": steps, "initial_loss": 1.0, "curve_steps": [0, steps], "curve_measured": [1.0, 1e-6],
+            "curve_predicted_finite": [1.0, 1e-7], "curve_predicted_exact": None, "curve_predicted_infinite": None}
 
 
 def made(runs, **config):
@@ -349,6 +378,8 @@ def test_every_figure_of_a_tiny_run_follows_the_house_style(tiny):
     ramp = {tuple(np.round(c, 6)) for c in style.ramp("width", [32, 64]).values()}
     curves = figs["loss_curves_auto"]
     assert all(ax.get_yscale() == "log" for ax in curves.axes if ax.get_visible() and ax.lines)
+    ends = {round(float(line.get_xdata()[-1]), 9) for ax in curves.axes for line in ax.lines}
+    assert ends == {round(r["lr"] * r["curve_steps"][-1], 9) for r in results["runs"] if r["rule"] == "auto"}  # eta t
     colours = {tuple(np.round(matplotlib_rgba(line.get_color()), 6)) for ax in curves.axes for line in ax.lines}
     assert colours == ramp
     ratio = figs["rate_ratio_vs_width"]
@@ -380,30 +411,44 @@ def test_figures_of_made_up_results_with_one_width_use_no_log_width_axis():
 
 # ---- resuming -----------------------------------------------------------------------------------
 
-def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
-    """Stopped while the third batch trains: the rerun trains only the batches not in the
-    checkpoint, and its results (notes included) equal an uninterrupted run's."""
-    from aedyn.files import Checkpoint
+def test_an_interrupted_run_resumes_from_its_store(tmp_path, monkeypatch):
+    """Stopped while the last of five batches trains (round two): a rerun with a new runner on the
+    same store trains only the runs the store lacks, and its results (notes included) equal an
+    uninterrupted run's, bit for bit (floats pass through Parquet unchanged). A third run, on a
+    store that also holds a row without E1's columns (integer columns then load as floats), trains
+    nothing and reads the same records."""
+    cfg = tiny_config(regimes=["weak", "joint", "decoder"], widths=[64], seeds=[0, 1],
+                      data=[{"name": "digits", "n": 6, "d": 64}])
+    real, calls, stop = aedyn.sweep.execute_batch, [], [5]
 
-    cfg = tiny_config(regimes=["weak", "joint", "decoder"], widths=[64], data=[{"name": "digits", "n": 6, "d": 64}])
-    real, trained = e1.run_batch, []
-
-    def counting(jobs, **kw):
-        trained.append(jobs[0].regime)
-        if len(trained) == 3 and stop:
+    def counting(runs, *args, **kw):
+        calls.append(len(runs))
+        if len(calls) == stop[0]:
             raise KeyboardInterrupt
-        return real(jobs, **kw)
+        return real(runs, *args, **kw)
 
-    monkeypatch.setattr(e1, "run_batch", counting)
-    path = tmp_path / "checkpoint.jsonl"
-    stop = True
-    with pytest.raises(KeyboardInterrupt):
-        e1.run(cfg, checkpoint=Checkpoint(path, cfg))
-    stop, trained[:] = False, []
-    resumed = e1.run(cfg, checkpoint=Checkpoint(path, cfg))
-    assert trained == ["decoder"]
-    whole = e1.run(cfg)
+    monkeypatch.setattr(aedyn.sweep, "execute_batch", counting)
+    store = tmp_path / "runs"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Runner(store) as runner, pytest.raises(KeyboardInterrupt):
+            e1.run(cfg, runner=runner)
+        assert calls == [2, 2, 2, 2, 2]  # weak and joint auto; weak and joint common; stopped in decoder auto
+        stop[0], calls[:] = 0, []
+        with Runner(store) as runner:
+            resumed = e1.run(cfg, runner=runner)
+        assert calls == [2] and runner.trained == 2 and runner.read == 8  # only decoder auto's two runs
+        calls[:] = []
+        with Runner(store) as runner:  # a store shared with other runs, whose rows lack E1's columns
+            other = e1._job(cfg, {"name": "sphere", "n": 4, "d": 3}, "weak", 8, 0, 0.1)
+            runner.store.append([aedyn.sweep.untrainable_row(aedyn.sweep.run_id(other), other, "another run")])
+        with Runner(store) as runner:
+            again = e1.run(cfg, runner=runner)
+        assert calls == [] and runner.trained == 0 and runner.read == 10
+        whole = e1.run(cfg)
+    assert len(resumed["runs"]) == 10 and len(calls) == 5  # the whole run, without a store, trains every batch
     assert json.dumps(resumed, sort_keys=True) == json.dumps(whole, sort_keys=True)
+    assert json.dumps(again, sort_keys=True) == json.dumps(whole, sort_keys=True)
     assert any("normalis" in note for note in resumed["notes"])  # digits rows are normalised: a note
 
 

@@ -52,25 +52,71 @@ def made_results(weak: list[dict], joint: list[dict]) -> dict:
     return {"config": cfg_of(ns, ["weak", "joint"]), "thresholds": weak + joint}
 
 
+NS = (8, 16, 32, 64, 128, 256)
+
+
 def test_the_headline_says_how_the_advantage_changed_and_the_growths_compare():
     """The report once said 'Joint training needs 2.0x less width than weak at n = 64' without
-    saying that the advantage fell from 4.0x at n = 8 and joint's exponent is larger."""
+    saying that the advantage fell from 4.0x at n = 8 and joint's exponent is larger. Now the
+    headline states the ratio at the largest n, the trend over the whole range and its upper half,
+    and the ratio at the smallest n."""
     results = made_results(law("weak", 16.0, 0.5), law("joint", 2.0, 0.8))
     found = e2.findings(results)
     head = found[0]
-    assert head.headline and head.claim == "width" and head.verdict == "supported"
-    assert "joint needs less width than weak" in head.sentence and "At n = 8 the ratio was" in head.sentence
-    assert "so the advantage shrinks with n" in head.sentence
-    diff = found[1]
-    assert diff.rule == "comparison/difference" and "joint's m* grows faster with n than weak's" in diff.sentence
-    assert diff.estimate.low > 0
+    assert head.headline and head.claim == "width" and head.rule == "advantage/trend"
+    assert head.verdict == "supported" and "joint needs less width than weak at the largest n" in head.sentence
+    assert "at n = 8 it was 4x" in head.sentence and "over n = 32..64" in head.sentence
+    assert "shrinks with n" in head.sentence  # joint's exponent minus weak's excludes 0 over the whole range
     assert len(found) <= 5 and all(f.experiment == "E2" for f in found)
+
+
+def test_the_advantage_that_shrank_into_the_noise_is_not_called_gone():
+    shrank = e2.findings(made_results(law("weak", 16.0, 0.5, ns=NS), law("joint", 2.0, 0.8, ns=NS)))[0]
+    assert shrank.verdict == "partly supported"
+    assert "can no longer be told from none" in shrank.sentence and "it shrank with n" in shrank.sentence
+    assert "vanish" not in shrank.sentence and "extrapolat" not in shrank.sentence
+    parallel = e2.findings(made_results(law("weak", 16.0, 0.5, ns=NS), law("joint", 3.0, 0.5, ns=NS)))[0]
+    assert parallel.verdict == "supported" and "the intervals cannot tell" in parallel.sentence
+    more = e2.findings(made_results(law("weak", 2.0, 0.5, ns=NS), law("joint", 16.0, 0.5, ns=NS)))[0]
+    assert more.verdict == "not supported" and "joint needs more width than weak" in more.sentence
+
+
+def test_a_meeting_point_is_given_only_where_the_upper_half_says_the_laws_approach_and_named_an_extrapolation():
+    ns = (*NS, 512)
+    results = made_results(law("weak", 64.0, 0.3, ns=ns), law("joint", 1.0, 0.8, ns=ns))
+    head = e2.findings(results)[0]
+    meeting = e2.analyse(results).meeting[(0, "sphere", "reach")]
+    assert meeting is not None and meeting.low > 512
+    assert "an extrapolation, not a measurement" in head.sentence and "would meet at n = " in head.sentence
+    summary = e2.summary(results)
+    assert summary["meeting"] and all(m["extrapolation"] for m in summary["meeting"])
+    assert any("extrapolated beyond the data" in line for line in e2.details(results))
+    parallel = made_results(law("weak", 16.0, 0.5, ns=NS), law("joint", 3.0, 0.5, ns=NS))
+    assert e2.analyse(parallel).meeting[(0, "sphere", "reach")] is None
+    assert "extrapolat" not in e2.findings(parallel)[0].sentence
+
+
+def test_the_verdict_is_checked_under_both_step_rules():
+    weak, joint = law("weak", 16.0, 0.5, ns=NS), law("joint", 3.0, 0.5, ns=NS)
+    layer = law("joint", 14.0, 0.5, ns=NS)  # layer-wise steps: about weak's width
+    for th in layer:
+        th["setting"]["step_rule"] = "layerwise"
+    cfg = cfg_of(NS, ["weak", "joint"])
+    cfg["series"].append({**cfg["series"][0], "step_rule": "layerwise"})
+    found = e2.findings({"config": cfg, "thresholds": weak + joint + layer})
+    head, other = found[0], found[1]
+    assert head.verdict == "supported" and "not demonstrably under layer-wise steps" in head.sentence
+    assert "layer-wise steps" in head.key and other.subject.endswith("layer-wise steps")
+    assert other.verdict == "inconclusive" and not other.headline
+    both = e2.findings({"config": cfg, "thresholds": weak + joint + [
+        {**th, "setting": {**th["setting"], "step_rule": "layerwise"}} for th in law("joint", 3.0, 0.5, ns=NS)]})[0]
+    assert "holds under both step rules" in both.sentence
 
 
 def test_overlapping_widths_are_indistinguishable_and_few_seeds_inconclusive():
     same = made_results(law("weak", 4.0, 0.6), law("joint", 4.0, 0.6))
     head = e2.findings(same)[0]
-    assert head.verdict == "inconclusive" and "indistinguishable" in head.sentence
+    assert head.verdict == "inconclusive" and "can no longer be told from none" in head.sentence
     few = made_results(law("weak", 16.0, 0.5, seeds=2), law("joint", 3.0, 0.5, seeds=2))
     head = e2.findings(few)[0]
     assert head.verdict == "inconclusive" and "too few" in head.sentence
@@ -80,6 +126,7 @@ def test_the_growth_finding_compares_with_the_proven_bounds():
     grow = next(f for f in e2.findings(made_results(law("weak", 16.0, 0.5), law("joint", 1.0, 1.0)))
                 if f.rule == "growth/proven_bounds")
     assert grow.verdict == "supported" and "below the smallest proven exponent, n^2" in grow.sentence
+    assert "over n = 32..64" in grow.sentence and "At n = 64, m* is weak" in grow.sentence
     steep = next(f for f in e2.findings(made_results(law("weak", 0.05, 2.6, ns=(4, 8, 16)),
                                                       law("joint", 0.05, 2.6, ns=(4, 8, 16))))
                  if f.rule == "growth/proven_bounds")
@@ -99,7 +146,8 @@ def test_tables_are_tidy_and_the_key_table_has_at_most_ten_columns():
     assert len(key.columns) <= 10 and len(key) == 2 * len(CRITERIA)
     assert key.columns[4].startswith("weak m*") and "weak / joint [95% CI]" in key.columns
     summary = e2.summary(results)
-    assert json.dumps(summary, allow_nan=False) and {"m_star", "exponent_n", "ratio", "difference"} <= set(summary)
+    assert json.dumps(summary, allow_nan=False) and {"m_star", "exponent_n", "ratio", "difference", "exponent_n_upper",
+                                                             "difference_upper", "meeting"} <= set(summary)
 
 
 def test_figures_follow_the_house_style(tmp_path):

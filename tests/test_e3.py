@@ -1,7 +1,8 @@
-"""E3, laziness: config, a tiny run end to end, the measurements against an independent autograd
-computation, the slopes (per-seed fits, t intervals over the seeds), the findings and details on made-up
-results (one test per defect the referee found in the old verdict), the figures in the house style, and
-resuming from a checkpoint."""
+"""E3, laziness: config, a tiny run end to end through the run layer (a record is its run's row), the
+slopes (per-seed fits, t intervals over the seeds), the findings and details on made-up results (one
+test per defect the referee found in the old verdict), the figures in the house style, and resuming
+from the run store. The row's measurements against independent computations are in
+tests/test_measures_ntk.py."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ import warnings
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
-import torch
 
+import aedyn.sweep
 from aedyn.experiments import e3, small_problems, style, values_by_seed
 from aedyn.findings import CLAIMS
-from aedyn.job import Notes, run_batch
 from aedyn.stats import fit_slope
+from aedyn.sweep import Runner
 
 T975 = {2: 4.302652729749462, 7: 2.364624251592784, 14: 2.144786687917804}
 """Student t quantiles t_{df, 0.975} (scipy.stats.t.ppf(0.975, df)), written out so that the tests'
@@ -60,6 +61,7 @@ def test_config_is_json_ready_and_setup_says_what_runs():
     assert max(full["sphere"]["widths"]) == 2 ** 14 and max(full["digits"]["widths"]) == 2 ** 12
     assert all(len(d["seeds"]) == 2 for d in e3.config(seeds=2)["data"])
     assert e3.config(device="cuda")["device"] == "cuda"
+    assert e3.RUN_LAYER is True  # the report hands it its runner (and run store)
     text = " ".join(e3.setup(e3.config(quick=True)))
     for needle in ("sphere (n = 8, d = 4", "128, 256", "3 seeds", "1/lambda_max(Theta(0))", "0.0001", "t interval",
                    "Welch", "-0.5", "kappa sqrt(d)", "exact", "still training"):
@@ -78,16 +80,17 @@ def test_tiny_run_gives_every_key_and_a_sane_table(tiny):
         assert r["ntk_drift_method"] == "exact"
         # weak training on digits (nearly parallel rows) is slow at m = 256: it runs out of steps, and says so
         slow = (r["regime"], r["data"], r["width"]) == ("weak", "digits", 256)
-        assert r["status"] == ("max_steps" if slow else "converged") and r["converged"] == (not slow)
+        assert r["status"] == ("max_steps" if slow else "converged")
         assert (r["final_relative_loss"] <= 1e-6) == (not slow) and r["steps"] == (300 if slow else r["steps"])
         assert (r["weight_change_V"] is None) == (r["regime"] == "weak")
         assert r["max_neuron_change_W_rel"] == pytest.approx(r["max_neuron_change_W"] / math.sqrt(r["d"]))
-        for q in ("weight_change_W", "max_neuron_change_W", "pattern_flips", "ntk_drift"):
+        for q in ("weight_change_W", "max_neuron_change_W", "pattern_flips", "ntk_drift_at_stop"):
             assert 0 < r[q] < 10, (q, r)
         assert 0 <= r["pattern_flips"] <= 1
     assert any("normalis" in note for note in results["notes"])  # digits rows are normalised
-    fractions = [f for _, f in calls]
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(calls) == 13
+    fractions = [f for _, f in calls]  # at the start, after each of the 12 batches, and at the end
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(calls) == 14
+    assert [m for m, _ in calls[:2]] == ["E3: 0 of 12 batches trained", "E3: 1 of 12 batches trained"]
     table = e3.tabulate(results)
     assert list(table.columns) == list(e3.COLUMNS) and len(table) == len(runs)
     assert table.loc[table["regime"] == "weak", "weight_change_V"].isna().all()
@@ -117,62 +120,57 @@ def test_the_lazy_quantities_fall_with_the_width(tiny):
     fits = {(e["regime"], e["quantity"]): e for e in e3.slopes(results) if e["data"] == "sphere"}
     for regime in ("weak", "joint"):
         assert -0.8 < fits[(regime, "weight_change_W")]["value"] < -0.3
-        assert fits[(regime, "ntk_drift")]["value"] < -0.4
+        assert fits[(regime, "ntk_drift_at_stop")]["value"] < -0.4
         assert fits[(regime, "pattern_flips")]["value"] < -0.2
     assert -0.8 < fits[("joint", "weight_change_V")]["value"] < -0.3
 
 
-def _network_output(W, V, X, alpha):
-    """The autoencoder written out on its own (SPEC.md, "Model"): ``alpha * relu(X W^T) V^T``."""
-    return alpha * torch.relu(X @ W.mT) @ V.mT
+def test_each_job_declares_its_measures_and_a_record_is_its_row():
+    """E3's jobs (lr auto, certified, the NTK checked about KERNEL_CHECKS times across the budget, the
+    measures ntk_ends and weights) go one batch per data set, regime and width, its seeds together. A
+    record is the row of its run restricted to COLUMNS, under the row's names (``None`` where the row
+    has no value). The row's formulas are tested against independent computations in
+    tests/test_measures_ntk.py; here the two routes to the largest neuron movement agree: the
+    ``weights`` measure (from the initial and final parameters, over kappa sqrt(d), here with
+    kappa = 2) and gradient descent's own metric, both float64 norms of the same differences (1e-12
+    relative)."""
+    from aedyn.job import batch_key
 
-
-def _theta_autograd(W, V, X, alpha, regime):
-    """``Theta = J J^T`` from autograd's Jacobian of ``vec f(X)`` (rows (sample, coordinate))
-    with respect to the trained parameters: independent of :mod:`aedyn.ntk`."""
-    jac = torch.func.jacrev(_network_output, argnums=(0, 1))(W, V, X, alpha)
-    n, d = X.shape
-    parts = [jac[0].reshape(n * d, -1)] + ([jac[1].reshape(n * d, -1)] if regime == "joint" else [])
-    J = torch.cat(parts, dim=1)
-    return J @ J.mT
-
-
-@pytest.mark.parametrize("regime", ["weak", "joint"])
-def test_each_measurement_matches_an_independent_computation(regime):
-    """The record of one run against the same quantities recomputed from its initial and final
-    weights: norms by hand, the patterns from the signs of X W^T, and the kernel drift from
-    autograd's Jacobian at step 0 and at the stopping step. Float64 throughout, and every
-    quantity is a ratio of sums of O(1) terms, so they agree to rounding (1e-10 relative)."""
     cfg = tiny_config()
+    batches = e3._batches(cfg)
+    assert len(batches) == 2 * 2 * 3 and all(len(b) == 2 for b in batches)
+    assert all(len({batch_key(job) for job in b}) == 1 and [job.seed for job in b] == [0, 1] for b in batches)
+    assert [(b[0].data, b[0].regime, b[0].width) for b in batches[:4]] == [
+        ("sphere", "weak", 64), ("sphere", "weak", 256), ("sphere", "weak", 1024), ("sphere", "joint", 64)]
     data = {"name": "sphere", "n": 5, "d": 3, "widths": [48], "seeds": [3], "max_steps": 500}
-    job = e3._job(cfg, data, regime, 48, 3)
-    with small_problems("cpu"):  # one thread, as the experiment runs (many times faster on a shared machine)
-        result = run_batch([job])[0]
-    rec = e3.record_of(result, kappa=1.0)
-    assert rec["status"] == "converged" and rec["steps"] > 2
-    W0, V0, W, V = result.init.W, result.init.V, result.params.W, result.params.V
-    X = job.load(Notes())
-    alpha = result.init.alpha
-    assert float(0.5 * (_network_output(W, V, X, alpha) - X).square().sum()) == pytest.approx(result.loss[-1], rel=1e-9)
-    rel = 1e-10
-    assert rec["weight_change_W"] == pytest.approx(float((W - W0).norm() / W0.norm()), rel=rel)
-    assert rec["max_neuron_change_W"] == pytest.approx(float((W - W0).norm(dim=1).max()), rel=rel)
-    flips = float(((X @ W.mT > 0) != (X @ W0.mT > 0)).double().mean())
-    assert rec["pattern_flips"] == pytest.approx(flips, abs=1e-15) and flips > 0
-    if regime == "joint":
-        assert rec["weight_change_V"] == pytest.approx(float((V - V0).norm() / V0.norm()), rel=rel)
-        assert rec["max_neuron_change_V"] == pytest.approx(float((V - V0).norm(dim=0).max()), rel=rel)
-    else:
-        assert torch.equal(V, V0) and rec["weight_change_V"] is None
-    T0, TT = _theta_autograd(W0, V0, X, alpha, regime), _theta_autograd(W, V, X, alpha, regime)
-    drift = float((TT - T0).norm() / T0.norm())
-    assert rec["ntk_drift"] == pytest.approx(drift, rel=rel) and drift > 1e-3
-    ev0, evT = torch.linalg.eigvalsh(T0), torch.linalg.eigvalsh(TT)
-    assert rec["lambda_min0"] == pytest.approx(float(ev0[0]), rel=1e-8)
-    assert rec["lambda_minT"] == pytest.approx(float(evT[0]), rel=1e-8)
-    assert rec["eta"] == pytest.approx(1 / float(ev0[-1]), rel=1e-6)  # lr="auto"
+    cfg = tiny_config(kappa=2.0)  # the typical neuron norm kappa sqrt(d) with a kappa that is not 1
+    job = e3._job(cfg, data, "joint", 48, 3)
+    assert job.lr == "auto" and job.certify and job.ntk_every == 50 and job.record_every == e3.RECORD_EVERY
+    assert [m.name for m in job.measures] == list(e3.MEASURES) == ["ntk_ends", "weights"]
+    with small_problems("cpu"), Runner() as runner:  # one thread, as the experiment runs
+        (row,), (weak,) = runner.run([[job], [e3._job(cfg, data, "weak", 48, 3)]])
+    rec = e3.record(row)
+    assert list(rec) == list(e3.COLUMNS)
+    assert rec == {c: row.get(c) for c in e3.COLUMNS} and rec["status"] == "converged"
+    assert rec["ntk_checked_at"] == rec["steps"] > 2 and rec["ntk_drift_at_stop"] > 1e-3
+    assert job.kappa == 2.0 and rec["max_neuron_change_W_rel"] == pytest.approx(
+        rec["max_neuron_change_W"] / (2.0 * math.sqrt(3)), rel=1e-12)
+    assert rec["weight_change_V"] > 0 and e3.record(weak)["weight_change_V"] is None
+    assert "weight_change_V" not in weak  # a weak run's decoder does not move: no such value in its row
 
 
+def test_a_record_keeps_plain_json_values():
+    """A stored integer column with gaps reads back as floats, and a value that is not a finite number
+    has no JSON: the record gives integers as int and such values as None. The kernel drift is the
+    one at the stop: a row whose last NTK check came before its stop has a final drift (the row's
+    ``ntk_drift``, at the check) but none at the stop, and so has the record."""
+    rec = e3.record({"steps": 34.0, "width": 64, "ntk_checked_at": 30.0, "lr": float("nan"), "ntk_drift": 0.2,
+                     "lambda_maxT": float("inf"), "status": "converged", "cert_inside": True, "pattern_flips": 0.25})
+    assert rec["steps"] == 34 and isinstance(rec["steps"], int) and isinstance(rec["ntk_checked_at"], int)
+    assert rec["lr"] is None and rec["lambda_maxT"] is None and rec["weight_change_W"] is None
+    assert rec["ntk_drift_at_stop"] is None and "ntk_drift" not in rec
+    assert rec["status"] == "converged" and rec["cert_inside"] is True and rec["pattern_flips"] == 0.25
+    assert json.loads(json.dumps(rec, allow_nan=False)) == rec
 
 
 WIDTHS = (64, 256, 1024, 4096)
@@ -193,7 +191,7 @@ def _fake_results(power=None, *, seeds=3, offsets=None, factors=None, flips_zero
         for m in WIDTHS:
             for seed in range(seeds):
                 r = {"regime": regime, "data": "sphere", "n": 8, "d": 4, "width": m, "seed": seed, "steps": 50,
-                     "status": "converged", "converged": True, "final_relative_loss": 1e-7, "eta": 0.5,
+                     "status": "converged", "final_relative_loss": 1e-7, "lr": 0.5,
                      "ntk_drift_method": "exact", "ntk_checked_at": 50, "lambda_min0": 0.1, "lambda_minT": 0.1,
                      "max_neuron_change_W_rel": None, "max_neuron_change_V": None}
                 for q in e3.QUANTITIES:
@@ -206,7 +204,7 @@ def _fake_results(power=None, *, seeds=3, offsets=None, factors=None, flips_zero
                 if flips_zero_at == m:
                     r["pattern_flips"] = 0.0
                 if missed == (regime, m):
-                    r.update(status="max_steps", converged=False, steps=1000, weight_change_W=5.0)
+                    r.update(status="max_steps", steps=1000, weight_change_W=5.0)
                 holds = {"kernel": True if kernel is None else kernel(regime, m, seed), "rate": True,
                          "safe_radius": True if safe is None else safe(regime, m, seed)}
                 r.update({f"cert_{k}_holds": v for k, v in holds.items()})
@@ -232,18 +230,18 @@ def test_slopes_are_per_seed_fits_of_the_converged_runs_lined_up_by_seed():
     slope (from the other three widths) is still exact: the fit is not biased by the gap."""
     results = _fake_results()
     for r in results["runs"]:
-        r["ntk_drift"] = 1e-2 * r["width"] ** -0.5 * 5.0 ** r["seed"]
+        r["ntk_drift_at_stop"] = 1e-2 * r["width"] ** -0.5 * 5.0 ** r["seed"]
     entry = {(e["regime"], e["quantity"]): e for e in e3.slopes(results)}
-    drift = entry[("joint", "ntk_drift")]
+    drift = entry[("joint", "ntk_drift_at_stop")]
     assert drift["value"] == pytest.approx(-0.5, abs=1e-12) and drift["n_widths"] == 4 and drift["seeds"] == 3
     assert drift["ci_low"] == pytest.approx(-0.5, abs=1e-12) and drift["ci_high"] == pytest.approx(-0.5, abs=1e-12)
     missed = next(r for r in results["runs"] if (r["regime"], r["width"], r["seed"]) == ("weak", 256, 2))
-    missed.update(status="max_steps", converged=False)
-    widths, values = values_by_seed([r for r in results["runs"] if r["regime"] == "weak" and r["converged"]],
-                                    "ntk_drift")
+    missed.update(status="max_steps")
+    weak_runs = [r for r in results["runs"] if r["regime"] == "weak" and r["status"] == "converged"]
+    widths, values = values_by_seed(weak_runs, "ntk_drift_at_stop")
     assert widths == list(WIDTHS) and values[1][2] is None
     fit = fit_slope(widths, values, level=0.95)
-    weak = {e["quantity"]: e for e in e3.slopes(results) if e["regime"] == "weak"}["ntk_drift"]
+    weak = {e["quantity"]: e for e in e3.slopes(results) if e["regime"] == "weak"}["ntk_drift_at_stop"]
     assert {k: weak[k] for k in fit.to_dict()} == fit.to_dict() and weak["excluded"] == 1
     assert weak["value"] == pytest.approx(-0.5, abs=1e-12)  # the old seed-mean-of-logs fit gave a shallower line
 
@@ -347,8 +345,8 @@ def test_the_headline_counts_every_slope_against_the_bound():
     drift = next(f for f in e3.findings(lazy) if f.rule.startswith("power_law"))
     assert drift.subject == "sphere, joint" and "unlike the earlier m^-0.75" in drift.sentence
 
-    mixed = _fake_results({("weak", "max_neuron_change_W"): -0.3, ("joint", "ntk_drift"): -0.75,
-                           ("weak", "ntk_drift"): -0.75, ("joint", "pattern_flips"): 0.1},
+    mixed = _fake_results({("weak", "max_neuron_change_W"): -0.3, ("joint", "ntk_drift_at_stop"): -0.75,
+                           ("weak", "ntk_drift_at_stop"): -0.75, ("joint", "pattern_flips"): 0.1},
                           flips_zero_at=4096, missed=("weak", 64))
     head = e3.findings(mixed)[0]
     assert head.verdict == "partly supported"
@@ -428,32 +426,43 @@ def test_every_figure_passes_the_house_style(tiny, tmp_path):
         plt.close(fig)
 
 
-def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
-    """Stopped while the third batch trains: the rerun trains only the batches not in the
-    checkpoint, and its results (notes included) equal an uninterrupted run's."""
-    from aedyn.files import Checkpoint
-
+def test_an_interrupted_run_resumes_from_the_run_store(tmp_path, monkeypatch):
+    """Stopped while the third of four batches trains (aedyn.sweep.execute_batch, which the local
+    runner calls once per batch, interrupted on its third call): the store keeps the two finished
+    batches, a rerun with a new runner on the same store trains only the two it lacks, and its
+    results (notes included) equal an uninterrupted run's without a store, to the bit (float64
+    passes through Parquet exactly). A third run on the store trains nothing and gives them again."""
     cfg = tiny_config(data=[{"name": "digits", "n": 2, "d": 64, "widths": [128, 512], "seeds": [0, 1],
                              "max_steps": 300}])
-    real, trained = e3.run_batch, []
+    real, trained = aedyn.sweep.execute_batch, []
+    stop = True
 
-    def counting(jobs, **kw):
-        trained.append((jobs[0].regime, jobs[0].width))
+    def counting(runs, *args, **kwargs):
+        trained.append([(r.job.regime, r.job.width, r.job.seed) for r in runs])
         if len(trained) == 3 and stop:
             raise KeyboardInterrupt
-        return real(jobs, **kw)
+        return real(runs, *args, **kwargs)
 
-    monkeypatch.setattr(e3, "run_batch", counting)
-    path = tmp_path / "checkpoint.jsonl"
-    stop = True
-    with pytest.raises(KeyboardInterrupt):
-        e3.run(cfg, checkpoint=Checkpoint(path, cfg))
+    monkeypatch.setattr(aedyn.sweep, "execute_batch", counting)
+    store = tmp_path / "runs"
+    with pytest.raises(KeyboardInterrupt), Runner(store) as runner:
+        e3.run(cfg, runner=runner)
+    assert [b[0][:2] for b in trained] == [("weak", 128), ("weak", 512), ("joint", 128)]
     stop, trained[:] = False, []
-    resumed = e3.run(cfg, checkpoint=Checkpoint(path, cfg))
-    assert trained == [("joint", 128), ("joint", 512)]
+    with Runner(store) as runner:
+        resumed = e3.run(cfg, runner=runner)
+        assert (runner.read, runner.trained) == (4, 4)
+    assert trained == [[("joint", 128, 0), ("joint", 128, 1)], [("joint", 512, 0), ("joint", 512, 1)]]
+    trained[:] = []
     whole = e3.run(cfg)
+    assert len(trained) == 4 and len(whole["runs"]) == 8
     assert json.dumps(resumed, sort_keys=True) == json.dumps(whole, sort_keys=True)
     assert any("normalis" in note for note in resumed["notes"])
+    trained[:] = []
+    with Runner(store) as runner:
+        again = e3.run(cfg, runner=runner, progress=lambda message, fraction: trained.append(message))
+    assert trained == ["E3: every run is in the run store", "E3: done"]
+    assert json.dumps(again, sort_keys=True) == json.dumps(whole, sort_keys=True)
 
 
 def test_every_run_carries_its_certificate_and_the_table_counts_them(tiny):

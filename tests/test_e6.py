@@ -2,8 +2,8 @@
 measures against an independent gradient descent (autograd Jacobian, dense NTK), the lazy limit
 against the minimum-norm interpolant of the linearised model, the slopes (per-seed slopes, t
 interval over the seeds), the rule and the findings on made-up numbers (each defect the referee
-found pinned by a test), the key table, the figures in the house style, and resuming from a
-checkpoint."""
+found pinned by a test), the key table, the figures in the house style, and resuming from the run
+store (every training goes through :class:`aedyn.sweep.Runner`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import torch
 from matplotlib.colors import to_rgba
 from scipy import stats as sps
 
-from aedyn import stats
+from aedyn import stats, sweep
+from aedyn.data import load_data
 from aedyn.experiments import e6, small_problems, style, values_by_seed
 from aedyn.job import Notes
 from aedyn.stats import Estimate
@@ -85,7 +86,8 @@ def test_tiny_run_gives_every_key_and_a_sane_table(tiny):
     table = e6.tabulate(results)
     assert list(table.columns) == list(e6.COLUMNS) and len(table) == 24
     assert np.allclose(table["alpha"], table["width"] ** -table["gamma"])
-    assert (table["eta"] > 0).all() and (table["steps"] <= table["budget"]).all()
+    assert (table["lr"] > 0).all() and (table["steps"] <= table["step_budget"]).all()
+    assert (table["lambda_max"] > 0).all() and (table["lr"] * table["lambda_max"]).to_numpy() == pytest.approx(1.0)
     assert set(table["status"]) <= {"converged", "max_steps", "diverged"}
     done = table[table["status"] == "converged"]
     assert len(done) and (done["train_error"] <= results["config"]["epsilon"] * (1 + 1e-9)).all()
@@ -93,7 +95,10 @@ def test_tiny_run_gives_every_key_and_a_sane_table(tiny):
     assert joint["weight_change_V"].notna().all() and tied["weight_change_V"].isna().all()
     for q in ("weight_change_W", "max_neuron_change_W", "pattern_flips", "ntk_drift", "heldout_error"):
         assert (table[q] >= 0).all() and table[q].notna().all(), q
-    assert (table["drift_method"] == "exact").all()  # n d <= 1024: the dense NTK, not a probe estimate
+    assert (table["ntk_drift_method"] == "exact").all()  # n d <= 1024: the dense NTK, not a probe estimate
+    # one record schema: the store's row restricted to the analysis' columns, under the row's names
+    assert all(set(r) == set(e6.COLUMNS) for r in results["runs"]) and "eta" not in e6.COLUMNS
+    assert results["notes"] == sorted(set(results["notes"]))
     summary = e6.summary(results)
     json.dumps(summary, allow_nan=False)
     assert set(summary["lazy_until"]) == {"joint", "tied"} and set(summary["breaks_at"]) == {"joint", "tied"}
@@ -106,6 +111,38 @@ def test_tiny_run_gives_every_key_and_a_sane_table(tiny):
     assert set(e6.tables(results)) == {"slopes"} and len(e6.tables(results)["slopes"]) == len(summary["slopes"])
     found = e6.findings(results)
     assert 1 <= len(found) <= 5 and all(f.sentence.endswith(".") for f in found)
+
+
+def test_each_batch_is_one_setting_sharing_the_target_of_its_networks_initial_losses():
+    """The batches handed to the runner: one per (regime, gamma, width) in that order, its seeds'
+    jobs with the measures E6 reads, and one target, min(1/2, epsilon^2 ||X||^2 / (2 max_b L_b(0))),
+    checked against the initial losses written out here (alpha relu(X W^T) V^T, or W for tied) in
+    float64: sums of n d = 18 terms, so 1e-12 relative is ample for the summation order."""
+    from aedyn.job import batch_key
+
+    cfg = tiny_config(seeds=[0, 1, 2], epsilon=0.9)  # a loose target: the cap 1/2 binds in some batches
+    X = e6._job(cfg, "joint", 0.5, 32, 0).load(Notes())
+    settings, batches = e6._batches(cfg, X)
+    assert settings == [(r, g, w) for r in ("joint", "tied") for g in (0.5, 1.0) for w in (32, 64)]
+    capped = 0
+    for (regime, gamma, width), jobs in zip(settings, batches, strict=True):
+        assert [j.seed for j in jobs] == [0, 1, 2] and len({batch_key(j) for j in jobs}) == 1
+        assert {(j.regime, j.width, j.init_scale, j.lr, j.certify) for j in jobs} == \
+            {(regime, width, width ** -gamma, "auto", True)}
+        assert [m.to_json() for m in jobs[0].measures] == ["ntk_ends", {"name": "heldout", "n": 20, "seed": 1}]
+        losses = []
+        for job in jobs:
+            p = job.init(X.shape[1], width, job.init_scale)
+            W = p.W.double()
+            U = width ** -gamma * torch.relu(X @ W.T) @ (W if regime == "tied" else p.V.double().T)
+            losses.append(0.5 * float((U - X).square().sum()))
+        expected = min(0.5, 0.9 ** 2 * float(X.square().sum()) / (2 * max(losses)))
+        capped += expected == 0.5
+        assert len({j.target for j in jobs}) == 1
+        assert jobs[0].target == pytest.approx(expected, rel=1e-12), (regime, gamma, width)
+    assert 0 < capped < len(batches)
+    assert e6.batch_target([1.0, 10.0], 2.0, 0.5) == pytest.approx(0.025, rel=1e-15)
+    assert e6.batch_target([0.1], 4.0, 1.0) == 0.5 and e6.batch_target([0.0], 4.0, 1.0) == 0.5
 
 
 # ---- physics: an independent gradient descent -------------------------------------------------------
@@ -148,15 +185,19 @@ def _independent(cfg, regime, gamma, width, seed):
             W = (W - eta * grads[0]).detach()
             V = None if tied else (V - eta * grads[1]).detach()
         steps += 1
-    X_test = e6.load_data("sphere", n=cfg["n_test"], d=X.shape[1], seed=cfg["test_seed"])
+    X_test = load_data("sphere", n=cfg["n_test"], d=X.shape[1], seed=cfg["test_seed"])
     flips = float(((X @ W.T > 0) != (X @ W0.T > 0)).double().mean())
     K = ntk(W, V)
-    return {"eta": eta, "steps": steps, "weight_change_W": float((W - W0).norm() / W0.norm()),
+    lam0, lam = torch.linalg.eigvalsh(K0), torch.linalg.eigvalsh(K)
+    return {"lr": eta, "lambda_max": float(lam0[-1]), "lambda_min_ratio": float(lam[0] / lam0[0]), "steps": steps,
+            "weight_change_W": float((W - W0).norm() / W0.norm()),
             "weight_change_V": None if tied else float((V - V0).norm() / V0.norm()),
             "max_neuron_change_W": float((W - W0).norm(dim=1).max()), "pattern_flips": flips,
             "ntk_drift": float((K - K0).norm() / K0.norm()),
             "train_error": float((f(W, V, X) - X).norm() / X.norm()),
-            "heldout_error": float((f(W, V, X_test) - X_test).norm() / X_test.norm())}
+            "heldout_error": float((f(W, V, X_test) - X_test).norm() / X_test.norm()),
+            "initial_train_error": float((f(W0, V0, X) - X).norm() / X.norm()),
+            "initial_heldout_error": float((f(W0, V0, X_test) - X_test).norm() / X_test.norm())}
 
 
 def test_measures_equal_an_independent_gradient_descent():
@@ -282,8 +323,8 @@ def made_up(exps, drifts, *, seeds=4, widths=(256, 1024, 4096), status=None, spr
                     k = 1.0 + 0.1 * seed
                     move = k * w ** (s + spread * c)
                     runs.append({"regime": regime, "gamma": g, "alpha": w ** -g, "width": w, "seed": seed,
-                                 "eta": k * w ** (2 * g - 1), "steps": 100 if st == "converged" else 1000,
-                                 "budget": 1000, "status": st, "final_relative_loss": 1e-8,
+                                 "lr": k * w ** (2 * g - 1), "steps": 100 if st == "converged" else 1000,
+                                 "step_budget": 1000, "status": st, "final_relative_loss": 1e-8,
                                  "train_error": 1e-3 if st == "converged" else 0.02, "initial_train_error": 2.0,
                                  "weight_change_W": move, "weight_change_V": None if regime == "tied" else move,
                                  "max_neuron_change_W": move, "pattern_flips": 0.1 * move,
@@ -319,13 +360,13 @@ def test_slope_intervals_are_t_intervals_over_the_seeds():
     assert move["ci_high"] == pytest.approx(-0.5 + half, abs=1e-12)
     assert move["seeds"] == 4 and move["points"] == 3
     rows = e6.tabulate(results).to_dict("records")
-    for q in ("weight_change_W", "ntk_drift", "pattern_flips", "eta"):
+    for q in ("weight_change_W", "ntk_drift", "pattern_flips", "lr"):
         ref = stats.fit_slope(*values_by_seed(rows, q))
         assert (slope[q]["value"], slope[q]["ci_low"], slope[q]["ci_high"]) == pytest.approx(
             (ref.value, ref.low, ref.high), abs=1e-12), q
     flips = slope["pattern_flips"]
     assert flips["points"] == 2 and flips["zero_widths"] == [1024] and flips["value"] == pytest.approx(-0.5)
-    assert slope["eta"]["lazy_estimate"] == 0.0 and move["lazy_estimate"] == -0.5
+    assert slope["lr"]["lazy_estimate"] == 0.0 and move["lazy_estimate"] == -0.5
     assert slope["ntk_drift"]["lazy_estimate"] is None
     one_seed = {e["quantity"]: e for e in e6.slopes(made_up({"joint": {0.5: -0.5}}, {"joint": {0.5: 0.02}},
                                                             seeds=1))}
@@ -499,7 +540,7 @@ def test_details_name_every_setting_without_overclaiming():
     assert sum(s.startswith("joint, gamma = ") and "every invariant holds in none" in s for s in text) == 3
     off = made_up(BREAKING, BREAKING_DRIFT)
     for r in off["runs"]:
-        r["eta"] = 1.0 + 0.01 * r["seed"]  # not the predicted m^(2 gamma - 1)
+        r["lr"] = 1.0 + 0.01 * r["seed"]  # not the predicted m^(2 gamma - 1)
     assert "the step size departs from m^(2 gamma - 1) at gamma = 0.75, 1" in " ".join(e6.details(off))
 
 
@@ -569,31 +610,42 @@ def test_a_log_axis_falls_back_to_linear_over_one_value():
         plt.close(fig)
 
 
-def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
-    """Stopped while the third batch trains: the rerun trains only the batches not in the
-    checkpoint, and its results equal an uninterrupted run's."""
-    from aedyn.files import Checkpoint
-
-    cfg = tiny_config(widths=[32], steps={"joint": 100, "tied": 100})
-    real, trained = e6.run_batch, []
+def test_an_interrupted_run_resumes_from_the_run_store(tmp_path, monkeypatch):
+    """Stopped while the third of four batches trains (the local runner trains a batch by one call
+    of :func:`aedyn.sweep.execute_batch`): the store holds the first two; a new runner on the same
+    store trains only the runs it lacks, and its results equal an uninterrupted run's, bit for bit
+    (floats pass through Parquet unchanged). A third run trains nothing."""
+    cfg = tiny_config(widths=[32], steps={"joint": 100, "tied": 100})  # 2 regimes x 2 gammas: 4 batches of 2
+    real, calls = sweep.execute_batch, []
     stop = True
 
-    def counting(jobs, **kw):
-        trained.append((jobs[0].regime, jobs[0].width, jobs[0].init_scale))
-        if len(trained) == 3 and stop:
+    def counting(runs, *args, **kw):
+        calls.append([r.run_id for r in runs])
+        if len(calls) == 3 and stop:
             raise KeyboardInterrupt
-        return real(jobs, **kw)
+        return real(runs, *args, **kw)
 
-    monkeypatch.setattr(e6, "run_batch", counting)
-    path = tmp_path / "checkpoint.jsonl"
-    with pytest.raises(KeyboardInterrupt):
-        quiet_run(cfg, checkpoint=Checkpoint(path, cfg))
-    assert len(trained) == 3
+    monkeypatch.setattr(sweep, "execute_batch", counting)
+    store = tmp_path / "runs"
+    with pytest.raises(KeyboardInterrupt), sweep.Runner(store) as runner:
+        quiet_run(cfg, runner=runner)
+    assert len(calls) == 3 and runner.trained == 4
+    first = {i for batch in calls[:2] for i in batch}
     stop = False
-    trained.clear()
-    resumed = quiet_run(cfg, checkpoint=Checkpoint(path, cfg))
-    assert len(trained) == 2  # 4 batches, 2 already in the checkpoint
-    trained.clear()
+    calls.clear()
+    reports = []
+    with sweep.Runner(store) as runner:
+        resumed = quiet_run(cfg, runner=runner, progress=lambda message, fraction: reports.append((message, fraction)))
+    assert len(calls) == 2 and sum(len(b) for b in calls) == 4  # the two batches the store lacked, nothing else
+    assert not first & {i for batch in calls for i in batch}
+    assert (runner.trained, runner.read) == (4, 4)
+    assert reports[0] == ("E6: 0 of 2 batches trained", 0.0) and reports[-1] == ("E6: done", 1.0)
+    calls.clear()
     fresh = quiet_run(cfg)
-    assert len(trained) == 4
+    assert len(calls) == 4
     assert json.dumps(resumed, sort_keys=True) == json.dumps(fresh, sort_keys=True)
+    calls.clear()
+    with sweep.Runner(store) as runner:
+        again = quiet_run(cfg, runner=runner)
+    assert calls == [] and runner.read == 8
+    assert json.dumps(again, sort_keys=True) == json.dumps(fresh, sort_keys=True)

@@ -140,3 +140,33 @@ def test_combine_and_the_scoreboard():
     assert rows[0].figure == "laziness" and rows[0].section == "E3"
     assert rows[1].finding == "C. B." and rows[1].verdict == "partly supported" and rows[1].key == "4 of 4; 0 of 4"
     assert rows[1].to_dict()["verdict"] == "partly supported"
+
+
+def test_advantage_says_persists_shrinks_or_cannot_tell_only_through_the_intervals():
+    from aedyn.findings import advantage, count_like, meeting_range
+
+    def e(v, lo, hi, units=8):
+        return Estimate(v, lo, hi, units=units)
+
+    args = dict(n_top=256, ratio_low_n=(8, e(4.0, 2.6, 6.3)))
+    persists = advantage("E2", "s", e(2.0, 1.3, 3.1), e(0.3, 0.2, 0.4), trend_upper=e(0.1, -0.5, 0.7),
+                         upper="n = 64..256", meeting=e(2000.0, 700.0, 5e4), **args)
+    assert persists.verdict == "supported" and "persists there but shrinks with n" in persists.sentence
+    assert "over n = 64..256 0.10 [-0.50, 0.70]" in persists.sentence and "at n = 8 it was 4x" in persists.sentence
+    assert "would meet at n = 2000 (95% range 700 to 50000): an extrapolation, not a measurement" in persists.sentence
+    steady = advantage("E2", "s", e(2.0, 1.3, 3.1), e(0.0, -0.1, 0.1), meeting=e(2000.0, 700.0, 5e4), **args)
+    assert steady.verdict == "supported" and "cannot tell" in steady.sentence and "meet" not in steady.sentence
+    grows = advantage("E2", "s", e(2.0, 1.3, 3.1), e(-0.2, -0.3, -0.1), **args)
+    assert "grows with n" in grows.sentence
+    gone = advantage("E2", "s", e(1.2, 0.9, 1.6), e(0.3, 0.2, 0.4), **args)
+    assert gone.verdict == "partly supported" and "can no longer be told from none" in gone.sentence
+    assert "it shrank with n" in gone.sentence and "vanish" not in gone.sentence
+    unclear = advantage("E2", "s", e(1.2, 0.9, 1.6), e(0.0, -0.1, 0.1), **args)
+    assert unclear.verdict == "inconclusive"
+    reverse = advantage("E2", "s", e(0.5, 0.3, 0.8), None, **args)
+    assert reverse.verdict == "not supported" and "joint needs more width" in reverse.sentence
+    few = advantage("E2", "s", e(2.0, 1.3, 3.1, units=2), e(0.3, 0.2, 0.4), **args)
+    assert few.verdict == "inconclusive" and "too few" in few.sentence
+    assert advantage("E2", "s", None, None, n_top=8).verdict == "inconclusive"
+    assert count_like(296.4) == "300" and count_like(76.2) == "76" and count_like(9.1e186) == "9.1e+186"
+    assert meeting_range(e(4000.0, 830.0, 9e186)) == "95% range: at least 830, no upper end below 10^9"

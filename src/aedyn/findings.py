@@ -13,6 +13,9 @@ rules are where "no stronger than the evidence" is enforced, once for every expe
   (:func:`comparison`): it must exclude equality for "larger" or "less", otherwise
   "indistinguishable";
 - below :data:`aedyn.stats.MIN_SEEDS` independent seeds, every rule says "inconclusive";
+- a ratio that changes with ``n`` is "persists", "shrinks" or "can no longer be told from none"
+  only through the intervals of the ratio and of the difference of the growth exponents, and
+  where two growth laws would meet is named an extrapolation (:func:`advantage`);
 - counts are spelled so that one run is not "every run" (:func:`count`), a bound that prints
   as 1 is "vacuous" (:func:`bound`), runs stopped by their step budget are named as still
   training (:func:`unfinished`), and a nonnegative quantity that rounding pushed below zero is
@@ -110,6 +113,28 @@ def sig(x: float | None, digits: int = 3) -> str:
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
     return f"{x:.{digits}g}"
+
+
+def count_like(x: float | None) -> str:
+    """A size such as a number of samples, to two significant digits, as a whole number below a
+    million (``296.4 -> "300"``) and in powers of ten above (``"1.1e+11"``)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if math.isinf(x):
+        return "inf"
+    return f"{x:.2g}" if abs(x) >= 1e6 else f"{round(float(f'{x:.2g}')):d}"
+
+
+MEETING_TOP = 1e9
+"""An extrapolated meeting point's range is said to have no upper end when its end lies beyond this."""
+
+
+def meeting_range(e: Estimate) -> str:
+    """The 95% range of an extrapolated meeting point: ``"95% range 830 to 9,100"``, or ``"95% range:
+    at least 830, no upper end below 10^9"`` when the data bound it only from below."""
+    if e.high is None or not math.isfinite(e.high) or e.high > MEETING_TOP:
+        return f"95% range: at least {count_like(e.low)}, no upper end below 10^{round(math.log10(MEETING_TOP))}"
+    return f"95% range {count_like(e.low)} to {count_like(e.high)}"
 
 
 def nonneg(x: float | None, scale: float = 1.0) -> float | None:
@@ -275,6 +300,75 @@ def comparison(claim: str, experiment: str, subject: str, quantity: str, estimat
     text = f"{subject}: {words}: {quantity} {key} ({seeds_phrase(seeds)}"
     text += f"; {'; '.join(excluded)})." if excluded else ")."
     return Finding(**base, seeds=seeds, verdict=verdict, key=key, sentence=text)
+
+
+def advantage(experiment: str, subject: str, ratio: Estimate | None, trend: Estimate | None, *, n_top: int,
+              trend_upper: Estimate | None = None, upper: str = "the upper half",
+              ratio_low_n: tuple[int, Estimate] | None = None, meeting: Estimate | None = None, runs: int = 0,
+              figure: str | None = None) -> Finding:
+    """Whether joint training's width advantage persists, shrinks or vanishes as ``n`` grows: ``ratio``
+    is weak's quorum width over joint's at the largest ``n`` measured (``n_top``), ``trend`` joint's
+    growth exponent minus weak's over the whole range (above 0: the ratio falls with ``n``) and
+    ``trend_upper`` the same over ``upper`` (the larger ``n`` alone: is the small-``n`` end
+    pre-asymptotic?), ``meeting`` where the growth laws would meet (:func:`aedyn.stats.crossing`; an
+    extrapolation, and named as one).
+
+    - the ratio's interval above 1: joint needs less width at ``n_top``, ``supported``; the advantage
+      *persists* there, and *shrinks* with ``n`` only if the trend's interval lies above 0 (then the
+      meeting point, when given, is stated as an extrapolation);
+    - the ratio's interval contains 1: the advantage *cannot be told from none* at ``n_top``: ``partly
+      supported`` when the trend says it shrank (it was there at smaller ``n``), else
+      ``inconclusive``;
+    - below 1: joint needs *more* width at ``n_top``, ``not supported``;
+    - fewer than :data:`MIN_SEEDS` seeds, or no ratio: ``inconclusive``.
+
+    The upper-half trend is always stated beside the whole range's, so a trend that holds over the
+    whole range but not over its upper half reads as what it is."""
+    base = dict(claim="width", experiment=experiment, subject=subject, estimate=ratio, rule="advantage/trend",
+                unit="x", runs=runs, figure=figure,
+                quantity=f"weak's quorum width over joint's at n = {n_top}, and its trend in n")
+    if ratio is None:
+        return Finding(**base, verdict="inconclusive", key="-", sentence=f"{subject}: no ratio at n = {n_top}.")
+    key = f"weak m* / joint m* = {sig(ratio.value)} {interval(ratio, fmt='sig', avoid=1.0)} at n = {n_top}"
+    if too_few(ratio.units) or not ratio.has_interval:
+        return Finding(**base, seeds=ratio.units, verdict="inconclusive", key=key,
+                       sentence=f"{subject}: weak needs {sig(ratio.value)}x joint's width at n = {n_top} from "
+                                f"{seeds_phrase(ratio.units)}: too few to compare (at least {MIN_SEEDS} are needed).")
+
+    def said(e: Estimate | None) -> str:
+        return "-" if e is None else f"{num(e.value)} {interval(e, avoid=0.0)}"
+
+    diff = "" if trend is None else f"joint's growth exponent minus weak's {said(trend)}"
+    if trend is not None and trend_upper is not None:
+        diff += f", over {upper} {said(trend_upper)}"
+    shrinks = trend is not None and trend.has_interval and trend.low > 0  # type: ignore[operator]
+    grows = trend is not None and trend.has_interval and trend.high < 0  # type: ignore[operator]
+    if ratio.low > 1:  # type: ignore[operator]
+        verdict = "supported"
+        text = f"{subject}: joint needs less width than weak at the largest n measured: {key}"
+        if shrinks:
+            text += f"; the advantage persists there but shrinks with n ({diff})"
+        elif grows:
+            text += f"; the advantage grows with n ({diff})"
+        elif trend is not None:
+            text += f"; whether it changes with n the intervals cannot tell ({diff})"
+        if shrinks and meeting is not None:
+            text += (f"; extrapolating the growth laws of {upper} beyond the data, the widths would meet at n = "
+                     f"{count_like(meeting.value)} ({meeting_range(meeting)}): an extrapolation, not a measurement")
+    elif ratio.high < 1:  # type: ignore[operator]
+        verdict = "not supported"
+        text = f"{subject}: at n = {n_top} joint needs more width than weak: {key}"
+    else:
+        verdict = "partly supported" if shrinks else "inconclusive"
+        text = f"{subject}: at n = {n_top} joint's advantage can no longer be told from none: {key} contains 1"
+        if shrinks:
+            text += f"; it shrank with n ({diff})"
+        elif trend is not None:
+            text += f" ({diff})"
+    if ratio_low_n is not None and ratio_low_n[0] != n_top:
+        n_low, low = ratio_low_n
+        text += f"; at n = {n_low} it was {sig(low.value, 2)}x {interval(low, fmt='sig', avoid=1.0)}"
+    return Finding(**base, seeds=ratio.units, verdict=verdict, key=key, sentence=text + ".")
 
 
 def statement(claim: str, experiment: str, subject: str, quantity: str, sentence: str, verdict: str, *,

@@ -41,7 +41,9 @@ the nominal 95% covering it 92-98% of the time):
    settings' likelihoods (:func:`quorum_ratio`); of two growth exponents, the same
    (:func:`exponent_difference`). A comparison is a claim only when its interval excludes
    equality (:meth:`Estimate.excludes`), and with fewer than :data:`MIN_SEEDS` seeds it is none
-   at all (:mod:`aedyn.findings` says "inconclusive").
+   at all (:mod:`aedyn.findings` says "inconclusive"). Where two growth laws approach each other,
+   the point where they would meet is an extrapolation, with a conservative (Bonferroni) range
+   from the ratio's and the exponent difference's intervals (:func:`crossing`).
 
 Everything here is NumPy and SciPy on a handful of numbers: pure functions, no torch.
 """
@@ -663,3 +665,30 @@ def exponent_difference(xs_a: Sequence[float], groups_a: Sequence[Brackets], xs_
     low, high = _profile_interval(f, p, best_a + best_b, 0, bounds, critical, 0.05, 10.0)
     return Estimate(float(p[0]), low, high, level, "difference of growth exponents; profile likelihood",
                     min(g.seeds for g in (*groups_a, *groups_b)))
+
+
+def crossing(x_top: float, top_a: Brackets, top_b: Brackets, xs_a: Sequence[float], groups_a: Sequence[Brackets],
+             xs_b: Sequence[float], groups_b: Sequence[Brackets], share: float = 0.9, *,
+             level: float = LEVEL) -> Estimate | None:
+    """Where two growth laws would meet, by extrapolation beyond ``x_top``: with ``r`` the ratio of
+    A's quorum width to B's at ``x_top`` (:func:`quorum_ratio` of ``top_a``, ``top_b``) and ``delta =
+    a_B - a_A`` the difference of their exponents (:func:`exponent_difference`), the ratio at ``x`` is
+    ``r (x / x_top)^(-delta)``, which reaches 1 at
+
+        x* = x_top r^(1 / delta).
+
+    Only when the data say the laws approach: ``r > 1`` and ``delta > 0`` both with intervals that
+    exclude equality; otherwise ``None``. The interval is ``[x_top r_low^(1/delta_high), x_top
+    r_high^(1/delta_low)]`` from the two intervals at level ``1 - (1 - level)/2`` each (Bonferroni:
+    when both cover, the range covers ``x*``, since ``x*`` rises with ``r`` and falls with ``delta``;
+    so it covers at least ``level`` of the time, conservatively)."""
+    each = 1.0 - (1.0 - level) / 2.0
+    r = quorum_ratio(top_a, top_b, share, level=each)
+    delta = exponent_difference(xs_b, groups_b, xs_a, groups_a, level=each)
+    if delta is None or not (r.has_interval and delta.has_interval and r.low > 1 and delta.low > 0):  # type: ignore[operator]
+        return None
+    low = x_top * r.low ** (1.0 / delta.high) if math.isfinite(delta.high) else x_top  # type: ignore[arg-type,operator]
+    high = x_top * r.high ** (1.0 / delta.low) if math.isfinite(r.high) else math.inf  # type: ignore[arg-type,operator]
+    return Estimate(x_top * r.value ** (1.0 / delta.value), low, high, level,
+                    "extrapolated meeting point of two growth laws; Bonferroni from the ratio's and the exponent "
+                    "difference's profile intervals", min(r.units, delta.units))

@@ -4,15 +4,17 @@ For every data set (sphere and digits, rows normalised), each of its regimes (``
 ``decoder``, ``tied``; a data set may name fewer), width and initialisation seed, one network
 trains by full-batch gradient descent under two step-size rules:
 
-- ``auto``: ``eta = 1 / lambda_max(Theta_b(0))``, each network's own (``lr="auto"``; computed here
-  with the same batched Lanczos, :func:`aedyn.gd.auto_lr_batch`);
+- ``auto``: ``eta = 1 / lambda_max(Theta_b(0))``, each network's own (``lr="auto"``: one batched
+  Lanczos over the seeds, :func:`aedyn.gd.auto_lr_batch`; the row keeps it as ``lambda_max``);
 - ``common``: one ``eta`` per data set for every regime in ``common_regimes`` (default weak and
   joint, the regimes the theorems compare) and width, ``common_factor / max lambda_max`` over
-  those regimes' and the seeds' ``Theta(0)`` at the smallest width, so that each of them is
-  stable. Those regimes are compared at this ``eta``, and every curve is drawn against ``eta * t``
-  so that the rules are comparable.
+  those regimes' and the seeds' ``Theta(0)`` at the smallest width (the rows of their ``auto``
+  runs), so that each of them is stable. Those regimes are compared at this ``eta``, and every
+  curve is drawn against ``eta * t`` so that the rules are comparable.
 
-A run stops at ``L <= target * L(0)`` or after ``max_steps``. The **measured rate** is the
+A run stops at ``L <= target * L(0)`` or after ``max_steps``. What is measured of it beyond the
+store's row is the ``linearised`` measure (:mod:`aedyn.measures.linearised`, the formulas'
+home), declared with the job and computed where it trains. The **measured rate** is the
 per-step contraction of the loss, ``exp(slope)`` of the least-squares line through ``log L(k)``
 over the window ``[last/2, last]``, ``last`` the final step before the rounding floor
 (:func:`aedyn.gd.fit_linear_rate`; ``r2`` is that fit's R^2). The **predictions** are fitted the
@@ -30,8 +32,15 @@ fair prediction, not ``1 - eta lambda_min``):
 - ``predicted_bound``: ``(1 - eta lambda_min(Theta(0)))^2``, the slowest mode's contraction of
   the loss (a bound for the linearised dynamics, not a fitted curve).
 
-The networks of one (data, regime, width) train as one batch, both rules and all seeds together
-(:func:`aedyn.job.run_batch`, each job with its own ``eta``).
+**How it runs.** Every run is a :class:`~aedyn.job.TrainJob` (with the ``linearised`` measure)
+trained by an :class:`aedyn.sweep.Runner`, the run layer under ``aedyn sweep`` (a local process or a
+Dask cluster), and recorded in its store, one row per run (:func:`aedyn.sweep.result_row`); the
+seeds of one (data, regime, width, rule) train as one batch. The ``common`` step size depends on
+the ``auto`` runs at the smallest width, so the runner is called in two rounds: those first, then
+the rest. A rerun on the same store (``aedyn reproduce`` keeps it in ``OUT/runs``) reads every run
+the store has and trains only the others. Each run's record (:data:`RECORD`) is its row, cut to the
+columns the analysis reads, under the row's names (``lr`` is the step size, ``initial_loss`` is
+``L(0)``), with its ``rule``.
 
 **Statistics.** A measured rate is compared with a prediction through the ratio of their ``-log``
 rates (above 1: the loss falls faster than predicted), on the log scale: each seed's mean
@@ -50,13 +59,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from functools import partial
 from typing import Any
 
 import numpy as np
-import torch
 
-from aedyn.experiments import checkpointed, small_problems, style
+from aedyn.errors import AedynError
+from aedyn.experiments import small_problems, style
 from aedyn.findings import (
     Finding,
     bound,
@@ -69,13 +77,9 @@ from aedyn.findings import (
     statement,
     unfinished,
 )
-from aedyn.gd import auto_lr_batch, fit_linear_rate, rounding_floor
-from aedyn.job import Notes, TrainJob, run_batch
-from aedyn.kernels import regime_kernel
-from aedyn.limit import LinearisedGD
-from aedyn.model import Params, forward
-from aedyn.ntk import NTKOperator, ntk_dense, ntk_extremes
+from aedyn.job import TrainJob
 from aedyn.stats import LEVEL, MIN_SEEDS, Estimate, t_interval
+from aedyn.sweep import UNTRAINABLE, Runner
 
 NAME = "E1"
 TITLE = "Linear convergence"
@@ -165,168 +169,156 @@ def setup(config: dict) -> list[str]:
 
 # ---- running --------------------------------------------------------------------------------------
 
+RUN_LAYER = True
+"""E1's trainings go through the report's :class:`~aedyn.sweep.Runner` (``OUT/runs``)."""
+
+RECORD: tuple[str, ...] = (
+    "regime", "data", "n", "d", "width", "seed", "rule", "status", "steps", "lr", "lambda_max", "initial_loss",
+    "lambda_min0", "lambda_max0", "lambda_min_inf", "lambda_max_inf", "window_start", "window_stop", "measured_rate",
+    "r2", "predicted_finite", "predicted_exact", "predicted_infinite", "predicted_bound", "curve_steps",
+    "curve_measured", "curve_predicted_finite", "curve_predicted_exact", "curve_predicted_infinite")
+"""A run's record in ``results["runs"]``: its row's columns (:func:`aedyn.sweep.result_row`, the
+``linearised`` measure's among them) that the analysis reads, under the row's names, and ``rule``
+(the step-size rule, the one setting that is not a column). A value the row lacks is ``None``."""
+_INTS = ("n", "d", "width", "seed", "steps", "window_start", "window_stop")
+
+
 def _job(config: dict, data: dict, regime: str, width: int, seed: int, lr: float | str) -> TrainJob:
+    """One run: ``lr="auto"`` (rule auto) or the common step size; the ``linearised`` measure
+    (:mod:`aedyn.measures.linearised`) with the config's ``exact_limit`` and ``curve_points``."""
     steps = int(config["max_steps"])
+    linearised = {"name": "linearised", "exact_limit": int(config["exact_limit"]),
+                  "curve_points": int(config["curve_points"])}
     return TrainJob(regime=regime, data=data["name"], n=data["n"], d=data["d"], seed=seed,
                     data_seed=config["data_seed"], kappa=config["kappa"], nu=config["nu"], width=width, lr=lr,
                     steps=steps, target=config["target"], record_every=steps + 1, dtype=config["dtype"],
-                    device=config["device"])
+                    device=config["device"], measures=(linearised,))
 
 
-def _stack(nets: Sequence[Params]) -> Params:
-    return Params(torch.stack([p.W for p in nets]),
-                  None if nets[0].V is None else torch.stack([p.V for p in nets]), nets[0].alpha)  # type: ignore[misc]
-
-
-def _lambda_max(config: dict, data: dict, regime: str, width: int, X: torch.Tensor) -> np.ndarray:
-    """``lambda_max(Theta_b(0))`` of each seed's network (the ``auto`` rule's basis)."""
-    nets = [_job(config, data, regime, width, s, "auto").init(X.shape[1], width) for s in config["seeds"]]
-    return auto_lr_batch(_stack(nets), X, regime)[1]
-
-
-def _fitted(curve: np.ndarray, start: int, stop: int) -> float | None:
-    fit = fit_linear_rate(curve, start, stop)
-    return None if fit is None else fit.rate
-
-
-def _subsample(last: int, points: int) -> np.ndarray:
-    return np.unique(np.linspace(0, last, max(2, points)).round().astype(int))
-
-
-def _floats(values: np.ndarray) -> list[float | None]:
-    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
-
-
-def _exact_curve(evals: torch.Tensor, evecs: torch.Tensor, R0: torch.Tensor, eta: float, steps: int) -> np.ndarray:
-    """``0.5 ||(I - eta Theta)^k vec R(0)||^2`` for ``k = 0..steps`` from ``Theta``'s eigenpairs."""
-    energy = (evecs.mT @ R0.reshape(-1)).double().square()
-    base = (1 - eta * evals.double()).abs().clamp_min(1e-300).log()
-    k = torch.arange(steps + 1, dtype=torch.float64, device=energy.device)
-    return (0.5 * torch.exp(2 * k[:, None] * base[None, :]) @ energy).cpu().numpy()
-
-
-def _analyse(result: Any, X: torch.Tensor, regime: str, eta: float, config: dict, theta: dict,
-             inf: dict | None) -> dict:
-    """One run's record: the measured fit and the predictions over the same window."""
-    loss = np.asarray(result.loss, dtype=np.float64)
-    floor = rounding_floor(float(X.square().sum()), config["dtype"])
-    fit = fit_linear_rate(loss, floor=floor)
-    last = len(loss) - 1 if fit is None or fit.floor_step is None else fit.floor_step
-    start, stop = (last // 2, last) if fit is None else (fit.start, fit.stop)
-    init = result.init
-    R0 = (forward(init, X, regime) - X).double()
-    finite = LinearisedGD(theta["averaged"], eta).loss_curve(R0, last)
-    exact = None if theta["evals"] is None else _exact_curve(theta["evals"], theta["evecs"], R0, eta, last)
-    infinite = None if inf is None else LinearisedGD(inf["K"], eta).loss_curve(R0, last)
-    at = _subsample(last, int(config["curve_points"]))
-    lam_min = theta["lambda_min"]
-    return {
-        "status": result.status, "steps": int(result.steps), "eta": float(eta), "L0": float(loss[0]),
-        "lambda_min0": lam_min, "lambda_max0": theta["lambda_max"], "lambda_method": theta["method"],
-        "lambda_min_inf": None if inf is None else inf["lambda_min"],
-        "lambda_max_inf": None if inf is None else inf["lambda_max"],
-        "window": [int(start), int(stop)], "floor_step": None if fit is None else fit.floor_step,
-        "measured_rate": None if fit is None else fit.rate, "r2": None if fit is None else fit.r2,
-        "predicted_finite": _fitted(finite, start, stop),
-        "predicted_exact": None if exact is None else _fitted(exact, start, stop),
-        "predicted_infinite": None if infinite is None else _fitted(infinite, start, stop),
-        "predicted_bound": float((1.0 - eta * lam_min) ** 2),
-        "curve": {"steps": at.tolist(), "measured": _floats(loss[at]), "predicted_finite": _floats(finite[at]),
-                  "predicted_exact": None if exact is None else _floats(exact[at]),
-                  "predicted_infinite": None if infinite is None else _floats(infinite[at])},
-    }
-
-
-def _theta(params: Params, X: torch.Tensor, regime: str, exact_limit: int) -> dict:
-    """``Theta(0)``'s extremes, its averaged kernel and, while ``n d <= exact_limit``, its eigenpairs."""
-    op = NTKOperator(params, X, regime)
-    out: dict[str, Any] = {"averaged": op.averaged_kernel().double().cpu(), "evals": None, "evecs": None}
-    if X.shape[0] * X.shape[1] <= exact_limit:
-        evals, evecs = torch.linalg.eigh(ntk_dense(params, X, regime).double())
-        out.update(evals=evals, evecs=evecs, lambda_min=float(evals[0]), lambda_max=float(evals[-1]),
-                   method="dense")
-    else:
-        ex = ntk_extremes(params, X, regime)
-        out.update(lambda_min=float(ex.min), lambda_max=float(ex.max), method="lanczos/lobpcg")
+def _record(row: dict[str, Any], rule: str) -> dict[str, Any]:
+    """A run's record (:data:`RECORD`) from its row: integers as integers (a store that also holds
+    runs without these columns reads them back as floats)."""
+    out = {key: row.get(key) for key in RECORD}
+    out["rule"] = rule
+    for key in _INTS:
+        if out[key] is not None:
+            out[key] = int(out[key])
+    if out["curve_steps"] is not None:
+        out["curve_steps"] = [int(k) for k in out["curve_steps"]]
     return out
 
 
-def run(config: dict, *, progress: Callable[[str, float], None] | None = None,
-        checkpoint: Any | None = None) -> dict:
-    """Train every (data, regime, width) batch and analyse each run (see the module docstring).
-    Returns ``{"config", "common_eta", "lambda_max_smallest", "notes", "runs"}``; each run holds
-    its setting, ``eta``, ``Theta(0)``'s and the infinite-width kernel's extremes, the fit window,
-    the measured and predicted rates, and the loss curves (measured and linearised) at common steps.
-    On the CPU torch runs on one thread meanwhile (restored after): these problems are small, and
-    on a shared machine one thread is many times faster than several. ``checkpoint`` (an
-    :class:`aedyn.files.Checkpoint`) keeps each batch's records as it finishes, so that an
-    interrupted run, restarted, retrains only the batch in flight."""
-    with small_problems(config["device"]):
-        return _run(config, progress, checkpoint)
+def _shared(config: dict, data: dict) -> list[str]:
+    """The regimes whose ``lambda_max(Theta(0))`` at the smallest width set the data set's common step."""
+    regimes = _regimes_of(config, data)
+    return [r for r in regimes if r in _common_regimes(config)] or regimes
 
 
-def _batch(config: dict, data: dict, regime: str, width: int, X: torch.Tensor, inf: dict | None,
-           lam: np.ndarray | None, eta_common: float, notes: Notes) -> list[dict]:
-    """The records of one (data, regime, width) batch: every rule and seed trained together, each
-    run analysed (``lam``: the seeds' ``lambda_max(Theta(0))`` when already known)."""
-    seeds, rules = list(config["seeds"]), _rules_of(config, regime)
-    if lam is None:
-        lam = _lambda_max(config, data, regime, width, X)
-    jobs, meta = [], []
-    for rule in rules:
-        for s, seed in enumerate(seeds):
-            eta = 1.0 / float(lam[s]) if rule == "auto" else eta_common
-            jobs.append(_job(config, data, regime, width, seed, eta))
-            meta.append((rule, seed, eta))
-    with notes.collect():
-        results = run_batch(jobs)
-    n, d = (int(v) for v in X.shape)
-    thetas: dict[int, dict] = {}
-    out: list[dict] = []
-    for (rule, seed, eta), result in zip(meta, results, strict=True):
-        if seed not in thetas:
-            thetas[seed] = _theta(result.init, X, regime, int(config["exact_limit"]))
-        record = {"regime": regime, "data": data["name"], "n": n, "d": d, "width": int(width), "seed": int(seed),
-                  "rule": rule}
-        record.update(_analyse(result, X, regime, eta, config, thetas[seed], inf))
-        out.append(record)
-    return out
+def _common_eta(config: dict, lam: dict[str, float], shared: Sequence[str]) -> float | None:
+    """``common_factor / max lambda_max`` over ``shared`` (``lam``: each regime's largest
+    ``lambda_max(Theta(0))`` over the seeds at the smallest width); ``None`` if one is unknown."""
+    if not shared or any(r not in lam for r in shared):
+        return None
+    return float(config["common_factor"]) / max(lam[r] for r in shared)
 
 
-def _run(config: dict, progress: Callable[[str, float], None] | None, checkpoint: Any | None) -> dict:
+def run(config: dict, *, progress: Callable[[str, float], None] | None = None, runner: Runner | None = None) -> dict:
+    """Train every run through ``runner`` (the report's: its run store makes an interrupted run
+    resume, training only the runs it lacks, and its executor may be a Dask cluster; default a local
+    runner without a store) and read each run's analysis off its row (the ``linearised`` measure,
+    computed where the run trained). Two rounds: first the rule-auto batches at the smallest width
+    of the regimes that set the common step size (their rows carry ``lambda_max(Theta(0))``), then
+    every other batch, the common ones at that step. A batch is the seeds of one (data, regime,
+    width, rule).
+
+    Returns ``{"config", "common_eta", "lambda_max_smallest", "notes", "runs"}``: per data set the
+    common ``eta`` and each regime's largest ``lambda_max(Theta(0))`` over the seeds at the smallest
+    width; the notes of the runs (sorted, each once); and one record per run (:data:`RECORD`: its
+    setting and rule, status, steps, step size ``lr``, ``Theta(0)``'s and the infinite-width
+    kernel's extremes, the fit window, the measured and predicted rates, and the loss curves,
+    measured and linearised, at common steps). On the CPU torch runs on one thread meanwhile
+    (restored after): these problems are small, and on a shared machine one thread is many times
+    faster than several. ``progress(message, fraction)`` after each batch."""
     report = progress or (lambda message, fraction: None)
-    widths, seeds = list(config["widths"]), list(config["seeds"])
-    total = sum(len(_regimes_of(config, data)) for data in config["data"]) * len(widths)
-    done = 0
-    runs: list[dict] = []
-    common_eta: dict[str, float] = {}
-    smallest: dict[str, dict[str, float]] = {}
-    notes = Notes()
-    for data in config["data"]:
-        regimes = _regimes_of(config, data)
-        X = _job(config, data, regimes[0], widths[0], seeds[0], "auto").load(notes)
-        n, d = (int(s) for s in X.shape)
-        lam_small = {r: _lambda_max(config, data, r, min(widths), X) for r in regimes}
-        smallest[data["name"]] = {r: float(v.max()) for r, v in lam_small.items()}
-        shared = [r for r in regimes if r in _common_regimes(config)] or regimes
-        eta_common = float(config["common_factor"]) / max(smallest[data["name"]][r] for r in shared)
-        common_eta[data["name"]] = eta_common
-        for regime in regimes:
-            inf = None
-            if regime != "tied":
-                K = regime_kernel(X, regime, kappa=config["kappa"], nu=config["nu"]).double().cpu()
-                ev = torch.linalg.eigvalsh(K)
-                inf = {"K": K, "lambda_min": float(ev[0]), "lambda_max": float(ev[-1])}
-            for width in widths:
-                report(f"E1: {data['name']} {regime} m = {width}", done / total)
+    with small_problems(config["device"]):
+        own = runner is None
+        runner = Runner() if runner is None else runner
+        try:
+            return _run(config, report, runner)
+        finally:
+            if own:
+                runner.close()
 
-                lam = lam_small[regime] if width == min(widths) else None
-                batch = partial(_batch, config, data, regime, width, X, inf, lam, eta_common, notes)
-                runs += checkpointed(checkpoint, f"{data['name']}|{n}|{d}|{regime}|{width}", notes, batch)
-                done += 1
+
+def _run(config: dict, report: Callable[[str, float], None], runner: Runner) -> dict:
+    widths, seeds = list(config["widths"]), list(config["seeds"])
+    smallest = min(widths)
+    datas = list(enumerate(config["data"]))
+
+    def batch(i: int, regime: str, width: int, lr: float | str) -> list[TrainJob]:
+        return [_job(config, config["data"][i], regime, width, seed, lr) for seed in seeds]
+
+    def trains(regime: str, rule: str) -> bool:
+        return rule in _rules_of(config, regime)
+
+    # round 1: what the common step size needs (rule auto at the smallest width, the shared regimes)
+    first = [(i, regime) for i, data in datas if any(trains(r, "common") for r in _regimes_of(config, data))
+             for regime in _shared(config, data)]
+    rest = [(i, regime, width, rule) for i, data in datas for regime in _regimes_of(config, data)
+            for width in widths for rule in ("auto", "common")
+            if trains(regime, rule) and not (rule == "auto" and width == smallest and (i, regime) in first)]
+    # the common batches at the smallest width first: Theta(0) of their networks is still kept
+    # in-process from round 1 (aedyn.measures.linearised), so it is computed once per network
+    rest.sort(key=lambda s: not (s[3] == "common" and s[2] == smallest))
+    total = len(first) + len(rest)
+
+    def ticker(what: str, before: int, size: int) -> Callable[[int, int], None]:
+        def tick(done: int, todo: int) -> None:
+            share = size * (done / todo if todo else 1.0)
+            report(f"E1: {what}, {done} of {todo} batches trained", (before + share) / max(total, 1))
+        return tick
+
+    rows: dict[tuple, dict[str, Any]] = {}
+    notes: set[str] = set()
+
+    def train(settings: list[tuple], lrs: list[float | str], what: str, before: int) -> None:
+        batches = [batch(i, regime, width, lr) for (i, regime, width, _), lr in zip(settings, lrs, strict=True)]
+        out = runner.run(batches, progress=ticker(what, before, len(batches)))
+        for (i, regime, width, rule), done in zip(settings, out, strict=True):
+            for seed, row in zip(seeds, done, strict=True):
+                if row.get("status") == UNTRAINABLE:
+                    raise AedynError(f"E1: the {regime} run at m = {width}, seed {seed} could not start: "
+                                     f"{row.get('message')}")
+                rows[i, regime, width, rule, seed] = row
+                notes.update(n for n in (row.get("notes") or "").split(" | ") if n)
+
+    def lambda_max(i: int) -> dict[str, float]:
+        """Each regime's largest ``lambda_max(Theta(0))`` over the seeds at the smallest width."""
+        out = {}
+        for regime in _regimes_of(config, config["data"][i]):
+            keys = [(i, regime, smallest, "auto", seed) for seed in seeds]
+            lam = [rows[key].get("lambda_max") for key in keys if key in rows]
+            if len(lam) == len(keys) and all(v is not None for v in lam):
+                out[regime] = float(max(lam))
+        return out
+
+    train([(i, regime, smallest, "auto") for i, regime in first], ["auto"] * len(first), "rule auto", 0)
+    etas = {i: _common_eta(config, lambda_max(i), _shared(config, data)) for i, data in datas}
+    train(rest, ["auto" if rule == "auto" else etas[i] for i, _, _, rule in rest], "both rules", len(first))
     report("E1: done", 1.0)
-    return {"config": config, "common_eta": common_eta, "lambda_max_smallest": smallest,
-            "notes": sorted(set(notes.messages)), "runs": runs}
+    records = [_record(rows[i, regime, width, rule, seed], rule) for i, data in datas
+               for regime in _regimes_of(config, data) for width in widths for rule in _rules_of(config, regime)
+               for seed in seeds]
+    common_eta: dict[str, float] = {}
+    lambda_max_smallest: dict[str, dict[str, float]] = {}
+    for i, data in datas:
+        lam = lambda_max(i)
+        lambda_max_smallest[data["name"]] = lam
+        eta = _common_eta(config, lam, _shared(config, data))
+        if eta is not None:
+            common_eta[data["name"]] = eta
+    return {"config": config, "common_eta": common_eta, "lambda_max_smallest": lambda_max_smallest,
+            "notes": sorted(notes), "runs": records}
 
 
 # ---- the tables ---------------------------------------------------------------------------------
@@ -337,7 +329,7 @@ KINDS: tuple[tuple[str, str], ...] = (("finite", "finite-width (averaged Theta(0
 _NAMES = dict(KINDS)
 _SHORT = {"finite": "finite-width Θ(0)", "exact": "exact Θ(0)", "infinite": "infinite width"}
 
-COLUMNS = ("regime", "data", "n", "d", "width", "seed", "rule", "eta", "steps", "status", "measured_rate",
+COLUMNS = ("regime", "data", "n", "d", "width", "seed", "rule", "lr", "steps", "status", "measured_rate",
            "predicted_finite", "predicted_exact", "predicted_infinite", "predicted_bound", "r2", "log_linear",
            "bound_vacuous", "bound_met", "ratio_finite", "ratio_exact", "ratio_infinite", "lambda_min0",
            "lambda_max0", "lambda_ratio0", "lambda_min_inf", "lambda_max_inf", "window_start", "window_stop")
@@ -402,7 +394,6 @@ def tabulate(results: dict) -> Any:
     rows = []
     for r in results["runs"]:
         row = {c: r.get(c) for c in COLUMNS if c in r}
-        row["window_start"], row["window_stop"] = r["window"]
         for kind, _ in KINDS:
             row[f"ratio_{kind}"] = _ratio(r.get("measured_rate"), r.get(f"predicted_{kind}"))
         row.update(log_linear=_log_linear(r, threshold), bound_vacuous=_vacuous(r), bound_met=_met(r),
@@ -700,7 +691,7 @@ def _rule_words(rule: str, rows: Sequence[dict]) -> str:
     if rule == "auto":
         return "rule auto (eta = 1/lambda_max(Theta(0)) per network)"
     if rule == "common" and rows:
-        return f"rule common (eta = {float(rows[0]['eta']):.3g})"
+        return f"rule common (eta = {float(rows[0]['lr']):.3g})"
     return f"rule {rule}"
 
 
@@ -986,17 +977,16 @@ def _curves_figure(runs: Sequence[dict], rule: str) -> Any:
                 continue
             lowest = math.inf  # of the measured curves: a linearised curve far below it is cut
             for r in sorted(mine, key=lambda r: int(r["width"])):
-                c = r["curve"]
-                t = r["eta"] * np.asarray(c["steps"], dtype=float)
-                L0 = r["L0"] if r["L0"] > 0 else 1.0
+                t = r["lr"] * np.asarray(r["curve_steps"], dtype=float)
+                L0 = r["initial_loss"] if r["initial_loss"] > 0 else 1.0
                 colour = colours[int(r["width"])]
-                measured = _values(c["measured"], L0)
+                measured = _values(r["curve_measured"], L0)
                 ax.plot(t, measured, "-", color=colour, lw=1.5)
                 if np.isfinite(measured).any():
                     lowest = min(lowest, float(np.nanmin(measured)))
-                ax.plot(t, _values(c["predicted_finite"], L0), "--", color=colour, lw=1.1)
-                if c.get("predicted_infinite") is not None:
-                    ax.plot(t, _values(c["predicted_infinite"], L0), ":", color=colour, lw=1.3)
+                ax.plot(t, _values(r["curve_predicted_finite"], L0), "--", color=colour, lw=1.1)
+                if r.get("curve_predicted_infinite") is not None:
+                    ax.plot(t, _values(r["curve_predicted_infinite"], L0), ":", color=colour, lw=1.3)
                     infinite = True
             ax.set_yscale("log")
             if math.isfinite(lowest) and lowest > 0 and ax.get_ylim()[0] < lowest * 1e-4:

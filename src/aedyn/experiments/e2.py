@@ -33,8 +33,19 @@ import numpy as np
 
 from aedyn._check import check_choice
 from aedyn.experiments import small_problems, style
-from aedyn.findings import Finding, comparison, interval, nonneg, num, seeds_phrase, sig, statement
-from aedyn.stats import Estimate, Growth, QuorumWidth, exponent_difference, growth, quorum_ratio
+from aedyn.findings import (
+    Finding,
+    advantage,
+    count_like,
+    interval,
+    meeting_range,
+    nonneg,
+    num,
+    seeds_phrase,
+    sig,
+    statement,
+)
+from aedyn.stats import Estimate, Growth, QuorumWidth, crossing, exponent_difference, growth, quorum_ratio
 from aedyn.sweep import Runner
 from aedyn.threshold import (
     CRITERIA,
@@ -65,13 +76,21 @@ class Analysis:
     - ``growth``: per ``(series index, regime, data, criterion)``, the fitted growth law (``None``
       with fewer than two settings that found ``m*``... or none fitted);
     - ``ratio``: per ``(series index, data, n, d, criterion)``, weak's quorum width over joint's;
-    - ``difference``: per ``(series index, data, criterion)``, joint's exponent minus weak's."""
+    - ``difference``: per ``(series index, data, criterion)``, joint's exponent minus weak's;
+    - ``upper``, ``upper_difference``: the same two over the series' upper half (:func:`upper_half`:
+      is the small-``n`` end pre-asymptotic?);
+    - ``meeting``: per ``(series index, data, criterion)``, where weak's and joint's growth laws over
+      the upper half would meet beyond the largest ``n`` (:func:`aedyn.stats.crossing`; only where
+      the data say they approach), an extrapolation."""
 
     series: list[tuple[dict[str, Any], list[Threshold]]]
     quorum: dict[tuple[Any, ...], QuorumWidth]
     growth: dict[tuple[Any, ...], Growth | None]
     ratio: dict[tuple[Any, ...], Estimate]
     difference: dict[tuple[Any, ...], Estimate | None]
+    upper: dict[tuple[Any, ...], Growth | None]
+    upper_difference: dict[tuple[Any, ...], Estimate | None]
+    meeting: dict[tuple[Any, ...], Estimate | None]
 
 
 _CACHE: dict[str, Analysis] = {}
@@ -101,6 +120,15 @@ def _found(th: Threshold, criterion: str) -> bool:
     return criterion in th.m_star and any(any(t.passed[criterion]) for t in th.trials)
 
 
+def upper_half(values: Sequence[float]) -> list[float]:
+    """The upper half of a series' settings: those at or above the geometric middle of their range,
+    ``sqrt(min * max)`` (``n`` = 64..256 of 16..256): where a growth law is least pre-asymptotic."""
+    if not values:
+        return []
+    middle = math.sqrt(min(values) * max(values))
+    return sorted(v for v in values if v >= middle * (1 - 1e-12))
+
+
 def _analyse(results: dict[str, Any]) -> Analysis:
     series = _series(results)
     quorum: dict[tuple[Any, ...], QuorumWidth] = {}
@@ -110,18 +138,29 @@ def _analyse(results: dict[str, Any]) -> Analysis:
             if _found(th, c):
                 quorum[_key(s, c)] = th.quorum_width(c)
     grow: dict[tuple[Any, ...], Growth | None] = {}
+    upper: dict[tuple[Any, ...], Growth | None] = {}
     ratio: dict[tuple[Any, ...], Estimate] = {}
     diff: dict[tuple[Any, ...], Estimate | None] = {}
+    upper_diff: dict[tuple[Any, ...], Estimate | None] = {}
+    meeting: dict[tuple[Any, ...], Estimate | None] = {}
+
+    def law(mine: Sequence[Threshold], axis: str, c: str) -> Growth | None:
+        return growth([th.setting[axis] for th in mine], [th.brackets(c) for th in mine], mine[0].quorum) \
+            if len({th.setting[axis] for th in mine}) >= 2 else None
+
+    def top_half(mine: Sequence[Threshold], axis: str) -> list[Threshold]:
+        keep = set(upper_half([th.setting[axis] for th in mine]))
+        return [th for th in mine if th.setting[axis] in keep]
+
     for k, (sr, ths) in enumerate(series):
         axis = sr["vary"]
         for regime in sr["regimes"]:
             for data in {th.setting["data"] for th in ths}:
                 for c in CRITERIA:
-                    mine = [th for th in ths if (th.setting["regime"], th.setting["data"]) == (regime, data)
-                            and _found(th, c)]
-                    grow[(k, regime, data, c)] = growth([th.setting[axis] for th in mine],
-                                                        [th.brackets(c) for th in mine], mine[0].quorum) \
-                        if len({th.setting[axis] for th in mine}) >= 2 else None
+                    mine = sorted((th for th in ths if (th.setting["regime"], th.setting["data"]) == (regime, data)
+                                   and _found(th, c)), key=lambda th: th.setting[axis])
+                    grow[(k, regime, data, c)] = law(mine, axis, c)
+                    upper[(k, regime, data, c)] = law(top_half(mine, axis), axis, c)
         for data in {th.setting["data"] for th in ths}:
             for c in CRITERIA:
                 by = {(th.setting["regime"], th.setting["n"], th.setting["d"]): th for th in ths
@@ -133,10 +172,26 @@ def _analyse(results: dict[str, Any]) -> Analysis:
                 weak = [th for (r, _, _), th in sorted(by.items()) if r == "weak"]
                 joint = [th for (r, _, _), th in sorted(by.items()) if r == "joint"]
                 if len(weak) >= 2 and len(joint) >= 2:
-                    diff[(k, data, c)] = exponent_difference(
-                        [th.setting[axis] for th in joint], [th.brackets(c) for th in joint],
-                        [th.setting[axis] for th in weak], [th.brackets(c) for th in weak])
-    return Analysis(series, quorum, grow, ratio, diff)
+                    diff[(k, data, c)] = _difference(joint, weak, axis, c)
+                    uw, uj = top_half(weak, axis), top_half(joint, axis)
+                    upper_diff[(k, data, c)] = _difference(uj, uw, axis, c) if len(uw) >= 2 and len(uj) >= 2 \
+                        else None
+                    both = sorted({th.setting[axis] for th in uw} & {th.setting[axis] for th in uj})
+                    if axis == "n" and both and len(uw) >= 2 and len(uj) >= 2:
+                        top = both[-1]
+                        tw = next(th for th in uw if th.setting[axis] == top)
+                        tj = next(th for th in uj if th.setting[axis] == top)
+                        meeting[(k, data, c)] = crossing(
+                            top, tw.brackets(c), tj.brackets(c), [th.setting[axis] for th in uw],
+                            [th.brackets(c) for th in uw], [th.setting[axis] for th in uj],
+                            [th.brackets(c) for th in uj], tw.quorum)
+    return Analysis(series, quorum, grow, ratio, diff, upper, upper_diff, meeting)
+
+
+def _difference(joint: Sequence[Threshold], weak: Sequence[Threshold], axis: str, c: str) -> Estimate | None:
+    """Joint's growth exponent minus weak's (:func:`aedyn.stats.exponent_difference`)."""
+    return exponent_difference([th.setting[axis] for th in joint], [th.brackets(c) for th in joint],
+                               [th.setting[axis] for th in weak], [th.brackets(c) for th in weak])
 
 
 # ---- the experiment's protocol (what `aedyn reproduce` calls) --------------------------------------
@@ -440,74 +495,101 @@ def _ns(values: Sequence[int]) -> str:
 
 
 def findings(results: dict[str, Any]) -> list[Finding]:
-    """At most five findings on the first series against ``n`` (and its headline: weak's over joint's
-    quorum width at the largest ``n`` under ``reach``):
+    """At most five findings on the first series against ``n`` under ``reach`` (and on its layer-wise
+    twin, where the config has one):
 
-    1. the ratio at the largest ``n`` (and at the smallest, for how it changed), ``comparison``;
-    2. joint's growth exponent minus weak's, ``comparison``;
-    3. each regime's growth exponent against the proven bounds;
+    1. the headline: weak's over joint's quorum width at the largest ``n``, whether the advantage
+       persists, shrinks or vanishes (the trend is joint's exponent minus weak's over the upper half
+       of ``n``) and, only where the data say the growth laws approach, where they would meet, named
+       an extrapolation (:func:`aedyn.findings.advantage`); and whether the verdict holds under both
+       step rules;
+    2. the same under layer-wise steps;
+    3. each regime's growth exponent over the whole range and over its upper half, against the
+       proven bounds, and ``m*`` against the parameter count at the largest ``n``;
     4. ``lambda0`` against ``reach``: the proofs' condition holds only at larger widths;
     5. the search's assumption (success lasts) and why ``rate`` is no criterion."""
     a = analyse(results)
-    first = next(((k, sr, ths) for k, (sr, ths) in enumerate(a.series) if sr["vary"] == "n"), None)
+    first = next(((k, sr, ths) for k, (sr, ths) in enumerate(a.series) if sr["vary"] == "n" and _rule(sr) == "global"),
+                 None)
     if first is None:
         return []
     k, sr, ths = first
     data = sr["data"]
-    out: list[Finding] = []
+    twin = next(((j, t, tt) for j, (t, tt) in enumerate(a.series) if t["vary"] == "n" and _rule(t) == "layerwise"
+                 and t["data"] == data and t.get("d") == sr.get("d")), None)
     ns = sorted({th.setting["n"] for th in ths if th.setting["data"] == data})
     runs = sum(len(t.seeds) for th in ths for t in th.trials)
-    for c in ("reach",):  # lambda0's ratios are in the key table and the details
-        have = sorted(n for (kk, dd, n, _, cc) in a.ratio if (kk, dd, cc) == (k, data, c))
-        if not have:
-            continue
-        n_top, n_low = have[-1], have[0]
-        d = next(th.setting["d"] for th in ths if th.setting["n"] == n_top)
-        top = a.ratio[(k, data, n_top, d, c)]
-        f = comparison("width", NAME, f"{data}, n = {n_top}, criterion {c}", "weak's quorum width over joint's",
-                       top, equal=1.0, ratio=True, expected="larger", runs=runs,
-                       larger="joint needs less width than weak", smaller="joint needs more width than weak")
-        key = f"weak m* / joint m* = {sig(top.value, 3)} {interval(top, fmt='sig')} at n = {n_top}"
-        if n_low != n_top:
-            low = a.ratio[(k, data, n_low, d, c)]
-            f = _with(f, f" At n = {n_low} the ratio was {sig(low.value, 2)}x {interval(low, fmt='sig')}"
-                         + (", so the advantage shrinks with n" if low.value > top.value else "")
-                         + " (point estimates; see the next finding for whether the growths differ).")
-            key += f" ({sig(low.value, 2)} at n = {n_low})"
-        f = replace(f, key=key)
-        out.append(f.as_headline("width_ratio_vs_n"))
-        diff = a.difference.get((k, data, c))
-        out.append(comparison("width", NAME, f"{data}, {_ns(ns)}, criterion {c}",
-                              "joint's growth exponent minus weak's", diff, equal=0.0, runs=runs,
-                              larger="joint's m* grows faster with n than weak's",
-                              smaller="joint's m* grows more slowly with n than weak's"))
+    out: list[Finding] = []
+    head = _advantage(a, k, data, "reach", f"{data}, criterion reach, one step size", runs)
+    if head is not None:
+        if twin is not None:
+            other = _advantage(a, twin[0], data, "reach", f"{data}, criterion reach, layer-wise steps",
+                               sum(len(t.seeds) for th in twin[2] for t in th.trials))
+            if other is not None:
+                same = (head.verdict == "supported") == (other.verdict == "supported")
+                clause = (" The verdict holds under both step rules" if same and head.verdict == "supported" else
+                          " Joint needs less width under one step size but not demonstrably under layer-wise steps"
+                          if head.verdict == "supported" else
+                          " Under layer-wise steps joint does need less width" if other.verdict == "supported" else
+                          " Layer-wise steps do not change that")
+                clause += f" (layer-wise: {other.key.removeprefix('weak m* / joint m* = ')})."
+                head = replace(head, sentence=head.sentence + clause,
+                               key=f"{head.key}; layer-wise steps {other.key.removeprefix('weak m* / joint m* = ')}")
+                out.append(head.as_headline("width_ratio_vs_n"))
+                out.append(other)
+            else:
+                out.append(head.as_headline("width_ratio_vs_n"))
+        else:
+            out.append(head.as_headline("width_ratio_vs_n"))
     out.append(_growth_finding(a, k, sr, data, ns, runs))
     out.append(_lambda0_finding(ths, data, runs))
     out.append(_check_finding(results, ths, runs))
     return out[:5]
 
 
-def _with(f: Finding, clause: str) -> Finding:
-    return replace(f, sentence=f.sentence + clause)
+def _advantage(a: Analysis, k: int, data: str, c: str, subject: str, runs: int) -> Finding | None:
+    """:func:`aedyn.findings.advantage` of series ``k``: the ratio at its largest ``n``, the trend over
+    its upper half (the whole range when the upper half has too few points), the meeting point."""
+    have = sorted((n, d) for (kk, dd, n, d, cc) in a.ratio if (kk, dd, cc) == (k, data, c))
+    if not have:
+        return None
+    (n_top, d_top), (n_low, d_low) = have[-1], have[0]
+    half = upper_half([n for n, _ in have])
+    return advantage(NAME, subject, a.ratio[(k, data, n_top, d_top, c)], a.difference.get((k, data, c)), n_top=n_top,
+                     trend_upper=a.upper_difference.get((k, data, c)) if len(half) < len(have) else None,
+                     upper=f"n = {half[0]}..{half[-1]}", ratio_low_n=(n_low, a.ratio[(k, data, n_low, d_low, c)]),
+                     meeting=a.meeting.get((k, data, c)), runs=runs, figure="width_ratio_vs_n")
+
+
+def _law_text(g: Growth | None, what: str) -> str:
+    if g is None:
+        return f"{what}: too few n with an m* to fit"
+    text = f"{what} n^{num(g.value)} {interval(g)}"
+    if g.lack_of_fit_p < 0.05:
+        text += (f" (no single power law: the points scatter about the line more than the seeds explain, "
+                 f"p = {g.lack_of_fit_p:.2g}; the interval is widened for it)")
+    return text
 
 
 def _growth_finding(a: Analysis, k: int, sr: dict[str, Any], data: str, ns: Sequence[int], runs: int) -> Finding:
-    """Each regime's growth exponent under ``reach``, with its interval, against the proven bounds
-    (the smallest proven exponent is 2): supported when every upper end lies below it."""
+    """Each regime's growth exponent under ``reach`` over the whole range and over its upper half
+    (:func:`upper_half`), with intervals, against the proven bounds (the smallest proven exponent is
+    2: supported when every upper end lies below it), and ``m*`` at the largest ``n`` against the
+    parameter count (:data:`PARAMETER_LINES`)."""
     parts, uppers, seeds = [], [], []
+    half = upper_half(ns)
     for regime in [r for r in style.REGIME_COLOURS if r in sr["regimes"]]:
-        g = a.growth.get((k, regime, data, "reach"))
-        if g is None:
-            parts.append(f"{regime}: too few n with an m* to fit")
-            uppers.append(math.inf)
-            continue
-        seeds.append(g.units)
-        text = f"{regime} n^{num(g.value)} {interval(g)}"
-        if g.lack_of_fit_p < 0.05:
-            text += (f" (no single power law: the points scatter about the line more than the seeds explain, "
-                     f"p = {g.lack_of_fit_p:.2g}; the interval is widened for it)")
+        g, u = a.growth.get((k, regime, data, "reach")), a.upper.get((k, regime, data, "reach"))
+        text = _law_text(g, regime)
+        if len(half) >= 2 and len(half) < len(ns):
+            text += f", over n = {half[0]}..{half[-1]} " + _law_text(u, "").strip()
         parts.append(text)
-        uppers.append(g.high if g.high is not None else math.inf)
+        for law in (g, u):
+            if law is not None:
+                seeds.append(law.units)
+                uppers.append(law.high if law.high is not None else math.inf)
+        if g is None:
+            uppers.append(math.inf)
     smallest = min(PROVEN_BOUNDS.values())
     top = max(uppers) if uppers else math.inf
     if math.isfinite(top) and top < smallest:
@@ -516,7 +598,18 @@ def _growth_finding(a: Analysis, k: int, sr: dict[str, Any], data: str, ns: Sequ
     else:
         verdict = "inconclusive"
         tail = f"not every interval lies below the smallest proven exponent, n^{smallest:g}"
+    counts = []
+    n_top = max(ns) if ns else None
+    for regime in [r for r in style.REGIME_COLOURS if r in sr["regimes"]]:
+        th = next((th for th in a.series[k][1] if th.setting["regime"] == regime and th.setting["data"] == data
+                   and th.setting["n"] == n_top and th.m_star.get("reach") is not None), None)
+        per = PARAMETER_LINES.get(regime)
+        if th is not None and per:
+            counts.append(f"{regime} {sig(th.m_star['reach'] / (per * n_top), 2)}x m = {'n' if per == 1 else 'n/2'}")
     sentence = f"{data}, {_ns(ns)}, criterion reach: m* grows like " + "; ".join(parts) + f": {tail}."
+    if counts:
+        sentence += (f" At n = {n_top}, m* is " + ", ".join(counts) + " (the width at which the trained parameters "
+                     "equal the n d equations).")
     return statement("width", NAME, f"{data}, {_ns(ns)}", "growth exponent of m* in n", sentence, verdict,
                      key="; ".join(parts), seeds=min(seeds) if seeds else 0, runs=runs, rule="growth/proven_bounds",
                      unit="exponent")
@@ -593,6 +686,10 @@ def details(results: dict[str, Any]) -> list[str]:
                     g = a.growth.get((k, regime, data, c))
                     law = "" if g is None else (f"; growth {axis}^{num(g.value)} {interval(g)}"
                                                 f" (lack of fit p = {g.lack_of_fit_p:.2g})")
+                    u = a.upper.get((k, regime, data, c))
+                    half = upper_half([th.setting[axis] for th in mine])
+                    if u is not None and len(half) < len(mine):
+                        law += f"; over {axis} = {half[0]}..{half[-1]} {axis}^{num(u.value)} {interval(u)}"
                     ratio = PARAMETER_LINES.get(regime)
                     over = [th.m_star[c] / th.setting["n"] / ratio for th in mine
                             if th.m_star[c] is not None and ratio]
@@ -607,8 +704,15 @@ def details(results: dict[str, Any]) -> list[str]:
                     rs = sorted(((n, e) for (kk, dd, n, _, cc), e in a.ratio.items() if (kk, dd, cc) == (k, data, c)),
                                 key=lambda ne: ne[0])
                     if rs:
-                        out.append(f"{data}, criterion {c}: weak's quorum width over joint's: " + "; ".join(
+                        rule = "" if _rule(sr) == "global" else " (joint with layer-wise steps)"
+                        out.append(f"{data}, criterion {c}{rule}: weak's quorum width over joint's: " + "; ".join(
                             f"n = {n}: {sig(e.value, 2)}x {interval(e, fmt='sig')}" for n, e in rs) + ".")
+                        meet = a.meeting.get((k, data, c))
+                        if meet is not None:
+                            out.append(f"{data}, criterion {c}{rule}: extrapolated beyond the data, weak's and joint's "
+                                       "growth laws over the upper half of n would meet at n = "
+                                       f"{count_like(meet.value)} ({meeting_range(meet)}; Bonferroni from the "
+                                       "ratio's and the exponent difference's intervals).")
     for th in {id(th): th for _, ths in a.series for th in ths}.values():
         for c in th.m_star:
             r = th.kernel_ratio(c)
@@ -621,8 +725,10 @@ def details(results: dict[str, Any]) -> list[str]:
 
 def summary(results: dict[str, Any]) -> dict[str, Any]:
     """The headline numbers: ``m_star`` per setting and criterion (with the quorum width and its
-    interval), ``exponent_n`` and ``exponent_d`` per regime, criterion and data, ``ratio`` per
-    setting, ``difference`` per series and criterion."""
+    interval), ``exponent_n`` and ``exponent_d`` per regime, criterion and data (``exponent_n_upper``
+    over the upper half of ``n``), ``ratio`` per setting and step rule, ``difference`` (and
+    ``difference_upper``) per series and criterion, and ``meeting``, where the growth laws would
+    meet, only where the data say they approach (an extrapolation)."""
     a = analyse(results)
     table = tabulate(results)
     out: dict[str, Any] = {
@@ -632,19 +738,36 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
                     "quorum_low": None if r.quorum_low != r.quorum_low else float(r.quorum_low),
                     "quorum_high": None if not math.isfinite(r.quorum_high) else float(r.quorum_high)}
                    for r in table.itertuples()],
-        "exponent_n": [], "exponent_d": [], "ratio": [], "difference": []}
+        "exponent_n": [], "exponent_d": [], "ratio": [], "difference": [], "exponent_n_upper": [],
+        "difference_upper": [], "meeting": []}
     for (k, regime, data, c), g in a.growth.items():
         sr = a.series[k][0]
         entry = {"regime": regime, "criterion": c, "data": data, **({"n": sr["n"]} if sr["vary"] == "d" else {}),
                  **(g.to_dict() if g is not None else {"value": None})}
         out[f"exponent_{sr['vary']}"].append(entry)
-    for (_k, data, n, d, c), e in a.ratio.items():
-        out["ratio"].append({"data": data, "n": n, "d": d, "criterion": c, **e.to_dict()})
+    for (k, data, n, d, c), e in a.ratio.items():
+        out["ratio"].append({"data": data, "n": n, "d": d, "criterion": c, "step_rule": _rule(a.series[k][0]),
+                             **e.to_dict()})
     for (k, data, c), e in a.difference.items():
         axis = a.series[k][0]["vary"]
-        out["difference"].append({"data": data, "criterion": c, "axis": axis, "what": f"joint's exponent in {axis} "
-                                  "minus weak's",
+        rule = _rule(a.series[k][0])
+        out["difference"].append({"data": data, "criterion": c, "axis": axis, "step_rule": rule,
+                                  "what": f"joint's exponent in {axis} minus weak's",
                                   **(e.to_dict() if e is not None else {"value": None})})
+        upper = a.upper_difference.get((k, data, c))
+        out["difference_upper"].append({"data": data, "criterion": c, "axis": axis, "step_rule": rule,
+                                        "what": f"joint's exponent in {axis} minus weak's, upper half",
+                                        **(upper.to_dict() if upper is not None else {"value": None})})
+        meet = a.meeting.get((k, data, c))
+        if meet is not None:
+            out["meeting"].append({"data": data, "criterion": c, "step_rule": rule, "extrapolation": True,
+                                   "what": "n at which weak's and joint's growth laws over the upper half would meet",
+                                   **meet.to_dict()})
+    for (k, regime, data, c), g in a.upper.items():
+        sr = a.series[k][0]
+        if sr["vary"] == "n":
+            out["exponent_n_upper"].append({"regime": regime, "criterion": c, "data": data, "step_rule": _rule(sr),
+                                            **(g.to_dict() if g is not None else {"value": None})})
     return out
 
 

@@ -2,20 +2,29 @@
 
 For every regime (``weak``, ``joint``), data set (sphere and digits, rows normalised), width ``m``
 and initialisation seed, one network (NTK scaling ``alpha = 1/sqrt(m)``, ``f_0`` not zeroed) trains by
-full-batch gradient descent with ``eta = 1/lambda_max(Theta(0))`` of its own (``lr="auto"``) until
+full-batch gradient descent with ``lr = 1/lambda_max(Theta(0))`` of its own (``lr="auto"``) until
 ``L <= target * L(0)`` or the step budget is spent. At the stopping step ``T`` it measures
-(:data:`aedyn.gd.METRICS`):
+(:data:`aedyn.gd.METRICS`, and the measures :data:`MEASURES`):
 
 - ``weight_change_W = ||W_T - W_0||_F / ||W_0||_F`` (and, jointly trained, ``weight_change_V``);
 - ``max_neuron_change_W = max_r ||w_r(T) - w_r(0)||``, absolute; the table also has it relative to
   the typical neuron norm, ``max_neuron_change_W_rel = max_neuron_change_W / (kappa sqrt(d))``
-  (``E ||w_r(0)||^2 = kappa^2 d``): a constant factor, so the fitted slope is the same;
+  (``E ||w_r(0)||^2 = kappa^2 d``; the ``weights`` measure): a constant factor, so the fitted slope
+  is the same;
 - ``pattern_flips``: the share of the ``n m`` activation patterns ``1{w_r . x_i > 0}`` that differ
   from initialisation;
-- ``ntk_drift = ||Theta(T) - Theta(0)||_F / ||Theta(0)||_F``: gradient descent evaluates ``Theta``
-  every ``ceil(budget / KERNEL_CHECKS)`` steps (for the certificate's kernel invariant) and at each
-  network's stopping step, from its final parameters (``aedyn.gd._NTKRecorder.finish``); exact
-  (dense ``nd x nd`` kernels) at the sizes chosen here (``n d <= 1024``).
+- ``ntk_drift_at_stop = ||Theta(T) - Theta(0)||_F / ||Theta(0)||_F`` (the ``ntk_ends`` measure):
+  gradient descent evaluates ``Theta`` every ``ceil(budget / KERNEL_CHECKS)`` steps (for the
+  certificate's kernel invariant) and at each network's stopping step, from its final parameters
+  (``aedyn.gd._NTKRecorder.finish``); exact (dense ``nd x nd`` kernels) at the sizes chosen here
+  (``n d <= 1024``).
+
+**How it runs.** Every run is a :class:`~aedyn.job.TrainJob` declaring the measures
+:data:`MEASURES`; the seeds of one data set, regime and width are one batch, and all batches go
+through one :class:`aedyn.sweep.Runner` (the report's, into its run store ``OUT/runs``, locally or
+on a Dask cluster), which returns each run's row (:func:`aedyn.sweep.result_row`). A run's record
+is its row restricted to :data:`COLUMNS`, under the row's names. An interrupted run resumes from
+the store: a rerun trains only the runs the store lacks.
 
 Every run is certified (:mod:`aedyn.certificate`, movement recorded every :data:`RECORD_EVERY`
 steps): :func:`certificate_table` counts, per data set, regime and width, the runs inside the NTK
@@ -52,8 +61,8 @@ from typing import Any
 
 import numpy as np
 
-from aedyn.certificate import CERTIFICATE_COLUMNS, columns_of
-from aedyn.experiments import RECORD_EVERY, checkpointed, small_problems, style, values_by_seed
+from aedyn.certificate import CERTIFICATE_COLUMNS
+from aedyn.experiments import RECORD_EVERY, small_problems, style, values_by_seed
 from aedyn.findings import (
     Finding,
     certificate,
@@ -65,9 +74,9 @@ from aedyn.findings import (
     statement,
     unfinished,
 )
-from aedyn.gd import TrainResult
-from aedyn.job import Notes, TrainJob, run_batch
+from aedyn.job import TrainJob
 from aedyn.stats import LEVEL, Estimate, Slope, fit_slope, slope_difference, t_interval
+from aedyn.sweep import Runner
 
 NAME = "E3"
 TITLE = "Laziness"
@@ -75,22 +84,25 @@ CLAIM = ("In the over-parameterised NTK regime, gradient descent barely moves th
          "initialisation: the relative weight movement, the share of ReLU activation patterns that flip and "
          "the drift of the neural tangent kernel are each O(m^(-1/2)) in the width m.")
 
+RUN_LAYER = True
+"""E3's trainings go through the report's :class:`~aedyn.sweep.Runner` (``OUT/runs``)."""
+
 REGIMES: tuple[str, ...] = ("weak", "joint")
 QUANTITIES: tuple[str, ...] = ("weight_change_W", "weight_change_V", "max_neuron_change_W", "pattern_flips",
-                               "ntk_drift")
+                               "ntk_drift_at_stop")
 """The quantities whose slope against ``m`` is fitted (``weight_change_V`` in ``joint`` only)."""
 LABELS = {"weight_change_W": "||W_T - W_0||_F / ||W_0||_F", "weight_change_V": "||V_T - V_0||_F / ||V_0||_F",
           "max_neuron_change_W": "max_r ||w_r(T) - w_r(0)||", "pattern_flips": "share of patterns flipped",
-          "ntk_drift": "||Theta(T) - Theta(0)||_F / ||Theta(0)||_F"}
+          "ntk_drift_at_stop": "||Theta(T) - Theta(0)||_F / ||Theta(0)||_F"}
 """Each quantity as a formula (the sentences)."""
 NAMES = {"weight_change_W": "encoder movement", "weight_change_V": "decoder movement",
          "max_neuron_change_W": "largest neuron movement", "pattern_flips": "share of patterns flipped",
-         "ntk_drift": "kernel drift"}
+         "ntk_drift_at_stop": "kernel drift"}
 """Each quantity in words (sentences, tables, figure titles)."""
 MATH = {"weight_change_W": r"$\|W_T - W_0\|_F \,/\, \|W_0\|_F$",
         "weight_change_V": r"$\|V_T - V_0\|_F \,/\, \|V_0\|_F$",
         "max_neuron_change_W": r"$\max_r \|w_r(T) - w_r(0)\|$", "pattern_flips": "share of patterns flipped",
-        "ntk_drift": r"$\|\Theta(T) - \Theta(0)\|_F \,/\, \|\Theta(0)\|_F$"}
+        "ntk_drift_at_stop": r"$\|\Theta(T) - \Theta(0)\|_F \,/\, \|\Theta(0)\|_F$"}
 """Each quantity as a figure's axis label (mathtext)."""
 MAIN_QUANTITY = "weight_change_W"
 """The quantity of the headline's key number and of the weak-against-joint findings (on the first data set)."""
@@ -99,7 +111,7 @@ KERNEL_CHECKS = 10
 for the certificate's kernel invariant."""
 REFERENCE = -0.5
 """The slope the proofs' bounds give every quantity: ``O(m^(-1/2))``."""
-EARLIER = {"ntk_drift": -0.75}
+EARLIER = {"ntk_drift_at_stop": -0.75}
 """Slopes first measured (SPEC.md, "What the experiments test", item 3) where they differ from
 :data:`REFERENCE`: the kernel drift was seen to fall about like ``m^(-3/4)``."""
 CLOSE = 0.05
@@ -178,53 +190,25 @@ def _list(values: Sequence[int]) -> str:
     return ", ".join(str(v) for v in values)
 
 
-# ---- one run, one record --------------------------------------------------------------------------
+# ---- running: one batch per setting, one record per run -------------------------------------------
 
-def _final(result: TrainResult, name: str) -> float | None:
-    """The last recorded value of a metric, ``None`` when absent or not finite (JSON has no NaN)."""
-    value = result.final(name)
-    return None if value is None or not math.isfinite(value) else float(value)
+MEASURES: tuple[str, ...] = ("ntk_ends", "weights")
+"""What every run measures beyond the standard row (:mod:`aedyn.measures`): the NTK at step 0 and
+at the stop (``lambda_min0``, ``lambda_minT``, ``ntk_drift_at_stop``, ...) and the largest neuron
+movement relative to the typical neuron norm (``max_neuron_change_W_rel``)."""
 
+COLUMNS = ("regime", "data", "n", "d", "width", "seed", "steps", "status", "final_relative_loss", "lr",
+           "weight_change_W", "weight_change_V", "max_neuron_change_W", "max_neuron_change_W_rel",
+           "max_neuron_change_V", "pattern_flips", "ntk_drift_at_stop", "ntk_drift_method", "ntk_checked_at",
+           "lambda_min0", "lambda_max0", "lambda_minT", "lambda_maxT", *CERTIFICATE_COLUMNS)
+"""A run's record (``results["runs"]``) and the tidy table's columns: the columns of its row
+(:func:`aedyn.sweep.result_row`, under the row's names) that the analysis reads. The quantities at
+the stop are the row's final metrics (:data:`aedyn.gd.METRICS`) and its measures' columns
+(:data:`MEASURES`); ``weight_change_V`` and ``max_neuron_change_V`` are ``None`` in weak training,
+the NTK values at ``T`` ``None`` unless the last NTK check was at ``T`` (``ntk_checked_at``)."""
 
-def record_of(result: TrainResult, *, kappa: float = 1.0) -> dict[str, Any]:
-    """One run's record (plain JSON-ready numbers) from its :class:`~aedyn.gd.TrainResult`, every
-    quantity at the stopping step ``T = result.steps``: ``status``, ``steps``, ``converged``, the final
-    relative loss, ``eta``; ``weight_change_W``, ``weight_change_V`` (``None`` unless the decoder
-    trains), ``max_neuron_change_W`` and ``_V`` (absolute), ``max_neuron_change_W_rel``
-    (``/ (kappa sqrt(d))``), ``pattern_flips``; ``ntk_drift`` with its method, and ``lambda_min`` /
-    ``lambda_max`` of ``Theta(0)`` and ``Theta(T)``. The NTK values are kept only when the last NTK
-    evaluation was at ``T`` (``ntk_checked_at`` says where it was); otherwise they are ``None``.
-    Then the run's certificate (:meth:`aedyn.certificate.Certificate.columns`, ``cert_*``; ``None``
-    values when the run has none)."""
-    d = int(result.config.get("d", 0))
-    ntk_steps = result.metrics.get("ntk_step")
-    at = None if ntk_steps is None or not len(ntk_steps) else int(ntk_steps[-1])
-    fresh = at == int(result.steps)
-    lam_min = result.metrics.get("ntk_lambda_min")
-    lam_max = result.metrics.get("ntk_lambda_max")
+_INTEGERS = ("n", "d", "width", "seed", "steps", "ntk_checked_at")
 
-    def first(values: Any) -> float | None:
-        return None if values is None or not len(values) or not math.isfinite(values[0]) else float(values[0])
-
-    neuron = _final(result, "max_neuron_change_W")
-    return {
-        "status": result.status, "steps": int(result.steps), "converged": result.status == "converged",
-        "final_relative_loss": float(result.relative_loss[-1]), "eta": float(result.lr),
-        "weight_change_W": _final(result, "weight_change_W"), "weight_change_V": _final(result, "weight_change_V"),
-        "max_neuron_change_W": neuron,
-        "max_neuron_change_W_rel": None if neuron is None or d == 0 else neuron / (kappa * math.sqrt(d)),
-        "max_neuron_change_V": _final(result, "max_neuron_change_V"),
-        "pattern_flips": _final(result, "pattern_flips"),
-        "ntk_drift": _final(result, "ntk_drift") if fresh else None,
-        "ntk_drift_method": result.config.get("ntk_drift_method"), "ntk_checked_at": at,
-        "lambda_min0": first(lam_min), "lambda_max0": first(lam_max),
-        "lambda_minT": _final(result, "ntk_lambda_min") if fresh else None,
-        "lambda_maxT": _final(result, "ntk_lambda_max") if fresh else None,
-        **columns_of(result),
-    }
-
-
-# ---- running --------------------------------------------------------------------------------------
 
 def _job(config: dict, data: dict, regime: str, width: int, seed: int) -> TrainJob:
     steps = int(data["max_steps"])
@@ -233,51 +217,63 @@ def _job(config: dict, data: dict, regime: str, width: int, seed: int) -> TrainJ
                     data_seed=config["data_seed"], kappa=config["kappa"], nu=config["nu"], width=width, lr="auto",
                     steps=steps, target=config["target"], record_every=int(config.get("record_every", RECORD_EVERY)),
                     ntk_every=max(1, math.ceil(steps / checks)), certify=True, dtype=config["dtype"],
-                    device=config["device"])
+                    device=config["device"], measures=MEASURES)
+
+
+def _batches(config: dict) -> list[list[TrainJob]]:
+    """One batch per data set, regime and width (in that order), its seeds' jobs in order: they share
+    :func:`aedyn.job.batch_key` and train side by side."""
+    return [[_job(config, data, regime, int(width), int(seed)) for seed in data["seeds"]]
+            for data in config["data"] for regime in config["regimes"] for width in data["widths"]]
+
+
+def _cell(key: str, value: Any) -> Any:
+    """A row's value as the record keeps it: ``None`` for a missing or non-finite number (JSON has no
+    NaN), integers as ``int`` (a stored integer column with gaps reads back as floats)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if key in _INTEGERS:
+        return int(value)
+    return float(value) if math.isfinite(value) else None
+
+
+def record(row: dict[str, Any]) -> dict[str, Any]:
+    """One run's record: its row restricted to :data:`COLUMNS` (``None`` where the row has no value)."""
+    return {c: _cell(c, row.get(c)) for c in COLUMNS}
 
 
 def run(config: dict, *, progress: Callable[[str, float], None] | None = None,
-        checkpoint: Any | None = None) -> dict:
-    """Train every (data, regime, width) batch (all its seeds at once) and record each run
-    (:func:`record_of`). Returns ``{"config", "notes", "runs"}``. ``checkpoint`` (an
-    :class:`aedyn.files.Checkpoint`) keeps each batch's records as it finishes, so that an
-    interrupted run, restarted, retrains only the batch in flight."""
-    with small_problems(config["device"]):
-        return _run(config, progress, checkpoint)
-
-
-def _run(config: dict, progress: Callable[[str, float], None] | None, checkpoint: Any | None) -> dict:
+        runner: Runner | None = None) -> dict:
+    """Train every run of the config through ``runner`` (the report's :class:`~aedyn.sweep.Runner`:
+    its run store makes an interrupted run resume, training only the runs it lacks, and its executor
+    may be a Dask cluster; default a local runner without a store), one batch per data set, regime
+    and width (:func:`_batches`), and record each run (:func:`record`). Returns ``{"config",
+    "notes", "runs"}``; ``notes`` are the runs' notes (data warnings), each once, sorted.
+    ``progress(message, fraction)`` after each batch trained."""
     report = progress or (lambda message, fraction: None)
-    notes = Notes()
-    runs: list[dict] = []
-    total = sum(len(d["widths"]) for d in config["data"]) * len(config["regimes"])
-    done = 0
-    for data in config["data"]:
-        for regime in config["regimes"]:
-            for width in data["widths"]:
-                report(f"E3: {data['name']} {regime} m = {width}", done / total)
-                key = f"{data['name']}|{data['n']}|{data['d']}|{regime}|{width}"
-                runs += checkpointed(checkpoint, key, notes, lambda data=data, regime=regime, width=width:
-                                     _batch(config, data, regime, int(width), notes))
-                done += 1
+
+    def trained(done: int, total: int) -> None:
+        report(f"E3: {done} of {total} batches trained" if total else "E3: every run is in the run store",
+               done / total if total else 1.0)
+
+    batches = _batches(config)
+    with small_problems(config["device"]):
+        own = runner is None
+        runner = Runner() if runner is None else runner
+        try:
+            rows = runner.run(batches, progress=trained)
+        finally:
+            if own:
+                runner.close()
+    runs = [record(row) for batch in rows for row in batch]
+    notes = {note for batch in rows for row in batch for note in str(row.get("notes") or "").split(" | ") if note}
     report("E3: done", 1.0)
-    return {"config": config, "notes": sorted(set(notes.messages)), "runs": runs}
+    return {"config": config, "notes": sorted(notes), "runs": runs}
 
 
-def _batch(config: dict, data: dict, regime: str, width: int, notes: Notes) -> list[dict]:
-    """Train the seeds of one (data, regime, width) as one batch; one record per run."""
-    jobs = [_job(config, data, regime, width, int(seed)) for seed in data["seeds"]]
-    with notes.collect():
-        results = run_batch(jobs)
-    for result in results:  # the data's warnings (rows normalised, ...) travel with each result
-        notes.messages += [m for m in result.config.get("notes", []) if m not in notes.messages]
-    batch = []
-    for seed, result in zip(data["seeds"], results, strict=True):
-        record = {"regime": regime, "data": data["name"], "n": int(result.config["n"]),
-                  "d": int(result.config["d"]), "width": width, "seed": int(seed)}
-        record.update(record_of(result, kappa=float(config["kappa"])))
-        batch.append(record)
-    return batch
+def _converged(run: dict) -> bool:
+    """Whether a run reached the target."""
+    return run["status"] == "converged"
 
 
 # ---- slopes and comparisons -----------------------------------------------------------------------
@@ -299,7 +295,7 @@ def _left_out(mine: Sequence[dict]) -> list[str]:
     if stopped:
         out.append(f"m = {_list(sorted({int(r['width']) for r in stopped}))}: {unfinished(len(stopped), len(mine))}; "
                    "left out of the fit")
-    other = [r for r in mine if not r["converged"] and r["status"] != "max_steps"]
+    other = [r for r in mine if not _converged(r) and r["status"] != "max_steps"]
     if other:
         statuses = ", ".join(sorted({str(r["status"]) for r in other}))
         out.append(f"m = {_list(sorted({int(r['width']) for r in other}))}: {count(len(other), len(mine))} ended "
@@ -366,11 +362,11 @@ def _analyse(results: dict) -> _Analysis:
     fits: dict[tuple[str, str, str], _Fit] = {}
     for (data, regime), mine in groups.items():
         left = _left_out(mine)
-        missed = sum(not r["converged"] for r in mine)
+        missed = sum(not _converged(r) for r in mine)
         for quantity in QUANTITIES:
             if not _applies(regime, quantity):
                 continue
-            widths, values = values_by_seed([r for r in mine if r["converged"]], quantity)
+            widths, values = values_by_seed([r for r in mine if _converged(r)], quantity)
             slope = fit_slope(widths, values, level=level) if widths else None
             excluded = list(left)
             if slope is not None and slope.zero_widths:
@@ -414,7 +410,7 @@ def _level_ratio(weak: Sequence[dict], joint: Sequence[dict], quantity: str, lev
     ``(width, ratio, pairs)``, or ``None``."""
     def values(runs: Sequence[dict]) -> dict[tuple[int, Any], float]:
         return {(int(r["width"]), r["seed"]): float(r[quantity]) for r in runs
-                if r["converged"] and r.get(quantity) is not None and r[quantity] > 0 and math.isfinite(r[quantity])}
+                if _converged(r) and r.get(quantity) is not None and r[quantity] > 0 and math.isfinite(r[quantity])}
 
     w, j = values(weak), values(joint)
     common = sorted(set(w) & set(j))
@@ -449,11 +445,6 @@ def slopes(results: dict) -> list[dict[str, Any]]:
 
 # ---- the tables -----------------------------------------------------------------------------------
 
-COLUMNS = ("regime", "data", "n", "d", "width", "seed", "steps", "status", "final_relative_loss", "eta",
-           "weight_change_W", "weight_change_V", "max_neuron_change_W", "max_neuron_change_W_rel",
-           "max_neuron_change_V", "pattern_flips", "ntk_drift", "lambda_min0", "lambda_minT", *CERTIFICATE_COLUMNS)
-
-
 def tabulate(results: dict) -> Any:
     """The tidy table: one row per run (columns :data:`COLUMNS`); quantities that do not apply
     (``V`` in weak training) or were not measured are NaN."""
@@ -461,7 +452,7 @@ def tabulate(results: dict) -> Any:
 
     table = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in results["runs"]], columns=list(COLUMNS))
     flags = [c for c in COLUMNS if c == "cert_inside" or c.endswith("_holds")]
-    numeric = [c for c in COLUMNS if c not in ("regime", "data", "status", *flags)]
+    numeric = [c for c in COLUMNS if c not in ("regime", "data", "status", "ntk_drift_method", *flags)]
     table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")
     table[flags] = table[flags].astype("boolean")
     return table
@@ -661,7 +652,7 @@ def findings(results: dict) -> list[Finding]:
     if (main, MAIN_QUANTITY) in a.ratios:
         out.append(replace(a.ratios[(main, MAIN_QUANTITY)][1], figure="laziness"))
     drift_regime = "joint" if "joint" in a.regimes else a.regimes[-1]
-    drift = a.fits.get((main, drift_regime, "ntk_drift"))
+    drift = a.fits.get((main, drift_regime, "ntk_drift_at_stop"))
     if drift is not None:
         out.append(replace(drift.finding, figure="laziness"))
     everything = [r for mine in a.runs.values() for r in mine]
@@ -680,7 +671,7 @@ def details(results: dict) -> list[str]:
     a = _analyse(results)
     everything = [r for mine in a.runs.values() for r in mine]
     out: list[str] = []
-    missed = [r for r in everything if not r["converged"]]
+    missed = [r for r in everything if not _converged(r)]
     if missed:
         where: dict[tuple[str, str, int], list[dict]] = {}
         for r in missed:
@@ -735,7 +726,7 @@ def summary(results: dict) -> dict:
     everything = [r for mine in a.runs.values() for r in mine]
     missed: dict[tuple[str, str, int], int] = {}
     for r in everything:
-        if not r["converged"]:
+        if not _converged(r):
             key = (r["data"], r["regime"], int(r["width"]))
             missed[key] = missed.get(key, 0) + 1
     fits = list(a.fits.values())
@@ -783,7 +774,7 @@ CAPTIONS = {
 }
 
 SHORT = {"weight_change_W": "encoder", "weight_change_V": "decoder", "max_neuron_change_W": "largest neuron",
-         "pattern_flips": "patterns flipped", "ntk_drift": "kernel drift"}
+         "pattern_flips": "patterns flipped", "ntk_drift_at_stop": "kernel drift"}
 """Each quantity as a tick label of the slopes panel."""
 
 
@@ -828,7 +819,7 @@ def _laziness_figure(a: _Analysis) -> Any:
             if fit is None:
                 continue
             colour, marker = style.REGIME_COLOURS.get(regime, "0.3"), style.DATA_MARKERS.get(data, "^")
-            pts = [(int(r["width"]), float(r[quantity]), bool(r["converged"])) for r in mine
+            pts = [(int(r["width"]), float(r[quantity]), _converged(r)) for r in mine
                    if r.get(quantity) is not None and r[quantity] > 0]
             for reached in (True, False):
                 sel = [p for p in pts if p[2] == reached]
@@ -880,9 +871,9 @@ def _slopes_panel(ax: Any, a: _Analysis, quantities: Sequence[str]) -> None:
             ax.errorbar([s.value], [y], xerr=err, fmt=style.DATA_MARKERS.get(data, "^"), ms=4.5, capsize=2, lw=1.1,
                         color=style.REGIME_COLOURS.get(regime, "0.3"))
     ax.axvline(a.reference, color="0.35", ls=":", lw=1.2)
-    if "ntk_drift" in quantities:
-        ax.axvline(EARLIER["ntk_drift"], color="0.6", ls="-.", lw=1.0)
-        ax.text(EARLIER["ntk_drift"], 0.55, " earlier\n kernel drift", fontsize=8, color="0.4", va="bottom",
+    if "ntk_drift_at_stop" in quantities:
+        ax.axvline(EARLIER["ntk_drift_at_stop"], color="0.6", ls="-.", lw=1.0)
+        ax.text(EARLIER["ntk_drift_at_stop"], 0.55, " earlier\n kernel drift", fontsize=8, color="0.4", va="bottom",
                 ha="center")
     ax.set_yticks([-i for i in range(len(quantities))], [SHORT[q] for q in quantities])
     ax.set_ylim(-len(quantities) + 0.5, 1.2)

@@ -6,8 +6,10 @@ For each data set (sphere and digits, rows normalised), output scaling (``ntk``:
 (``V = W^T``) and an untied one (``joint``: ``W`` and ``V`` both trained) start from the same seed
 and train by full-batch gradient descent with ``eta = 1/lambda_max(Theta(0))``, each network its
 own (``lr="auto"``), until ``L <= target L(0)`` or the step budget is spent (``status`` says which).
-Then, with ``Z`` the held-out inputs (``n_test`` fresh sphere points from another data seed; for
-digits, normalised digits that are not among the training samples), ``F = f(Z)`` row-wise:
+Then, with ``Z`` the held-out inputs (:func:`aedyn.data.heldout_inputs`: ``n_test`` fresh sphere
+points of the stream of ``heldout_seed``; for digits, ``n_test`` normalised digits that are not
+among the training samples, drawn with ``heldout_seed``), ``F = f(Z)`` row-wise (the measures
+``heldout`` and ``weights`` of :mod:`aedyn.measures.maps`, whose docstrings hold the formulas):
 
 - ``heldout_error = ||F - Z||_F / ||Z||_F`` (and ``train_error``, the same on the training set);
 - ``c = <F, Z>_F / ||Z||_F^2``, the best single scalar with ``f(z) ≈ c z`` over all held-out inputs
@@ -31,6 +33,15 @@ against Monte Carlo in the tests) against the finite-width tied NTK (:func:`aedy
 at growing ``m`` on a small problem: ``||Theta_m - Theta_inf||_F / ||Theta_inf||_F`` per seed
 (``Theta_m`` averages ``m`` i.i.d. terms whose mean is the limit, so ``m^(-1/2)`` is expected).
 
+How it runs. Every training is a :class:`~aedyn.job.TrainJob` (``certify=True``, the measures
+``weights`` and ``heldout``), the seeds of one (data set, architecture, scaling, width) one batch,
+trained by a :class:`aedyn.sweep.Runner` (the report's: local or a Dask cluster, every run a row
+of the run store ``OUT/runs``, :func:`aedyn.sweep.result_row`, its measures computed where it
+trained). A run's record is its row restricted to :data:`COLUMNS`, under the row's names
+(``regime`` is the architecture, ``init_scale`` the scaling, ``lr`` the step size, ``lambda_max``
+that of ``Theta(0)``, ``ntk_lambda_max`` that at the stop). An interrupted run resumes from the
+store: a rerun trains only the runs it lacks. The kernel check trains nothing and is recomputed.
+
 Statistics (:mod:`aedyn.stats`). Every slope in ``m`` (the kernel check's error, the weight
 movement, the drift, ``f_0``'s gap) is :func:`aedyn.stats.fit_slope`: each seed's own
 least-squares slope of ``log q`` on ``log m``, their mean and the t interval over the seeds (a
@@ -40,7 +51,8 @@ against joint is compared only through the interval of the per-seed paired diffe
 log of the per-seed ratio): a tied network and a joint one of the same seed start from the same
 ``W_0``. The words come from the rules of :mod:`aedyn.findings`.
 
-Functions here are pure: they return numbers, tables and figures and never print or write files.
+Functions here return numbers, tables and figures and never print or write files (the runner
+given to :func:`run` keeps its runs in its store).
 """
 
 from __future__ import annotations
@@ -51,12 +63,11 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import torch
 
 from aedyn import stats
-from aedyn.certificate import CERTIFICATE_COLUMNS, certified_counts, columns_of
+from aedyn.certificate import CERTIFICATE_COLUMNS, certified_counts
 from aedyn.data import load_data
-from aedyn.experiments import RECORD_EVERY, checkpointed, small_problems, style, values_by_seed
+from aedyn.experiments import RECORD_EVERY, small_problems, style, values_by_seed
 from aedyn.findings import (
     Finding,
     above_one,
@@ -72,11 +83,12 @@ from aedyn.findings import (
     too_few,
     unfinished,
 )
-from aedyn.job import Notes, TrainJob, run_batch
+from aedyn.job import TrainJob
 from aedyn.kernels import tied_ntk_limit
-from aedyn.model import forward, init_params
+from aedyn.model import init_params
 from aedyn.ntk import ntk_dense
 from aedyn.stats import Estimate, Slope
+from aedyn.sweep import Runner
 
 NAME = "E5"
 TITLE = "The weight-tied degeneracy"
@@ -136,7 +148,8 @@ def setup(config: dict) -> list[str]:
     return [
         f"Data: {data}; rows normalised; training data seed {config['data_seed']}.",
         f"Held-out inputs: {config['n_test']} per data set, fresh sphere points from data seed "
-        f"{config['heldout_seed']}, or normalised digits that are not training samples.",
+        f"{config['heldout_seed']}, or normalised digits that are not training samples, drawn with seed "
+        f"{config['heldout_seed']}.",
         f"Architectures {' and '.join(config['architectures'])} (tied: V = W^T; joint: W and V trained), from the same "
         f"seeds; output scalings {' and '.join(config['scalings'])} (alpha = 1/sqrt(m) and 1/m); kappa = "
         f"{config['kappa']:g}, nu = {config['nu']:g}; {config['dtype']}.",
@@ -161,129 +174,54 @@ def setup(config: dict) -> list[str]:
     ]
 
 
-# ---- pure measurements ------------------------------------------------------------------------------
-
-def best_scalar(F: torch.Tensor, Z: torch.Tensor) -> dict[str, float]:
-    """How close ``F = f(Z)`` is to a multiple of the identity on the rows of ``Z``::
-
-        c = <F, Z>_F / ||Z||_F^2                  (the least-squares scalar, all rows together)
-        c_i = <f(z_i), z_i> / ||z_i||^2           (per row; c_std, c_min, c_max their spread)
-        beyond_c = ||F - c Z||_F / ||F||_F        (what remains beyond c z; NaN when F = 0)
-        error = ||F - Z||_F / ||Z||_F             (relative reconstruction error)
-    """
-    F, Z = F.double(), Z.double()
-    z2 = Z.square().sum(dim=1)
-    c = float((F * Z).sum() / z2.sum())
-    ci = (F * Z).sum(dim=1) / z2
-    fn = float(F.norm())
-    return {"c": c, "c_std": float(ci.std(unbiased=False)), "c_min": float(ci.min()), "c_max": float(ci.max()),
-            "beyond_c": float((F - c * Z).norm()) / fn if fn > 0 else math.nan,
-            "error": float((F - Z).norm() / Z.norm())}
-
-
-def rescaling(W: torch.Tensor, W0: torch.Tensor) -> tuple[float, float]:
-    """``(c, distance)``: ``c = <W, W0>_F / ||W0||_F^2`` minimises ``||W - c W0||_F``, and
-    ``distance = ||W - c W0||_F / ||W||_F`` (0 exactly when ``W`` is a multiple of ``W0``)."""
-    W, W0 = W.double(), W0.double()
-    c = float((W * W0).sum() / W0.square().sum())
-    return c, float((W - c * W0).norm() / W.norm())
-
-
-def identity_gap(F0: torch.Tensor, Z: torch.Tensor, alpha: float, width: int, kappa: float) -> float:
-    """``||F0 - a Z||_F / ||a Z||_F`` with ``a = alpha m kappa^2 / 2``: the network at initialisation
-    against the mean of a tied one, ``E[alpha sum_r w_r s(w_r . z)] = alpha m kappa^2 z / 2``."""
-    a = alpha * width * kappa * kappa / 2
-    return float((F0.double() - a * Z.double()).norm() / (a * Z.double().norm()))
-
-
-def expected_identity_gap(d: int, width: int) -> float:
-    """``sqrt((2d + 3) / m)``: the root-mean-square of :func:`identity_gap` over tied initialisations
-    at unit inputs (any ``kappa``, any ``alpha``): per neuron ``E||w s(w.z)||^2 = kappa^4 (d+2)/2``
-    (``E[g^4 1{g>0}] = 3/2`` along ``z``, ``(d - 1)/2`` across) less ``||kappa^2 z/2||^2 = kappa^4/4``."""
-    return math.sqrt((2 * d + 3) / width)
-
-
 # ---- running -------------------------------------------------------------------------------------
 
+RUN_LAYER = True
+"""E5's trainings go through the report's :class:`~aedyn.sweep.Runner` (``OUT/runs``)."""
+
+
+def _measures(config: dict) -> tuple[Any, ...]:
+    """What every run measures where it trains (:mod:`aedyn.measures`): ``weights`` (the encoder's
+    movement per neuron and against a rescaled ``W_0``) and ``heldout`` (the trained map on
+    ``n_test`` held-out inputs drawn with ``heldout_seed``, :func:`aedyn.data.heldout_inputs`)."""
+    return ("weights", {"name": "heldout", "n": int(config["n_test"]), "seed": int(config["heldout_seed"])})
+
+
 def _job(config: dict, data: dict, arch: str, scaling: str, width: int, seed: int) -> TrainJob:
+    """One run: ``lr="auto"`` (each network its own ``1/lambda_max(Theta(0))``), certified, the NTK
+    checked at step 0 and at the stop only (``ntk_every`` beyond the budget), with :func:`_measures`."""
     steps = int(data["max_steps"])
     return TrainJob(regime=arch, data=data["name"], n=data["n"], d=data["d"], seed=seed,
                     data_seed=config["data_seed"], kappa=config["kappa"], nu=config["nu"], width=width,
                     init_scale=scaling, lr=config["lr"], steps=steps, target=config["target"],
                     record_every=int(config.get("record_every", RECORD_EVERY)), ntk_every=steps + 1, certify=True,
-                    dtype=config["dtype"], device=config["device"])
+                    dtype=config["dtype"], device=config["device"], measures=_measures(config))
 
 
-def _batch(config: dict, data: dict, arch: str, scaling: str, width: int, loaded: dict[str, torch.Tensor],
-           notes: Notes) -> list[dict]:
-    """Train the seeds of one (data, architecture, scaling, width) as one batch; one record per run.
-    ``loaded`` keeps the data set's training inputs ``X`` and held-out inputs ``Z`` once read."""
-    jobs = [_job(config, data, arch, scaling, width, s) for s in data["seeds"]]
-    if not loaded:
-        loaded["X"] = jobs[0].load(notes)
-        loaded["Z"] = heldout(config, data, loaded["X"])
-    X, Z = loaded["X"], loaded["Z"]
-    with notes.collect():
-        results = run_batch(jobs)
-    batch = []
-    for seed, result in zip(data["seeds"], results, strict=True):
-        record = {"architecture": arch, "scaling": scaling, "data": data["name"], "n": int(X.shape[0]),
-                  "d": int(X.shape[1]), "n_test": int(Z.shape[0]), "width": width, "seed": int(seed)}
-        record.update(_measure(result, X, Z, arch, config))
-        batch.append(record)
-    return batch
+def batches(config: dict) -> list[list[TrainJob]]:
+    """The jobs of the run: one batch per (data set, architecture, scaling, width), in that nesting
+    order, holding its seeds (they share :func:`aedyn.job.batch_key`)."""
+    return [[_job(config, data, arch, scaling, int(width), int(s)) for s in data["seeds"]]
+            for data in config["data"] for arch in config["architectures"] for scaling in config["scalings"]
+            for width in data["widths"]]
 
 
-def heldout(config: dict, data: dict, X: torch.Tensor) -> torch.Tensor:
-    """``n_test`` held-out inputs: sphere points from ``heldout_seed`` (an independent draw), or
-    normalised digits none of which equals a training row, chosen with ``heldout_seed``; on ``X``'s
-    device."""
-    n_test = int(config["n_test"])
-    if data["name"] == "sphere":
-        return load_data("sphere", n=n_test, d=data["d"], seed=config["heldout_seed"], dtype=config["dtype"],
-                         device=X.device)
-    with Notes().collect():  # the normalisation note is already in the training data's notes
-        every = load_data(data["name"], dtype=config["dtype"])
-    fresh = ~(every[:, None, :] == X[None, :, :].to(every)).all(dim=2).any(dim=1)
-    pool = torch.nonzero(fresh).flatten().numpy()
-    pick = np.random.default_rng(int(config["heldout_seed"])).choice(pool, size=min(n_test, len(pool)), replace=False)
-    return every[torch.as_tensor(np.sort(pick))].to(X.device)
+def _record(row: dict) -> dict:
+    """A run's record: its row (:func:`aedyn.sweep.result_row`) restricted to :data:`COLUMNS`
+    (a missing value is absent)."""
+    return {c: row[c] for c in COLUMNS if row.get(c) is not None}
 
 
-def _measure(result: Any, X: torch.Tensor, Z: torch.Tensor, arch: str, config: dict) -> dict:
-    """One run's record (see the module docstring)."""
-    init, final = result.init, result.params
-    width = int(init.W.shape[-2])
-    kappa = float(config["kappa"])
-    test = best_scalar(forward(final, Z, arch), Z)
-    train = best_scalar(forward(final, X, arch), X)
-    c_w, dist = rescaling(final.W, init.W)
-    moved = (final.W - init.W).norm(dim=1) / init.W.norm(dim=1)
-    loss = np.asarray(result.loss, dtype=np.float64)
-    metrics = result.metrics
-    lam = metrics.get("ntk_lambda_max", [math.nan])
-    return {
-        "status": result.status, "steps": int(result.steps), "eta": float(result.lr),
-        "lambda_max0": None if result.lambda_max is None else float(result.lambda_max),
-        "lambda_max_final": float(lam[-1]), "alpha": float(init.alpha),
-        "final_relative_loss": float(loss[-1] / loss[0]) if loss[0] > 0 else 0.0,
-        "train_error": train["error"], "heldout_error": test["error"], "c": test["c"], "c_std": test["c_std"],
-        "c_min": test["c_min"], "c_max": test["c_max"], "beyond_c": test["beyond_c"], "train_c": train["c"],
-        "weight_change_W": result.final("weight_change_W"), "max_neuron_change_W": result.final("max_neuron_change_W"),
-        "max_neuron_rel_W": float(moved.max()), "weight_change_V": result.final("weight_change_V"),
-        "rescale_c": c_w, "rescale_distance": dist,
-        "rescale_c_identity": math.sqrt(2.0 / (init.alpha * width * kappa * kappa)),
-        "ntk_drift": result.final("ntk_drift"),
-        "f0_gap": identity_gap(forward(init, Z, arch), Z, init.alpha, width, kappa),
-        "f0_gap_expected": expected_identity_gap(int(Z.shape[1]), width),
-        **columns_of(result),
-    }
+def _notes(rows: Sequence[dict]) -> list[str]:
+    """The runs' notes (each row's ``notes``, ``" | "``-joined), sorted, each once."""
+    return sorted({note for row in rows for note in str(row.get("notes") or "").split(" | ") if note})
 
 
 def kernel_check(config: dict) -> dict:
     """The tied infinite-width NTK against finite-width tied NTKs (see the module docstring):
     ``errors[j][i]``, seed ``i``'s relative Frobenius distance at ``widths[j]``, and ``slope``, their
-    :func:`aedyn.stats.fit_slope` (the findings refit it from ``errors``)."""
+    :func:`aedyn.stats.fit_slope` (the findings refit it from ``errors``). It trains nothing and
+    takes well under a second in the full config, so a rerun computes it again."""
     k = config["kernel_check"]
     X = load_data("sphere", n=k["n"], d=k["d"], seed=config["data_seed"], dtype="float64")
     kappa = float(config["kappa"])
@@ -297,51 +235,43 @@ def kernel_check(config: dict) -> dict:
             "slope": fit.to_dict() if fit is not None else {"value": None, "ci_low": None, "ci_high": None}}
 
 
-def run(config: dict, *, progress: Callable[[str, float], None] | None = None,
-        checkpoint: Any | None = None) -> dict:
-    """Train every (data, architecture, scaling, width) batch (all seeds together) and measure each
-    run; then the tied kernel check. Returns ``{"config", "notes", "runs", "kernel_check"}``.
-    ``checkpoint`` keeps each finished batch (and the kernel check) so an interrupted run resumes."""
-    with small_problems(config["device"]):
-        return _run(config, progress, checkpoint)
-
-
-def _run(config: dict, progress: Callable[[str, float], None] | None, checkpoint: Any | None) -> dict:
+def run(config: dict, *, progress: Callable[[str, float], None] | None = None, runner: Runner | None = None) -> dict:
+    """Train every batch of :func:`batches` through ``runner`` (the report's: its run store makes an
+    interrupted run resume, training only the runs it lacks, and its executor may be a Dask
+    cluster; default a local runner without a store), each run measured where it trains; then the
+    tied kernel check. Returns ``{"config", "notes", "runs", "kernel_check"}``, ``runs`` one
+    record per run (:func:`_record`) in the order of the batches. ``progress(message, fraction)``
+    after each batch trained (the kernel check is the last share)."""
     report = progress or (lambda message, fraction: None)
-    archs, scalings = list(config["architectures"]), list(config["scalings"])
-    total = sum(len(d["widths"]) for d in config["data"]) * len(archs) * len(scalings) + 1
-    done = 0
-    runs: list[dict] = []
-    notes = Notes()
-    for data in config["data"]:
-        loaded: dict[str, torch.Tensor] = {}  # the training and held-out inputs, read when a batch first trains
-        for arch in archs:
-            for scaling in scalings:
-                for width in data["widths"]:
-                    report(f"E5: {data['name']} {arch} {scaling} m = {width}", done / total)
-                    key = f"{data['name']}|{data['n']}|{data['d']}|{arch}|{scaling}|{width}"
-                    runs += checkpointed(checkpoint, key, notes,
-                                         lambda data=data, arch=arch, scaling=scaling, width=width, loaded=loaded:
-                                         _batch(config, data, arch, scaling, int(width), loaded, notes))
-                    done += 1
-    report("E5: tied kernel limit against finite width", done / total)
-    check = None if checkpoint is None else checkpoint.get("kernel_check")
-    if check is None:
+    jobs = batches(config)
+    todo = [0]
+
+    def trained(done: int, total: int) -> None:
+        todo[0] = total
+        report(f"E5: {done} of {total} batches trained", done / (total + 1))
+
+    with small_problems(config["device"]):
+        own = runner is None
+        runner = Runner() if runner is None else runner
+        try:
+            rows = [row for batch in runner.run(jobs, progress=trained) for row in batch]
+        finally:
+            if own:
+                runner.close()
+        report("E5: tied kernel limit against finite width", todo[0] / (todo[0] + 1))
         check = kernel_check(config)
-        if checkpoint is not None:
-            checkpoint.put("kernel_check", check)
     report("E5: done", 1.0)
-    return {"config": config, "notes": sorted(set(notes.messages)), "runs": runs, "kernel_check": check}
+    return {"config": config, "notes": _notes(rows), "runs": [_record(row) for row in rows], "kernel_check": check}
 
 
 # ---- the tables ----------------------------------------------------------------------------------
 
-COLUMNS = ("architecture", "scaling", "data", "n", "d", "n_test", "width", "seed", "status", "steps", "eta",
-           "lambda_max0", "lambda_max_final", "alpha", "final_relative_loss", "train_error", "heldout_error", "c",
+COLUMNS = ("regime", "init_scale", "data", "n", "d", "n_test", "width", "seed", "status", "steps", "lr",
+           "lambda_max", "ntk_lambda_max", "alpha", "final_relative_loss", "train_error", "heldout_error", "c",
            "c_std", "c_min", "c_max", "beyond_c", "train_c", "weight_change_W", "max_neuron_change_W",
            "max_neuron_rel_W", "weight_change_V", "rescale_c", "rescale_distance", "rescale_c_identity", "ntk_drift",
            "f0_gap", "f0_gap_expected", *CERTIFICATE_COLUMNS)
-TEXT = ("architecture", "scaling", "data", "status")
+TEXT = ("regime", "init_scale", "data", "status")
 FLAGS = tuple(c for c in CERTIFICATE_COLUMNS if c == "cert_inside" or c.endswith("_holds"))
 HEADLINE = ("heldout_error", "c", "c_std", "beyond_c", "train_error", "weight_change_W", "max_neuron_rel_W",
             "rescale_distance", "rescale_c", "rescale_c_identity", "ntk_drift", "f0_gap", "f0_gap_expected", "steps")
@@ -350,7 +280,8 @@ KERNEL_COLUMNS = ("n", "d", "width", "seed", "error")
 
 
 def tabulate(results: dict) -> Any:
-    """The tidy table: one row per run (columns :data:`COLUMNS`); missing values are NaN."""
+    """The tidy table: one row per run (columns :data:`COLUMNS`, the run store's names:
+    :func:`aedyn.sweep.result_row` and the measures' columns); missing values are NaN."""
     import pandas as pd
 
     table = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in results["runs"]], columns=list(COLUMNS))
@@ -380,12 +311,12 @@ def _datas(table: Any) -> list[str]:
 
 
 def _archs(table: Any) -> list[str]:
-    present = set(table["architecture"])
+    present = set(table["regime"])
     return [a for a in ARCHITECTURES if a in present] + sorted(present - set(ARCHITECTURES))
 
 
 def _scalings(table: Any) -> list[str]:
-    present = set(table["scaling"])
+    present = set(table["init_scale"])
     return [s for s in SCALINGS if s in present] + sorted(present - set(SCALINGS))
 
 
@@ -393,9 +324,9 @@ def _select(table: Any, data: str, scaling: str | None = None, arch: str | None 
             width: int | None = None) -> Any:
     keep = table["data"] == data
     if scaling is not None:
-        keep &= table["scaling"] == scaling
+        keep &= table["init_scale"] == scaling
     if arch is not None:
-        keep &= table["architecture"] == arch
+        keep &= table["regime"] == arch
     if width is not None:
         keep &= table["width"] == width
     return table[keep]
@@ -692,7 +623,7 @@ def _certificate_finding(rows: Any, subject: str, *, where: bool = True) -> Find
     clauses = []
     if where:
         parts = []
-        for (arch, scaling, data), g in rows.groupby(["architecture", "scaling", "data"], sort=False):
+        for (arch, scaling, data), g in rows.groupby(["regime", "init_scale", "data"], sort=False):
             k = _certified(g)
             fails = [f"kernel in {k['runs'] - k['kernel']}" if k["kernel"] < k["runs"] else "",
                      f"rate in {k['runs'] - k['rate']}" if k["rate"] < k["runs"] else ""]
@@ -830,7 +761,7 @@ def details(results: dict) -> list[str]:
         out.append(_kernel_finding(kc).sentence + " Geometric mean over seeds by width: " + "; ".join(
             f"m = {m}: {sig(float(e))}" for m, e in zip(kc["widths"], mean, strict=True)) + ".")
     if len(table):
-        for (arch, scaling, data), rows in table.groupby(["architecture", "scaling", "data"], sort=False):
+        for (arch, scaling, data), rows in table.groupby(["regime", "init_scale", "data"], sort=False):
             out.append(_certificate_finding(rows, f"certificate, {data}, {scaling} scaling, {arch}",
                                             where=False).sentence)
     return out
@@ -849,18 +780,19 @@ def _jsonable(x: Any) -> Any:
 
 
 def summary(results: dict) -> dict:
-    """The headline numbers: ``groups`` (per architecture, scaling and data set, at the largest
-    width: the mean over seeds of each of :data:`HEADLINE` with its interval ``<name>_ci``, the
-    counts of runs at the target, and the slopes in m of the movement and the drift with their
-    intervals), ``comparisons`` (tied against joint per data set and scaling), ``kernel_check``
-    (the tied limit's error slope, its interval and verdict), ``statuses`` and ``certificate``."""
+    """The headline numbers: ``groups`` (per architecture ``regime``, scaling ``init_scale`` and
+    ``data`` set, at the largest width: the mean over seeds of each of :data:`HEADLINE` with its
+    interval ``<name>_ci``, the counts of runs at the target, and the slopes in m of the movement
+    and the drift with their intervals), ``comparisons`` (tied against joint per ``data`` set and
+    ``init_scale``), ``kernel_check`` (the tied limit's error slope, its interval and verdict),
+    ``statuses`` and ``certificate`` (per ``regime``, ``init_scale`` and ``data``)."""
     table = tabulate(results)
     groups, comparisons = [], []
     if len(table):
-        for (data, scaling, arch), rows in table.groupby(["data", "scaling", "architecture"], sort=True):
+        for (data, scaling, arch), rows in table.groupby(["data", "init_scale", "regime"], sort=True):
             top = _top(table, data)
             last = rows[rows["width"] == top]
-            entry: dict[str, Any] = {"architecture": arch, "scaling": scaling, "data": data, "width": top,
+            entry: dict[str, Any] = {"regime": arch, "init_scale": scaling, "data": data, "width": top,
                                      "seeds": len(last), "runs": len(rows),
                                      "converged": int((rows["status"] == "converged").sum()),
                                      "converged_top": int((last["status"] == "converged").sum())}
@@ -881,7 +813,7 @@ def summary(results: dict) -> dict:
                 for scaling in _scalings(table):
                     for f in (_error_comparison(table, data, scaling), _beyond_comparison(table, data, scaling),
                               _movement_comparison(table, data, scaling)):
-                        comparisons.append({"data": data, "scaling": scaling, "quantity": f.quantity,
+                        comparisons.append({"data": data, "init_scale": scaling, "quantity": f.quantity,
                                             "verdict": f.verdict, "key": f.key,
                                             **({} if f.estimate is None else f.estimate.to_dict())})
     kc = results.get("kernel_check")
@@ -895,7 +827,7 @@ def summary(results: dict) -> dict:
                   "consistent": bool(f.verdict == "supported" and s is not None and s.contains(EXPONENT)),
                   "mean_errors": [float(e) for e in np.exp(np.log(np.asarray(kc["errors"], dtype=float)).mean(axis=1))]}
     statuses = {} if not len(table) else {str(k): int(v) for k, v in table["status"].value_counts().items()}
-    cert = [] if not len(table) else certified_counts(table, ["architecture", "scaling", "data"])
+    cert = [] if not len(table) else certified_counts(table, ["regime", "init_scale", "data"])
     return _jsonable({"groups": groups, "comparisons": comparisons, "kernel_check": kernel, "statuses": statuses,
                       "certificate": cert})
 

@@ -24,8 +24,19 @@ Measured at the stop (:data:`aedyn.gd.METRICS`): the relative movement of the en
 ``||W_T - W_0||_F / ||W_0||_F`` (and of the decoder for ``joint``), the largest single-neuron
 movement ``max_r ||w_r(T) - w_r(0)||``, the share of activation patterns flipped, the kernel drift
 ``||Theta(T) - Theta(0)||_F / ||Theta(0)||_F`` (``ntk_every`` beyond the budget: ``Theta`` at step
-0 and at the stop, dense), the final loss and steps, and the held-out error ``||f(X') - X'||_F /
-||X'||_F`` on fresh sphere points ``X'`` (another data seed).
+0 and at the stop, dense), the final loss and steps, and (the measures ``ntk_ends`` and ``heldout``
+of :mod:`aedyn.measures`) ``lambda_min(Theta(T)) / lambda_min(Theta(0))``, the training error and
+the held-out error ``||f(X') - X'||_F / ||X'||_F`` on fresh sphere points ``X'`` (another data seed).
+
+**How it runs** (:func:`run`). Every network is a :class:`~aedyn.job.TrainJob` (``init_scale =
+alpha``, ``lr="auto"``, ``certify``; the batch's ``target`` computed in the calling process from
+the networks' losses at initialisation, before anything trains) that declares those two measures,
+computed where it trains. The seeds of one ``(regime, gamma, width)`` are one batch, and all
+batches train through an :class:`aedyn.sweep.Runner` (the report's: in this process or on a Dask
+cluster), which records every run as one row (:func:`aedyn.sweep.result_row`) in its store
+(``OUT/runs``): an interrupted run, restarted, trains only the runs the store lacks. A run's record
+(``results["runs"]``) is its row restricted to :data:`COLUMNS`, under the row's names (``lr``,
+``lambda_max``, ``step_budget``, ``ntk_drift_method``, ...), with its ``gamma``.
 
 **Statistics** (:mod:`aedyn.stats`). The seeds are the independent units: a seed's networks at
 different widths share their first random draws, and its joint and tied networks the same ``W_0``.
@@ -70,9 +81,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from aedyn.certificate import CERTIFICATE_COLUMNS, certified_counts, columns_of
-from aedyn.data import load_data
-from aedyn.experiments import RECORD_EVERY, checkpointed, small_problems, style, values_by_seed
+from aedyn.certificate import CERTIFICATE_COLUMNS, certified_counts
+from aedyn.experiments import RECORD_EVERY, small_problems, style, values_by_seed
 from aedyn.findings import (
     Finding,
     above_one,
@@ -87,15 +97,19 @@ from aedyn.findings import (
     statement,
     unfinished,
 )
-from aedyn.job import Notes, TrainJob, run_batch
+from aedyn.job import Notes, TrainJob
 from aedyn.model import forward
 from aedyn.stats import MIN_SEEDS, Estimate, Slope, fit_slope, t_interval
+from aedyn.sweep import Runner
 
 NAME = "E6"
 TITLE = "From lazy training to feature learning"
 CLAIM = ("The convergence proofs rest on the lazy (NTK) picture, in which the weights, activation patterns and kernel "
          "barely move as the width grows; this holds for the output scale alpha = m^(-1/2) and should stop holding "
          "as alpha moves towards the mean-field scale m^(-1).")
+
+RUN_LAYER = True
+"""E6's trainings go through the report's :class:`~aedyn.sweep.Runner` (``OUT/runs``)."""
 
 GAMMAS: tuple[float, ...] = (0.5, 0.625, 0.75, 0.875, 1.0)
 LAZY_SLOPE = -0.2
@@ -107,16 +121,16 @@ MOVEMENT = "weight_change_W"
 """The movement the rule judges: the encoder's, trained in every regime."""
 MEASURES: tuple[str, ...] = ("weight_change_W", "weight_change_V", "max_neuron_change_W", "pattern_flips",
                              "ntk_drift")
-"""Quantities whose slope in ``m`` is fitted (with ``eta``, whose exponent should be ``2 gamma - 1``)."""
+"""Quantities whose slope in ``m`` is fitted (with the step size ``lr``, whose exponent should be ``2 gamma - 1``)."""
 LABELS = {"weight_change_W": "||W - W0|| / ||W0||", "weight_change_V": "||V - V0|| / ||V0||",
           "max_neuron_change_W": "max_r ||w_r - w_r(0)||", "pattern_flips": "share of patterns flipped",
-          "ntk_drift": "kernel drift ||Theta(T) - Theta(0)|| / ||Theta(0)||", "eta": "step size eta",
+          "ntk_drift": "kernel drift ||Theta(T) - Theta(0)|| / ||Theta(0)||", "lr": "step size eta",
           "train_error": "training error ||f(X) - X|| / ||X||",
           "heldout_error": "held-out error ||f(X') - X'|| / ||X'||"}
 """The quantities in the sentences."""
 SHORT = {"weight_change_W": "encoder movement", "weight_change_V": "decoder movement",
          "max_neuron_change_W": "largest neuron movement", "pattern_flips": "share of patterns flipped",
-         "ntk_drift": "kernel drift", "eta": "step size", "train_error": "training error",
+         "ntk_drift": "kernel drift", "lr": "step size", "train_error": "training error",
          "heldout_error": "held-out error"}
 """The quantities in the figures (the formulas are in :data:`CAPTIONS`)."""
 STEP_TOLERANCE = 0.05
@@ -196,6 +210,14 @@ def alpha_of(width: int, gamma: float) -> float:
     return float(width) ** (-float(gamma))
 
 
+def _measures(config: dict[str, Any]) -> tuple[Any, ...]:
+    """What every job measures where it trains, beyond the standard row (:mod:`aedyn.measures`):
+    ``ntk_ends`` (``lambda_min_ratio``, ``ntk_drift_method``, ...) and ``heldout`` on ``n_test``
+    fresh points of the data seed ``test_seed`` (``heldout_error``, ``train_error`` and their values
+    at initialisation, ...)."""
+    return ("ntk_ends", {"name": "heldout", "n": int(config["n_test"]), "seed": int(config["test_seed"])})
+
+
 def _job(config: dict[str, Any], regime: str, gamma: float, width: int, seed: int, target: float = 0.5) -> TrainJob:
     steps = int(config["steps"][regime])
     data = config["data"]
@@ -203,7 +225,7 @@ def _job(config: dict[str, Any], regime: str, gamma: float, width: int, seed: in
                     data_seed=config["data_seed"], kappa=config["kappa"], nu=config["nu"], width=int(width),
                     init_scale=alpha_of(width, gamma), lr="auto", steps=steps, target=target,
                     record_every=int(config.get("record_every", RECORD_EVERY)), ntk_every=steps + 1, certify=True,
-                    dtype=config["dtype"], device=config["device"])
+                    measures=_measures(config), dtype=config["dtype"], device=config["device"])
 
 
 def batch_target(initial_losses: Sequence[float], data_norm2: float, epsilon: float) -> float:
@@ -215,85 +237,66 @@ def batch_target(initial_losses: Sequence[float], data_norm2: float, epsilon: fl
     return min(0.5, epsilon ** 2 * data_norm2 / (2.0 * top)) if top > 0 else 0.5
 
 
-def _relative_error(U: torch.Tensor, X: torch.Tensor) -> float:
-    return float((U - X).norm() / X.norm())
-
-
 def _value(x: Any) -> float | None:
     return None if x is None or not math.isfinite(float(x)) else float(x)
 
 
-def _row(result: Any, config: dict[str, Any], regime: str, gamma: float, width: int, seed: int,
-         X: torch.Tensor, X_test: torch.Tensor) -> dict[str, Any]:
-    """One run's record (the table's row): setting, step size, stop, every measure."""
-    m = result.metrics
-    last = (lambda name: _value(m[name][-1]) if name in m and len(m[name]) else None)  # noqa: E731
-    lam = m.get("ntk_lambda_min")
-    final = result.params
-    return {
-        "regime": regime, "gamma": float(gamma), "alpha": alpha_of(width, gamma), "width": int(width),
-        "seed": int(seed), "eta": float(result.lr), "lambda_max0": _value(result.lambda_max),
-        "steps": int(result.steps), "budget": int(config["steps"][regime]), "status": result.status,
-        "final_relative_loss": _value(result.relative_loss[-1]),
-        "train_error": _relative_error(forward(final, X, regime), X),
-        "initial_train_error": _relative_error(forward(result.init, X, regime), X),
-        "weight_change_W": last("weight_change_W"), "weight_change_V": last("weight_change_V"),
-        "weight_distance_W": last("weight_distance_W"), "weight_distance_V": last("weight_distance_V"),
-        "max_neuron_change_W": last("max_neuron_change_W"), "pattern_flips": last("pattern_flips"),
-        "ntk_drift": last("ntk_drift"),
-        "lambda_min_ratio": None if lam is None or len(lam) < 2 or not lam[0] > 0 else _value(lam[-1] / lam[0]),
-        "drift_method": result.config.get("ntk_drift_method"),
-        "heldout_error": _relative_error(forward(final, X_test, regime), X_test),
-        "initial_heldout_error": _relative_error(forward(result.init, X_test, regime), X_test),
-        **columns_of(result),
-    }
+def _batches(config: dict[str, Any], X: torch.Tensor) -> tuple[list[tuple[str, float, int]], list[list[TrainJob]]]:
+    """One batch per ``(regime, gamma, width)``, in that order: the jobs of its seeds with their
+    shared :func:`batch_target`, from the networks' initial losses (forward passes at
+    initialisation, here, before anything trains). Returns the settings and the batches."""
+    seeds, d, data_norm2 = [int(s) for s in config["seeds"]], int(X.shape[1]), float(X.square().sum())
+    settings: list[tuple[str, float, int]] = []
+    batches: list[list[TrainJob]] = []
+    for regime in config["regimes"]:
+        for gamma in (float(g) for g in config["gammas"]):
+            for width in (int(w) for w in config["widths"]):
+                nets = [_job(config, regime, gamma, width, s).init(d, width, alpha_of(width, gamma)) for s in seeds]
+                L0 = [0.5 * float((forward(p, X, regime) - X).square().sum()) for p in nets]
+                target = batch_target(L0, data_norm2, float(config["epsilon"]))
+                settings.append((regime, gamma, width))
+                batches.append([_job(config, regime, gamma, width, s, target) for s in seeds])
+    return settings, batches
+
+
+def _record(row: dict[str, Any], gamma: float) -> dict[str, Any]:
+    """A run's record: its row (:func:`aedyn.sweep.result_row`, the job's measures included)
+    restricted to :data:`COLUMNS`, under the row's names (``None`` where the row has no value), and
+    the setting's ``gamma``."""
+    return {**{c: row.get(c) for c in COLUMNS}, "gamma": float(gamma)}
 
 
 def run(config: dict[str, Any], *, progress: Callable[[str, float], None] | None = None,
-        checkpoint: Any | None = None) -> dict[str, Any]:
-    """Train every (regime, gamma, width) batch, all seeds together (:func:`aedyn.job.run_batch`),
-    and measure each run (see the module docstring). Returns ``{"config", "notes", "runs"}``, one
-    record per run. ``checkpoint`` (an :class:`aedyn.files.Checkpoint`) keeps each batch's records
-    as it finishes, so an interrupted run, restarted, retrains only the batch in flight."""
-    with small_problems(config["device"]):
-        return _run(config, progress, checkpoint)
-
-
-def _run(config: dict[str, Any], progress: Callable[[str, float], None] | None, checkpoint: Any | None) -> dict:
+        runner: Runner | None = None) -> dict[str, Any]:
+    """Train every ``(regime, gamma, width)`` batch, all seeds together, through ``runner`` (the
+    report's: its run store makes an interrupted run resume, its executor may be a Dask cluster;
+    default a local :class:`~aedyn.sweep.Runner` without a store), each job measuring itself where
+    it trains (:func:`_measures`). Returns ``{"config", "n", "d", "notes", "runs"}``: one record per
+    run (:func:`_record`), in batch order, and the runs' notes (sorted, each once).
+    ``progress(message, fraction)`` after each batch trained (batches already in the store are read)."""
     report = progress or (lambda message, fraction: None)
-    regimes, gammas = list(config["regimes"]), [float(g) for g in config["gammas"]]
-    widths, seeds = [int(w) for w in config["widths"]], [int(s) for s in config["seeds"]]
-    notes = Notes()
-    X = _job(config, regimes[0], gammas[0], widths[0], seeds[0]).load(notes)
-    n, d = (int(s) for s in X.shape)
-    with notes.collect():
-        X_test = load_data(config["data"]["name"], n=int(config["n_test"]), d=d, seed=int(config["test_seed"]),
-                           dtype=config["dtype"], device=config["device"])
-    total, done, runs = len(regimes) * len(gammas) * len(widths), 0, []
-    for regime in regimes:
-        for gamma in gammas:
-            for width in widths:
-                report(f"E6: {regime} gamma = {gamma:g} m = {width}", done / total)
-                key = f"{regime}|{gamma:g}|{width}|{n}|{d}"
-                runs += checkpointed(checkpoint, key, notes, lambda regime=regime, gamma=gamma, width=width:
-                                     _batch(config, regime, gamma, width, X, X_test, notes))
-                done += 1
+    with small_problems(config["device"]):
+        first = _job(config, config["regimes"][0], float(config["gammas"][0]), int(config["widths"][0]),
+                     int(config["seeds"][0]))
+        X = first.load(Notes())
+        n, d = (int(s) for s in X.shape)
+        settings, batches = _batches(config, X)
+
+        def trained(done: int, total: int) -> None:
+            report(f"E6: {done} of {total} batches trained", done / total if total else 1.0)
+
+        own = runner is None
+        runner = Runner() if runner is None else runner
+        try:
+            rows = runner.run(batches, progress=trained)
+        finally:
+            if own:
+                runner.close()
+    runs = [_record(row, gamma) for (_, gamma, _), batch in zip(settings, rows, strict=True) for row in batch]
+    notes = sorted({text for batch in rows for row in batch for text in str(row.get("notes", "")).split(" | ")
+                    if text})
     report("E6: done", 1.0)
-    return {"config": config, "n": n, "d": d, "notes": sorted(set(notes.messages)), "runs": runs}
-
-
-def _batch(config: dict[str, Any], regime: str, gamma: float, width: int, X: torch.Tensor, X_test: torch.Tensor,
-           notes: Notes) -> list[dict]:
-    """Train the seeds of one (regime, gamma, width) as one batch, to the shared target; one record per run."""
-    seeds, d = [int(s) for s in config["seeds"]], int(X.shape[1])
-    L0 = [0.5 * float((forward(_job(config, regime, gamma, width, s).init(d, width, alpha_of(width, gamma)), X, regime)
-                       - X).square().sum()) for s in seeds]
-    target = batch_target(L0, float(X.square().sum()), float(config["epsilon"]))
-    with notes.collect():
-        results = run_batch([_job(config, regime, gamma, width, s, target) for s in seeds])
-    return [_row(r, config, regime, gamma, width, s, X, X_test) for r, s in zip(results, seeds, strict=True)]
-
-
+    return {"config": config, "n": n, "d": d, "notes": notes, "runs": runs}
 
 
 # ---- the rule -------------------------------------------------------------------------------------
@@ -395,10 +398,10 @@ def lazy_range(gammas: Sequence[float], slopes: Sequence[Estimate | None], drift
 
 # ---- the table ------------------------------------------------------------------------------------
 
-COLUMNS = ("regime", "gamma", "alpha", "width", "seed", "eta", "lambda_max0", "steps", "budget", "status",
+COLUMNS = ("regime", "gamma", "alpha", "width", "seed", "lr", "lambda_max", "steps", "step_budget", "status",
            "final_relative_loss", "train_error", "initial_train_error", "weight_change_W", "weight_change_V",
            "weight_distance_W", "weight_distance_V", "max_neuron_change_W", "pattern_flips", "ntk_drift",
-           "lambda_min_ratio", "heldout_error", "initial_heldout_error", "drift_method", *CERTIFICATE_COLUMNS)
+           "lambda_min_ratio", "heldout_error", "initial_heldout_error", "ntk_drift_method", *CERTIFICATE_COLUMNS)
 FLAGS = tuple(c for c in CERTIFICATE_COLUMNS if c == "cert_inside" or c.endswith("_holds"))
 
 
@@ -408,7 +411,7 @@ def tabulate(results: dict[str, Any]) -> Any:
     import pandas as pd
 
     table = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in results["runs"]], columns=list(COLUMNS))
-    numeric = [c for c in COLUMNS if c not in ("regime", "status", "drift_method", *FLAGS)]
+    numeric = [c for c in COLUMNS if c not in ("regime", "status", "ntk_drift_method", *FLAGS)]
     table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")
     table[list(FLAGS)] = table[list(FLAGS)].astype("boolean")
     return table
@@ -431,9 +434,9 @@ def _regimes(table: Any) -> list[str]:
 # ---- the analysis ---------------------------------------------------------------------------------
 
 def _expected(regime: str, gamma: float, quantity: str) -> float | None:
-    """The slope the lazy estimate gives: ``2 gamma - 1`` for ``eta`` in every regime, ``gamma - 1``
+    """The slope the lazy estimate gives: ``2 gamma - 1`` for ``lr`` in every regime, ``gamma - 1``
     for the joint movements and flips; otherwise none."""
-    if quantity == "eta":
+    if quantity == "lr":
         return 2 * gamma - 1
     if regime != "tied" and quantity != "ntk_drift":
         return gamma - 1
@@ -525,7 +528,7 @@ def analyse(results: dict[str, Any]) -> Analysis:
         for g in gammas[regime]:
             rows = table[(table["regime"] == regime) & (table["gamma"] == g)]
             records = rows.to_dict("records")
-            for q in (*MEASURES, "eta"):
+            for q in (*MEASURES, "lr"):
                 if rows[q].notna().any():
                     fits[(regime, g, q)] = fit_slope(*values_by_seed(records, q))
             at = rows[rows["width"] == rows["width"].max()]
@@ -557,12 +560,12 @@ SLOPE_COLUMNS = ("regime", "gamma", "quantity", "value", "ci_low", "ci_high", "s
 
 
 def slopes(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One entry per regime x gamma x quantity (:data:`MEASURES` and ``eta``): the fitted slope in
+    """One entry per regime x gamma x quantity (:data:`MEASURES` and ``lr``): the fitted slope in
     ``m`` with its interval (:func:`aedyn.stats.fit_slope`, seeds lined up across widths: the mean
     of the per-seed slopes and the t interval over the seeds; ``seeds`` the seeds fitted,
     ``points`` the widths fitted, ``zero_widths`` those left out for a zero), and the expected one
     (``lazy_estimate``: ``gamma - 1`` for the joint movements and flips; ``2 gamma - 1`` for
-    ``eta`` in every regime; otherwise ``None``)."""
+    ``lr`` in every regime; otherwise ``None``)."""
     a = analyse(results)
     out = []
     for (regime, g, q), s in a.fits.items():
@@ -827,11 +830,11 @@ def details(results: dict[str, Any]) -> list[str]:
                               f"{', '.join(str(int(w)) for w in sorted(set(grp['width'])))}; error "
                               f"{_f(grp['train_error'].min())}-{_f(grp['train_error'].max())})"
                               for g, grp in missed.groupby("gamma"))
-            sentence += (f"; the others stopped at the budget of {int(rows['budget'].max())} steps"
+            sentence += (f"; the others stopped at the budget of {int(rows['step_budget'].max())} steps"
                          + (f" ({diverged} diverged)" if diverged else "") + f", still training: {parts}")
         out.append(sentence + ".")
         # the step size
-        etas = [(g, a.fits.get((regime, g, "eta"))) for g in a.gammas[regime]]
+        etas = [(g, a.fits.get((regime, g, "lr"))) for g in a.gammas[regime]]
         etas = [(g, e) for g, e in etas if e is not None]
         if etas:
             listing = "; ".join(f"gamma = {g:g}: m^{_est(e)} (expected m^{num(2 * g - 1)})" for g, e in etas)
@@ -903,7 +906,7 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         rows = a.rows(regime)
         missed = rows[rows["status"] != "converged"]
         out["convergence"][regime] = {"runs": len(rows), "converged": int((rows["status"] == "converged").sum()),
-                                      "budget": int(rows["budget"].max()),
+                                      "step_budget": int(rows["step_budget"].max()),
                                       "not_converged_gammas": sorted({float(g) for g in missed["gamma"]})}
     for g, e in sorted(a.ratio.items()):
         out["tied_vs_joint"].append({"gamma": g, "width": a.ratio_width, "what": "tied's encoder movement over joint's",
