@@ -145,12 +145,7 @@ def test_the_exact_linearised_curve_is_repeated_matrix_products():
 
 # ---- Theta(0) and its averaged kernel -------------------------------------------------------------
 
-TIED_AVERAGE = pytest.mark.xfail(strict=True, reason=(
-    "NTKOperator.averaged_kernel (aedyn.ntk, not this measure) for tied is alpha^2 [(D s D^T) o X X^T + A A^T], "
-    "without the cross terms x_jk C_ijk + x_ik C_jik of tr(Theta_ij) / d that its docstring promises"))
-
-
-@pytest.mark.parametrize("regime", ["weak", "joint", "decoder", pytest.param("tied", marks=TIED_AVERAGE)])
+@pytest.mark.parametrize("regime", ["weak", "joint", "decoder", "tied"])
 def test_theta_at_init_is_the_autograd_ntk_and_its_block_average(regime):
     """Dense eigenpairs, extremes and the averaged kernel against ``J J^T`` from autograd."""
     job = TrainJob(regime=regime, data="sphere", n=4, d=3, width=16, seed=5, kappa=1.3, nu=0.7)

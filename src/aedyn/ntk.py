@@ -200,7 +200,12 @@ class NTKOperator:
     def averaged_kernel(self, jitter: float = 0.0) -> torch.Tensor:
         """The ``n x n`` kernel ``K`` with ``Theta ≈ K ⊗ I_d``: the trace-average over output
         coordinates of each ``d x d`` block, ``K_ij = tr(Theta_ij) / d`` (exact for ``decoder``),
-        plus ``jitter`` on the diagonal. Built in place: two ``n x n`` arrays at most."""
+        plus ``jitter`` on the diagonal. Built in place: two ``n x n`` arrays at most::
+
+            untied: K = alpha^2 [ (D diag(||v_r||^2 / d) D^T) o X X^T  (encoder)  +  A A^T  (decoder) ]
+            tied:   K = alpha^2 [ (D diag(||w_r||^2 / d) D^T) o X X^T + (1 + 2/d) A A^T ]
+
+        (tied: ``tr(A_ir D_jr x_j w_r^T) = A_ir A_jr``, twice, beside ``d A_ir A_jr`` from ``A_ir A_jr I_d``)."""
         A, D = self.features
         a2 = self.params.alpha * self.params.alpha
         K = torch.zeros(self.shape[0], self.shape[0], dtype=A.dtype, device=A.device)
@@ -210,8 +215,10 @@ class NTKOperator:
             K = torch.matmul(Dd * s, Dd.mT)
             del Dd
             K.mul_(self.X @ self.X.mT).mul_(a2)
-        if self.decoder_trains or self.regime == "tied":
+        if self.decoder_trains:
             K.addmm_(A, A.mT, alpha=a2)
+        elif self.regime == "tied":  # J_ir = alpha (A_ir I + D_ir w_r x_i^T): the cross terms add (2/d) A A^T
+            K.addmm_(A, A.mT, alpha=a2 * (1.0 + 2.0 / self.shape[1]))
         K.diagonal().add_(jitter)
         return K
 
