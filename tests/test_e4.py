@@ -1,7 +1,8 @@
-"""E4, the infinite-width limit and memorisation: config, a tiny run end to end, the measured
-error against an independent computation (autograd GD and the arc-cosine kernels iterated by hand),
-the m^-1/2 fall, the memorisation measures, the findings and details on made-up numbers (each test
-names the old wording or logic it pins), the figures in the house style, resume."""
+"""E4, the infinite-width limit and memorisation: config, a tiny run end to end through the run
+layer, the measured error against an independent computation (autograd GD and the arc-cosine kernels
+iterated by hand), the m^-1/2 fall, the memorisation record, the findings and details on made-up
+numbers (each test names the old wording or logic it pins), the figures in the house style, resume
+from the run store. The measures' own formulas are tested in test_measures_limit.py."""
 
 from __future__ import annotations
 
@@ -17,11 +18,15 @@ import torch
 from matplotlib.colors import to_hex
 from scipy import stats as sps
 
+import aedyn.sweep
 from aedyn.data import load_data
 from aedyn.experiments import e4, small_problems, style, values_by_seed
 from aedyn.findings import CLAIMS, VERDICTS
+from aedyn.job import batch_key
+from aedyn.measures.limit import noisy_copies
 from aedyn.model import init_params
 from aedyn.stats import fit_slope
+from aedyn.sweep import Runner
 
 
 def tiny_config(**changes):
@@ -69,26 +74,35 @@ def test_the_full_config_has_at_least_eight_seeds_behind_every_slope():
 
 def test_tiny_run_gives_every_key_and_a_sane_table(tiny):
     results, calls = tiny
-    json.dumps(results)
+    json.dumps(results, allow_nan=False)
     assert set(results) >= {"config", "settings", "limit", "memorisation", "notes"}
-    # 2 regimes x 3 widths x 2 inits x 3 seeds x (2 early + 1 converged) input sets
-    assert len(results["limit"]) == 2 * 3 * 2 * 3 * 3
-    for s in results["settings"]:
-        assert s["eta"] * s["lambda_max_inf"] == pytest.approx(0.5)
+    # one record per run: 2 regimes x 3 widths x 2 inits x 3 seeds x 2 stages
+    assert len(results["limit"]) == 2 * 3 * 2 * 3 * 2
+    # and per comparison: (2 early + 1 converged) input sets
+    assert len(e4.comparisons(results)) == 2 * 3 * 2 * 3 * 3
+    settings = {s["regime"]: s for s in results["settings"]}
+    for s in settings.values():
+        assert s["lr"] * s["lambda_max_inf"] == pytest.approx(0.5)
         assert 1 <= s["steps_early"] < s["steps_converged"]
     for r in results["limit"]:
-        assert r["status"] == "ok" and r["error"] is not None and 0 < r["error"] < 1
+        s = settings[r["regime"]]
+        assert r["lr"] == s["lr"] and r["steps"] == s["steps_early" if r["stage"] == "early" else "steps_converged"]
+        assert r["status"] == "max_steps"  # no early stop (target 0), none diverged
+    for c in e4.comparisons(results):
+        assert c["error"] is not None and 0 < c["error"] < 1
     # the step counts reach the targets (1e-2, 1e-6) in expectation over f_0; single networks scatter
     early = [r["loss_rel"] for r in results["limit"] if r["stage"] == "early"]
     assert np.median(early) < 0.03 and max(early) < 0.3
     assert max(r["loss_rel"] for r in results["limit"] if r["stage"] == "converged") < 1e-3
     (mem,) = results["memorisation"]
     assert mem["status"] == "converged" and mem["final_relative_loss"] <= 1e-6 and mem["n"] == 4
+    assert mem["steps"] <= mem["step_budget"] == max(10, math.ceil(4.0 * mem["predicted_steps"]))
+    assert mem["lr"] * mem["lambda_max_inf"] == pytest.approx(0.5)
     assert set(mem["kinds"]) == set(e4.KINDS)
     table = e4.tabulate(results)
     assert list(table.columns) == list(e4.COLUMNS)
     limit = table[table["part"] == "limit"]
-    assert len(limit) == len(results["limit"]) and limit["error"].notna().all()
+    assert len(limit) == len(e4.comparisons(results)) and limit["error"].notna().all()
     memo = table[table["part"] == "memorisation"]
     assert len(memo) == 2 * (4 + 4 + 3)  # maps x (held-out + noisy + random)
     assert ((memo["in_span"] >= -1e-12) & (memo["in_span"] <= 1 + 1e-12)).all()
@@ -98,6 +112,8 @@ def test_tiny_run_gives_every_key_and_a_sane_table(tiny):
     summary = e4.summary(results)
     json.dumps(summary, allow_nan=False)
     assert len(summary["slopes"]) == 2 * 2 * 3  # regime x init x (train early, held-out early, held-out converged)
+    assert [(s["regime"], s["init"], s["stage"], s["inputs"]) for s in summary["slopes"]] == [
+        (g, i, *c) for g in ("joint", "weak") for i in ("standard", "zero") for c in e4.COMPARISONS]  # as before
     assert all(set(s) >= {"value", "ci_low", "ci_high", "seeds", "per_seed"} for s in summary["slopes"])
     assert len(summary["init_ratio"]) == 2 * 3 and all(c["ratio_at_largest"]["low"] is not None
                                                        for c in summary["init_ratio"])
@@ -105,6 +121,46 @@ def test_tiny_run_gives_every_key_and_a_sane_table(tiny):
     details = e4.details(results)
     assert any(d.startswith("Memorisation, joint, noisy inputs, the joint network") for d in details)
     assert len(details) == 12 + 6 + 1 + 1 + 3 * 2  # slopes, ratios, the count, training, kinds x maps
+
+
+def test_a_record_is_its_runs_row_restricted_to_what_the_analysis_uses(tiny):
+    """One record schema: a part (a) record holds its row's columns under the row's names (``lr``,
+    ``steps``, ``status``, the ``limit`` measure's ``loss_rel``, ``error_<inputs>``,
+    ``scale_<inputs>`` for the inputs compared at its stage) and the setting keys the analysis groups
+    by; no loss curve, no job. A part (b) record holds its row's settings and outcome (``lr``,
+    ``step_budget``, ``status``, ``steps``, ``final_relative_loss``) and the measure's record."""
+    results, _ = tiny
+    keys = {"data", "regime", "init", "width", "seed", "stage", "lr", "steps", "status", "loss_rel"}
+    for r in results["limit"]:
+        errors = {"error_train", "scale_train", "error_heldout", "scale_heldout"} if r["stage"] == "early" else \
+            {"error_heldout", "scale_heldout"}
+        assert set(r) == keys | errors, r
+    (mem,) = results["memorisation"]
+    assert set(mem) == {"regime", "width", "n", "d", "lr", "step_budget", "status", "steps", "final_relative_loss",
+                        "lambda_min_inf", "lambda_max_inf", "predicted_steps", "iterations", "train_labels",
+                        "train_images", "kinds", "images"}
+    assert len(json.dumps(results)) < 200_000
+
+
+def test_the_jobs_batch_as_before_and_carry_their_measures():
+    """Part (a): one job per network and stage, the seeds and inits of a (data, regime, width, stage)
+    sharing a batch key, the ``limit`` measure with the held-out options; part (b): digits per class,
+    ``f_0 ≡ 0``, the ``memorisation`` measure with its options."""
+    cfg = tiny_config()
+    spec = cfg["limit"]["data"][0]
+    jobs = [e4.limit_job(cfg, spec, "joint", 128, init, seed, 0.2, 7) for init in ("standard", "zero")
+            for seed in (0, 1, 2)]
+    assert len({batch_key(j) for j in jobs}) == 1 and len({aedyn.sweep.run_id(j) for j in jobs}) == 6
+    assert [j.zero_output for j in jobs] == [False] * 3 + [True] * 3
+    job = jobs[0]
+    assert (job.lr, job.steps, job.target, job.record_every, job.data_seed, job.d) == (0.2, 7, 0.0, 8, 0, 4)
+    assert job.measures[0].to_json() == {"name": "limit", "n": 8, "seed": 1}
+    later = e4.limit_job(cfg, spec, "joint", 128, "standard", 0, 0.2, 9)
+    assert batch_key(later) != batch_key(job)
+    mem = e4.memorisation_job(cfg, "joint", 0.1, 50)
+    assert (mem.data, mem.per_class, mem.classes, mem.zero_output, mem.width) == ("digits", 1, (0, 1, 2, 3), True, 256)
+    assert mem.measures[0].to_json() == {"name": "memorisation", "held_per_class": 1, "noise": 0.3, "random": 3,
+                                         "input_seed": 1, "iterations": 20, "tol": 1e-3, "show": 2}
 
 
 def test_error_falls_like_m_to_the_minus_half(tiny):
@@ -116,10 +172,15 @@ def test_error_falls_like_m_to_the_minus_half(tiny):
         assert s["ci_low"] <= s["value"] <= s["ci_high"] and s["seeds"] == 3
 
 
-def _arccos_kernels(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """K0 and K1 of SPEC.md for unit rows, with plain arccos (an independent implementation)."""
+def _arccos_kernels(A: np.ndarray, B: np.ndarray, same: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """K0 and K1 of SPEC.md for unit rows, with plain arccos (an independent implementation); with
+    ``same`` (``A`` is ``B``) the angle of a row with itself is 0 exactly, where ``arccos`` of a
+    rounded 1 would be off by ~1e-8."""
     c = np.clip(A @ B.T, -1.0, 1.0)
     th = np.arccos(c)
+    if same:
+        np.fill_diagonal(c, 1.0)
+        np.fill_diagonal(th, 0.0)
     return c * (np.pi - th) / (2 * np.pi), (np.sin(th) + (np.pi - th) * np.cos(th)) / (2 * np.pi)
 
 
@@ -130,13 +191,13 @@ def test_recorded_error_equals_an_independent_computation(regime, init):
     error formed from them: it matches the recorded error to 1e-7 relative (the two GD loops round
     differently; the kernels agree to ~1e-12 away from the arccos endpoints)."""
     cfg = tiny_config()
-    cfg["limit"].update(widths=[256], seeds=[3], regimes=[regime], inits=[init])
+    cfg["limit"].update(widths=[256], seeds=[3], regimes=[regime])  # both inits: each record names its own
     cfg["memorisation"]["regimes"] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = e4.run(cfg)
     (setting,) = res["settings"]
-    eta, k1, k2 = setting["eta"], setting["steps_early"], setting["steps_converged"]
+    eta, k1, k2 = setting["lr"], setting["steps_early"], setting["steps_converged"]
     X = load_data("sphere", n=6, d=4, seed=0)
     Z = load_data("sphere", n=8, d=4, seed=1)
     net = init_params(4, 256, regime=regime, seed=3, zero_output=init == "zero")
@@ -147,7 +208,7 @@ def test_recorded_error_equals_an_independent_computation(regime, init):
         return net.alpha * torch.relu(Y @ W.T) @ V.T
 
     f0X, f0Z = f(X).detach().numpy(), f(Z).detach().numpy()
-    K0, K1 = _arccos_kernels(X.numpy(), X.numpy())
+    K0, K1 = _arccos_kernels(X.numpy(), X.numpy(), same=True)
     C0, C1 = _arccos_kernels(Z.numpy(), X.numpy())
     K, C = (K0 + K1, C0 + C1) if regime == "joint" else (K0, C0)
     U, UZ = f0X.copy(), f0Z.copy()
@@ -155,10 +216,43 @@ def test_recorded_error_equals_an_independent_computation(regime, init):
     measured = {}
     with small_problems("cpu"):  # one torch thread: two spin against each other on a shared machine
         _descend_by_hand(f, W, V, X, Z, Xn, U, UZ, K, C, f0X, f0Z, eta, k1, k2, regime, measured)
-    recorded = {(r["stage"], r["inputs"]): r["error"] for r in res["limit"]}
+    recorded = {(r["stage"], r["inputs"]): r["error"] for r in e4.comparisons(res) if r["init"] == init}
     assert set(recorded) == set(measured)
     for key, value in measured.items():
         assert recorded[key] == pytest.approx(value, rel=1e-7), key
+
+
+def test_step_sizes_and_step_counts_against_linearised_gd_by_hand(tiny):
+    """Each regime's ``lr = 0.5 / lambda_max(K_reg)`` and its step counts: the least ``k`` at which the
+    linearised loss from ``f_0 ≡ 0`` (``R(0) = -X``) and the expected one over the Gaussian-process
+    ``f_0`` (``R(0) = f_0 - X``, ``f_0``'s columns ``N(0, K1)``: ``E L = 0.5 (||M^k X||^2 + d tr(M^k K1
+    M^k))``, ``M = I - lr K``) both reach the target, iterated step by step with the arccos kernels
+    (the early count at least 1, the converged one above it). The losses at those counts lie at least
+    1e-4 relative from the targets, far beyond the kernels' rounding (a few ulps)."""
+    results, _ = tiny
+    X = load_data("sphere", n=6, d=4, seed=0).numpy()
+    K0, K1 = _arccos_kernels(X, X, same=True)
+    lim = results["config"]["limit"]
+    for s in results["settings"]:
+        K = K0 + K1 if s["regime"] == "joint" else K0
+        assert s["lr"] == pytest.approx(0.5 / np.linalg.eigvalsh(K)[-1], rel=1e-8)
+        assert s["lambda_min_inf"] == pytest.approx(np.linalg.eigvalsh(K)[0], rel=1e-8)
+        M = np.eye(6) - s["lr"] * K
+
+        def reach(target, covariance=None, M=M):
+            A, B, k = X.copy(), None if covariance is None else covariance.copy(), 0
+            L0 = (A ** 2).sum() + (0.0 if B is None else 4 * np.trace(B))
+            while True:
+                ratio = ((A ** 2).sum() + (0.0 if B is None else 4 * np.trace(B))) / L0
+                assert abs(ratio / target - 1) > 1e-4  # no tie within rounding
+                if ratio <= target:
+                    return k
+                A, B, k = M @ A, None if B is None else M @ B @ M, k + 1
+
+        early = max(1, reach(lim["early_target"]), reach(lim["early_target"], K1))
+        assert s["steps_early"] == early
+        assert s["steps_converged"] == max(early + 1, reach(lim["converged_target"]),
+                                           reach(lim["converged_target"], K1))
 
 
 def _descend_by_hand(f, W, V, X, Z, Xn, U, UZ, K, C, f0X, f0Z, eta, k1, k2, regime, measured):
@@ -183,23 +277,21 @@ def _descend_by_hand(f, W, V, X, Z, Xn, U, UZ, K, C, f0X, f0Z, eta, k1, k2, regi
                     np.linalg.norm(a - p) / np.linalg.norm(p - z0))
 
 
-def test_memorisation_measures_against_hand_computations(tiny):
-    """The kernel predictor with f_0 ≡ 0 outputs kernel combinations of the training samples, so
-    its in-span share is 1; the recorded shares and nearest samples equal a least-squares
-    projection and a brute-force distance search of the network's outputs recomputed here; the
-    inputs' own nearest-sample baselines equal a brute-force search too."""
+def test_memorisation_record_against_hand_computations(tiny):
+    """The record of the memorisation run: trained on the digits drawn per class (one seeded stream,
+    class by class); the kernel predictor with f_0 ≡ 0 outputs kernel combinations of the training
+    samples, so its in-span share is 1; the recorded shares and nearest samples equal a
+    least-squares projection and a brute-force distance search of the network's outputs recomputed
+    here; the inputs' own nearest-sample baselines equal a brute-force search too."""
     results, _ = tiny
     (mem,) = results["memorisation"]
     cfg = results["config"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # digits rows are normalised: a note
-        X = torch.cat([load_data("digits", n=2, classes=[c], seed=0)[:1] for c in cfg["memorisation"]["classes"]])
+        X = load_data("digits", per_class=1, classes=cfg["memorisation"]["classes"], seed=0)
     assert np.allclose(np.asarray(mem["train_images"]), X.numpy(), atol=1e-6)
-    noisy = e4.noisy_copies(X, 0.3, cfg["memorisation"]["input_seed"])
-    assert np.allclose(noisy.norm(dim=1).numpy(), 1.0)
-    gen = torch.Generator().manual_seed(cfg["memorisation"]["input_seed"])
-    raw = X + 0.3 * torch.randn(X.shape, generator=gen, dtype=torch.float64) / 8.0
-    assert torch.allclose(noisy, raw / raw.norm(dim=1, keepdim=True))
+    assert mem["train_labels"] == [0, 1, 2, 3] and mem["kinds"]["held-out"]["labels"] == [0, 1, 2, 3]
+    noisy = noisy_copies(X, 0.3, cfg["memorisation"]["input_seed"])
     for kind, e in mem["kinds"].items():
         assert min(e["predictor"]["in_span"]) > 1 - 1e-10, kind
         # the network's outputs for the images shown: recompute span share and nearest sample by hand
@@ -216,8 +308,10 @@ def test_memorisation_measures_against_hand_computations(tiny):
     noisy_inputs = np.asarray(noisy)
     own = np.linalg.norm(noisy_inputs[:, None, :] - X.numpy()[None], axis=2).argmin(1)
     assert summary["noisy"]["input_nearest_is_source"] == pytest.approx(np.mean(own == np.arange(4)))
-    final = np.asarray(mem["kinds"]["random"]["network"]["final_norm"])
-    assert summary["random"]["network"]["end_shrunk"] == int((final < e4.TOWARDS_ZERO).sum())
+    for kind in e4.KINDS:
+        final = np.asarray(mem["kinds"][kind]["network"]["final_norm"], dtype=float)
+        assert summary[kind]["network"]["end_shrunk"] == int((final < e4.TOWARDS_ZERO).sum())
+        assert summary[kind]["network"]["end_grown"] == int((~(final < e4.GROWING)).sum())  # NaN: not below
 
 
 # ---- part (a) on made-up errors: slopes and the f_0 ≡ 0 comparison ---------------------------------
@@ -226,20 +320,25 @@ WIDTHS = (256, 1024, 4096, 16384)
 
 
 def made_limit(slope: float = -0.5, spread=(-0.02, 0.0, 0.02), ratios=None, slope_of=None) -> dict:
-    """Results with made-up errors: seed ``i`` has slope ``slope + spread[i]`` (``slope_of(regime, init)``
-    overrides the mean); the zero init's error is the standard init's times ``ratios[i]``."""
+    """Results with made-up errors, one record per run as :func:`e4.run` writes them: seed ``i`` has
+    slope ``slope + spread[i]`` (``slope_of(regime, init)`` overrides the mean) at every comparison;
+    the zero init's error is the standard init's times ``ratios[i]``."""
     records = []
     ratios = ratios if ratios is not None else [1.0 + 0.1 * i for i in range(len(spread))]
     for regime in ("joint", "weak"):
-        for init in ("standard", "zero"):
-            mean = slope if slope_of is None else slope_of(regime, init)
-            for stage, inputs in e4.COMPARISONS:
-                for w in WIDTHS:
+        for w in WIDTHS:
+            for stage in e4.STAGES:
+                for init in ("standard", "zero"):
+                    mean = slope if slope_of is None else slope_of(regime, init)
                     for i, ds in enumerate(spread):
                         err = 0.3 * (w / 256) ** (mean + ds) * (ratios[i] if init == "zero" else 1.0)
-                        records.append({"part": "limit", "data": "sphere", "regime": regime, "init": init,
-                                        "width": w, "seed": i, "stage": stage, "steps": 10, "inputs": inputs,
-                                        "error": err, "scale": 1.0, "status": "ok", "loss_rel": 0.01})
+                        rec = {"data": "sphere", "regime": regime, "init": init, "width": w, "seed": i,
+                               "stage": stage, "lr": 0.1, "steps": 10, "status": "max_steps", "loss_rel": 0.01}
+                        for s, inputs in e4.COMPARISONS:
+                            if s == stage:
+                                rec[f"error_{e4.INPUT_COLUMNS[inputs]}"] = err
+                                rec[f"scale_{e4.INPUT_COLUMNS[inputs]}"] = 1.0
+                        records.append(rec)
     return {"config": {}, "settings": [], "limit": records, "memorisation": [], "notes": []}
 
 
@@ -250,7 +349,7 @@ def test_slopes_are_per_seed_slopes_with_a_t_interval_over_the_seeds(tiny):
     results, _ = tiny
     key = ("data", "regime", "init", "stage", "inputs")
     for s in e4.slopes(results):
-        mine = [r for r in results["limit"] if all(r[k] == s[k] for k in key)]
+        mine = [r for r in e4.comparisons(results) if all(r[k] == s[k] for k in key)]
         widths, values = values_by_seed(mine, "error")
         fit = fit_slope(widths, values)
         assert (s["value"], s["ci_low"], s["ci_high"]) == (fit.value, fit.low, fit.high)
@@ -340,7 +439,7 @@ def memo(network=None, predictor=None, status="converged", **network_kinds) -> d
         if kind == "held-out":
             entry["input_nearest_same_class"] = 0.9
         kinds[kind] = entry
-    return {"width": 8192, "n": 10, "status": status, "steps": 300, "budget": 1000, "iterations": 200,
+    return {"width": 8192, "n": 10, "status": status, "steps": 300, "step_budget": 1000, "iterations": 200,
             "final_relative_loss": 1e-6, "kinds": kinds}
 
 
@@ -467,31 +566,57 @@ def test_figures_follow_the_house_style(tiny):
         plt.close(fig)
 
 
-def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
-    """Stopped while the second width trains: the rerun trains only what the checkpoint lacks,
-    and its results equal an uninterrupted run's."""
-    from aedyn.files import Checkpoint
-
+def test_an_interrupted_run_resumes_from_its_store(tmp_path, monkeypatch):
+    """Stopped while the third batch trains (the second width's early stage): a rerun with a new
+    runner on the same store trains only the runs the store lacks (the second width's two stages
+    and the memorisation network), its results equal an uninterrupted run's, and a third run trains
+    nothing."""
     cfg = tiny_config()
     cfg["limit"].update(widths=[64, 128], seeds=[0, 1], regimes=["joint"])
     cfg["memorisation"].update(width=128, iterations=5)
-    real, calls = e4.train_batch, []
+    real, calls = aedyn.sweep.execute_batch, []
+    stop = True
 
-    def counting(*args, **kw):
-        calls.append(args[1].W.shape[-2])
+    def counting(runs, *args, **kw):
+        calls.append([(r.job.width, r.job.steps, r.job.data) for r in runs])
         if len(calls) == 3 and stop:
             raise KeyboardInterrupt
-        return real(*args, **kw)
+        return real(runs, *args, **kw)
 
-    monkeypatch.setattr(e4, "train_batch", counting)
-    path = tmp_path / "checkpoint.jsonl"
-    stop = True
-    with pytest.raises(KeyboardInterrupt):
-        e4.run(cfg, checkpoint=Checkpoint(path, cfg))
+    monkeypatch.setattr(aedyn.sweep, "execute_batch", counting)
+    store = tmp_path / "runs"
+    with pytest.raises(KeyboardInterrupt), Runner(store) as runner:
+        e4.run(cfg, runner=runner)
+    assert len(calls) == 3 and runner.trained == 8  # two batches of 2 inits x 2 seeds stored
     stop, calls[:] = False, []
-    resumed = e4.run(cfg, checkpoint=Checkpoint(path, cfg))
-    assert calls == [128, 128, 128]  # the second width (two calls) and the memorisation network
-    whole = e4.run(cfg)
+    with Runner(store) as runner:
+        resumed = e4.run(cfg, runner=runner)
+    assert runner.read == 8 and runner.trained == 4 + 4 + 1
+    (setting,) = resumed["settings"]
+    k1, k2 = setting["steps_early"], setting["steps_converged"]
+    assert [batch[0][:2] for batch in calls] == [(128, k1), (128, k2), (128, calls[2][0][1])]
+    assert [len(batch) for batch in calls] == [4, 4, 1] and calls[2][0][2] == "digits"
+    calls[:] = []
+    whole = e4.run(cfg)  # no store: everything trains
+    assert len(calls) == 5
     assert json.dumps(resumed, sort_keys=True) == json.dumps(whole, sort_keys=True)
+    calls[:] = []
+    with Runner(store) as runner:
+        again = e4.run(cfg, runner=runner)
+    assert calls == [] and runner.trained == 0 and runner.read == 17
+    assert json.dumps(again, sort_keys=True) == json.dumps(whole, sort_keys=True)
     assert any("normalis" in note for note in resumed["notes"])
     assert math.isfinite(e4.tabulate(resumed)["error"].dropna().max())
+
+
+def test_a_setting_no_run_can_take_is_one_error_line():
+    """A held-out seed equal to the data seed draws the training points again: the ``limit`` measure
+    refuses it, the runner records the runs as untrainable, and E4 stops with the reason (the old
+    code compared on the training points without a word)."""
+    from aedyn.errors import AedynError
+
+    cfg = tiny_config()
+    cfg["limit"].update(widths=[32], seeds=[0], regimes=["weak"], inits=["zero"], held_out_seed=0)
+    cfg["memorisation"]["regimes"] = []
+    with pytest.raises(AedynError, match=r"E4: all 2 runs could not train: .*held-out seed 0 draws the training"):
+        e4.run(cfg)

@@ -24,6 +24,10 @@ and the **same** step count ``k``:
   kernel regression ``f_0(x) + k(x, X) K_reg^{-1} (X - f_0(X))`` up to the factor
   ``1 - (1 - eta lambda)^k`` on each eigenvalue.
 
+Held-out inputs are ``held_out`` inputs from the data's source that are not training rows
+(:func:`aedyn.data.heldout_inputs` with ``held_out_seed``: for the sphere, the stream of that seed;
+for digits, fresh digits).
+
 Each ``k`` is the larger of the predictions for the two initialisations (the residual ``-X`` for
 ``zero``; for ``standard`` the expected loss over the Gaussian-process ``f_0``,
 :func:`aedyn.kernels.init_output_kernel`). The **relative error** on inputs ``Z`` is
@@ -45,11 +49,14 @@ the two slopes) with its t interval. :mod:`aedyn.findings` turns both into words
 
 **(b) Memorisation on digits.** One wide network per regime (default ``joint``; ``f_0 ≡ 0`` so
 that the kernel predictor has no random part) trains to ``L <= target L(0)`` on a few digits
-(``per_class`` per class; rows normalised), at ``eta = safety / lambda_max(K_reg)``. It and the
+(``per_class`` per class, drawn class by class from one seeded stream; rows normalised), at
+``eta = safety / lambda_max(K_reg)``, within a budget of ``budget_factor`` times the steps linearised
+GD needs (:func:`memorisation_budget`). It and the
 converged predictor (``NTKPredictor(..., steps=None)``: kernel regression) are fed three kinds of
 inputs:
 
-- ``held-out``: other digits of the same classes (``held_per_class`` per class);
+- ``held-out``: other digits of the same classes, not in the training set (``held_per_class`` per
+  class, drawn with ``input_seed``);
 - ``noisy``: training digits plus Gaussian noise of relative size ``noise`` (per pixel
   ``N(0, noise^2 / d)``, then the row normalised again);
 - ``random``: Gaussian vectors, normalised.
@@ -67,16 +74,35 @@ moving). Three named rules put these into words, each no stronger than its numbe
 every noisy output's nearest training sample; :func:`fate_words`: training samples are attractors
 only when every iterate ends at one).
 
+**How it runs.** Every training is a :class:`~aedyn.job.TrainJob` run by a
+:class:`aedyn.sweep.Runner` (the report's: the same executors as ``aedyn sweep``, local or a Dask
+cluster, and one run store, ``OUT/runs``, with one row per run, :func:`aedyn.sweep.result_row`); the
+comparisons are measures declared with the jobs and computed where they train
+(:mod:`aedyn.measures.limit`: ``limit`` for (a), ``memorisation`` for (b)), so their columns join
+the rows. Part (a) is one job per (data, regime, width, init, seed, stage): ``k_early`` or ``k_conv``
+steps at ``lr = eta`` from the network's initialisation, with no early stop (``target = 0``); the
+seeds and initialisations of one (data, regime, width, stage) train as one batch. The two stages are
+independent runs, so the ``k_conv`` run repeats the first ``k_early`` steps: ``k_early + k_conv``
+steps per network instead of ``k_conv`` (about 13% more GD steps in the default configs,
+``k_early / k_conv = 23 / 182`` joint and ``12 / 83`` weak), the price of runs that resume
+one by one. Part (b) is one job per regime. Every step size and step count comes from the kernels
+of the data, before any training, so all batches go to the runner at once. Resume is the store's: a
+rerun trains only the runs it lacks. A record of :func:`run` is its run's row, restricted to the
+columns the analysis uses, under the row's names (``lr``, ``steps``, ``status``, ...).
+
 **The report's verbs.** :func:`findings` (at most five, rendered by the rules of
 :mod:`aedyn.findings` and the three above; the headlines of the claims ``limit`` and
 ``memorisation``), :func:`details` (every setting), :func:`key_table`, :func:`tabulate` and
-:func:`tables` (the full tables), :func:`figures` with :data:`CAPTIONS`, :func:`summary`.
+:func:`tables` (the full tables), :func:`figures` with :data:`CAPTIONS`, :func:`summary`;
+:func:`comparisons` lays part (a)'s records out per comparison (stage and input set) for them.
 
-Functions here are pure: they return numbers, tables and figures and never print or write files.
+Functions here return numbers, tables and figures and never print or write files (a runner given
+to :func:`run` keeps its runs in its own store).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -85,7 +111,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aedyn.data import load_data
+from aedyn.errors import AedynError
 from aedyn.experiments import small_problems, style, values_by_seed
 from aedyn.findings import (
     Finding,
@@ -100,12 +126,11 @@ from aedyn.findings import (
     statement,
     unfinished,
 )
-from aedyn.gd import TrainResult, train_batch
-from aedyn.job import Notes
+from aedyn.job import Job, Notes, TrainJob
 from aedyn.kernels import init_output_kernel, regime_kernel
-from aedyn.limit import LinearisedGD, NTKPredictor, memorisation
-from aedyn.model import Params, forward, init_params
+from aedyn.limit import LinearisedGD
 from aedyn.stats import MIN_SEEDS, Estimate, fit_slope, t_interval
+from aedyn.sweep import UNTRAINABLE, Runner
 
 NAME = "E4"
 TITLE = "The infinite-width limit and memorisation"
@@ -173,7 +198,8 @@ def setup(config: dict) -> list[str]:
     seeds = lim["seeds"]
     return [
         f"(a) Data: {data}, data seed {config['data_seed']}; held-out inputs: {lim['held_out']} fresh points "
-        f"(sphere: data seed {lim['held_out_seed']}; digits: further samples of the same draw).",
+        f"(sphere: data seed {lim['held_out_seed']}; digits: digits not in the training set, drawn with seed "
+        f"{lim['held_out_seed']}).",
         f"(a) Regimes {', '.join(lim['regimes'])}; initialisations {', '.join(lim['inits'])} (standard: random "
         "decoder, the predictor starts from the network's own f_0; zero: f_0 ≡ 0 by neurons paired with negated "
         f"decoders); widths m = {', '.join(str(w) for w in lim['widths'])}; {seeds_phrase(len(seeds))}; "
@@ -190,24 +216,17 @@ def setup(config: dict) -> list[str]:
         "(a) f_0 ≡ 0 against the standard init: per seed the ratio of the two errors (the two networks of a seed "
         "share their first neurons); at the largest width the geometric mean of the ratios with the t interval of "
         "their logarithms, across widths the slope of the ratio (the per-seed difference of the two slopes).",
-        f"(b) Memorisation: {mem['per_class']} digit(s) per class of {len(mem['classes'])} classes; one network per "
-        f"regime ({', '.join(mem['regimes'])}, m = {mem['width']}, f_0 ≡ 0, seed {mem['seed']}) trained to "
-        f"L <= {mem['target']:g} L(0); against the converged kernel predictor (kernel regression). Inputs: held-out "
-        f"digits ({mem['held_per_class']} per class), noisy training digits (noise of relative size {mem['noise']:g}: "
+        f"(b) Memorisation: {mem['per_class']} digit(s) per class of {len(mem['classes'])} classes (data seed "
+        f"{config['data_seed']}); one network per regime ({', '.join(mem['regimes'])}, m = {mem['width']}, f_0 ≡ 0, "
+        f"seed {mem['seed']}) trained to L <= {mem['target']:g} L(0); against the converged kernel predictor "
+        f"(kernel regression). Inputs: held-out digits ({mem['held_per_class']} per class, not in the training set, "
+        f"seed {mem['input_seed']}), noisy training digits (noise of relative size {mem['noise']:g}: "
         f"N(0, {mem['noise']:g}^2/d) per pixel, renormalised), {mem['random']} random Gaussian unit vectors; "
         f"iterates x, f(x), f(f(x)), ... followed for {mem['iterations']} steps (tolerance {mem['tol']:g}).",
     ]
 
 
 # ---- pure helpers ---------------------------------------------------------------------------------
-
-def relative_error(f_net: torch.Tensor, f_pred: torch.Tensor, f0_pred: torch.Tensor) -> float:
-    """``||f_net - f_pred||_F / ||f_pred - f0_pred||_F`` (NaN when the denominator is 0 or a value is
-    not finite): the error of the learned change of the map."""
-    num = float((f_net - f_pred).norm())
-    den = float((f_pred - f0_pred).norm())
-    return num / den if den > 0 and math.isfinite(num) and math.isfinite(den) else math.nan
-
 
 def limit_eta(K: torch.Tensor, safety: float) -> tuple[float, float, float]:
     """``(eta, lambda_min, lambda_max)`` with ``eta = safety / lambda_max(K)``."""
@@ -228,248 +247,173 @@ def predicted_steps(X: torch.Tensor, K: torch.Tensor, eta: float, target: float,
     return max(1, int(zero), int(std))
 
 
-def noisy_copies(X: torch.Tensor, noise: float, seed: int) -> torch.Tensor:
-    """``(x + noise * g / sqrt(d)) / ||x + noise * g / sqrt(d)||`` per row, ``g ~ N(0, I_d)`` (seeded):
-    for unit rows the added noise has expected squared norm ``noise^2``."""
-    gen = torch.Generator().manual_seed(int(seed))
-    g = torch.randn(X.shape, generator=gen, dtype=torch.float64).to(dtype=X.dtype, device=X.device)
-    Y = X + noise * g / math.sqrt(X.shape[1])
-    return Y / Y.norm(dim=1, keepdim=True)
+def memorisation_budget(X: torch.Tensor, K: torch.Tensor, eta: float, target: float,
+                        factor: float) -> tuple[int | None, int]:
+    """``(k_pred, budget)``: the steps linearised GD with ``K`` needs from ``R(0) = -X`` to reach
+    ``L <= target L(0)`` (``None`` if never), and the step budget ``max(10, ceil(factor k_pred))``
+    (``k_pred`` taken as 1000 when ``None``)."""
+    k_pred = LinearisedGD(K, eta).steps_to(-X, target)
+    return k_pred, max(10, math.ceil(factor * (k_pred or 1000)))
 
 
-def random_unit(count: int, d: int, seed: int, like: torch.Tensor) -> torch.Tensor:
-    """``count`` Gaussian vectors in ``R^d``, normalised to unit norm (seeded)."""
-    gen = torch.Generator().manual_seed(int(seed))
-    G = torch.randn(count, d, generator=gen, dtype=torch.float64)
-    return (G / G.norm(dim=1, keepdim=True)).to(dtype=like.dtype, device=like.device)
-
-
-def span_share(Y: torch.Tensor, X_train: torch.Tensor) -> np.ndarray:
-    """``||P y||^2 / ||y||^2`` per row, ``P`` the projector onto the span of the training samples
-    (``1 - energy_outside_span``; a zero row gives 1)."""
-    from aedyn.limit import energy_outside_span
-
-    return 1.0 - energy_outside_span(Y, X_train).cpu().numpy()
-
-
-def _stack(nets: Sequence[Params]) -> Params:
-    return Params(torch.stack([p.W for p in nets]),
-                  None if nets[0].V is None else torch.stack([p.V for p in nets]), nets[0].alpha)  # type: ignore[misc]
-
-
-def _finite(x: float) -> float | None:
+def _finite(x: float | None) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
 
-def _load(spec: dict, config: dict, held: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training data and held-out inputs of a data spec: sphere from another data seed; digits
-    (and others) from one draw of ``n + held`` rows, split."""
-    dt, dev = config["dtype"], config["device"]
-    if spec["name"] == "sphere":
-        X = load_data("sphere", n=spec["n"], d=spec["d"], seed=config["data_seed"], dtype=dt, device=dev)
-        Z = load_data("sphere", n=held, d=spec["d"], seed=config["limit"]["held_out_seed"], dtype=dt, device=dev)
-        return X, Z
-    both = load_data(spec["name"], n=spec["n"] + held, seed=config["data_seed"], dtype=dt, device=dev)
-    return both[:spec["n"]], both[spec["n"]:]
+def _floats(values: Sequence[float | None]) -> np.ndarray:
+    """A list of numbers (``None`` where a measure had no finite value) as a float array, ``None`` as NaN."""
+    return np.asarray(values, dtype=np.float64)
 
 
 # ---- running --------------------------------------------------------------------------------------
 
+RUN_LAYER = True
+"""E4's trainings go through the report's :class:`~aedyn.sweep.Runner` (``OUT/runs``)."""
+
+LIMIT_KEYS = ("lr", "steps", "status", "loss_rel")
+"""The columns of a part (a) row every record keeps (besides its setting keys and its errors)."""
+INPUT_COLUMNS = {"train": "train", "held-out": "heldout"}
+"""Input set -> the suffix of its columns in the ``limit`` measure (``error_train``, ``scale_heldout``)."""
+MEMO_KEYS = ("regime", "width", "n", "d", "lr", "step_budget", "status", "steps", "final_relative_loss")
+"""The columns of a part (b) row its record keeps (beside the ``memorisation`` measure's record)."""
+
+
+def _common(config: dict) -> dict[str, Any]:
+    """The job settings every E4 training shares."""
+    return {"kappa": float(config["kappa"]), "nu": float(config["nu"]), "data_seed": int(config["data_seed"]),
+            "dtype": config["dtype"], "device": config["device"]}
+
+
+def limit_job(config: dict, spec: dict, regime: str, width: int, init: str, seed: int, lr: float,
+              steps: int) -> TrainJob:
+    """One network of part (a): ``steps`` of GD at ``lr`` with no early stop (``target = 0``), no
+    movement records, ``f_0 ≡ 0`` for ``init = "zero"``, measured against the NTK-limit predictor
+    (the ``limit`` measure, on ``held_out`` inputs drawn with ``held_out_seed``)."""
+    lim = config["limit"]
+    return TrainJob(regime=regime, data=spec["name"], n=int(spec["n"]),
+                    d=int(spec["d"]) if spec["name"] == "sphere" else None, seed=int(seed), width=int(width),
+                    zero_output=init == "zero", lr=float(lr), steps=int(steps), target=0.0,
+                    record_every=int(steps) + 1,
+                    measures=({"name": "limit", "n": int(lim["held_out"]), "seed": int(lim["held_out_seed"])},),
+                    **_common(config))
+
+
+def memorisation_job(config: dict, regime: str, lr: float | str = "auto", steps: int = 1) -> TrainJob:
+    """The network of part (b) for ``regime``: ``per_class`` digits of each class, ``f_0 ≡ 0``,
+    trained to ``target`` within ``steps``, with the ``memorisation`` measure and its options."""
+    mem = config["memorisation"]
+    options = {k: mem[k] for k in ("held_per_class", "noise", "random", "input_seed", "iterations", "tol", "show")}
+    return TrainJob(regime=regime, data="digits", classes=tuple(int(c) for c in mem["classes"]),
+                    per_class=int(mem["per_class"]), seed=int(mem["seed"]), width=int(mem["width"]),
+                    zero_output=True, lr=lr, steps=int(steps), target=float(mem["target"]),
+                    record_every=int(steps) + 1, measures=({"name": "memorisation", **options},), **_common(config))
+
+
 def run(config: dict, *, progress: Callable[[str, float], None] | None = None,
-        checkpoint: Any | None = None) -> dict:
-    """Part (a) for every (data, regime, width) batch (all seeds and both initialisations train as
-    one batch: ``k_early`` steps, then on to ``k_conv``), then part (b). Returns ``{"config", "settings"
-    (per data and regime: eta, the kernel's extremes, k_early, k_conv), "limit" (one record per network,
-    stage and input set), "memorisation" (per regime: the training run and, per input kind and map,
-    per-input measures and images), "notes"}``. ``checkpoint`` keeps each finished batch."""
+        runner: Runner | None = None) -> dict:
+    """Every training of parts (a) and (b) as :class:`~aedyn.job.TrainJob` s with their measures,
+    through ``runner`` (the report's: its run store makes an interrupted run resume, training only
+    the runs it lacks; its executor may be a Dask cluster; default a local runner without a store):
+    per (data, regime, width) one batch per stage (every init and seed; ``k_early`` steps, and
+    ``k_conv`` steps from scratch), then one batch per memorisation regime. Returns ``{"config",
+    "settings" (per data and regime: lr, the kernel's extremes, steps_early, steps_converged),
+    "limit" (one record per network and stage: its row's ``lr``, ``steps``, ``status``, ``loss_rel``,
+    the errors and scales of its comparisons, and the setting keys), "memorisation" (per regime: the
+    row's settings and outcome with the measure's record), "notes"}``."""
     with small_problems(config["device"]):
-        return _run(config, progress, checkpoint)
+        own = runner is None
+        runner = Runner() if runner is None else runner
+        try:
+            return _run(config, progress, runner)
+        finally:
+            if own:
+                runner.close()
 
 
-def _run(config: dict, progress: Callable[[str, float], None] | None, checkpoint: Any | None) -> dict:
+def _run(config: dict, progress: Callable[[str, float], None] | None, runner: Runner) -> dict:
     lim, mem = config["limit"], config["memorisation"]
-    total = len(lim["data"]) * len(lim["regimes"]) * len(lim["widths"]) + len(mem["regimes"])
-    done = 0
-    notes = Notes()
-
-    def report(message: str) -> None:
-        if progress is not None:
-            progress(message, done / total)
-
-    settings, records = [], []
+    kappa, nu, safety = float(config["kappa"]), float(config["nu"]), float(config["safety"])
+    notes: list[str] = []  # the runs' notes, from their rows (the loads here repeat the runs' own: dropped)
+    if progress is not None:
+        progress("E4: planning the runs", 0.0)
+    settings: list[dict] = []
+    batches: list[list[TrainJob]] = []
+    plans: list[tuple[str, dict]] = []  # per batch: its part and what its records carry beyond the row
     for spec in lim["data"]:
-        with notes.collect():
-            X, Z = _load(spec, config, int(lim["held_out"]))
+        X = Job(data=spec["name"], n=int(spec["n"]), d=int(spec["d"]) if spec["name"] == "sphere" else None,
+                **_common(config)).load(Notes())  # what the jobs of this spec train on
         n, d = X.shape
         for regime in lim["regimes"]:
-            K = regime_kernel(X, regime, kappa=config["kappa"], nu=config["nu"])
-            eta, lam_min, lam_max = limit_eta(K, float(config["safety"]))
-            k1 = predicted_steps(X, K, eta, float(lim["early_target"]), kappa=config["kappa"], nu=config["nu"])
-            k2 = max(k1 + 1, predicted_steps(X, K, eta, float(lim["converged_target"]), kappa=config["kappa"],
-                                             nu=config["nu"]))
-            settings.append({"data": spec["name"], "n": int(n), "d": int(d), "regime": regime, "eta": eta,
+            K = regime_kernel(X, regime, kappa=kappa, nu=nu)
+            eta, lam_min, lam_max = limit_eta(K, safety)
+            k1 = predicted_steps(X, K, eta, float(lim["early_target"]), kappa=kappa, nu=nu)
+            k2 = max(k1 + 1, predicted_steps(X, K, eta, float(lim["converged_target"]), kappa=kappa, nu=nu))
+            settings.append({"data": spec["name"], "n": int(n), "d": int(d), "regime": regime, "lr": eta,
                              "lambda_min_inf": lam_min, "lambda_max_inf": lam_max, "steps_early": k1,
                              "steps_converged": k2})
             for width in lim["widths"]:
-                report(f"E4: {spec['name']} {regime} m = {width}")
-                key = f"limit|{spec['name']}|{n}|{d}|{regime}|{width}"
-                saved = None if checkpoint is None else checkpoint.get(key)
-                if saved is None:
-                    before = len(notes.messages)
-                    with notes.collect():
-                        batch = _limit_batch(config, spec["name"], X, Z, regime, int(width), eta, k1, k2)
-                    saved = {"records": batch, "notes": notes.messages[before:]}
-                    if checkpoint is not None:
-                        checkpoint.put(key, saved)
-                else:
-                    notes.messages += saved["notes"]
-                records += saved["records"]
-                done += 1
-    memo = []
+                for stage, k in zip(STAGES, (k1, k2), strict=True):
+                    batches.append([limit_job(config, spec, regime, int(width), init, seed, eta, k)
+                                    for init in lim["inits"] for seed in lim["seeds"]])
+                    plans.append(("limit", {"stage": stage}))
     for regime in mem["regimes"]:
-        report(f"E4: memorisation, {regime} m = {mem['width']}")
-        key = f"memorisation|{regime}"
-        saved = None if checkpoint is None else checkpoint.get(key)
-        if saved is None:
-            before = len(notes.messages)
-            with notes.collect():
-                one = _memorise(config, regime)
-            saved = {"result": one, "notes": notes.messages[before:]}
-            if checkpoint is not None:
-                checkpoint.put(key, saved)
+        X = memorisation_job(config, regime).load(Notes())
+        K = regime_kernel(X, regime, kappa=kappa, nu=nu)
+        eta, lam_min, lam_max = limit_eta(K, safety)
+        k_pred, budget = memorisation_budget(X, K, eta, float(mem["target"]), float(mem["budget_factor"]))
+        batches.append([memorisation_job(config, regime, eta, budget)])
+        plans.append(("memorisation", {"lambda_min_inf": lam_min, "lambda_max_inf": lam_max,
+                                       "predicted_steps": k_pred}))
+
+    def trained(done: int, total: int) -> None:
+        if progress is not None:
+            progress(f"E4: {done} of {total} batches trained", done / total if total else 1.0)
+
+    rows = runner.run(batches, progress=trained)
+    refused = [row for batch in rows for row in batch if row.get("status") == UNTRAINABLE]
+    if refused:  # a setting no run of it can take (a held-out seed that draws the training data again, say)
+        raise AedynError(f"E4: {count(len(refused), sum(map(len, rows)), 'run')} could not train: "
+                         f"{refused[0].get('message')}")
+    records, memo = [], []
+    for (part, extra), batch in zip(plans, rows, strict=True):
+        for row in batch:
+            notes.extend([] if row.get("notes") is None else str(row["notes"]).split(" | "))
+        if part == "limit":
+            records += [_limit_record(row, extra["stage"]) for row in batch]
         else:
-            notes.messages += saved["notes"]
-        memo.append(saved["result"])
-        done += 1
-    report("E4: done")
+            memo.append(_memo_record(batch[0], extra))
+    if progress is not None:
+        progress("E4: done", 1.0)
     return {"config": config, "settings": settings, "limit": records, "memorisation": memo,
-            "notes": sorted(set(notes.messages))}
+            "notes": sorted(set(notes))}
 
 
-def _limit_batch(config: dict, data: str, X: torch.Tensor, Z: torch.Tensor, regime: str, width: int, eta: float,
-                 k1: int, k2: int) -> list[dict]:
-    """Train every (init, seed) network of one width for ``k1`` steps, measure, continue to ``k2``,
-    measure; one record per network, stage and input set."""
-    lim = config["limit"]
-    d = X.shape[1]
-    meta, nets = [], []
-    for init in lim["inits"]:
-        for seed in lim["seeds"]:
-            meta.append((init, int(seed)))
-            nets.append(init_params(d, width, regime=regime, seed=int(seed), kappa=config["kappa"], nu=config["nu"],
-                                    zero_output=init == "zero", dtype=config["dtype"], device=config["device"]))
-    start = _stack(nets)
-    first = train_batch(X, start, regime, lr=eta, steps=k1, target=0.0, record_every=k1 + 1)
-    second = train_batch(X, _stack([r.params for r in first]), regime, lr=eta, steps=k2 - k1, target=0.0,
-                         record_every=k2 - k1 + 1)
-    predictors: dict[tuple[str, int, int], NTKPredictor] = {}
-    out = []
-    for b, (init, seed) in enumerate(meta):
-        f0net = nets[b]
-        f0 = None if init == "zero" else (lambda z, p=f0net: forward(p, z, regime, check_finite=False))
-        L0 = float(first[b].loss[0])
-        for stage, k, result, sets in (("early", k1, first[b], (("train", X), ("held-out", Z))),
-                                       ("converged", k2, second[b], (("held-out", Z),))):
-            pkey = (init, seed if init == "standard" else -1, k)
-            if pkey not in predictors:
-                predictors[pkey] = NTKPredictor(X, regime, kappa=config["kappa"], nu=config["nu"], f0=f0, eta=eta,
-                                                steps=k)
-            pred = predictors[pkey]
-            loss = float(result.loss[-1])
-            for inputs, Y in sets:
-                f_net = forward(result.params, Y, regime, check_finite=False)
-                f_pred = pred(Y)
-                f_zero = torch.zeros_like(Y) if f0 is None else f0(Y)
-                out.append({"part": "limit", "data": data, "regime": regime, "init": init, "width": width,
-                            "seed": seed, "stage": stage, "steps": int(k), "inputs": inputs,
-                            "error": _finite(relative_error(f_net, f_pred, f_zero)),
-                            "scale": _finite(float((f_pred - f_zero).norm())),
-                            "status": "diverged" if "diverged" in (first[b].status, result.status) else "ok",
-                            "loss_rel": _finite(loss / L0) if L0 > 0 else None})
+def _limit_record(row: dict, stage: str) -> dict:
+    """A part (a) run's record: its row's setting keys (data, regime, width, seed), ``init``
+    (``zero`` for a row with ``zero_output``, else ``standard``) and ``stage``, :data:`LIMIT_KEYS`,
+    and ``error_<inputs>``, ``scale_<inputs>`` of the input sets compared at this stage
+    (:data:`COMPARISONS`)."""
+    init = "zero" if row.get("zero_output") else "standard"
+    out = {"data": row["data"], "regime": row["regime"], "init": init, "width": int(row["width"]),
+           "seed": int(row["seed"]), "stage": stage, **{k: row.get(k) for k in LIMIT_KEYS}}
+    for s, inputs in COMPARISONS:
+        if s == stage:
+            for what in ("error", "scale"):
+                out[f"{what}_{INPUT_COLUMNS[inputs]}"] = row.get(f"{what}_{INPUT_COLUMNS[inputs]}")
     return out
 
 
-def _memorise(config: dict, regime: str) -> dict:
-    """Part (b) for one regime: data, training, and the measures of both maps on every input kind."""
-    mem = config["memorisation"]
-    dt, dev = config["dtype"], config["device"]
-    per, held = int(mem["per_class"]), int(mem["held_per_class"])
-    train_rows, held_rows, train_labels, held_labels = [], [], [], []
-    for c in mem["classes"]:
-        rows = load_data("digits", n=per + held, classes=[int(c)], seed=config["data_seed"], dtype=dt, device=dev)
-        train_rows.append(rows[:per])
-        held_rows.append(rows[per:])
-        train_labels += [int(c)] * per
-        held_labels += [int(c)] * held
-    X = torch.cat(train_rows)
-    n, d = X.shape
-    source = list(range(n))
-    inputs = {"held-out": torch.cat(held_rows),
-              "noisy": noisy_copies(X, float(mem["noise"]), int(mem["input_seed"])),
-              "random": random_unit(int(mem["random"]), d, int(mem["input_seed"]) + 1, X)}
-    K = regime_kernel(X, regime, kappa=config["kappa"], nu=config["nu"])
-    eta, lam_min, lam_max = limit_eta(K, float(config["safety"]))
-    k_pred = LinearisedGD(K, eta).steps_to(-X, float(mem["target"]))
-    budget = max(10, math.ceil(float(mem["budget_factor"]) * (k_pred or 1000)))
-    net0 = init_params(d, int(mem["width"]), regime=regime, seed=int(mem["seed"]), kappa=config["kappa"],
-                       nu=config["nu"], zero_output=True, dtype=dt, device=dev)
-    result: TrainResult = train_batch(X, _stack([net0]), regime, lr=eta, steps=budget, target=float(mem["target"]),
-                                      record_every=budget + 1)[0]
-    params = result.params
-
-    def network(z: torch.Tensor) -> torch.Tensor:
-        return forward(params, z, regime, check_finite=False)
-
-    predictor = NTKPredictor(X, regime, kappa=config["kappa"], nu=config["nu"], f0=None)
-    maps = {"network": network, "predictor": predictor}
-    kinds: dict[str, Any] = {}
-    images: dict[str, Any] = {}
-    show, T = int(mem["show"]), int(mem["iterations"])
-    for kind, Z in inputs.items():
-        outputs = {name: f(Z) for name, f in maps.items()}
-        gap = ((outputs["network"] - outputs["predictor"]).norm(dim=1)
-               / outputs["predictor"].norm(dim=1).clamp_min(1e-300)).cpu().numpy()
-        in_near, in_idx = torch.cdist(Z, X).min(dim=1)
-        entry: dict[str, Any] = {"count": int(Z.shape[0]), "input_in_span": span_share(Z, X).tolist(),
-                                 "input_nearest_distance": in_near.cpu().numpy().tolist(),
-                                 "input_nearest_index": in_idx.cpu().numpy().tolist(),
-                                 "network_vs_predictor": gap.tolist()}
-        if kind == "noisy":
-            entry["source"] = source
-        if kind == "held-out":
-            entry["labels"] = held_labels
-        for name, f in maps.items():
-            m = memorisation(f, Z, X, iterations=T, tol=float(mem["tol"]))
-            ends = [int(s.rsplit(" ", 1)[1]) if s.startswith("training sample") else None for s in m.fate]
-            entry[name] = {"in_span": span_share(outputs[name], X).tolist(),
-                           "nearest_distance": m.nearest_distance.tolist(),
-                           "nearest_index": [int(i) for i in m.nearest_index],
-                           "input_distance": m.input_distance.tolist(),
-                           "output_norm": outputs[name].norm(dim=1).cpu().numpy().tolist(),
-                           "fate": list(m.fate), "fate_counts": m.fate_counts(), "end_sample": ends,
-                           "final_nearest": m.iterate_nearest[-1].tolist(),
-                           "final_norm": m.iterate_norm[-1].tolist()}
-        kinds[kind] = entry
-        z, first = Z[:show], Z[:show]
-        for _ in range(T):
-            z = torch.nan_to_num(network(z), posinf=0.0, neginf=0.0)
-        images[kind] = {"input": _img(first), "network": _img(outputs["network"][:show]),
-                        "predictor": _img(outputs["predictor"][:show]), "network_iterate": _img(z)}
-    return {"regime": regime, "width": int(mem["width"]), "n": int(n), "d": int(d), "eta": eta,
-            "lambda_min_inf": lam_min, "lambda_max_inf": lam_max, "predicted_steps": k_pred, "budget": budget,
-            "status": result.status, "steps": int(result.steps), "iterations": T,
-            "final_relative_loss": float(result.loss[-1] / result.loss[0]), "train_labels": train_labels,
-            "train_images": _img(X), "kinds": kinds, "images": images}
-
-
-def _img(Y: torch.Tensor) -> list[list[float]]:
-    return [[round(float(v), 6) for v in row] for row in Y.detach().cpu()]
+def _memo_record(row: dict, extra: dict) -> dict:
+    """A part (b) run's record: :data:`MEMO_KEYS` of its row, the infinite-width kernel's extremes and
+    the predicted steps (``extra``), and the ``memorisation`` measure's record (``iterations``,
+    ``train_labels``, ``train_images``, ``kinds``, ``images``)."""
+    return {**{k: row.get(k) for k in MEMO_KEYS}, **extra, **json.loads(row["memorisation"])}
 
 
 # ---- the tables -----------------------------------------------------------------------------------
 
-LIMIT_COLUMNS = ("part", "data", "regime", "init", "width", "seed", "stage", "steps", "inputs", "error", "scale",
-                 "loss_rel", "status")
+LIMIT_COLUMNS = ("part", "data", "regime", "init", "width", "seed", "stage", "lr", "steps", "inputs", "error",
+                 "scale", "loss_rel", "status")
 MEMO_COLUMNS = ("part", "regime", "width", "kind", "map", "index", "in_span", "input_in_span", "nearest_distance",
                 "nearest_index", "nearest_is_source", "nearest_same_class", "input_nearest_distance",
                 "input_distance", "output_norm", "network_vs_predictor", "fate", "end_is_source")
@@ -482,11 +426,12 @@ MEMO_SUMMARY_COLUMNS = ("regime", "width", "kind", "map", "inputs", "in_span_med
 
 def tabulate(results: dict) -> Any:
     """The tidy table, long: ``part = "limit"`` rows (one per data, regime, init, width, seed, stage
-    and input set, with ``error``) and ``part = "memorisation"`` rows (one per regime, input kind, map
-    and input, with the memorisation measures); columns a part does not have are empty."""
+    and input set, with ``error``: :func:`comparisons`) and ``part = "memorisation"`` rows (one per
+    regime, input kind, map and input, with the memorisation measures); columns a part does not have
+    are empty."""
     import pandas as pd
 
-    rows = [dict(r) for r in results["limit"]]
+    rows = [{"part": "limit", **c} for c in comparisons(results)]
     for res in results["memorisation"]:
         labels = res["train_labels"]
         for kind, e in res["kinds"].items():
@@ -508,7 +453,7 @@ def tabulate(results: dict) -> Any:
                         row["nearest_same_class"] = labels[near] == e["labels"][i]
                     rows.append(row)
     table = pd.DataFrame(rows, columns=list(COLUMNS))
-    numeric = ["width", "seed", "steps", "error", "scale", "loss_rel", "index", "in_span", "input_in_span",
+    numeric = ["width", "seed", "lr", "steps", "error", "scale", "loss_rel", "index", "in_span", "input_in_span",
                "nearest_distance", "nearest_index", "input_nearest_distance", "input_distance", "output_norm",
                "network_vs_predictor"]
     table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")
@@ -552,6 +497,26 @@ COMPARISONS: tuple[tuple[str, str], ...] = (("early", "train"), ("early", "held-
 """The (stage, inputs) pairs at which network and predictor are compared, in order."""
 
 
+def comparisons(results: dict) -> list[dict]:
+    """Part (a) in long form: per network (data, regime, width, init, seed) and comparison
+    (:data:`COMPARISONS`, in that order), its run's setting keys, ``lr``, ``steps``, ``status``,
+    ``loss_rel``, the ``inputs`` and their ``error`` and ``scale`` (the ``limit`` measure's
+    ``error_<inputs>``, ``scale_<inputs>``); networks in the order of their first record."""
+    order: dict[tuple, int] = {}
+    out = []
+    for r in results["limit"]:
+        order.setdefault((r["data"], r["regime"], r["width"], r["init"], r["seed"]), len(order))
+        for stage, inputs in COMPARISONS:
+            if r["stage"] == stage:
+                col = INPUT_COLUMNS[inputs]
+                out.append({**{k: r.get(k) for k in ("data", "regime", "init", "width", "seed", "stage", "lr",
+                                                     "steps", "status", "loss_rel")},
+                            "inputs": inputs, "error": r.get(f"error_{col}"), "scale": r.get(f"scale_{col}")})
+    out.sort(key=lambda c: (order[(c["data"], c["regime"], c["width"], c["init"], c["seed"])],
+                            COMPARISONS.index((c["stage"], c["inputs"]))))
+    return out
+
+
 def _keys(recs: Sequence[dict], fields: Sequence[str]) -> list[tuple]:
     return list(dict.fromkeys(tuple(r[f] for f in fields) for r in recs))
 
@@ -569,7 +534,7 @@ def slopes(results: dict) -> list[dict]:
     networks without one; ``widths`` every width run; ``at_largest`` the geometric mean of the seeds'
     errors at the largest width with the t interval of their logarithms (an :class:`Estimate`), and
     ``error_at_largest`` its value."""
-    recs = results["limit"]
+    recs = comparisons(results)
     out = []
     for data, regime, init, stage, inputs in _keys(recs, ("data", "regime", "init", "stage", "inputs")):
         mine = [r for r in recs if (r["data"], r["regime"], r["init"], r["stage"], r["inputs"])
@@ -605,7 +570,7 @@ def init_ratios(results: dict) -> list[dict]:
     geometric mean over the seeds at the largest width with the t interval of the log-ratios;
     ``slope``, the :class:`Slope` of the ratio against ``m`` (per seed, the zero init's slope minus
     the standard init's), with its t interval over the seeds."""
-    recs = results["limit"]
+    recs = comparisons(results)
     out = []
     for data, regime, stage, inputs in _keys(recs, ("data", "regime", "stage", "inputs")):
         mine = [r for r in recs if (r["data"], r["regime"], r["stage"], r["inputs"]) == (data, regime, stage, inputs)]
@@ -719,17 +684,17 @@ def memorisation_summary(results: dict) -> dict:
     nearest-sample statistics (for noisy inputs the share whose nearest training sample is the
     source, for held-out ones the share of the same class; for the input itself too), median
     ``||f(x) - x||`` and output norm, fate counts and where the iterates end; per kind, the median
-    network-predictor gap."""
+    network-predictor gap. (A value the measure could not give, ``None`` in the record, counts as NaN.)"""
     out: dict[str, Any] = {}
     for res in results["memorisation"]:
         labels = res["train_labels"]
         per: dict[str, Any] = {}
         for kind, e in res["kinds"].items():
             entry: dict[str, Any] = {
-                "count": e["count"], "input_in_span_median": float(np.median(e["input_in_span"])),
-                "input_in_span_min": float(np.min(e["input_in_span"])),
-                "input_nearest_distance_median": float(np.median(e["input_nearest_distance"])),
-                "network_vs_predictor_median": _finite(float(np.median(e["network_vs_predictor"])))}
+                "count": e["count"], "input_in_span_median": float(np.median(_floats(e["input_in_span"]))),
+                "input_in_span_min": float(np.min(_floats(e["input_in_span"]))),
+                "input_nearest_distance_median": float(np.median(_floats(e["input_nearest_distance"]))),
+                "network_vs_predictor_median": _finite(float(np.median(_floats(e["network_vs_predictor"]))))}
             if kind == "noisy":
                 entry["input_nearest_is_source"] = float(np.mean([a == b for a, b in
                                                                    zip(e["input_nearest_index"], e["source"],
@@ -741,16 +706,18 @@ def memorisation_summary(results: dict) -> dict:
             for name in MAPS:
                 mp = e[name]
                 near = mp["nearest_index"]
+                in_span, nearest, final = _floats(mp["in_span"]), _floats(mp["nearest_distance"]), \
+                    _floats(mp["final_norm"])
                 stats: dict[str, Any] = {
-                    "in_span_median": float(np.median(mp["in_span"])), "in_span_min": float(np.min(mp["in_span"])),
-                    "nearest_distance_median": float(np.median(mp["nearest_distance"])),
-                    "nearest_distance_max": float(np.max(mp["nearest_distance"])),
-                    "input_distance_median": float(np.median(mp["input_distance"])),
-                    "output_norm_median": float(np.median(mp["output_norm"])),
-                    "end_nearest_distance_median": _finite(float(np.median(mp["final_nearest"]))),
-                    "end_norm_median": _finite(float(np.median(mp["final_norm"]))),
-                    "end_shrunk": int(sum(v < TOWARDS_ZERO for v in mp["final_norm"])),
-                    "end_grown": int(sum(not v < GROWING for v in mp["final_norm"])),
+                    "in_span_median": float(np.median(in_span)), "in_span_min": float(np.min(in_span)),
+                    "nearest_distance_median": float(np.median(nearest)),
+                    "nearest_distance_max": float(np.max(nearest)),
+                    "input_distance_median": float(np.median(_floats(mp["input_distance"]))),
+                    "output_norm_median": float(np.median(_floats(mp["output_norm"]))),
+                    "end_nearest_distance_median": _finite(float(np.median(_floats(mp["final_nearest"])))),
+                    "end_norm_median": _finite(float(np.median(final))),
+                    "end_shrunk": int(np.sum(final < TOWARDS_ZERO)),
+                    "end_grown": int(np.sum(~(final < GROWING))),
                     "fates": dict(sorted(mp["fate_counts"].items()))}
                 if kind == "noisy":
                     stats["nearest_is_source"] = float(np.mean([a == b for a, b in
@@ -763,7 +730,7 @@ def memorisation_summary(results: dict) -> dict:
                 entry[name] = stats
             per[kind] = entry
         out[res["regime"]] = {"width": res["width"], "n": res["n"], "status": res["status"], "steps": res["steps"],
-                              "budget": res.get("budget"), "iterations": res.get("iterations"),
+                              "step_budget": res.get("step_budget"), "iterations": res.get("iterations"),
                               "final_relative_loss": res["final_relative_loss"], "kinds": per}
     return out
 
@@ -1189,7 +1156,7 @@ def _errorbar(ax: Any, widths: Sequence[int], ests: Sequence[Estimate | None], s
 def _limit_figure(results: dict, sl: Sequence[dict]) -> Any:
     from matplotlib.lines import Line2D
 
-    recs = results["limit"]
+    recs = comparisons(results)
     datas = list(dict.fromkeys(s["data"] for s in sl))
     panels = [p for p in COMPARISONS if any((s["stage"], s["inputs"]) == p for s in sl)]
     regimes = [r for r in style.REGIME_COLOURS if any(s["regime"] == r for s in sl)]
@@ -1238,7 +1205,7 @@ def _limit_figure(results: dict, sl: Sequence[dict]) -> Any:
 def _ratio_figure(results: dict, ratios: Sequence[dict]) -> Any:
     from matplotlib.lines import Line2D
 
-    recs = results["limit"]
+    recs = comparisons(results)
     datas = list(dict.fromkeys(c["data"] for c in ratios))
     panels = [p for p in COMPARISONS if any((c["stage"], c["inputs"]) == p for c in ratios)]
     regimes = [r for r in style.REGIME_COLOURS if any(c["regime"] == r for c in ratios)]
