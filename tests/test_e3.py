@@ -61,7 +61,6 @@ def test_config_is_json_ready_and_setup_says_what_runs():
     assert max(full["sphere"]["widths"]) == 2 ** 14 and max(full["digits"]["widths"]) == 2 ** 12
     assert all(len(d["seeds"]) == 2 for d in e3.config(seeds=2)["data"])
     assert e3.config(device="cuda")["device"] == "cuda"
-    assert e3.RUN_LAYER is True  # the report hands it its runner (and run store)
     text = " ".join(e3.setup(e3.config(quick=True)))
     for needle in ("sphere (n = 8, d = 4", "128, 256", "3 seeds", "1/lambda_max(Theta(0))", "0.0001", "t interval",
                    "Welch", "-0.5", "kappa sqrt(d)", "exact", "still training"):

@@ -246,25 +246,3 @@ def test_probe_leaves_nothing_behind(tmp_path):
     check_output(tmp_path / "x.json")
     assert list(tmp_path.iterdir()) == []
     assert not any(n.endswith(".probe") for n in os.listdir(tempfile.gettempdir()) if n.startswith(".x.json"))
-
-
-def test_checkpoint_keeps_finished_pieces_and_drops_a_partial_line(tmp_path):
-    from aedyn.files import Checkpoint
-
-    path = tmp_path / "checkpoint.jsonl"
-    cp = Checkpoint(path, {"a": 1})
-    cp.put("x", {"v": [1.5, 2]})
-    cp.put("y", 3)
-    with open(path, "ab") as fh:  # a run killed in the middle of writing the third piece
-        fh.write(b'{"key": "z", "val')
-    again = Checkpoint(path, {"a": 1})
-    assert len(again) == 2 and again.get("x") == {"v": [1.5, 2]} and again.get("y") == 3 and again.get("z") is None
-    again.put("z", 4)  # the piece in flight, redone: readable after the partial line was dropped
-    assert Checkpoint(path, {"a": 1}).get("z") == 4
-    with pytest.raises(AedynError, match=r"different config.*--force"):
-        Checkpoint(path, {"a": 2})
-    fresh = Checkpoint(path, {"a": 2}, force=True)
-    assert len(fresh) == 0 and len(Checkpoint(path, {"a": 2})) == 0
-    fresh.remove()
-    assert not path.exists()
-    fresh.remove()  # already gone: fine

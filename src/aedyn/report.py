@@ -13,9 +13,8 @@ Into one folder (``aedyn-report/`` by default)::
     E2/table.parquet     its full tidy table (also .csv); further tables beside it (``E3/certificate.csv``)
     E2/details.md        the set-up and every setting in sentences (the Markdown report links it)
     E2/<figure>.png      each figure (also .svg); E2/figures.json says what they were drawn from
-    runs/                the run store (:class:`aedyn.sweep.Runner`): every training of the experiments
-                         on the run layer (E2), one row each; what a rerun reads instead of training
-    E1/checkpoint.jsonl  while an experiment not yet on the run layer runs: its finished batches
+    runs/                the run store (:class:`aedyn.sweep.Runner`): every training of every experiment,
+                         one row each, with what it measured; what a rerun reads instead of training
 
 Each experiment module answers to the verbs of :mod:`aedyn.experiments` (``config``, ``setup``,
 ``run``, ``tabulate``, ``tables``, ``key_table``, ``figures`` with ``CAPTIONS``, ``findings``,
@@ -23,7 +22,7 @@ Each experiment module answers to the verbs of :mod:`aedyn.experiments` (``confi
 unchanged (and says so), without drawing its figures again when they were drawn from the same
 results by the same aedyn; a changed config is refused unless ``force``. An interrupted run,
 restarted with the same config, keeps every finished run (the run store, or the experiment's
-checkpoint) and retrains only those in flight. ``executor``/``workers``/``scheduler`` choose where
+run store) and retrains only those in flight. ``executor``/``workers``/``scheduler`` choose where
 the run layer trains (this process, or a Dask cluster). Experiments not asked for (``only``) keep their section while
 their finished results in the folder match this config. Every file is written atomically; the
 folder must be new, empty, or an aedyn report.
@@ -47,14 +46,11 @@ from typing import Any
 from aedyn._meta import aedyn_version, environment, jsonable
 from aedyn.errors import AedynError
 from aedyn.experiments import EXPERIMENTS, experiment, style
-from aedyn.files import Checkpoint, describe_os_error, read_json, write_atomic, write_json
+from aedyn.files import describe_os_error, read_json, write_atomic, write_json
 from aedyn.findings import Finding, Row, scoreboard
 from aedyn.sweep import Runner, check_executor
 
 MARKER = "report.json"
-CHECKPOINT = "checkpoint.jsonl"
-"""An experiment's finished batches while it runs (``E2/checkpoint.jsonl``), removed once its
-``results.json`` is written: an interrupted run, restarted, retrains only the batch in flight."""
 RUNS = "runs"
 """The report's run store (``OUT/runs``)."""
 _HINT = "choose a new or empty folder with --out"
@@ -155,12 +151,6 @@ def _config(mod: Any, quick: bool, seeds: int | None, device: str, profile: str 
     return mod.config(quick=quick, seeds=seeds, device=device)
 
 
-def _identity(config: dict[str, Any]) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed: the experiment's config and aedyn's version
-    (a batch judged by other code is not mixed into a run)."""
-    return {"config": config, "aedyn": aedyn_version()}
-
-
 def _png(fig: Any) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=style.DPI, bbox_inches="tight")
@@ -253,9 +243,6 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
     folder = Path(folder)
     _check_folder(folder)
     previous = {name: _previous(folder, name, configs[name], force) for name in names}  # refusals before any work
-    for name in names:
-        if previous[name] is None and (folder / name / CHECKPOINT).exists():
-            Checkpoint(folder / name / CHECKPOINT, _identity(configs[name]), force=force)  # another config's?
     for name in EXPERIMENTS:  # experiments not asked for stay in the report while their results fit this config
         if name not in modules:
             mod = experiment(name)
@@ -271,7 +258,7 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
     t_start = time.perf_counter()
     report = Report(folder=folder, sections=[], scoreboard=[], summary={})
     with Runner(folder / RUNS, executor=executor, workers=workers, scheduler=scheduler, on_note=on_note) as runner:
-        _run_all(folder, modules, configs, previous, report, runner, force, progress)
+        _run_all(folder, modules, configs, previous, report, runner, progress)
     report.scoreboard = scoreboard(f for s in report.sections for f in s.findings)
     versions = environment()
     report.summary.update({"scoreboard": [r.to_dict() for r in report.scoreboard], "config": configs,
@@ -288,8 +275,7 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
 
 
 def _run_all(folder: Path, modules: dict[str, Any], configs: dict[str, Any], previous: dict[str, Any],
-             report: Report, runner: Runner, force: bool,
-             progress: Callable[[str, str, float], None] | None) -> None:
+             report: Report, runner: Runner, progress: Callable[[str, str, float], None] | None) -> None:
     """Run (or reuse) each experiment and add its section to ``report``."""
     for name, mod in modules.items():
         record = previous[name]
@@ -299,22 +285,14 @@ def _run_all(folder: Path, modules: dict[str, Any], configs: dict[str, Any], pre
             step = None if progress is None else (lambda message, fraction, name=name: progress(name, message,
                                                                                                  fraction))
             (folder / name).mkdir(exist_ok=True)
-            if getattr(mod, "RUN_LAYER", False):  # its trainings go through the runner and its store
-                read = runner.read
-                results = mod.run(configs[name], progress=step, runner=runner)
-                resumed = runner.read - read
-                checkpoint = None
-            else:
-                checkpoint = Checkpoint(folder / name / CHECKPOINT, _identity(configs[name]), force=force)
-                resumed = len(checkpoint)
-                if resumed and progress is not None:
-                    progress(name, f"resuming an interrupted run: {resumed} finished batches kept", 0.0)
-                results = mod.run(configs[name], progress=step, checkpoint=checkpoint)
+            read = runner.read
+            results = mod.run(configs[name], progress=step, runner=runner)  # its trainings: the runner's store
+            resumed = runner.read - read
+            if resumed and progress is not None:
+                progress(name, f"read {resumed} finished runs from the run store instead of training them", 1.0)
             record = {"config": configs[name], "results": jsonable(results), "wall_time": time.perf_counter() - t0,
                       "resumed": resumed}
             report.files.append(write_json(folder / name / "results.json", record, force=True, flag="results"))
-            if checkpoint is not None:
-                checkpoint.remove()
         elif progress is not None:
             progress(name, "reusing the finished results of the same config", 1.0)
         results = record["results"]

@@ -17,7 +17,9 @@
 
 Experiments are library code: they return numbers, tables, figures and findings and never print
 or write files; :mod:`aedyn.report` runs them and writes the report. Each module answers to the
-same verbs: ``config``, ``setup``, ``run`` (with a checkpoint, so an interrupted run resumes),
+same verbs: ``config``, ``setup``, ``run`` (every training a :class:`~aedyn.job.TrainJob` with the
+measures it needs, run by the :class:`~aedyn.sweep.Runner` it is handed: its store makes an
+interrupted run resume, its executor may be a Dask cluster),
 ``tabulate`` (the full tidy table; optionally ``tables``), ``key_table`` (at most ten columns with
 human headers), ``figures`` (in the house style, :mod:`aedyn.experiments.style`, each with a caption
 in ``CAPTIONS``), ``findings`` (at most five :class:`aedyn.findings.Finding`, made by its rules, with
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -53,22 +55,6 @@ def experiment(name: str) -> ModuleType:
     """The module of experiment ``name`` (``"E2"``): it has ``NAME``, ``TITLE``, ``CLAIM``, ``CAPTIONS``
     and the verbs of the module docstring."""
     return importlib.import_module(f"aedyn.experiments.{name.lower()}")
-
-
-def checkpointed(checkpoint: Any | None, key: str, notes: Any, batch: Callable[[], list[dict]]) -> list[dict]:
-    """The records of the batch ``key``: from ``checkpoint`` (an :class:`aedyn.files.Checkpoint`, or
-    ``None``) when a run before this one finished it, its notes added to ``notes`` (an
-    :class:`aedyn.job.Notes`); otherwise ``batch()``'s, kept in the checkpoint with the notes raised
-    meanwhile. This is how an interrupted experiment, restarted, retrains only the batch in flight."""
-    saved = None if checkpoint is None else checkpoint.get(key)
-    if saved is None:
-        before = len(notes.messages)
-        saved = {"runs": batch(), "notes": notes.messages[before:]}
-        if checkpoint is not None:
-            checkpoint.put(key, saved)
-    else:
-        notes.messages += saved["notes"]
-    return saved["runs"]
 
 
 @contextmanager

@@ -169,8 +169,6 @@ def setup(config: dict) -> list[str]:
 
 # ---- running --------------------------------------------------------------------------------------
 
-RUN_LAYER = True
-"""E1's trainings go through the report's :class:`~aedyn.sweep.Runner` (``OUT/runs``)."""
 
 RECORD: tuple[str, ...] = (
     "regime", "data", "n", "d", "width", "seed", "rule", "status", "steps", "lr", "lambda_max", "initial_loss",

@@ -205,8 +205,6 @@ CLAIM = ("Gradient descent on a weakly or jointly trained over-parameterised aut
 PROFILES = ("scale",)
 """Named configurations besides quick and full: ``scale`` carries the sphere ``n``-series to large
 ``n`` (see :func:`config`)."""
-RUN_LAYER = True
-"""E2's trainings go through the report's :class:`~aedyn.sweep.Runner` (``OUT/runs``)."""
 
 
 def config(quick: bool = False, seeds: int | None = None, device: str = "cpu",

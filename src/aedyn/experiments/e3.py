@@ -84,8 +84,6 @@ CLAIM = ("In the over-parameterised NTK regime, gradient descent barely moves th
          "initialisation: the relative weight movement, the share of ReLU activation patterns that flip and "
          "the drift of the neural tangent kernel are each O(m^(-1/2)) in the width m.")
 
-RUN_LAYER = True
-"""E3's trainings go through the report's :class:`~aedyn.sweep.Runner` (``OUT/runs``)."""
 
 REGIMES: tuple[str, ...] = ("weak", "joint")
 QUANTITIES: tuple[str, ...] = ("weight_change_W", "weight_change_V", "max_neuron_change_W", "pattern_flips",

@@ -267,8 +267,6 @@ def _floats(values: Sequence[float | None]) -> np.ndarray:
 
 # ---- running --------------------------------------------------------------------------------------
 
-RUN_LAYER = True
-"""E4's trainings go through the report's :class:`~aedyn.sweep.Runner` (``OUT/runs``)."""
 
 LIMIT_KEYS = ("lr", "steps", "status", "loss_rel")
 """The columns of a part (a) row every record keeps (besides its setting keys and its errors)."""

@@ -176,8 +176,6 @@ def setup(config: dict) -> list[str]:
 
 # ---- running -------------------------------------------------------------------------------------
 
-RUN_LAYER = True
-"""E5's trainings go through the report's :class:`~aedyn.sweep.Runner` (``OUT/runs``)."""
 
 
 def _measures(config: dict) -> tuple[Any, ...]:

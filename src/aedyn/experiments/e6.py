@@ -108,8 +108,6 @@ CLAIM = ("The convergence proofs rest on the lazy (NTK) picture, in which the we
          "barely move as the width grows; this holds for the output scale alpha = m^(-1/2) and should stop holding "
          "as alpha moves towards the mean-field scale m^(-1).")
 
-RUN_LAYER = True
-"""E6's trainings go through the report's :class:`~aedyn.sweep.Runner` (``OUT/runs``)."""
 
 GAMMAS: tuple[float, ...] = (0.5, 0.625, 0.75, 0.875, 1.0)
 LAZY_SLOPE = -0.2
