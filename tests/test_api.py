@@ -51,6 +51,7 @@ from aedyn import (
 )
 from aedyn.data import expected_shape, sphere
 from aedyn.linalg import lanczos_extremes, lobpcg_min
+from aedyn.model import Features
 
 # ----------------------------------------------------------------------------------------------
 # one small seeded problem, as NumPy float64 arrays (each test converts them as it needs)
@@ -138,7 +139,7 @@ def flat(obj: Any) -> list[Any]:
         return [x for key in sorted(obj) for x in (key, *flat(obj[key]))]
     if dataclasses.is_dataclass(obj):
         return flat({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)})
-    if isinstance(obj, (tuple, list)):
+    if isinstance(obj, (tuple, list, Features)):  # Features unpacks as (A, D)
         return [x for item in obj for x in flat(item)]
     raise TypeError(f"cannot flatten {type(obj).__name__}")
 

@@ -281,3 +281,66 @@ def test_batched_ntk_lambda_max_equals_each_operator(regime, shared):
     for b, p in enumerate(ps):
         ref = NTKOperator(p, X if shared else X[b], regime).extremes(which="max", tol=1e-10).max
         assert ext[b].max == pytest.approx(ref, rel=1e-8)
+
+
+def _workspace_modes(monkeypatch, mode: str) -> None:
+    """Make the engine's workspace evaluate network by network in blocks of 4 samples (the CPU path,
+    blocks forced small so that every network is split), or as one batch (the GPU path, here on the
+    CPU)."""
+    import functools
+
+    from aedyn import gd, model
+
+    options = {"block": 4} if mode == "blocks" else {"batched": True}
+    monkeypatch.setattr(gd, "Workspace", functools.partial(model.Workspace, **options))
+
+
+@pytest.mark.parametrize("mode", ["blocks", "batched"])
+@pytest.mark.parametrize("regime", REGIMES)
+def test_every_workspace_path_equals_the_plain_loop(regime, mode, monkeypatch):
+    """The engine's evaluation in blocks of samples (the CPU path with the sums over samples split)
+    and as one batched computation (the GPU path) give the plain loop's runs: three networks
+    stopping at different steps, so the batch also shrinks (float64, the same tolerance as above)."""
+    _workspace_modes(monkeypatch, mode)
+    X = sphere(N + 3, D, seed=6)  # 9 samples: blocks of 4, 4 and 1
+    ps = [init_params(D, M, regime=regime, seed=s) for s in range(len(CASES))]
+    etas = [eta for eta, _ in CASES.values()]
+    out = train_batch(X, stack(ps), regime, lr=np.array(etas), steps=120, target=0.2, record_every=5)
+    for r, p, (case, (eta, _)) in zip(out, ps, CASES.items(), strict=True):
+        status, k, losses, rec, W, V = plain_descent(X, p, regime, eta, steps=120, target=0.2)
+        assert (r.status, r.steps) == (status, k), case
+        np.testing.assert_allclose(r.loss, losses, rtol=1e-10, err_msg=case)
+        if status != "diverged":
+            for name in ("weight_change_W", "weight_change_V", "pattern_flips"):
+                if name in rec and name in r.metrics:
+                    np.testing.assert_allclose(r.metrics[name], rec[name], rtol=1e-9, atol=1e-12)
+            for mine, plain in ((r.params.W, W), (r.params.V, V)):
+                if plain is not None:
+                    torch.testing.assert_close(mine, plain, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("regime", REGIMES)
+def test_a_workspace_evaluation_equals_the_plain_one_and_gives_safe_radii(regime):
+    """Loss, residual, features and both gradients from the workspace (network by network, in blocks
+    of 4 of 9 samples) equal the plain evaluation; the safe radii from step 0's pre-activations
+    equal safe_radius; features are None unless asked for; a shrunken batch uses the leading rows."""
+    from aedyn.model import Workspace, evaluate, safe_radius
+
+    X = sphere(9, D, seed=2)
+    P = stack(nets(regime, range(3)))
+    plain = evaluate(P, X, regime)
+    for ws in (Workspace(P, X, regime, block=4), Workspace(P, X, regime, block=9),
+               Workspace(P, X, regime, batched=True)):
+        got = evaluate(P, X, regime, workspace=ws, with_radius=True)
+        torch.testing.assert_close(got.loss, plain.loss, rtol=1e-12, atol=0)
+        torch.testing.assert_close(got.residual, plain.residual, rtol=1e-12, atol=1e-15)
+        assert torch.equal(got.features.D, plain.features.D)
+        for mine, ref in zip(got.grads, plain.grads, strict=True):
+            assert (mine is None) == (ref is None)
+            if ref is not None:
+                torch.testing.assert_close(mine, ref, rtol=1e-12, atol=1e-15)
+        if trained_layers(regime)[0]:
+            torch.testing.assert_close(got.radius, safe_radius(P, X), rtol=1e-12, atol=0)
+        assert evaluate(P, X, regime, workspace=ws, with_features=False).features is None
+        two = Params(P.W[:2], None if P.V is None else P.V[:2], P.alpha)
+        torch.testing.assert_close(evaluate(two, X, regime, workspace=ws).loss, plain.loss[:2], rtol=1e-12, atol=0)

@@ -406,11 +406,12 @@ def _backward(c: torch.Tensor, A: torch.Tensor, X: torch.Tensor, Vd: torch.Tenso
             gW = torch.matmul(left, right, out=gW)
         if regime == "tied":  # V = W^T: the decoder's gradient c^T A joins the encoder's, transposed
             left, right = (c.mT, A) if transposed else (A.mT, c)
-            if gW.ndim == 2:  # type: ignore[union-attr]
+            dims = {gW.ndim, left.ndim, right.ndim}  # type: ignore[union-attr]
+            if dims == {2}:
                 gW.addmm_(left, right)  # type: ignore[union-attr]
-            elif gW.ndim == 3 and c.ndim == 3:  # type: ignore[union-attr]
+            elif dims == {3} and gW.shape[0] == left.shape[0] == right.shape[0]:  # type: ignore[union-attr]
                 gW.baddbmm_(left, right)  # type: ignore[union-attr]
-            else:
+            else:  # broadcast batch dimensions: a new tensor
                 gW = gW + torch.matmul(left, right)
         grad_W = gW.mT if transposed else gW  # type: ignore[union-attr]
     if dec:
@@ -475,9 +476,11 @@ class Workspace:
     slower) in blocks of samples (:data:`BLOCK_BYTES`); on a GPU the whole batch at once (one launch
     per product is what counts there). Made for the batch's first size; a batch that has dropped
     networks is evaluated in the leading rows. The ``n x m`` activations of the whole batch are
-    kept only when asked for (``with_features``: a recording step)."""
+    kept only when asked for (``with_features``: a recording step). ``batched`` picks the path
+    (default: by the device), ``block`` the samples per block of the CPU path."""
 
-    def __init__(self, params: Params, X: torch.Tensor, regime: str, *, block: int | None = None) -> None:
+    def __init__(self, params: Params, X: torch.Tensor, regime: str, *, block: int | None = None,
+                 batched: bool | None = None) -> None:
         if params.W.ndim != 3:
             raise AedynError(f"a workspace is for a batch of networks, W of shape (B, m, d); got "
                              f"{tuple(params.W.shape)}")
@@ -486,7 +489,7 @@ class Workspace:
         self.dtype, self.device = params.W.dtype, params.W.device
         enc, dec = trained_layers(regime)
         self.regime, self.shape = regime, (B, n, m)
-        self.one_by_one = self.device.type == "cpu"
+        self.one_by_one = self.device.type == "cpu" if batched is None else not batched
         if block is None:  # wide inputs make the products compute-bound: big products then beat cached blocks
             small = self.one_by_one and d < WIDE
             block = max(16, BLOCK_BYTES // (2 * m * params.W.element_size())) if small else n
