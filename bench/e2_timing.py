@@ -1,4 +1,4 @@
-"""Time E2's width search (aedyn.experiments.e2.least_width) trial by trial, on any device:
+"""Time E2's width search (aedyn.threshold.least_width) trial by trial, on any device:
 
     python bench/e2_timing.py --device cuda --regime weak --n 64 --d 16
     python bench/e2_timing.py --device cuda --regime joint --n 512 --d 16 --criteria reach --limit 90
@@ -13,7 +13,7 @@ import argparse
 import time
 
 from aedyn.experiments import small_problems
-from aedyn.experiments.e2 import least_width
+from aedyn.threshold import least_width
 
 
 class _OutOfTime(Exception):

@@ -4,7 +4,7 @@
   against the linearised-GD predictions of the kernels, per regime, data set, width and step rule.
 - :mod:`aedyn.experiments.e2`: how much over-parameterisation each regime needs: the least width
   ``m*`` at which gradient descent succeeds in most seeds, under the criteria ``reach`` and
-  ``lambda0`` (``aedyn threshold``; :func:`~aedyn.experiments.e2.least_width`), its estimate from
+  ``lambda0`` (``aedyn threshold``; :func:`aedyn.threshold.least_width`), its estimate from
   every seed's bracket, the growth ``m* ∝ n^a`` and weak's over joint's width, with intervals.
 - :mod:`aedyn.experiments.e3`: laziness: weight movement, pattern flips and kernel drift against
   the width, with fitted slopes against the theory's ``m^(-1/2)``, and each run's certificate.
