@@ -2,7 +2,7 @@
 # E2 in full on a GPU machine (n up to 1024), within a time limit, its report archived:
 #     bash bench/gpu_reproduce.sh SECONDS OUTDIR
 # Runs `aedyn reproduce --device cuda --only E2` into OUTDIR/report. If the limit stops it, the
-# experiment's checkpoint (OUTDIR/report/E2/checkpoint.jsonl) keeps every finished width, and the
+# report's run store (OUTDIR/report/runs) keeps every finished batch, and the
 # same command (with that folder) resumes. Writes OUTDIR/report.tgz and OUTDIR/e2.log.
 set -u
 LIMIT=${1:-400}

@@ -344,3 +344,53 @@ def test_a_workspace_evaluation_equals_the_plain_one_and_gives_safe_radii(regime
         assert evaluate(P, X, regime, workspace=ws, with_features=False).features is None
         two = Params(P.W[:2], None if P.V is None else P.V[:2], P.alpha)
         torch.testing.assert_close(evaluate(two, X, regime, workspace=ws).loss, plain.loss[:2], rtol=1e-12, atol=0)
+
+
+def test_plain_steps_are_those_that_neither_record_nor_look():
+    from aedyn.gd import plain_steps
+
+    # record every 10, NTK every 25, look every 8: from step 1, steps 1..7 are plain (8 is a look)
+    assert plain_steps(1, 100, 10, 25, 8) == 7
+    assert plain_steps(9, 100, 10, 25, 8) == 1 and plain_steps(10, 100, 10, 25, 8) == 0  # 10 records
+    assert plain_steps(11, 100, 10, 25, 8) == 5  # 16 is a look
+    assert plain_steps(21, 100, 10, 25, 8) == 3 and plain_steps(25, 100, 10, 25, 8) == 0  # 24 looks, 25 checks
+    assert plain_steps(97, 100, 10, None, 8) == 3  # the last step (100) is never plain
+    assert plain_steps(1, 1000, 1001, None, 32) == 31  # E2's search on a GPU: 31 plain steps per look
+    brute = [k for k in range(0, 200) if k < 200 and k % 7 and k % 12 and k % 30]
+    for start in range(200):
+        run = 0
+        while start + run in brute:
+            run += 1
+        assert plain_steps(start, 200, 7, 30, 12) == run
+
+
+@pytest.mark.parametrize("regime", REGIMES)
+def test_runs_taken_in_segments_equal_runs_taken_step_by_step(regime, monkeypatch):
+    """The GPU's path through the loop (plain steps between looks run as segments; on CUDA each is one
+    captured graph, elsewhere the same kernels eagerly), forced on here on the CPU with a look every
+    8 steps: every network's run equals the step-by-step run (networks that stop, diverge and run to
+    the budget, so the batch also shrinks mid-run and segments restart on the new tensors)."""
+    from aedyn import gd
+
+    X = sphere(N, D, seed=6)
+    ps = [init_params(D, M, regime=regime, seed=s) for s in range(len(CASES))]
+    etas = np.array([eta for eta, _ in CASES.values()])
+    kw = dict(lr=etas, steps=120, target=0.2, record_every=10, ntk_every=25, sync_every=8)
+    plain = train_batch(X, stack(ps), regime, **kw)
+    calls = []
+    real = gd._Segments.run
+
+    def counted(self, length, batch, dtype):
+        calls.append((length, batch))
+        return real(self, length, batch, dtype)
+
+    monkeypatch.setattr(gd, "use_segments", lambda device: True)
+    monkeypatch.setattr(gd._Segments, "run", counted)
+    segmented = train_batch(X, stack(ps), regime, **kw)
+    assert calls and max(length for length, _ in calls) == 7 and len({b for _, b in calls}) > 1
+    for a, b in zip(segmented, plain, strict=True):
+        assert (a.status, a.steps) == (b.status, b.steps)
+        np.testing.assert_array_equal(a.loss, b.loss)  # the same kernels in the same order: the same numbers
+        for name in b.metrics:
+            np.testing.assert_array_equal(a.metrics[name], b.metrics[name], err_msg=name)
+        assert torch.equal(a.params.W, b.params.W)

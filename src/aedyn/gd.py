@@ -36,6 +36,7 @@ from aedyn.files import read_json, write_json
 from aedyn.model import (
     Evaluation,
     Params,
+    Tangent,
     Workspace,
     as_params,
     check_input,
@@ -578,7 +579,7 @@ def _descend(init: Params, X: torch.Tensor, regime: str, first: Evaluation, work
         among them (the device's mask says which; the first step at which the rule fails, in the
         copied losses, says when); returns how many networks of the batch still run."""
         nonlocal chunk, seen, below, above, alive
-        values = (chunk[0][:, None] if len(chunk) == 1 else torch.stack(chunk, dim=1)).double().cpu().numpy()
+        values = torch.cat([c if c.ndim == 2 else c[:, None] for c in chunk], dim=1).double().cpu().numpy()
         running = active.cpu().numpy()
         chunk = []
         if seen == 0:
@@ -622,7 +623,18 @@ def _descend(init: Params, X: torch.Tensor, regime: str, first: Evaluation, work
         active = active[kept]
         slots, alive = slots[keep], alive[keep]
 
-    for k in range(steps + 1):
+    def plain_step(out: torch.Tensor) -> None:
+        """One step that neither records nor looks: evaluate, keep the loss in ``out``, apply the
+        stop rule on the device, update the running networks (what a segment repeats)."""
+        ev = evaluate(cur, Xc, regime, check_finite=False, workspace=workspace, with_features=False)
+        out.copy_(ev.loss)
+        now = ev.loss.double()
+        torch.logical_and(active, (now > converge_at) & (now <= diverge_at), out=active)
+        _update(cur, ev.grads, eta_w, eta_d, ~active.reshape(-1, 1, 1))
+
+    segments = _Segments(plain_step, dev) if sync_every > 1 and use_segments(dev) else None
+    k = 0
+    while True:
         last = k == steps
         ev = first if k == 0 else evaluate(cur, Xc, regime, check_finite=False, with_gradient=not last,
                                            workspace=workspace, with_features=k % record_every == 0)
@@ -662,17 +674,18 @@ def _descend(init: Params, X: torch.Tensor, regime: str, first: Evaluation, work
             if running <= len(slots) // 2:
                 keep = np.flatnonzero(alive)
                 retire(keep)
+                if segments is not None:
+                    segments.reset()  # the batch's tensors are new: graphs captured on the old ones are void
                 kept = torch.as_tensor(keep, device=dev)
                 grads = grads._replace(W=None if grads.W is None else grads.W[kept],
                                        V=None if grads.V is None else grads.V[kept])
             all_running = running == len(slots)
-        mask = None if all_running else ~active.reshape(-1, 1, 1)
-        for param, grad, step in ((cur.W, grads.W, eta_w), (cur.V, grads.V, eta_d)):
-            if grad is not None:
-                grad.mul_(step)
-                if mask is not None:
-                    grad.masked_fill_(mask, 0.0)
-                param.sub_(grad)  # type: ignore[union-attr]
+        _update(cur, grads, eta_w, eta_d, None if all_running else ~active.reshape(-1, 1, 1))
+        k += 1
+        length = 0 if segments is None else plain_steps(k, steps, record_every, ntk_every, sync_every)
+        if length >= MIN_SEGMENT:
+            chunk.append(segments.run(length, len(slots), Lk.dtype))  # type: ignore[union-attr]
+            k += length
     if chunk:
         look()
     stop[stop < 0] = steps  # out of budget (the rule may also have stopped them at the last step)
@@ -685,6 +698,87 @@ def _descend(init: Params, X: torch.Tensor, regime: str, first: Evaluation, work
     metrics = _metrics(records, final, init, X, D0_all, regime, stop, record_every, ntk, ntk_every, left)
     return _Run(stop, status, loss, metrics, final, None if ntk is None else ntk.drift_method,
                 None if left is None else left.cpu().numpy())
+
+
+def _update(cur: Params, grads: Tangent, eta_w: torch.Tensor, eta_d: torch.Tensor,
+            mask: torch.Tensor | None) -> None:
+    """``theta <- theta - eta * grad`` in place for each trained layer, each network at its own step;
+    networks under ``mask`` (``B x 1 x 1``, stopped) do not move."""
+    for param, grad, step in ((cur.W, grads.W, eta_w), (cur.V, grads.V, eta_d)):
+        if grad is not None:
+            grad.mul_(step)
+            if mask is not None:
+                grad.masked_fill_(mask, 0.0)
+            param.sub_(grad)  # type: ignore[union-attr]
+
+
+MIN_SEGMENT = 4
+"""Runs of fewer plain steps than this (between two steps that record or look) are taken one by
+one; longer runs go through :class:`_Segments` (on a GPU, one captured CUDA graph)."""
+
+
+def plain_steps(start: int, steps: int, record_every: int, ntk_every: int | None, sync_every: int) -> int:
+    """How many consecutive steps from ``start`` on are *plain*: before the last step, and neither a
+    recording step (``k % record_every == 0``), an NTK check (``k % ntk_every == 0``) nor a host look
+    (``k % sync_every == 0``). What a segment may run without the host (:class:`_Segments`)."""
+    k = start
+    while k < steps and k % record_every and k % sync_every and (ntk_every is None or k % ntk_every):
+        k += 1
+    return k - start
+
+
+def use_segments(device: torch.device) -> bool:
+    """Whether a run on ``device`` takes its plain steps in segments: on CUDA (captured as CUDA graphs,
+    so that a segment of steps costs one launch instead of dozens per step); on the CPU, where the host
+    looks at every step, there are none."""
+    return device.type == "cuda"
+
+
+class _Segments:
+    """Runs ``length`` plain steps (``step(out)``, :func:`plain_steps`) and returns their losses,
+    ``B x length``. On CUDA each length is captured once as a CUDA graph (the steps' kernels recorded
+    on the batch's fixed tensors: parameters, workspace, step sizes, stop thresholds) and replayed
+    after: the launches of a segment's dozens of small kernels per step become one. Capture runs
+    nothing, so no step is taken twice; the first segment of each length runs eagerly (warming the
+    libraries' handles and workspaces up), the second is captured and replayed. A shrunken batch
+    (:meth:`reset`) is captured anew. Elsewhere, and if a capture fails, segments run eagerly: the
+    same kernels in the same order, so the same numbers."""
+
+    def __init__(self, step: Callable[[torch.Tensor], None], device: torch.device) -> None:
+        self.step, self.device = step, device
+        self.capture = device.type == "cuda"
+        self.graphs: dict[int, tuple[Any, torch.Tensor]] = {}
+        self.seen: set[int] = set()
+
+    def reset(self) -> None:
+        self.graphs.clear()
+        self.seen.clear()
+
+    def _steps(self, out: torch.Tensor) -> None:
+        for j in range(out.shape[1]):
+            self.step(out[:, j])
+
+    def run(self, length: int, batch: int, dtype: torch.dtype) -> torch.Tensor:
+        if self.capture and length in self.graphs:
+            graph, out = self.graphs[length]
+            graph.replay()
+            return out.clone()
+        out = torch.empty(batch, length, dtype=dtype, device=self.device)
+        if self.capture and length in self.seen:
+            try:
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    self._steps(out)
+            except RuntimeError:  # pragma: no cover - a capture CUDA refuses: eager from here on
+                self.capture = False
+                torch.cuda.synchronize(self.device)
+            else:
+                self.graphs[length] = (graph, out)
+                graph.replay()
+                return out.clone()
+        self.seen.add(length)
+        self._steps(out)
+        return out
 
 
 def _movement_names(enc: bool, dec: bool) -> list[str]:
