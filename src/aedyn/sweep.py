@@ -42,7 +42,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -69,8 +69,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["EXECUTORS", "RUNS_CONFIG", "Run", "Runner", "SweepConfig", "SweepPlan", "SweepProgress", "SweepSummary",
-           "check_executor", "dry_run", "execute_batch", "load_config", "make_batches", "parse_config", "plan",
-           "result_row", "run_id", "run_sweep", "status_counts", "summary_table", "untrainable_row", "write_csv"]
+           "check_executor", "dry_run", "execute_batch", "load_config", "make_batches", "notes_of", "parse_config",
+           "plan", "result_row", "run_id", "run_sweep", "status_counts", "summary_table", "untrainable_row",
+           "write_csv"]
 
 JOB_FIELDS = tuple(f.name for f in dataclasses.fields(TrainJob))
 """The keys ``[grid]`` and ``[train]`` accept: every :class:`~aedyn.job.TrainJob` field."""
@@ -403,12 +404,21 @@ def result_row(run_id: str, job: TrainJob, result: TrainResult) -> dict[str, Any
         "dtype": str(cfg.get("dtype", job.dtype)),
         **_versions(),
         "message": result.message,
-        "notes": " | ".join(str(n) for n in cfg.get("notes", [])) or None,
+        "notes": NOTE_SEPARATOR.join(str(n) for n in cfg.get("notes", [])) or None,
         "job": json.dumps(spec, sort_keys=True, separators=(",", ":")),
         "loss_steps": curve_steps,
         "loss_curve": [float(loss[k]) for k in curve_steps],
     })
     return row
+
+
+NOTE_SEPARATOR = " | "
+"""How a row joins its run's notes into one cell."""
+
+
+def notes_of(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The notes of ``rows`` (each row's ``notes`` cell, :data:`NOTE_SEPARATOR`-joined), sorted, each once."""
+    return sorted({note for row in rows for note in str(row.get("notes") or "").split(NOTE_SEPARATOR) if note})
 
 
 UNTRAINABLE = "untrainable"
@@ -732,6 +742,17 @@ class Runner:
         self._threads: int | None = None
         self.trained = 0
         self.read = 0
+
+    @classmethod
+    @contextmanager
+    def given(cls, runner: Runner | None) -> Iterator[Runner]:
+        """``runner``, or a local one without a store for the duration (closed after): how an
+        experiment's ``run`` takes the runner it may be handed."""
+        if runner is not None:
+            yield runner
+            return
+        with cls() as own:
+            yield own
 
     def __enter__(self) -> Runner:
         return self

@@ -79,7 +79,7 @@ from aedyn.findings import (
 )
 from aedyn.job import TrainJob
 from aedyn.stats import LEVEL, MIN_SEEDS, Estimate, t_interval
-from aedyn.sweep import UNTRAINABLE, Runner
+from aedyn.sweep import UNTRAINABLE, Runner, notes_of
 
 NAME = "E1"
 TITLE = "Linear convergence"
@@ -238,14 +238,8 @@ def run(config: dict, *, progress: Callable[[str, float], None] | None = None, r
     (restored after): these problems are small, and on a shared machine one thread is many times
     faster than several. ``progress(message, fraction)`` after each batch."""
     report = progress or (lambda message, fraction: None)
-    with small_problems(config["device"]):
-        own = runner is None
-        runner = Runner() if runner is None else runner
-        try:
-            return _run(config, report, runner)
-        finally:
-            if own:
-                runner.close()
+    with small_problems(config["device"]), Runner.given(runner) as runner:
+        return _run(config, report, runner)
 
 
 def _run(config: dict, report: Callable[[str, float], None], runner: Runner) -> dict:
@@ -288,7 +282,7 @@ def _run(config: dict, report: Callable[[str, float], None], runner: Runner) -> 
                     raise AedynError(f"E1: the {regime} run at m = {width}, seed {seed} could not start: "
                                      f"{row.get('message')}")
                 rows[i, regime, width, rule, seed] = row
-                notes.update(n for n in (row.get("notes") or "").split(" | ") if n)
+                notes.update(notes_of([row]))
 
     def lambda_max(i: int) -> dict[str, float]:
         """Each regime's largest ``lambda_max(Theta(0))`` over the seeds at the smallest width."""

@@ -343,13 +343,8 @@ def run(config: dict[str, Any], *, progress: Callable[[str, float], None] | None
                 rule = "" if s["step_rule"] == "global" else " (layer-wise)"
                 progress(f"{s['regime']}{rule} {s['data']} n = {s['n']}: width {trial.width}", finished / len(searches))
 
-        own = runner is None
-        runner = Runner() if runner is None else runner
-        try:
+        with Runner.given(runner) as runner:
             thresholds = least_widths(searches, runner=runner, on_trial=report)
-        finally:
-            if own:
-                runner.close()
     return {"config": config, "thresholds": [th.to_dict() for th in thresholds]}
 
 

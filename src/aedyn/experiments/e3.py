@@ -76,7 +76,7 @@ from aedyn.findings import (
 )
 from aedyn.job import TrainJob
 from aedyn.stats import LEVEL, Estimate, Slope, fit_slope, slope_difference, t_interval
-from aedyn.sweep import Runner
+from aedyn.sweep import Runner, notes_of
 
 NAME = "E3"
 TITLE = "Laziness"
@@ -255,18 +255,12 @@ def run(config: dict, *, progress: Callable[[str, float], None] | None = None,
                done / total if total else 1.0)
 
     batches = _batches(config)
-    with small_problems(config["device"]):
-        own = runner is None
-        runner = Runner() if runner is None else runner
-        try:
-            rows = runner.run(batches, progress=trained)
-        finally:
-            if own:
-                runner.close()
+    with small_problems(config["device"]), Runner.given(runner) as runner:
+        rows = runner.run(batches, progress=trained)
     runs = [record(row) for batch in rows for row in batch]
-    notes = {note for batch in rows for row in batch for note in str(row.get("notes") or "").split(" | ") if note}
+    notes = notes_of(row for batch in rows for row in batch)
     report("E3: done", 1.0)
-    return {"config": config, "notes": sorted(notes), "runs": runs}
+    return {"config": config, "notes": notes, "runs": runs}
 
 
 def _converged(run: dict) -> bool:

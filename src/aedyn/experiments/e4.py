@@ -130,7 +130,7 @@ from aedyn.job import Job, Notes, TrainJob
 from aedyn.kernels import init_output_kernel, regime_kernel
 from aedyn.limit import LinearisedGD
 from aedyn.stats import MIN_SEEDS, Estimate, fit_slope, t_interval
-from aedyn.sweep import UNTRAINABLE, Runner
+from aedyn.sweep import UNTRAINABLE, Runner, notes_of
 
 NAME = "E4"
 TITLE = "The infinite-width limit and memorisation"
@@ -318,14 +318,8 @@ def run(config: dict, *, progress: Callable[[str, float], None] | None = None,
     "limit" (one record per network and stage: its row's ``lr``, ``steps``, ``status``, ``loss_rel``,
     the errors and scales of its comparisons, and the setting keys), "memorisation" (per regime: the
     row's settings and outcome with the measure's record), "notes"}``."""
-    with small_problems(config["device"]):
-        own = runner is None
-        runner = Runner() if runner is None else runner
-        try:
-            return _run(config, progress, runner)
-        finally:
-            if own:
-                runner.close()
+    with small_problems(config["device"]), Runner.given(runner) as runner:
+        return _run(config, progress, runner)
 
 
 def _run(config: dict, progress: Callable[[str, float], None] | None, runner: Runner) -> dict:
@@ -375,7 +369,7 @@ def _run(config: dict, progress: Callable[[str, float], None] | None, runner: Ru
     records, memo = [], []
     for (part, extra), batch in zip(plans, rows, strict=True):
         for row in batch:
-            notes.extend([] if row.get("notes") is None else str(row["notes"]).split(" | "))
+            notes.extend(notes_of([row]))
         if part == "limit":
             records += [_limit_record(row, extra["stage"]) for row in batch]
         else:

@@ -88,7 +88,7 @@ from aedyn.kernels import tied_ntk_limit
 from aedyn.model import init_params
 from aedyn.ntk import ntk_dense
 from aedyn.stats import Estimate, Slope
-from aedyn.sweep import Runner
+from aedyn.sweep import Runner, notes_of
 
 NAME = "E5"
 TITLE = "The weight-tied degeneracy"
@@ -210,11 +210,6 @@ def _record(row: dict) -> dict:
     return {c: row[c] for c in COLUMNS if row.get(c) is not None}
 
 
-def _notes(rows: Sequence[dict]) -> list[str]:
-    """The runs' notes (each row's ``notes``, ``" | "``-joined), sorted, each once."""
-    return sorted({note for row in rows for note in str(row.get("notes") or "").split(" | ") if note})
-
-
 def kernel_check(config: dict) -> dict:
     """The tied infinite-width NTK against finite-width tied NTKs (see the module docstring):
     ``errors[j][i]``, seed ``i``'s relative Frobenius distance at ``widths[j]``, and ``slope``, their
@@ -249,17 +244,12 @@ def run(config: dict, *, progress: Callable[[str, float], None] | None = None, r
         report(f"E5: {done} of {total} batches trained", done / (total + 1))
 
     with small_problems(config["device"]):
-        own = runner is None
-        runner = Runner() if runner is None else runner
-        try:
+        with Runner.given(runner) as runner:
             rows = [row for batch in runner.run(jobs, progress=trained) for row in batch]
-        finally:
-            if own:
-                runner.close()
         report("E5: tied kernel limit against finite width", todo[0] / (todo[0] + 1))
         check = kernel_check(config)
     report("E5: done", 1.0)
-    return {"config": config, "notes": _notes(rows), "runs": [_record(row) for row in rows], "kernel_check": check}
+    return {"config": config, "notes": notes_of(rows), "runs": [_record(row) for row in rows], "kernel_check": check}
 
 
 # ---- the tables ----------------------------------------------------------------------------------

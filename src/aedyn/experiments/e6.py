@@ -100,7 +100,7 @@ from aedyn.findings import (
 from aedyn.job import Notes, TrainJob
 from aedyn.model import forward
 from aedyn.stats import MIN_SEEDS, Estimate, Slope, fit_slope, t_interval
-from aedyn.sweep import Runner
+from aedyn.sweep import Runner, notes_of
 
 NAME = "E6"
 TITLE = "From lazy training to feature learning"
@@ -283,16 +283,10 @@ def run(config: dict[str, Any], *, progress: Callable[[str, float], None] | None
         def trained(done: int, total: int) -> None:
             report(f"E6: {done} of {total} batches trained", done / total if total else 1.0)
 
-        own = runner is None
-        runner = Runner() if runner is None else runner
-        try:
+        with Runner.given(runner) as runner:
             rows = runner.run(batches, progress=trained)
-        finally:
-            if own:
-                runner.close()
     runs = [_record(row, gamma) for (_, gamma, _), batch in zip(settings, rows, strict=True) for row in batch]
-    notes = sorted({text for batch in rows for row in batch for text in str(row.get("notes", "")).split(" | ")
-                    if text})
+    notes = notes_of(row for batch in rows for row in batch)
     report("E6: done", 1.0)
     return {"config": config, "n": n, "d": d, "notes": notes, "runs": runs}
 
