@@ -251,3 +251,65 @@ def test_a_profile_goes_to_the_experiments_that_have_one_and_is_refused_elsewher
     assert max(n for sr in scale["series"] for n in sr["ns"]) == 256
     assert {sr.get("step_rule", "global") for sr in scale["series"]} == {"global", "layerwise"}
     assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+KILLED = '''
+import sys, time, json
+from aedyn import cli, sweep
+from aedyn.experiments import e2
+tiny = json.loads(sys.argv[2])
+e2.config = lambda quick=False, seeds=None, device="cpu", profile=None: {**tiny, "device": device, "profile": profile}
+real = sweep.execute_batch
+def slowed(*args, **kw):
+    out = real(*args, **kw)
+    time.sleep(float(sys.argv[3]))  # room for the test to kill it between batches and within one
+    return out
+sweep.execute_batch = slowed
+sys.exit(cli.run(["reproduce", "--only", "E2", "--profile", "scale", "--out", sys.argv[1]]))
+'''
+
+
+@pytest.mark.slow
+def test_the_scale_profile_resumes_after_kill_9_and_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    """`aedyn reproduce --only E2 --profile scale` (here with a small config in its place) killed with
+    SIGKILL while it trains: the rerun reads every stored run, trains the rest, leaves no temporary
+    file and no run twice in the store, and its E2 results equal an uninterrupted run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from aedyn.store import Store
+
+    tiny = {**TINY, "series": [{"data": "sphere", "vary": "n", "ns": [4, 8, 16], "d": 3},
+                               {"data": "sphere", "vary": "n", "ns": [4, 8, 16], "d": 3, "step_rule": "layerwise"}],
+            "criteria": ["reach", "lambda0"]}
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED)
+    out = tmp_path / "report"
+    cmd = [sys.executable, str(script), str(out), json.dumps(tiny)]
+    proc = subprocess.Popen([*cmd, "0.4"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    parts = out / "runs" / "parts"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and (
+            not parts.is_dir() or len(list(parts.glob("*.parquet"))) < 3):
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()  # still training when killed
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    stored = Store.open(out / "runs").finished_ids()
+    assert stored and not (out / "E2" / "results.json").exists()  # killed mid-way
+    done = subprocess.run([*cmd, "0"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    store = Store.open(out / "runs")
+    frame = store.load()
+    assert frame["run_id"].is_unique and stored <= set(frame["run_id"])
+    assert not [p for p in (out / "runs").rglob("*") if p.name.startswith(".")]  # no temporary file left
+    monkeypatch.setattr(e2, "config", lambda quick=False, seeds=None, device="cpu", profile=None:
+                        {**tiny, "device": device, "profile": profile})
+    whole = reproduce(tmp_path / "whole", only=["E2"], profile="scale")
+    resumed = json.loads((out / "E2" / "results.json").read_text())
+    assert json.dumps(resumed["results"], sort_keys=True) == json.dumps(
+        json.loads((tmp_path / "whole" / "E2" / "results.json").read_text())["results"], sort_keys=True)
+    assert resumed["resumed"] >= len(stored) and whole.sections[0].resumed == 0
