@@ -149,10 +149,11 @@ def test_advantage_says_persists_shrinks_or_cannot_tell_only_through_the_interva
         return Estimate(v, lo, hi, units=units)
 
     args = dict(n_top=256, ratio_low_n=(8, e(4.0, 2.6, 6.3)))
-    persists = advantage("E2", "s", e(2.0, 1.3, 3.1), e(0.3, 0.2, 0.4), trend_upper=e(0.1, -0.5, 0.7),
-                         upper="n = 64..256", meeting=e(2000.0, 700.0, 5e4), **args)
+    persists = advantage("E2", "s", e(2.0, 1.3, 3.1), e(0.3, 0.2, 0.4), over="over n = 64..256",
+                         beside=e(0.1, -0.5, 0.7), meeting=e(2000.0, 700.0, 5e4), **args)
     assert persists.verdict == "supported" and "persists there but shrinks with n" in persists.sentence
-    assert "over n = 64..256 0.10 [-0.50, 0.70]" in persists.sentence and "at n = 8 it was 4x" in persists.sentence
+    assert "minus weak's over n = 64..256 0.30 [0.20, 0.40], over the whole range 0.10 [-0.50, 0.70]" in \
+        persists.sentence and "at n = 8 it was 4x" in persists.sentence
     assert "would meet at n = 2000 (95% range 700 to 50000): an extrapolation, not a measurement" in persists.sentence
     steady = advantage("E2", "s", e(2.0, 1.3, 3.1), e(0.0, -0.1, 0.1), meeting=e(2000.0, 700.0, 5e4), **args)
     assert steady.verdict == "supported" and "cannot tell" in steady.sentence and "meet" not in steady.sentence

@@ -303,15 +303,16 @@ def comparison(claim: str, experiment: str, subject: str, quantity: str, estimat
 
 
 def advantage(experiment: str, subject: str, ratio: Estimate | None, trend: Estimate | None, *, n_top: int,
-              trend_upper: Estimate | None = None, upper: str = "the upper half",
+              over: str = "", beside: Estimate | None = None, beside_over: str = "over the whole range",
               ratio_low_n: tuple[int, Estimate] | None = None, meeting: Estimate | None = None, runs: int = 0,
               figure: str | None = None) -> Finding:
     """Whether joint training's width advantage persists, shrinks or vanishes as ``n`` grows: ``ratio``
     is weak's quorum width over joint's at the largest ``n`` measured (``n_top``), ``trend`` joint's
-    growth exponent minus weak's over the whole range (above 0: the ratio falls with ``n``) and
-    ``trend_upper`` the same over ``upper`` (the larger ``n`` alone: is the small-``n`` end
-    pre-asymptotic?), ``meeting`` where the growth laws would meet (:func:`aedyn.stats.crossing`; an
-    extrapolation, and named as one).
+    growth exponent minus weak's ``over`` the larger ``n`` (above 0: the ratio falls with ``n``;
+    E2 takes the upper half of its ``n``, where the growth laws are least pre-asymptotic), stated
+    beside the same ``beside_over`` the whole range (``beside``: context, it decides nothing);
+    ``meeting`` where the growth laws would meet (:func:`aedyn.stats.crossing`; an extrapolation,
+    and named as one).
 
     - the ratio's interval above 1: joint needs less width at ``n_top``, ``supported``; the advantage
       *persists* there, and *shrinks* with ``n`` only if the trend's interval lies above 0 (then the
@@ -320,10 +321,7 @@ def advantage(experiment: str, subject: str, ratio: Estimate | None, trend: Esti
       supported`` when the trend says it shrank (it was there at smaller ``n``), else
       ``inconclusive``;
     - below 1: joint needs *more* width at ``n_top``, ``not supported``;
-    - fewer than :data:`MIN_SEEDS` seeds, or no ratio: ``inconclusive``.
-
-    The upper-half trend is always stated beside the whole range's, so a trend that holds over the
-    whole range but not over its upper half reads as what it is."""
+    - fewer than :data:`MIN_SEEDS` seeds, or no ratio: ``inconclusive``."""
     base = dict(claim="width", experiment=experiment, subject=subject, estimate=ratio, rule="advantage/trend",
                 unit="x", runs=runs, figure=figure,
                 quantity=f"weak's quorum width over joint's at n = {n_top}, and its trend in n")
@@ -338,9 +336,9 @@ def advantage(experiment: str, subject: str, ratio: Estimate | None, trend: Esti
     def said(e: Estimate | None) -> str:
         return "-" if e is None else f"{num(e.value)} {interval(e, avoid=0.0)}"
 
-    diff = "" if trend is None else f"joint's growth exponent minus weak's {said(trend)}"
-    if trend is not None and trend_upper is not None:
-        diff += f", over {upper} {said(trend_upper)}"
+    diff = "" if trend is None else f"joint's growth exponent minus weak's{' ' + over if over else ''} {said(trend)}"
+    if trend is not None and beside is not None:
+        diff += f", {beside_over} {said(beside)}"
     shrinks = trend is not None and trend.has_interval and trend.low > 0  # type: ignore[operator]
     grows = trend is not None and trend.has_interval and trend.high < 0  # type: ignore[operator]
     if ratio.low > 1:  # type: ignore[operator]
@@ -353,8 +351,9 @@ def advantage(experiment: str, subject: str, ratio: Estimate | None, trend: Esti
         elif trend is not None:
             text += f"; whether it changes with n the intervals cannot tell ({diff})"
         if shrinks and meeting is not None:
-            text += (f"; extrapolating the growth laws of {upper} beyond the data, the widths would meet at n = "
-                     f"{count_like(meeting.value)} ({meeting_range(meeting)}): an extrapolation, not a measurement")
+            text += (f"; extrapolating the growth laws {over or 'fitted'} beyond the data, the widths would meet at "
+                     f"n = {count_like(meeting.value)} ({meeting_range(meeting)}): an extrapolation, not a "
+                     "measurement")
     elif ratio.high < 1:  # type: ignore[operator]
         verdict = "not supported"
         text = f"{subject}: at n = {n_top} joint needs more width than weak: {key}"
