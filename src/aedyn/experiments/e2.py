@@ -779,7 +779,8 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
 CAPTIONS = {
     "m_star_vs_n": "The least width against the number of samples n, log-log, one panel per criterion: each regime's "
                    "estimated quorum width (filled, with its 95% interval; a bar reaching the top is unbounded above) "
-                   "and the grid's m* (open), the fitted growth law, and the parameter-count lines m = n and m = n/2.",
+                   "and the grid's m* (open), the growth law fitted over all n (solid) and over the upper half of n "
+                   "(dashed, where it differs), and the parameter-count lines m = n and m = n/2.",
     "width_ratio_vs_n": "How much more width weak training needs than joint training: the ratio of their quorum widths "
                         "against n with 95% intervals, one panel per criterion; above the line at 1, joint needs less. "
                         "An arrow marks an interval that runs beyond the axis.",
@@ -849,6 +850,10 @@ def _m_star_figure(a: Analysis, groups: list[tuple[int, dict[str, Any], list[Thr
                     if g is not None:
                         x = np.geomspace(min(g.xs), max(g.xs), 40)  # over the settings it was fitted to
                         ax.plot(x, [g.quorum_at(v) for v in x], "-", color=colour, lw=1.2)
+                    u = a.upper.get((k, regime, data, c))
+                    if u is not None and g is not None and len(u.xs) < len(g.xs):  # the upper half's own law
+                        x = np.geomspace(min(u.xs), max(u.xs), 20)
+                        ax.plot(x, [u.quorum_at(v) for v in x], ls=(0, (4, 2)), color=colour, lw=1.6, alpha=0.8)
                     name = regime if len({th.setting["data"] for _, _, t in groups for th in t}) == 1 else \
                         f"{regime}, {data}"
                     if layerwise:
@@ -869,6 +874,8 @@ def _m_star_figure(a: Analysis, groups: list[tuple[int, dict[str, Any], list[Thr
     axes[0][0].set_ylabel("least width m*")
     common = [Line2D([], [], color="0.3", marker="o", ls="", label="estimate, 95% interval"),
               Line2D([], [], color="0.3", marker="o", mfc="none", ls="", ms=9, label="grid m*")]
+    if any(u is not None for u in a.upper.values()):
+        common.append(Line2D([], [], color="0.3", ls=(0, (4, 2)), lw=1.6, label="fit over the upper half of n"))
     if axis == "n":
         common += [Line2D([], [], color="0.45", ls=":", label="m = n"),
                    Line2D([], [], color="0.45", ls="--", label="m = n/2")]
