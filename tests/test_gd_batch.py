@@ -291,7 +291,7 @@ def _workspace_modes(monkeypatch, mode: str) -> None:
 
     from aedyn import gd, model
 
-    options = {"block": 4} if mode == "blocks" else {"batched": True}
+    options = {"block": 4, "batched": False} if mode == "blocks" else {"batched": True}
     monkeypatch.setattr(gd, "Workspace", functools.partial(model.Workspace, **options))
 
 
@@ -329,8 +329,8 @@ def test_a_workspace_evaluation_equals_the_plain_one_and_gives_safe_radii(regime
     X = sphere(9, D, seed=2)
     P = stack(nets(regime, range(3)))
     plain = evaluate(P, X, regime)
-    for ws in (Workspace(P, X, regime, block=4), Workspace(P, X, regime, block=9),
-               Workspace(P, X, regime, batched=True)):
+    for ws in (Workspace(P, X, regime, block=4, batched=False), Workspace(P, X, regime, block=9, batched=False),
+               Workspace(P, X, regime, batched=True), Workspace(P, X, regime)):
         got = evaluate(P, X, regime, workspace=ws, with_radius=True)
         torch.testing.assert_close(got.loss, plain.loss, rtol=1e-12, atol=0)
         torch.testing.assert_close(got.residual, plain.residual, rtol=1e-12, atol=1e-15)
@@ -394,3 +394,15 @@ def test_runs_taken_in_segments_equal_runs_taken_step_by_step(regime, monkeypatc
         for name in b.metrics:
             np.testing.assert_array_equal(a.metrics[name], b.metrics[name], err_msg=name)
         assert torch.equal(a.params.W, b.params.W)
+
+
+def test_the_workspace_picks_its_path_by_device_and_size():
+    from aedyn.model import ONE_BY_ONE_BYTES, Workspace
+
+    small = stack(nets("joint", range(2)))
+    assert not Workspace(small, sphere(N, D, seed=1), "joint").one_by_one  # n m = 144: batched
+    m = ONE_BY_ONE_BYTES // (8 * 64) + 1
+    big = stack([init_params(8, m, seed=s) for s in range(2)])
+    ws = Workspace(big, sphere(64, 8, seed=1), "joint")
+    assert ws.one_by_one and ws.block == 64  # one 64 x m slab of 1 MiB: no split below BLOCK_BYTES
+    assert not Workspace(big, sphere(64, 8, seed=1), "joint", batched=True).one_by_one

@@ -469,12 +469,19 @@ halve the time of a whole network; at n = 512, m = 8192 blocks of 64 save 53%. F
 (``d >= WIDE``) the products are compute-bound and a whole network is faster (P1: 20%)."""
 
 
+ONE_BY_ONE_BYTES = 2**20
+"""On the CPU a :class:`Workspace` evaluates network by network once a network's ``n x m`` slab takes
+this many bytes; below, the batched products' fewer calls win (one thread, float64, d = 8: batched
+2.4x faster at n m = 256 .. 4096, one by one 1.4x faster at 131072 and 1.8x at 262144)."""
+
+
 class Workspace:
     """The buffers of a batch's gradient-descent steps, reused from step to step (no large
-    allocation per step), and how the batch is evaluated: on the CPU one network at a time, with
-    plain matrix products (for the skinny products of small ``d`` the batched ones are up to 2.5x
-    slower) in blocks of samples (:data:`BLOCK_BYTES`); on a GPU the whole batch at once (one launch
-    per product is what counts there). Made for the batch's first size; a batch that has dropped
+    allocation per step), and how the batch is evaluated: on the CPU, for networks of at least
+    :data:`ONE_BY_ONE_BYTES`, one network at a time with plain matrix products (for the skinny
+    products of small ``d`` the batched ones are up to 2.5x slower) in blocks of samples
+    (:data:`BLOCK_BYTES`); for smaller ones and on a GPU the whole batch at once (fewer calls; on a
+    GPU one launch per product is what counts). Made for the batch's first size; a batch that has dropped
     networks is evaluated in the leading rows. The ``n x m`` activations of the whole batch are
     kept only when asked for (``with_features``: a recording step). ``batched`` picks the path
     (default: by the device), ``block`` the samples per block of the CPU path."""
@@ -489,7 +496,9 @@ class Workspace:
         self.dtype, self.device = params.W.dtype, params.W.device
         enc, dec = trained_layers(regime)
         self.regime, self.shape = regime, (B, n, m)
-        self.one_by_one = self.device.type == "cpu" if batched is None else not batched
+        if batched is None:  # small networks: the batched products' fewer calls win (measured crossover ~1 MiB)
+            batched = self.device.type != "cpu" or n * m * params.W.element_size() < ONE_BY_ONE_BYTES
+        self.one_by_one = not batched
         if block is None:  # wide inputs make the products compute-bound: big products then beat cached blocks
             small = self.one_by_one and d < WIDE
             block = max(16, BLOCK_BYTES // (2 * m * params.W.element_size())) if small else n
