@@ -25,6 +25,13 @@ def test_parse_size_refuses(text):
         parse_size(text)
 
 
+@pytest.mark.parametrize("text", ["1e400", "1e400GB", "1e308TB", float("inf")])
+def test_a_size_beyond_any_number_of_bytes_is_called_too_large_not_too_small(text):
+    with pytest.raises(AedynError, match="too large") as info:
+        parse_size(text)
+    assert "at least 1 byte" not in str(info.value)
+
+
 def test_format_bytes():
     assert format_bytes(512) == "512 B"
     assert format_bytes(3 * 1024**3) == "3 GiB"
@@ -39,6 +46,40 @@ def test_cgroup_limit_is_respected(monkeypatch):
     monkeypatch.setattr(resources, "_meminfo_available", lambda: 64 << 30)
     monkeypatch.setattr(resources, "_cgroup_available", lambda: 2 << 30)
     assert available_memory() == 2 << 30
+
+
+def test_the_address_space_limit_is_respected(monkeypatch):
+    """Under ``ulimit -v`` an allocation beyond the limit fails however much memory is free: the room
+    left under it (the limit less what the process has mapped) bounds what is available."""
+    monkeypatch.setattr(resources, "_meminfo_available", lambda: 64 << 30)
+    monkeypatch.setattr(resources, "_cgroup_available", lambda: None)
+    monkeypatch.setattr(resources.resource, "getrlimit", lambda which: (3 << 30, resources.resource.RLIM_INFINITY))
+    monkeypatch.setattr(resources, "_mapped", lambda: 1 << 30)
+    assert available_memory() == 2 << 30
+    est = MemoryEstimate()
+    est.add("parameters", 5 << 30)
+    with pytest.raises(AedynError, match="available memory is 2 GiB"):
+        check_memory(est)
+    monkeypatch.setattr(resources.resource, "getrlimit", lambda which: (resources.resource.RLIM_INFINITY,) * 2)
+    assert available_memory() == 64 << 30
+    check_memory(est)
+    assert resources._mapped() > 0  # this process's own address space, read from /proc
+
+
+def test_a_memory_refusal_keeps_its_numbers_under_other_advice_and_pickles_whole():
+    import pickle
+
+    from aedyn.errors import MemoryRefusal
+
+    est = MemoryEstimate()
+    est.add("parameters", 6 << 30)
+    with pytest.raises(MemoryRefusal) as info:
+        check_memory(est, limit=1 << 30, advice="use a smaller --width")
+    other = info.value.advise("lower --seeds")
+    assert str(other).startswith(info.value.need) and str(other).endswith("; lower --seeds")
+    assert "--width" not in str(other)
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is MemoryRefusal and str(again) == str(info.value)
 
 
 def test_check_memory_names_the_parts():

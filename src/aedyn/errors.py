@@ -6,6 +6,8 @@ names the problem and the fix. The CLI prints that line and exits non-zero, with
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class AedynError(ValueError):
     """Bad input or an impossible request; the message says what to do instead."""
@@ -13,7 +15,22 @@ class AedynError(ValueError):
 
 class MemoryRefusal(AedynError):
     """A job refused before it allocated, because its memory estimate exceeds what is available: an
-    error, never evidence about the job (a width search does not count it as a failing width)."""
+    error, never evidence about the job (a width search does not count it as a failing width).
+
+    Its line is ``need`` (what the job needs against what there is) and ``advice`` (what to lower);
+    :meth:`advise` gives the same refusal with other advice, so the command line names only
+    options the running command has."""
+
+    def __init__(self, need: str, advice: str = "make the problem smaller") -> None:
+        super().__init__(f"{need}; {advice}")
+        self.need, self.advice = need, advice
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole (a refusal on a Dask worker)
+        return type(self), (self.need, self.advice)
+
+    def advise(self, advice: str) -> MemoryRefusal:
+        """This refusal with ``advice`` in place of its own."""
+        return type(self)(self.need, advice)
 
 
 class AedynWarning(UserWarning):

@@ -4,6 +4,8 @@ A job states what it will hold (parameters, activations, eigensolver bases, hist
 :class:`MemoryEstimate`; :func:`check_memory` compares it with the memory available on the device
 (or a limit the user sets) and refuses with one line that gives the estimate and its largest parts.
 The estimates are upper-bound-minded (they count the copies the code really makes), not exact.
+On the host, what is available is the least of the kernel's free memory, the room under a
+container's limit and the room under the process's address-space limit (``ulimit -v``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not POSIX (Windows): no address-space limit to read
+    resource = None  # type: ignore[assignment]
 
 from aedyn.errors import AedynError, MemoryRefusal
 
@@ -34,7 +41,10 @@ def parse_size(text: str | int | float) -> int:
                              "of bytes")
         value, unit = float(match.group(1)), match.group(2).lower()
     size = value * _UNITS[unit]
-    if not (math.isfinite(size) and size >= 1):
+    if not math.isfinite(size):
+        raise AedynError(f"the memory size {text!r} is too large to be a number of bytes; write it like 8GB, 16GiB "
+                         "or 512MB")
+    if size < 1:
         raise AedynError(f"a memory size must be at least 1 byte; got {text!r}")
     return int(size)
 
@@ -73,21 +83,49 @@ def _cgroup_available() -> int | None:
     return None
 
 
+def _mapped() -> int:
+    """Bytes of address space this process has mapped (``VmSize``); 0 when it cannot be told."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _address_space_room() -> int | None:
+    """Room left under the process's address-space limit (``RLIMIT_AS``, ``ulimit -v``), if there is
+    one: the soft limit less the address space already mapped. An allocation beyond it fails
+    however much memory the machine has free."""
+    if resource is None:  # pragma: no cover - not POSIX
+        return None
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (OSError, ValueError):
+        return None
+    if soft == resource.RLIM_INFINITY or soft < 0:
+        return None
+    return max(int(soft) - _mapped(), 0)
+
+
 def available_memory(device: str | torch.device = "cpu") -> int | None:
     """Bytes that can still be allocated on ``device``: free GPU memory for CUDA; for the host the
-    smaller of the kernel's ``MemAvailable`` and the room under a cgroup limit (``sysconf`` where
-    there is no ``/proc``). ``None`` when it cannot be told."""
+    least of the kernel's ``MemAvailable`` (``sysconf`` where there is no ``/proc``), the room under
+    a cgroup limit and the room under the address-space limit (``ulimit -v``). ``None`` when it
+    cannot be told."""
     device = torch.device(device)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
-    known = [v for v in (_meminfo_available(), _cgroup_available()) if v is not None]
-    if not known:
+    free = _meminfo_available()
+    if free is None:
         try:
-            known = [os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")]
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError, AttributeError):
-            return None
-    return min(known)
+            free = None
+    known = [v for v in (free, _cgroup_available(), _address_space_room()) if v is not None]
+    return min(known) if known else None
 
 
 @dataclass
@@ -142,6 +180,5 @@ def check_memory(estimate: MemoryEstimate, *, device: str | torch.device = "cpu"
         need = sum(parts.values())
         if room is not None and need > room:
             source = "the --max-memory limit" if limit is not None and what != "host memory" else f"available {what}"
-            raise MemoryRefusal(f"this job needs about {estimate.describe(parts)} but {source} is "
-                                f"{format_bytes(room)}; {advice or 'make the problem smaller'} (or set --max-memory if "
-                                "you know better)")
+            raise MemoryRefusal(f"this job needs about {estimate.describe(parts)} but {source} is {format_bytes(room)}",
+                                f"{advice or 'make the problem smaller'} (or set --max-memory if you know better)")
