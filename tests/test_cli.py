@@ -396,6 +396,36 @@ def test_out_of_memory_is_named(capsys, monkeypatch):
     assert code == 2 and "out of memory" in err and one_error_line(err)
 
 
+def test_memory_advice_names_only_options_the_command_has():
+    """Each command's advice when its work does not fit names its own options, and --max-memory only
+    where it has that option."""
+    import re
+
+    from typer.main import get_command
+
+    commands = get_command(cli.app).commands
+    for name, advice in cli.SHRINK.items():
+        options = {o for p in commands[name].params for o in p.opts}
+        named = set(re.findall(r"--[a-z-]+", advice))
+        assert named and named <= options, (name, named - options)
+        for refused in (True, False):
+            text = cli.memory_advice(name, refused=refused)
+            assert ("--max-memory" in text) == ("--max-memory" in options), name
+            assert set(re.findall(r"--[a-z-]+", text)) <= options, name
+
+
+def test_out_of_memory_in_reproduce_names_its_options(capsys, monkeypatch, tmp_path):
+    from aedyn import report
+
+    def oom(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(report, "reproduce", oom)
+    code, _, err = run_cli(["reproduce", "--quick", "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and "out of memory" in err and one_error_line(err)
+    assert "--seeds" in err and "--width" not in err and "--steps" not in err
+
+
 def test_divergence_message_survives_a_failing_suggestion(capsys, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("eigensolver exploded")

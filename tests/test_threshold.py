@@ -120,6 +120,51 @@ def test_a_width_refused_for_memory_is_an_error_not_a_failing_width():
         least_width("joint", "sphere", 4, 4, seeds=1, max_width=16, max_memory=1024)
 
 
+def test_too_many_seeds_or_an_impossible_budget_is_refused_before_anything_is_made():
+    """Seeds beyond any seed, more seeds than memory holds (the seeds' list, jobs and rows
+    included) and a step budget beyond what a run can count are refused up front, each naming what
+    to lower; the memory refusal is the first width's, before any training."""
+    with pytest.raises(AedynError, match="seeds must be <= 9223372036854775808"):
+        WidthSearch("joint", "sphere", 4, 4, seeds=99999999999999999999, max_width=16)
+    with pytest.raises(MemoryRefusal, match=r"first width \(m = 4: 100000 seeds side by side.*run records") as info:
+        WidthSearch("joint", "sphere", 4, 4, seeds=100_000, max_width=16, max_memory=100 << 20)
+    assert "fewer seeds" in str(info.value)
+    with pytest.raises(AedynError, match=r"beyond what a run can count.*lower budget_factor"):
+        WidthSearch("joint", "sphere", 4, 4, seeds=1, max_width=16, budget_factor=1e300)
+    with pytest.raises(MemoryRefusal, match="loss history"):
+        WidthSearch("joint", "sphere", 4, 4, seeds=1, max_width=16, budget_factor=1e12, max_memory=1 << 30)
+
+
+@pytest.mark.parametrize("target", ["0", "2", "1", "-1"])
+def test_a_target_outside_zero_one_is_refused_with_the_same_range_every_time(target, capsys):
+    code, _, err = run_cli(["threshold", "--n", "4", "--d", "4", "--max-width", "16", "--seeds", "1", "--target",
+                            target], capsys)
+    assert code == 2 and one_error_line(err) and "must be in (0, 1)" in err
+
+
+def test_threshold_refusals_name_only_its_own_options(capsys):
+    for args in (["--seeds", "1", "--max-memory", "1KB"], ["--seeds", "1000000000"],
+                 ["--seeds", "99999999999999999999"], ["--seeds", "1", "--budget-factor", "1e300"]):
+        code, _, err = run_cli(["threshold", "--n", "4", "--d", "4", "--max-width", "16", *args], capsys)
+        assert code == 2 and one_error_line(err), args
+        assert "--width," not in err and "--steps" not in err and "internal error" not in err, args
+    assert "--max-width" in run_cli(["threshold", "--n", "4", "--d", "4", "--max-width", "16", "--seeds", "1",
+                                     "--max-memory", "1KB"], capsys)[2]
+
+
+def test_threshold_json_is_strict_json_where_seeds_could_not_train(capsys):
+    """n = 1: seeds that cannot start have no step size or eigenvalues (NaN inside): the JSON has
+    null there, never a bare NaN or Infinity."""
+    code, stdout, _ = run_cli(["threshold", "--regime", "joint", "--n", "1", "--d", "4", "--seeds", "8",
+                               "--criterion", "reach", "--max-width", "4", "--json", "-q"], capsys)
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    record = json.loads(stdout, parse_constant=refuse)
+    assert code == 0 and any(v is None for t in record["trials"] for v in t["lr"])
+
+
 def test_a_width_above_m_star_that_fails_moves_the_search_and_is_recorded():
     """The quick run once reported m* = 16 although m = 23 passed in only 2 of 4 seeds: the search
     assumed success lasts. Now a failing width above the first pass moves m* above it."""

@@ -526,13 +526,13 @@ def threshold(
 
     if d is None and data == "sphere":
         d = 16
+    limit = None if max_memory is None else parse_size(max_memory)
     search = thresholds.WidthSearch(regime, data, n, d, seeds=seeds, criteria=criteria, target=target,
                                     budget_factor=budget_factor, quorum=quorum, max_width=max_width,
                                     data_seed=data_seed, kappa=kappa, nu=nu, dtype=dtype, device=device,
-                                    step_rule=step_rule)
+                                    step_rule=step_rule, max_memory=limit)
     with Runner(store, executor=_executor(scheduler, workers),
-                scheduler=scheduler, workers=workers,
-                max_memory=None if max_memory is None else parse_size(max_memory), on_note=note) as runner:
+                scheduler=scheduler, workers=workers, max_memory=limit, on_note=note) as runner:
         result = thresholds.least_widths([search], runner=runner, on_trial=lambda s, t: show(t))[0]
         if runner.read and not quiet:
             err.print(f"read {runner.read} finished run(s) from {escape(str(store))}, trained {runner.trained}",
@@ -648,6 +648,27 @@ def _print_scoreboard(report: Any) -> None:
     out.print(f"  {runs}", highlight=False, soft_wrap=True)
 
 
+SHRINK = {
+    "train": "make the problem smaller (--width, --n, --steps)",
+    "kernel": "make the problem smaller (--width, --n)",
+    "sweep": "lower --batch-size, or the widths and n of the sweep's config",
+    "threshold": "lower --seeds, --max-width, --budget-factor or --n",
+    "reproduce": "lower --seeds, or run fewer experiments (--only) or the small configuration (--quick)",
+}
+"""Per command, what to lower when its work does not fit in memory: options that command has."""
+
+
+def memory_advice(name: str | None, *, refused: bool) -> str:
+    """What the command ``name`` can lower to fit in memory, and ``--max-memory`` where it has that
+    option: to overrule a refusal (``refused``), or to be warned before an allocation fails."""
+    advice = SHRINK.get(name or "", "free some memory or make the problem smaller")
+    sub = get_command(app).commands.get(name or "")  # type: ignore[attr-defined]
+    if sub is None or not any(p.name == "max_memory" for p in sub.params):
+        return advice
+    return advice + (" (or set --max-memory if you know better)" if refused else
+                     " or set --max-memory to be warned before allocating")
+
+
 class _Terminated(BaseException):
     """SIGTERM, raised in the main thread so ``finally`` blocks (temporary files) run."""
 
@@ -676,14 +697,20 @@ def run(argv: Sequence[str] | None = None) -> int:
     (exit 2) say what to fix; running out of memory says so (exit 2); anything else is an internal
     error (exit 1) whose traceback ``--debug`` (anywhere on the line) or ``AEDYN_DEBUG=1`` shows.
     """
+    from aedyn.errors import MemoryRefusal
+
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("AEDYN_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
     command = get_command(app)
+    name = next((a for a in args if not a.startswith("-")), None)  # the group has flags only (--version)
     try:
         with _terminate_cleanly():
             code = command.main(args=args, prog_name="aedyn", standalone_mode=False)
         return code if isinstance(code, int) else 0
+    except MemoryRefusal as exc:
+        _error(str(exc.advise(memory_advice(name, refused=True))))
+        return EXIT_INPUT
     except AedynError as exc:
         _error(str(exc))
         return EXIT_INPUT
@@ -708,8 +735,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         if is_out_of_memory(exc):
-            _error(f"out of memory ({type(exc).__name__}): make the problem smaller (--width, --n, --steps) or "
-                   "set --max-memory to be warned before allocating")
+            _error(f"out of memory ({type(exc).__name__}): {memory_advice(name, refused=False)}")
             return EXIT_INPUT
         message = " ".join(str(exc).split())[:300]
         _error(f"internal error: {type(exc).__name__}: {message}; rerun with --debug for the traceback")

@@ -29,6 +29,11 @@ _UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024**2, "mib"
           "g": 1024**3, "gib": 1024**3, "gb": 1000**3, "t": 1024**4, "tib": 1024**4, "tb": 1000**4}
 
 
+RUN_BYTES = 16 * 1024
+"""Host bytes one run takes while the run layer holds it, beyond its training: its job (about 3
+KiB) and its row (about 11 KiB with the NTK path measured), rounded up."""
+
+
 def parse_size(text: str | int | float) -> int:
     """Bytes from ``"8GB"`` (powers of 1000), ``"8GiB"``/``"8G"`` (powers of 1024), ``"512MB"``,
     ``"1.5e9"`` or a plain number of bytes."""
@@ -165,10 +170,11 @@ class MemoryEstimate:
 
 
 def check_memory(estimate: MemoryEstimate, *, device: str | torch.device = "cpu", limit: int | None = None,
-                 advice: str = "") -> None:
+                 advice: str = "", what: str = "this job") -> None:
     """Refuse a job whose estimate exceeds what is available (or ``limit`` bytes, when given: the
     user's word replaces the measurement). On a GPU the device part is checked against free GPU
-    memory and the host part against host memory; on the CPU their sum against host memory."""
+    memory and the host part against host memory; on the CPU their sum against host memory.
+    ``what`` names the job in the refusal, ``advice`` says what to lower."""
     device = torch.device(device)
     if device.type == "cuda":
         checks = [(estimate.host, available_memory("cpu"), "host memory"),
@@ -176,9 +182,9 @@ def check_memory(estimate: MemoryEstimate, *, device: str | torch.device = "cpu"
     else:
         checks = [(estimate.all_parts(), limit if limit is not None else available_memory("cpu"),
                    "memory")]
-    for parts, room, what in checks:
+    for parts, room, kind in checks:
         need = sum(parts.values())
         if room is not None and need > room:
-            source = "the --max-memory limit" if limit is not None and what != "host memory" else f"available {what}"
-            raise MemoryRefusal(f"this job needs about {estimate.describe(parts)} but {source} is {format_bytes(room)}",
+            source = "the --max-memory limit" if limit is not None and kind != "host memory" else f"available {kind}"
+            raise MemoryRefusal(f"{what} needs about {estimate.describe(parts)} but {source} is {format_bytes(room)}",
                                 f"{advice or 'make the problem smaller'} (or set --max-memory if you know better)")

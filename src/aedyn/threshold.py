@@ -62,12 +62,14 @@ from typing import Any
 
 import numpy as np
 
-from aedyn._check import check_choice, check_count, check_float
+from aedyn._check import SEED_MAX, check_choice, check_count, check_float, check_int, check_seed
+from aedyn._tensor import resolve_device
 from aedyn.errors import AedynError
 from aedyn.findings import nonneg
 from aedyn.job import Notes, TrainJob
 from aedyn.kernels import init_output_kernel, regime_kernel
 from aedyn.limit import LinearisedGD
+from aedyn.resources import RUN_BYTES, MemoryEstimate, check_memory
 from aedyn.stats import Brackets, QuorumWidth, brackets, quorum_width
 from aedyn.sweep import UNTRAINABLE, Runner
 
@@ -89,6 +91,8 @@ KERNEL_CHECKS = 4
 """How many times across the step budget ``Theta(t)`` is evaluated for the ``lambda0`` criterion."""
 MIN_BUDGET = 50
 """The step budget is at least this, whatever the infinite-width prediction."""
+MAX_BUDGET = 2**63 - 1
+"""A step budget beyond this is refused: a run's steps are counted in 64 bits (the store's columns)."""
 STEP_RULES = ("global", "layerwise")
 """How the networks' step sizes are set (see the module docstring)."""
 
@@ -309,13 +313,18 @@ class WidthSearch:
     the setting (validated; the data loaded and the infinite-width kernel, budget and ``lambda_0``
     computed at once), it names the next width it needs (:meth:`pending`), the jobs of that width
     (:meth:`jobs`), takes their rows (:meth:`give`), and when :meth:`pending` is ``None`` gives its
-    :class:`Threshold` (:meth:`result`). ``known`` holds trials of this very setting found earlier."""
+    :class:`Threshold` (:meth:`result`). ``known`` holds trials of this very setting found earlier.
+
+    Before the seeds' list is made, the first width's batch is checked against the memory
+    available (or ``max_memory`` bytes; :meth:`memory`): a search that cannot train even that is
+    refused at once (:class:`~aedyn.errors.MemoryRefusal`), an error and never a failing width."""
 
     def __init__(self, regime: str, data: str = "sphere", n: int | None = 64, d: int | None = 16, *,
                  seeds: int | Sequence[int] = 8, criteria: Sequence[str] = CRITERIA, target: float = 1e-6,
                  budget_factor: float = 4.0, quorum: float = 0.9, max_width: int = 4096, data_seed: int = 0,
                  kappa: float = 1.0, nu: float = 1.0, dtype: str = "float64", device: str = "cpu",
-                 step_rule: str = "global", known: Mapping[int, Trial] | None = None) -> None:
+                 step_rule: str = "global", known: Mapping[int, Trial] | None = None,
+                 max_memory: int | None = None) -> None:
         self.criteria = check_criteria(criteria)
         if regime == "tied":
             raise AedynError("the threshold needs the infinite-width kernel for its step budget, and the tied network "
@@ -324,18 +333,24 @@ class WidthSearch:
         if self.step_rule == "layerwise" and regime != "joint":
             raise AedynError(f"the layerwise step rule sets the encoder's and the decoder's steps apart, which needs "
                              f"regime joint; {regime} trains one layer: use step rule global")
-        self.seeds = list(range(check_count(seeds, "seeds"))) if isinstance(seeds, (int, np.integer)) else [
-            int(s) for s in seeds]
-        if not self.seeds:
-            raise AedynError("give at least one seed")
+        if isinstance(seeds, (int, np.integer)):
+            count = check_int(seeds, "seeds", minimum=1, maximum=SEED_MAX + 1,
+                              hint=" (the seeds 0..N-1 are integers up to 2^63 - 1)")
+            given = None
+        else:
+            given = [check_seed(s) for s in seeds]
+            if not given:
+                raise AedynError("give at least one seed")
+            count = len(given)
         budget_factor = check_float(budget_factor, "budget_factor", low=0.0, low_open=True)
         self.quorum = check_float(quorum, "quorum (share of seeds that must pass)", low=0.0, high=1.0,
                                   low_open=True)
+        target = check_float(target, "target (relative loss)", low=0.0, high=1.0, low_open=True, high_open=True)
         self.grid = width_grid(max_width)
         self._job = dict(regime=regime, data=data, n=n, d=d, data_seed=data_seed, kappa=kappa, nu=nu,
                          lr="auto", lr_decoder="auto" if self.step_rule == "layerwise" else None, target=target,
                          dtype=dtype, device=device)
-        base = TrainJob(**self._job, seed=self.seeds[0], width=self.grid[0], steps=1)
+        base = TrainJob(**self._job, seed=0 if given is None else given[0], width=self.grid[0], steps=1)
         X = base.load(Notes())
         K = regime_kernel(X, regime, kappa=kappa, nu=nu)
         spectrum = np.linalg.eigvalsh(K.double().cpu().numpy())
@@ -352,10 +367,20 @@ class WidthSearch:
                              "samples?), so it predicts no number of steps to the target; use other data or a larger "
                              "target")
         self.predicted = int(predicted)
-        self.budget = max(MIN_BUDGET, math.ceil(budget_factor * predicted))
+        steps = budget_factor * predicted
+        if not steps <= MAX_BUDGET:
+            raise AedynError(f"the step budget budget_factor x {predicted} (the infinite-width kernel's steps) is "
+                             f"{steps:.3g} steps, beyond what a run can count (2^63 - 1); lower budget_factor")
+        self.budget = max(MIN_BUDGET, math.ceil(steps))
         self.ntk_every = max(1, self.budget // KERNEL_CHECKS)
         n_, d_ = X.shape
-        self.n = int(n_)
+        self.n, self._d = int(n_), int(d_)
+        self.start = int(np.argmin([abs(math.log(w / self.n)) for w in self.grid]))
+        check_memory(self.memory(count), device=resolve_device(device), limit=max_memory,
+                     what=f"the width search's first width (m = {self.grid[self.start]}: {count} seed"
+                          f"{'s' if count > 1 else ''} side by side, {self.budget} steps each)",
+                     advice="use fewer seeds or a smaller budget_factor")
+        self.seeds = list(range(count)) if given is None else given
         rule = ("auto (1/lambda_max of each network's NTK at initialisation)" if self.step_rule == "global" else
                 "layer-wise auto (encoder 1/lambda_max(Theta_W(0)), decoder 1/lambda_max(Theta_V(0)))")
         self.setting = {"regime": regime, "data": data, "n": int(n_), "d": int(d_), "seeds": self.seeds,
@@ -366,10 +391,24 @@ class WidthSearch:
         self._next: int | None = None
         self._decision: tuple[dict[str, int | None], dict[str, dict[str, Any]]] | None = None
 
+    def _train_job(self, seed: int, width: int) -> TrainJob:
+        return TrainJob(**self._job, seed=seed, width=width, steps=self.budget, record_every=self.budget + 1,
+                        ntk_every=self.ntk_every, measures=("ntk_path",))
+
     def jobs(self, width: int) -> list[TrainJob]:
         """The seeds' jobs at ``width`` (one batch), each declaring the ``ntk_path`` measure."""
-        return [TrainJob(**self._job, seed=s, width=width, steps=self.budget, record_every=self.budget + 1,
-                         ntk_every=self.ntk_every, measures=("ntk_path",)) for s in self.seeds]
+        return [self._train_job(s, width) for s in self.seeds]
+
+    def memory(self, seeds: int, width: int | None = None) -> MemoryEstimate:
+        """What training ``seeds`` seeds at ``width`` (default: the first width the search tries,
+        the grid width nearest ``n``) holds: the batch (:meth:`aedyn.job.TrainJob.memory`) and, on
+        the host, each run's job and row (:data:`aedyn.resources.RUN_BYTES`). Every search trains
+        its first width, so an estimate beyond the memory available refuses it before anything is
+        allocated (the seeds' list included)."""
+        est = self._train_job(0, self.grid[self.start] if width is None else width).memory(self.n, self._d,
+                                                                                            batch=seeds)
+        est.add("run records", seeds * RUN_BYTES, on_device=False)
+        return est
 
     def give(self, width: int, rows: Sequence[Mapping[str, Any]]) -> Trial:
         """Judge the rows of :meth:`jobs` at ``width`` and keep the trial."""
@@ -407,8 +446,7 @@ class WidthSearch:
         """The search, replayed over the trials at hand: gallop and bisect per criterion, then the
         check that success lasts (a tried width above ``m*`` that fails moves ``m*`` above it)."""
         grid, trials, quorum = self.grid, self.trials, self.quorum
-        start = int(np.argmin([abs(math.log(w / self.n)) for w in grid]))
-        found = {c: search(lambda j, c=c: self._ok(c, j), len(grid), start) for c in self.criteria}
+        found = {c: search(lambda j, c=c: self._ok(c, j), len(grid), self.start) for c in self.criteria}
         m_star: dict[str, int | None] = {}
         checks: dict[str, dict[str, Any]] = {}
         for criterion in self.criteria:
@@ -467,7 +505,7 @@ def least_width(regime: str, data: str = "sphere", n: int | None = 64, d: int | 
     ``device``, ``step_rule``, ``known``) run by :func:`least_widths`. Without a ``runner``, a
     local one without a store (``max_memory`` its memory limit). ``on_trial`` is called after each
     width is trained (progress)."""
-    one = WidthSearch(regime, data, n, d, **options)
+    one = WidthSearch(regime, data, n, d, max_memory=max_memory if runner is None else runner.max_memory, **options)
     report = None if on_trial is None else (lambda s, t: on_trial(t))
     if runner is None:
         with Runner(max_memory=max_memory) as own:
