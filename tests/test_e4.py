@@ -620,3 +620,22 @@ def test_a_setting_no_run_can_take_is_one_error_line():
     cfg["memorisation"]["regimes"] = []
     with pytest.raises(AedynError, match=r"E4: all 2 runs could not train: .*held-out seed 0 draws the training"):
         e4.run(cfg)
+
+
+def test_finished_results_are_checked_against_their_config(tiny):
+    """What the report checks before it reuses finished results (:func:`e4.missing`): complete
+    ones lack nothing, cut or padded ones say so, damaged ones are an error."""
+    from aedyn._meta import jsonable
+
+    results = json.loads(json.dumps(jsonable(tiny[0])))
+    cfg = results["config"]
+    assert e4.missing(cfg, results) == [] and len(e4.runs(cfg)) == len(results["limit"]) + len(results["memorisation"])
+    assert "lacks" in e4.missing(cfg, {**results, "limit": results["limit"][:3]})[0]
+    assert "does not ask for" in e4.missing(cfg, {**results, "limit": results["limit"] + results["limit"][:1]})[0]
+    other = {**results["limit"][1], "seed": 99}
+    assert len(e4.missing(cfg, {**results, "limit": [results["limit"][0], other, *results["limit"][2:]]})) == 2
+    for damaged in ({**results, "limit": "x"}, {**results, "limit": [{}]}, {**results, "notes": None},
+                    {k: v for k, v in results.items() if k != "notes"}, [],
+                    {**results, "limit": [{**results["limit"][0], "width": "wide"}, *results["limit"][1:]]}):
+        with pytest.raises(ValueError):
+            e4.missing(cfg, damaged)

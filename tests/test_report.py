@@ -139,7 +139,8 @@ def stand_in(**extra) -> type:
              "findings": staticmethod(lambda r: [statement("convergence", "E1", "s", "q", "It converged.",
                                                            "supported", key="1.00x").as_headline()]),
              "details": staticmethod(lambda r: ["every setting"]),
-             "summary": staticmethod(lambda r: {"k": 1})}
+             "summary": staticmethod(lambda r: {"k": 1}),
+             "runs": staticmethod(lambda cfg: []), "missing": staticmethod(lambda cfg, r: [])}
     return type("E1", (), {**verbs, **extra})
 
 
@@ -313,3 +314,88 @@ def test_the_scale_profile_resumes_after_kill_9_and_equals_an_uninterrupted_run(
     assert json.dumps(resumed["results"], sort_keys=True) == json.dumps(
         json.loads((tmp_path / "whole" / "E2" / "results.json").read_text())["results"], sort_keys=True)
     assert resumed["resumed"] >= len(stored) and whole.sections[0].resumed == 0
+
+
+def test_incomplete_results_run_again_from_the_run_store_and_are_never_reported(tmp_path, tiny_e2, monkeypatch):
+    """E2's results cut short (a search dropped, another unfinished) are not reused: E2 runs again,
+    reading every run from the report's run store (nothing trained), and the report equals the
+    whole one."""
+    from aedyn import sweep
+
+    out = tmp_path / "report"
+    whole = reproduce(out, quick=True, only=["E2"])
+    path = out / "E2" / "results.json"
+    record = json.loads(path.read_text())
+    thresholds = record["results"]["thresholds"]
+    unfinished = {**thresholds[1], "trials": thresholds[1]["trials"][:1]}
+    trained: list[int] = []
+    monkeypatch.setattr(sweep, "execute_batch", lambda *a, **k: trained.append(1))
+    for cut in ([thresholds[0]], [unfinished, *thresholds[1:]], [*thresholds, thresholds[0]]):
+        path.write_text(json.dumps({**record, "results": {**record["results"], "thresholds": cut}}))
+        notes: list[str] = []
+        again = reproduce(out, quick=True, only=["E2"], on_note=notes.append)
+        assert not again.sections[0].reused and not trained
+        assert any("running E2 again" in n for n in notes), notes
+        assert again.summary["E2"] == whole.summary["E2"]
+        assert json.loads(path.read_text())["results"] == record["results"]
+
+
+@pytest.mark.parametrize(("damage", "words"), [
+    (lambda r: r.update(thresholds="x"), "'thresholds' must be a list"),
+    (lambda r: r["thresholds"].__setitem__(0, {}), "no 'setting' in thresholds[0]"),
+    (lambda r: r["thresholds"][0].update(trials=3), "internal"),
+    (lambda r: r["thresholds"][0]["trials"][0].update(width="wide"), "internal"),
+    (lambda r: r.pop("config"), "no 'config'"),
+    (lambda r: r["thresholds"][0]["setting"].update(lambda_min_inf=float("nan")), "NaN"),
+    (lambda r: r["thresholds"][0]["m_star"].update(reach=4096), "does not follow from its trials"),
+])
+def test_damaged_results_are_one_line_that_names_the_problem_and_the_fix(tmp_path, tiny_e2, capsys, damage, words):
+    out = tmp_path / "report"
+    reproduce(out, quick=True, only=["E2"])
+    path = out / "E2" / "results.json"
+    record = json.loads(path.read_text())
+    damage(record["results"])
+    path.write_text(json.dumps(record))
+    code, _, err = run_cli(["reproduce", "--quick", "--only", "E2", "--out", str(out), "-q"], capsys)
+    assert code == 2 and one_error_line(err), err
+    assert "delete it to run E2 again" in err and "internal error" not in err
+    if words != "internal":
+        assert words in err
+
+
+def test_nothing_is_written_before_every_option_is_checked(tmp_path, tiny_e2, capsys):
+    """A bad device, seeds beyond any seed or too many for memory: refused with nothing written, so
+    the corrected command then runs."""
+    out = tmp_path / "r"
+    for bad in (["--device", "tpu"], ["--seeds", "99999999999999999999999"], ["--seeds", "1000000000"],
+                ["--max-memory", "1e400"]):
+        code, _, err = run_cli(["reproduce", "--quick", "--only", "E2", "--out", str(out), "-q", *bad], capsys)
+        assert code == 2 and one_error_line(err) and "internal error" not in err, (bad, err)
+        assert not out.exists(), bad
+    assert "runs) needs about" in run_cli(["reproduce", "--only", "E2", "--out", str(out), "--seeds", "1000000000"],
+                                          capsys)[2]
+    code, _, _ = run_cli(["reproduce", "--quick", "--only", "E2", "--out", str(out), "-q"], capsys)
+    assert code == 0 and (out / "E2" / "results.json").is_file()
+
+
+def test_a_file_where_an_experiment_goes_is_refused_and_kept(tmp_path, tiny_e2, capsys):
+    out = tmp_path / "r"
+    reproduce(out, quick=True, only=["E2"])
+    for part in ("E2", "runs"):
+        kept = tmp_path / "kept"
+        (out / part).rename(kept)
+        (out / part).write_text("mine")
+        code, _, err = run_cli(["reproduce", "--quick", "--only", "E2", "--out", str(out), "-q"], capsys)
+        assert code == 2 and one_error_line(err) and "is a file where the report keeps" in err, err
+        assert (out / part).read_text() == "mine"
+        (out / part).unlink()
+        kept.rename(out / part)
+
+
+def test_a_memory_refusal_inside_e2_is_an_error_naming_reproduces_options(tmp_path, tiny_e2, capsys):
+    out = tmp_path / "r"
+    code, _, err = run_cli(["reproduce", "--quick", "--only", "E2", "--out", str(out), "--max-memory", "1KB", "-q"],
+                           capsys)
+    assert code == 2 and one_error_line(err) and "first width" in err, err
+    assert "--seeds" in err and "--width," not in err and "--steps" not in err and "--max-width" not in err
+    assert not (out / "E2" / "results.json").exists()

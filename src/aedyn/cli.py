@@ -586,6 +586,7 @@ def reproduce(
                                                      "--only E2).")] = None,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
+    max_memory: MaxMemoryOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run the experiments and write the report (report.md, report.html, figures, tables, summary.json).
@@ -621,8 +622,8 @@ def reproduce(
             warnings.showwarning = say_once
             report = run_report(out_path, quick=quick, seeds=None if seeds is None else check_count(seeds, "--seeds"),
                                 device=device, only=names, force=force, progress=show, profile=profile,
-                                executor=_executor(scheduler, workers),
-                                scheduler=scheduler, workers=workers, on_note=note)
+                                executor=_executor(scheduler, workers), scheduler=scheduler, workers=workers,
+                                on_note=note, max_memory=None if max_memory is None else parse_size(max_memory))
     finally:
         progress.stop()
     _print_scoreboard(report)

@@ -20,12 +20,17 @@ Each experiment module answers to the verbs of :mod:`aedyn.experiments` (``confi
 ``run``, ``tabulate``, ``tables``, ``key_table``, ``figures`` with ``CAPTIONS``, ``findings``,
 ``details``, ``summary``). Rerunning into the same folder reuses every experiment whose config is
 unchanged (and says so), without drawing its figures again when they were drawn from the same
-results by the same aedyn; a changed config is refused unless ``force``. An interrupted run,
+results by the same aedyn; a changed config is refused unless ``force``. Finished results are
+checked against their config first (the experiment's ``missing``: every run it asks for, with its
+seeds and settings): incomplete ones run again (their runs are read from the run store), damaged
+ones are refused with what to do. An interrupted run,
 restarted with the same config, keeps every finished run (the run store, or the experiment's
 run store) and retrains only those in flight. ``executor``/``workers``/``scheduler`` choose where
 the run layer trains (this process, or a Dask cluster). Experiments not asked for (``only``) keep their section while
 their finished results in the folder match this config. Every file is written atomically; the
-folder must be new, empty, or an aedyn report.
+folder must be new, empty, or an aedyn report. Everything is checked before anything is written:
+the options, the folder and each experiment's place in it, earlier results, and that the run layer
+can hold the runs the seeds make.
 """
 
 from __future__ import annotations
@@ -37,17 +42,21 @@ import html
 import inspect
 import io
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aedyn._check import SEED_MAX, check_int
 from aedyn._meta import aedyn_version, environment, jsonable
-from aedyn.errors import AedynError
+from aedyn._tensor import resolve_device
+from aedyn.errors import AedynError, first_line
 from aedyn.experiments import EXPERIMENTS, experiment, style
 from aedyn.files import describe_os_error, read_json, write_atomic, write_json
 from aedyn.findings import Finding, Row, scoreboard
+from aedyn.resources import RUN_BYTES, MemoryEstimate, check_memory
 from aedyn.sweep import Runner, check_executor
 
 MARKER = "report.json"
@@ -100,14 +109,22 @@ class Report:
     files: list[Path] = field(default_factory=list)
 
 
-def _check_folder(folder: Path) -> dict[str, Any] | None:
-    """The existing report marker, ``None`` for a new or empty folder; refuse anything else."""
+def _check_folder(folder: Path, names: Sequence[str]) -> dict[str, Any] | None:
+    """The existing report marker, ``None`` for a new or empty folder (or one still to make); refuse
+    anything else, and a report whose place for an experiment of ``names`` (or for its run store)
+    is not a folder. Creates nothing."""
     try:
         if folder.is_dir():
             if (folder / MARKER).exists():
                 marker = read_json(folder / MARKER, what="an aedyn report marker", hint=_HINT)
                 if not isinstance(marker, dict) or marker.get("kind") != "aedyn.report":
                     raise AedynError(f"{str(folder / MARKER)!r} is not an aedyn report marker; {_HINT}")
+                for part in (*names, RUNS):
+                    if (folder / part).exists() and not (folder / part).is_dir():
+                        what = "its run store" if part == RUNS else f"the results of {part}"
+                        raise AedynError(f"{str(folder / part)!r} is a file where the report keeps {what}; move it "
+                                         "out of the folder (aedyn does not delete it), or choose another folder "
+                                         "with --out")
                 return marker
             if any(folder.iterdir()):
                 raise AedynError(f"{str(folder)!r} exists and is not an aedyn report (no {MARKER}); {_HINT}")
@@ -116,27 +133,73 @@ def _check_folder(folder: Path) -> dict[str, Any] | None:
             raise AedynError(f"{str(folder)!r} is a file, not a report folder; {_HINT}")
         if not folder.parent.is_dir():
             raise AedynError(f"the folder {str(folder.parent)!r} does not exist; create it first")
-        folder.mkdir()
     except OSError as exc:
         raise AedynError(describe_os_error(exc, folder)) from None
     return None
 
 
-def _previous(folder: Path, name: str, config: dict[str, Any], force: bool) -> dict[str, Any] | None:
-    """The finished results of ``name`` in ``folder`` if they were made with ``config``; a different
-    config is refused unless ``force`` (then the experiment runs again)."""
+def _non_finite(value: Any) -> bool:
+    """``value`` holds a NaN or an infinity (somewhere inside)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    return isinstance(value, list) and any(_non_finite(v) for v in value)
+
+
+def _why(exc: BaseException) -> str:
+    return f"no {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args else first_line(exc, 200)
+
+
+def _previous(folder: Path, name: str, mod: Any, config: dict[str, Any], force: bool,
+              on_note: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+    """The finished results of ``name`` in ``folder`` if they were made with ``config`` and hold
+    everything it asks for (the experiment's ``missing``); a different config is refused unless
+    ``force`` (then the experiment runs again), damaged results are refused, incomplete ones run
+    again (and ``on_note`` says so)."""
     path = folder / name / "results.json"
     if not path.exists():
         return None
-    record = read_json(path, what=f"the results of {name}", hint="delete the file to run the experiment again")
+    fix = f"delete it to run {name} again"
+    record = read_json(path, what=f"the results of {name}", hint=fix)
     if not isinstance(record, dict) or "results" not in record or "config" not in record:
-        raise AedynError(f"{str(path)!r} is not an experiment's results; delete it to run {name} again")
-    if record["config"] == jsonable(config):
-        return record
-    if not force:
-        raise AedynError(f"{str(folder)!r} holds {name} results of a different config (quick vs full, seeds or "
-                         "device?); use another --out folder, or --force to run it again there")
-    return None
+        raise AedynError(f"{str(path)!r} is not an experiment's results; {fix}")
+    if _non_finite(record):
+        raise AedynError(f"{str(path)!r} holds NaN or infinity, which aedyn never writes (it writes null), so it is "
+                         f"not {name} results as aedyn wrote them; {fix}")
+    if record["config"] != jsonable(config):
+        if not force:
+            raise AedynError(f"{str(folder)!r} holds {name} results of a different config (quick vs full, seeds or "
+                             "device?); use another --out folder, or --force to run it again there")
+        return None
+    try:
+        gaps = mod.missing(record["config"], record["results"])
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise AedynError(f"{str(path)!r} does not hold {name} results this version can read ({_why(exc)}); "
+                         f"{fix}") from None
+    if gaps:
+        if on_note is not None:
+            on_note(f"{path} {'; '.join(gaps)}: running {name} again (the runs it has are read from the run store, "
+                    "not trained)")
+        return None
+    return record
+
+
+def _check_runs(modules: dict[str, Any], quick: bool, seeds: int | None, device: str, profile: str | None,
+                max_memory: int | None) -> None:
+    """Refuse ``seeds`` that make more runs than the run layer can hold (each run's job and row,
+    :data:`aedyn.resources.RUN_BYTES`), before any config lists them: an experiment's runs grow
+    linearly with the seeds, so its configs at one and two seeds tell how many."""
+    if seeds is None:
+        return
+    total = 0
+    for mod in modules.values():
+        one, two = (len(mod.runs(_config(mod, quick, s, device, profile))) for s in (1, 2))
+        total += one + (seeds - 1) * (two - one)
+    est = MemoryEstimate()
+    est.add("run records", total * RUN_BYTES, on_device=False)
+    check_memory(est, device=resolve_device(device), limit=max_memory,
+                 what=f"{seeds} seeds per setting ({total} runs)", advice="use fewer seeds")
 
 
 def _knows_profile(mod: Any) -> bool:
@@ -221,14 +284,21 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
               device: str = "cpu", only: Sequence[str] | None = None, force: bool = False,
               progress: Callable[[str, str, float], None] | None = None, executor: str = "local",
               workers: int | None = None, scheduler: str | None = None, profile: str | None = None,
-              on_note: Callable[[str], None] | None = None) -> Report:
+              on_note: Callable[[str], None] | None = None, max_memory: int | None = None) -> Report:
     """Run (or reuse) the experiments and write the report into ``folder`` (see the module
     docstring). ``only`` names a subset (``["E2"]``); ``progress(experiment, message, fraction)``
     reports how far each experiment is. ``executor``, ``workers``, ``scheduler``: where the run
     layer trains (:class:`aedyn.sweep.Runner`). ``profile``: an experiment's named configuration
     (``"scale"``: E2 to large ``n``, :func:`aedyn.experiments.e2.config`), for the experiments that
-    have it."""
+    have it. ``max_memory`` (bytes) replaces the memory available in every check (the run layer's).
+    Nothing is written before every option, the folder and its earlier results are checked."""
     check_executor(executor, scheduler, workers)
+    resolve_device(device)
+    if seeds is not None:
+        seeds = check_int(seeds, "seeds", minimum=1, maximum=SEED_MAX + 1,
+                          hint=" (the seeds 0..N-1 are integers up to 2^63 - 1)")
+    if max_memory is not None:
+        max_memory = check_int(max_memory, "max_memory (bytes)", minimum=1)
     names = list(EXPERIMENTS) if only is None else [str(n).upper() for n in only]
     if not names:
         raise AedynError(f"no experiment named; choose from {', '.join(EXPERIMENTS)} (e.g. --only E2)")
@@ -239,25 +309,32 @@ def reproduce(folder: str | Path = "aedyn-report", *, quick: bool = False, seeds
     if profile is not None and not any(_knows_profile(mod) for mod in modules.values()):
         raise AedynError(f"no experiment asked for has a profile {profile!r}; profiles are E2's (--only E2 --profile "
                          "scale)")
+    _check_runs(modules, quick, seeds, device, profile, max_memory)
     configs = {name: jsonable(_config(mod, quick, seeds, device, profile)) for name, mod in modules.items()}
     folder = Path(folder)
-    _check_folder(folder)
-    previous = {name: _previous(folder, name, configs[name], force) for name in names}  # refusals before any work
+    _check_folder(folder, names)
+    previous = {name: _previous(folder, name, modules[name], configs[name], force, on_note)
+                for name in names}  # refusals before any work
     for name in EXPERIMENTS:  # experiments not asked for stay in the report while their results fit this config
-        if name not in modules:
+        if name not in modules and folder.is_dir():
             mod = experiment(name)
             config = jsonable(_config(mod, quick, seeds, device, profile))
             try:
-                record = _previous(folder, name, config, force=False)
+                record = _previous(folder, name, mod, config, force=False)
             except AedynError:
                 record = None
             if record is not None:
                 modules[name], configs[name], previous[name] = mod, config, record
     modules = {name: modules[name] for name in EXPERIMENTS if name in modules}  # report order
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise AedynError(describe_os_error(exc, folder)) from None
     write_json(folder / MARKER, {"kind": "aedyn.report", "format": 2}, force=True, flag="report marker")
     t_start = time.perf_counter()
     report = Report(folder=folder, sections=[], scoreboard=[], summary={})
-    with Runner(folder / RUNS, executor=executor, workers=workers, scheduler=scheduler, on_note=on_note) as runner:
+    with Runner(folder / RUNS, executor=executor, workers=workers, scheduler=scheduler, max_memory=max_memory,
+                on_note=on_note) as runner:
         _run_all(folder, modules, configs, previous, report, runner, progress)
     report.scoreboard = scoreboard(f for s in report.sections for f in s.findings)
     versions = environment()

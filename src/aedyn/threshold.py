@@ -200,6 +200,18 @@ class Threshold:
         below = [t.width for t in self.trials if (m is None or t.width < m) and t.fraction(criterion) < self.quorum]
         return (max(below) if below else 0), m
 
+    def decided(self, criteria: Sequence[str]) -> dict[str, int | None] | None:
+        """``m*`` per criterion of ``criteria`` as the search decides it from these trials (replayed:
+        :class:`WidthSearch`), or ``None`` when it would still train a width: a finished search
+        decides its own ``m_star``."""
+        grid = width_grid(self.setting["max_width"])
+        try:
+            m_star, _ = _decide(grid, _first_width(grid, int(self.setting["n"])), {t.width: t for t in self.trials},
+                                self.quorum, list(criteria))
+        except _Pending:
+            return None
+        return m_star
+
     def predicted_rate(self, criterion: str) -> float | None:
         """The median predicted per-step loss contraction ``rho`` over the seeds at ``m*``."""
         m = self.m_star.get(criterion)
@@ -375,7 +387,7 @@ class WidthSearch:
         self.ntk_every = max(1, self.budget // KERNEL_CHECKS)
         n_, d_ = X.shape
         self.n, self._d = int(n_), int(d_)
-        self.start = int(np.argmin([abs(math.log(w / self.n)) for w in self.grid]))
+        self.start = _first_width(self.grid, self.n)
         check_memory(self.memory(count), device=resolve_device(device), limit=max_memory,
                      what=f"the width search's first width (m = {self.grid[self.start]}: {count} seed"
                           f"{'s' if count > 1 else ''} side by side, {self.budget} steps each)",
@@ -436,41 +448,50 @@ class WidthSearch:
                          budget=self.budget, quorum=self.quorum,
                          trials=sorted(self.trials.values(), key=lambda t: t.width), checks=checks)
 
-    def _ok(self, criterion: str, j: int) -> bool:
-        width = self.grid[j]
-        if width not in self.trials:
-            raise _Pending(width)
-        return self.trials[width].fraction(criterion) >= self.quorum
-
     def _decide(self) -> tuple[dict[str, int | None], dict[str, dict[str, Any]]]:
-        """The search, replayed over the trials at hand: gallop and bisect per criterion, then the
-        check that success lasts (a tried width above ``m*`` that fails moves ``m*`` above it)."""
-        grid, trials, quorum = self.grid, self.trials, self.quorum
-        found = {c: search(lambda j, c=c: self._ok(c, j), len(grid), self.start) for c in self.criteria}
-        m_star: dict[str, int | None] = {}
-        checks: dict[str, dict[str, Any]] = {}
-        for criterion in self.criteria:
-            j = found[criterion]
-            first = j
-            while j is not None:
-                failing = [i for i, w in enumerate(grid) if i > j and w in trials and not self._ok(criterion, i)]
-                if not failing:
-                    break
-                top = max(failing)
-                if top == len(grid) - 1:
-                    j = None
-                    break
-                rest = search(lambda i, c=criterion, top=top: self._ok(c, top + 1 + i), len(grid) - top - 1, 0)
-                j = None if rest is None else top + 1 + rest
-            m_star[criterion] = None if j is None else grid[j]
-            first_pass = None if first is None else grid[first]
-            checks[criterion] = {
-                "first_pass": first_pass,
-                "failed_above": sorted(w for w in trials if first_pass is not None and w > first_pass
-                                       and trials[w].fraction(criterion) < quorum),
-                "checked_above": sorted(w for w in trials if m_star[criterion] is not None and w > m_star[criterion]
-                                        and trials[w].fraction(criterion) >= quorum)}
-        return m_star, checks
+        return _decide(self.grid, self.start, self.trials, self.quorum, self.criteria)
+
+
+def _first_width(grid: Sequence[int], n: int) -> int:
+    """The index of the grid width nearest ``n`` (on a log scale): where every search starts."""
+    return int(np.argmin([abs(math.log(w / n)) for w in grid]))
+
+
+def _decide(grid: Sequence[int], start: int, trials: Mapping[int, Trial], quorum: float,
+            criteria: Sequence[str]) -> tuple[dict[str, int | None], dict[str, dict[str, Any]]]:
+    """The search, replayed over the trials at hand (``_Pending`` names the width it needs next):
+    gallop and bisect per criterion from the grid index ``start``, then the check that success
+    lasts (a tried width above ``m*`` that fails moves ``m*`` above it)."""
+    def ok(criterion: str, j: int) -> bool:
+        if grid[j] not in trials:
+            raise _Pending(grid[j])
+        return trials[grid[j]].fraction(criterion) >= quorum
+
+    found = {c: search(lambda j, c=c: ok(c, j), len(grid), start) for c in criteria}
+    m_star: dict[str, int | None] = {}
+    checks: dict[str, dict[str, Any]] = {}
+    for criterion in criteria:
+        j = found[criterion]
+        first = j
+        while j is not None:
+            failing = [i for i, w in enumerate(grid) if i > j and w in trials and not ok(criterion, i)]
+            if not failing:
+                break
+            top = max(failing)
+            if top == len(grid) - 1:
+                j = None
+                break
+            rest = search(lambda i, c=criterion, top=top: ok(c, top + 1 + i), len(grid) - top - 1, 0)
+            j = None if rest is None else top + 1 + rest
+        m_star[criterion] = None if j is None else grid[j]
+        first_pass = None if first is None else grid[first]
+        checks[criterion] = {
+            "first_pass": first_pass,
+            "failed_above": sorted(w for w in trials if first_pass is not None and w > first_pass
+                                   and trials[w].fraction(criterion) < quorum),
+            "checked_above": sorted(w for w in trials if m_star[criterion] is not None and w > m_star[criterion]
+                                    and trials[w].fraction(criterion) >= quorum)}
+    return m_star, checks
 
 
 def least_widths(searches: Sequence[WidthSearch], *, runner: Runner | None = None,

@@ -26,13 +26,21 @@ in ``CAPTIONS``), ``findings`` (at most five :class:`aedyn.findings.Finding`, ma
 one headline per claim of the paper the experiment speaks to), ``details`` (every setting in
 sentences) and ``summary`` (the numbers for ``summary.json``). Every interval comes from
 :mod:`aedyn.stats`; :func:`values_by_seed` lines the runs' values up by seed for its slope fit.
+
+Two more verbs let the report trust finished results before it reuses them: ``runs`` (the
+identifying settings of every run the config asks for, e.g. regime, width and seed: what the
+results must hold, and how many runs a number of seeds makes) and ``missing`` (how finished
+results fall short of their config, in words, or raise ``ValueError`` when they are damaged, not
+incomplete); :func:`require` and :func:`missing_runs` do the common part.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Iterable, Iterator, Mapping
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -93,3 +101,82 @@ def values_by_seed(records: Iterable[Mapping[str, Any]], key: str) -> tuple[list
     widths = sorted({m for m, _ in table})
     seeds = sorted({s for _, s in table})
     return widths, [[table.get((m, s)) for s in seeds] for m in widths]
+
+
+# ---- finished results against their config ------------------------------------------------------
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true or false", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def require(record: Any, keys: Sequence[str], what: str = "the results") -> dict[str, Any]:
+    """``record`` as a dict that has every key of ``keys``; ``ValueError`` naming the first lack."""
+    if not isinstance(record, dict):
+        raise ValueError(f"{what} must be an object; got {_kind(record)}")
+    for key in keys:
+        if key not in record:
+            raise ValueError(f"no {key!r} in {what}")
+    return record
+
+
+def require_results(results: Any, config: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """An experiment's results as a dict with ``config`` (equal to ``config``: the one their record
+    names), ``notes`` (a list of strings) and every key of ``keys``; ``ValueError`` otherwise."""
+    require(results, ("config", "notes", *keys))
+    if results["config"] != config:
+        raise ValueError("the results name another config than their record")
+    if not (isinstance(results["notes"], list) and all(isinstance(n, str) for n in results["notes"])):
+        raise ValueError(f"'notes' must be a list of strings; got {_kind(results['notes'])}")
+    return results
+
+
+def _same_kind(value: Any, like: Any) -> bool:
+    """``value`` is of the JSON kind of ``like`` (any number for a number, a list for a list, ...)."""
+    if isinstance(like, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(like, bool)
+    if isinstance(like, (int, float)):
+        return isinstance(value, (int, float))
+    return like is None or isinstance(value, type(like))
+
+
+def _cell(value: Any) -> Any:
+    """A setting as a hashable value that compares as JSON does (``256 == 256.0``)."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
+
+
+def missing_runs(records: Any, expected: Sequence[Mapping[str, Any]], what: str = "runs") -> list[str]:
+    """How ``records`` (an experiment's run records) fall short of ``expected`` (the identifying
+    settings of every run its config asks for, all with the same keys): a clause for the runs it
+    lacks and one for runs beyond the config, each naming the first; empty when they are the same
+    runs. Records that are not a list of objects with those settings, of their kinds, or whose
+    other values are not of one kind per key across the runs (a number where the others have
+    text, say), are damaged: ``ValueError``."""
+    if not isinstance(records, list):
+        raise ValueError(f"{what!r} must be a list of run records; got {_kind(records)}")
+    keys = list(expected[0]) if expected else []
+    have: Counter = Counter()
+    kinds: dict[str, Any] = {}
+    for i, record in enumerate(records):
+        require(record, keys, f"{what}[{i}]")
+        for key in keys:
+            if not _same_kind(record[key], expected[0][key]):
+                raise ValueError(f"{what}[{i}] has {key} {record[key]!r}, not {_kind(expected[0][key])}")
+        for key, value in record.items():
+            if value is not None and not _same_kind(value, kinds.setdefault(key, value)):
+                raise ValueError(f"{what}[{i}] has {key} {value!r} where other runs have {_kind(kinds[key])}")
+        have[tuple(_cell(record[k]) for k in keys)] += 1
+    want = Counter(tuple(_cell(e[k]) for k in keys) for e in expected)
+
+    def name(cell: tuple) -> str:
+        return ", ".join(f"{k} {v}" for k, v in zip(keys, cell, strict=True))
+
+    out = []
+    lack, extra = want - have, have - want
+    if lack:
+        out.append(f"lacks {sum(lack.values())} of the {len(expected)} {what} its config asks for "
+                   f"({name(next(iter(lack)))} first)")
+    if extra:
+        out.append(f"holds {sum(extra.values())} {what} its config does not ask for ({name(next(iter(extra)))} "
+                   "first)")
+    return out

@@ -64,7 +64,7 @@ from typing import Any
 import numpy as np
 
 from aedyn.errors import AedynError
-from aedyn.experiments import small_problems, style
+from aedyn.experiments import missing_runs, require_results, small_problems, style
 from aedyn.findings import (
     Finding,
     bound,
@@ -204,6 +204,25 @@ def _record(row: dict[str, Any], rule: str) -> dict[str, Any]:
     if out["curve_steps"] is not None:
         out["curve_steps"] = [int(k) for k in out["curve_steps"]]
     return out
+
+
+def runs(config: dict) -> list[dict[str, Any]]:
+    """The identifying settings of every run, in the order of the results' records: data set (name
+    and ``n``), regime, width, step-size rule and seed."""
+    return [{"data": data["name"], "n": int(data["n"]), "regime": regime, "width": int(width), "rule": rule,
+             "seed": int(seed)}
+            for data in config["data"] for regime in _regimes_of(config, data) for width in config["widths"]
+            for rule in _rules_of(config, regime) for seed in config["seeds"]]
+
+
+def missing(config: dict, results: Any) -> list[str]:
+    """How finished ``results`` fall short of ``config`` (:func:`aedyn.experiments.missing_runs`);
+    ``ValueError`` when they are damaged."""
+    results = require_results(results, config, ("runs", "common_eta", "lambda_max_smallest"))
+    for key in ("common_eta", "lambda_max_smallest"):
+        if not isinstance(results[key], dict):
+            raise ValueError(f"{key!r} must be an object, one entry per data set")
+    return missing_runs(results["runs"], runs(config))
 
 
 def _shared(config: dict, data: dict) -> list[str]:

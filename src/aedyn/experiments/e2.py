@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from aedyn._check import check_choice
-from aedyn.experiments import small_problems, style
+from aedyn.experiments import require, small_problems, style
 from aedyn.findings import (
     Finding,
     advantage,
@@ -326,6 +326,64 @@ def _searches(config: dict[str, Any]) -> dict[tuple[str, str, int, int | None, s
     return wanted
 
 
+SEARCH_KEYS = ("seeds", "target", "budget_factor", "quorum", "max_width", "data_seed", "device", "dtype")
+"""The config's settings every search shares."""
+
+
+def runs(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs every search of the config trains at least, its first width with every seed, as
+    their settings (regime, data, ``n``, ``d``, step rule, seed): the widths after it depend on
+    what the search finds."""
+    return [{"regime": regime, "data": data, "n": n, "d": d, "step_rule": rule, "seed": seed}
+            for regime, data, n, d, rule in _searches(config) for seed in range(int(config["seeds"]))]
+
+
+def missing(config: dict[str, Any], results: Any) -> list[str]:
+    """How finished ``results`` fall short of ``config``: a search the config asks for that they
+    lack, or made with other seeds or settings, or one that has not decided every criterion its
+    series ask for (replayed from its trials, :meth:`aedyn.threshold.Threshold.decided`); searches
+    the config does not ask for. ``ValueError`` when they are damaged (a threshold that is not one,
+    an ``m*`` its trials do not decide)."""
+    results = require(results, ("config", "thresholds"))
+    if results["config"] != config:
+        raise ValueError("the results name another config than their record")
+    if not isinstance(results["thresholds"], list):
+        raise ValueError("'thresholds' must be a list, one threshold per search")
+    found: dict[tuple[Any, ...], Threshold] = {}
+    extra = 0
+    for i, record in enumerate(results["thresholds"]):
+        th = Threshold.from_dict(require(record, ("setting", "m_star", "trials"), f"thresholds[{i}]"))
+        st = th.setting
+        key = (st["regime"], st["data"], st["n"], st["d"], st.get("step_rule", "global"))
+        wanted = [w for w in _searches(config) if w[:3] == key[:3] and w[3] in (None, key[3]) and w[4] == key[4]]
+        if not wanted or wanted[0] in found:
+            extra += 1
+            continue
+        found[wanted[0]] = th
+    gaps = []
+    for (regime, data, n, d, rule), criteria in _searches(config).items():
+        what = f"{regime} {data} n = {n}" + ("" if rule == "global" else " (layer-wise)")
+        th = found.get((regime, data, n, d, rule))
+        if th is None:
+            gaps.append(f"lacks the search {what}")
+            continue
+        settings = {**{k: config[k] for k in SEARCH_KEYS if k != "quorum"}, "seeds": list(range(int(config["seeds"])))}
+        if th.quorum != config["quorum"] or any(th.setting.get(k) != v for k, v in settings.items()):
+            gaps.append(f"holds the search {what} with other seeds or settings than its config's")
+            continue
+        if not set(criteria) <= set(th.m_star):
+            gaps.append(f"lacks criterion {sorted(set(criteria) - set(th.m_star))[0]} of the search {what}")
+            continue
+        decided = th.decided(criteria)
+        if decided is None:
+            gaps.append(f"holds the search {what} unfinished")
+        elif any(decided[c] != th.m_star[c] for c in criteria):
+            raise ValueError(f"the m* of the search {what} does not follow from its trials")
+    if extra:
+        gaps.append(f"holds {extra} search{'es' if extra > 1 else ''} its config does not ask for")
+    return gaps
+
+
 def run(config: dict[str, Any], *, progress: Callable[[str, float], None] | None = None,
         runner: Runner | None = None) -> dict[str, Any]:
     """Find ``m*`` for every search the config asks for (:func:`_searches`), all side by side
@@ -333,10 +391,10 @@ def run(config: dict[str, Any], *, progress: Callable[[str, float], None] | None
     interrupted run resume, its executor may be a Dask cluster; default a local runner without a
     store). Returns the config and the thresholds as plain data, in the order of the searches."""
     check_criteria(config["criteria"])
-    keys = ("seeds", "target", "budget_factor", "quorum", "max_width", "data_seed", "device", "dtype")
     wanted = _searches(config)
-    with small_problems(config["device"]):
-        searches = [WidthSearch(regime, data, n, d, criteria=criteria, step_rule=rule, **{k: config[k] for k in keys})
+    with small_problems(config["device"]), Runner.given(runner) as runner:
+        searches = [WidthSearch(regime, data, n, d, criteria=criteria, step_rule=rule, max_memory=runner.max_memory,
+                                **{k: config[k] for k in SEARCH_KEYS})
                     for (regime, data, n, d, rule), criteria in wanted.items()]
 
         def report(search: WidthSearch, trial: Any) -> None:
@@ -346,8 +404,7 @@ def run(config: dict[str, Any], *, progress: Callable[[str, float], None] | None
                 rule = "" if s["step_rule"] == "global" else " (layer-wise)"
                 progress(f"{s['regime']}{rule} {s['data']} n = {s['n']}: width {trial.width}", finished / len(searches))
 
-        with Runner.given(runner) as runner:
-            thresholds = least_widths(searches, runner=runner, on_trial=report)
+        thresholds = least_widths(searches, runner=runner, on_trial=report)
     return {"config": config, "thresholds": [th.to_dict() for th in thresholds]}
 
 

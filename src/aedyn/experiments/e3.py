@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 
 from aedyn.certificate import CERTIFICATE_COLUMNS
-from aedyn.experiments import RECORD_EVERY, small_problems, style, values_by_seed
+from aedyn.experiments import RECORD_EVERY, missing_runs, require_results, small_problems, style, values_by_seed
 from aedyn.findings import (
     Finding,
     certificate,
@@ -223,6 +223,20 @@ def _batches(config: dict) -> list[list[TrainJob]]:
     :func:`aedyn.job.batch_key` and train side by side."""
     return [[_job(config, data, regime, int(width), int(seed)) for seed in data["seeds"]]
             for data in config["data"] for regime in config["regimes"] for width in data["widths"]]
+
+
+def runs(config: dict) -> list[dict]:
+    """The identifying settings of every run of :func:`_batches`, in their order: data set (name and
+    ``n``), regime, width and seed."""
+    return [{"data": data["name"], "n": int(data["n"]), "regime": regime, "width": int(width), "seed": int(seed)}
+            for data in config["data"] for regime in config["regimes"] for width in data["widths"]
+            for seed in data["seeds"]]
+
+
+def missing(config: dict, results: Any) -> list[str]:
+    """How finished ``results`` fall short of ``config`` (:func:`aedyn.experiments.missing_runs`);
+    ``ValueError`` when they are damaged."""
+    return missing_runs(require_results(results, config, ("runs",))["runs"], runs(config))
 
 
 def _cell(key: str, value: Any) -> Any:

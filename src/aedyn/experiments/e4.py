@@ -112,7 +112,7 @@ import numpy as np
 import torch
 
 from aedyn.errors import AedynError
-from aedyn.experiments import small_problems, style, values_by_seed
+from aedyn.experiments import missing_runs, require_results, small_problems, style, values_by_seed
 from aedyn.findings import (
     Finding,
     combine,
@@ -378,6 +378,35 @@ def _run(config: dict, progress: Callable[[str, float], None] | None, runner: Ru
         progress("E4: done", 1.0)
     return {"config": config, "settings": settings, "limit": records, "memorisation": memo,
             "notes": sorted(set(notes))}
+
+
+def _limit_runs(config: dict) -> list[dict]:
+    """The identifying settings of every part (a) record, in their order: data set, regime, width,
+    stage, initialisation and seed."""
+    lim = config["limit"]
+    return [{"data": spec["name"], "regime": regime, "width": int(width), "stage": stage, "init": init,
+             "seed": int(seed)}
+            for spec in lim["data"] for regime in lim["regimes"] for width in lim["widths"] for stage in STAGES
+            for init in lim["inits"] for seed in lim["seeds"]]
+
+
+def runs(config: dict) -> list[dict]:
+    """The identifying settings of every run: part (a)'s (:func:`_limit_runs`), then one
+    memorisation network per regime of part (b)."""
+    return [{"part": "limit", **r} for r in _limit_runs(config)] + [
+        {"part": "memorisation", "regime": regime} for regime in config["memorisation"]["regimes"]]
+
+
+def missing(config: dict, results: Any) -> list[str]:
+    """How finished ``results`` fall short of ``config`` (:func:`aedyn.experiments.missing_runs`
+    for each part, and one setting per data set and regime); ``ValueError`` when they are damaged."""
+    results = require_results(results, config, ("settings", "limit", "memorisation"))
+    gaps = missing_runs(results["limit"], _limit_runs(config), "part (a) runs")
+    gaps += missing_runs(results["memorisation"], [{"regime": r} for r in config["memorisation"]["regimes"]],
+                         "memorisation runs")
+    lim = config["limit"]
+    settings = [{"data": spec["name"], "regime": regime} for spec in lim["data"] for regime in lim["regimes"]]
+    return gaps + missing_runs(results["settings"], settings, "settings")
 
 
 def _limit_record(row: dict, stage: str) -> dict:

@@ -67,7 +67,15 @@ import numpy as np
 from aedyn import stats
 from aedyn.certificate import CERTIFICATE_COLUMNS, certified_counts
 from aedyn.data import load_data
-from aedyn.experiments import RECORD_EVERY, small_problems, style, values_by_seed
+from aedyn.experiments import (
+    RECORD_EVERY,
+    missing_runs,
+    require,
+    require_results,
+    small_problems,
+    style,
+    values_by_seed,
+)
 from aedyn.findings import (
     Finding,
     above_one,
@@ -202,6 +210,29 @@ def batches(config: dict) -> list[list[TrainJob]]:
     return [[_job(config, data, arch, scaling, int(width), int(s)) for s in data["seeds"]]
             for data in config["data"] for arch in config["architectures"] for scaling in config["scalings"]
             for width in data["widths"]]
+
+
+def runs(config: dict) -> list[dict]:
+    """The identifying settings of every run of :func:`batches`, in their order: architecture
+    (``regime``), output scaling, data set, width and seed."""
+    return [{"regime": arch, "init_scale": scaling, "data": data["name"], "n": int(data["n"]), "width": int(width),
+             "seed": int(s)}
+            for data in config["data"] for arch in config["architectures"] for scaling in config["scalings"]
+            for width in data["widths"] for s in data["seeds"]]
+
+
+def missing(config: dict, results: Any) -> list[str]:
+    """How finished ``results`` fall short of ``config`` (:func:`aedyn.experiments.missing_runs`,
+    and the kernel check's widths and seeds); ``ValueError`` when they are damaged."""
+    results = require_results(results, config, ("runs", "kernel_check"))
+    gaps = missing_runs(results["runs"], runs(config))
+    kc, k = require(results["kernel_check"], ("widths", "seeds", "errors"), "'kernel_check'"), config["kernel_check"]
+    if kc["widths"] != list(k["widths"]) or kc["seeds"] != list(range(int(k["seeds"]))):
+        gaps.append("its kernel check is not at the config's widths and seeds")
+    elif not (isinstance(kc["errors"], list) and len(kc["errors"]) == len(kc["widths"])
+              and all(isinstance(e, list) and len(e) == len(kc["seeds"]) for e in kc["errors"])):
+        raise ValueError("the kernel check's errors are not one list of seeds per width")
+    return gaps
 
 
 def _record(row: dict) -> dict:

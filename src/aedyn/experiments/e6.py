@@ -82,7 +82,7 @@ import numpy as np
 import torch
 
 from aedyn.certificate import CERTIFICATE_COLUMNS, certified_counts
-from aedyn.experiments import RECORD_EVERY, small_problems, style, values_by_seed
+from aedyn.experiments import RECORD_EVERY, missing_runs, require_results, small_problems, style, values_by_seed
 from aedyn.findings import (
     Finding,
     above_one,
@@ -255,6 +255,20 @@ def _batches(config: dict[str, Any], X: torch.Tensor) -> tuple[list[tuple[str, f
                 settings.append((regime, gamma, width))
                 batches.append([_job(config, regime, gamma, width, s, target) for s in seeds])
     return settings, batches
+
+
+def runs(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The identifying settings of every run of :func:`_batches`, in their order: regime, ``gamma``,
+    width and seed."""
+    return [{"regime": regime, "gamma": float(gamma), "width": int(width), "seed": int(seed)}
+            for regime in config["regimes"] for gamma in config["gammas"] for width in config["widths"]
+            for seed in config["seeds"]]
+
+
+def missing(config: dict[str, Any], results: Any) -> list[str]:
+    """How finished ``results`` fall short of ``config`` (:func:`aedyn.experiments.missing_runs`);
+    ``ValueError`` when they are damaged."""
+    return missing_runs(require_results(results, config, ("runs", "n", "d"))["runs"], runs(config))
 
 
 def _record(row: dict[str, Any], gamma: float) -> dict[str, Any]:
