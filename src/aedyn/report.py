@@ -18,8 +18,8 @@ Into one folder (``aedyn-report/`` by default)::
 
 Each experiment module answers to the verbs of :mod:`aedyn.experiments` (``config``, ``setup``,
 ``run``, ``tabulate``, ``tables``, ``key_table``, ``figures`` with ``CAPTIONS``, ``findings``,
-``details``, ``summary``). Rerunning into the same folder reuses every experiment whose config is
-unchanged (and says so), without drawing its figures again when they were drawn from the same
+``details``, ``summary``, ``runs``, ``missing``). Rerunning into the same folder reuses every
+experiment whose config is unchanged (and says so), without drawing its figures again when they were drawn from the same
 results by the same aedyn; a changed config is refused unless ``force``. Finished results are
 checked against their config first (the experiment's ``missing``: every run it asks for, with its
 seeds and settings): incomplete ones run again (their runs are read from the run store), damaged

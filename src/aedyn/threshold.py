@@ -345,7 +345,7 @@ class WidthSearch:
         if self.step_rule == "layerwise" and regime != "joint":
             raise AedynError(f"the layerwise step rule sets the encoder's and the decoder's steps apart, which needs "
                              f"regime joint; {regime} trains one layer: use step rule global")
-        if isinstance(seeds, (int, np.integer)):
+        if not isinstance(seeds, (list, tuple, range, np.ndarray)):  # a number of seeds (checked: an integer)
             count = check_int(seeds, "seeds", minimum=1, maximum=SEED_MAX + 1,
                               hint=" (the seeds 0..N-1 are integers up to 2^63 - 1)")
             given = None
@@ -411,14 +411,13 @@ class WidthSearch:
         """The seeds' jobs at ``width`` (one batch), each declaring the ``ntk_path`` measure."""
         return [self._train_job(s, width) for s in self.seeds]
 
-    def memory(self, seeds: int, width: int | None = None) -> MemoryEstimate:
-        """What training ``seeds`` seeds at ``width`` (default: the first width the search tries,
-        the grid width nearest ``n``) holds: the batch (:meth:`aedyn.job.TrainJob.memory`) and, on
-        the host, each run's job and row (:data:`aedyn.resources.RUN_BYTES`). Every search trains
-        its first width, so an estimate beyond the memory available refuses it before anything is
-        allocated (the seeds' list included)."""
-        est = self._train_job(0, self.grid[self.start] if width is None else width).memory(self.n, self._d,
-                                                                                            batch=seeds)
+    def memory(self, seeds: int) -> MemoryEstimate:
+        """What training ``seeds`` seeds at the first width the search tries (the grid width nearest
+        ``n``) holds: the batch (:meth:`aedyn.job.TrainJob.memory`) and, on the host, each run's job
+        and row (:data:`aedyn.resources.RUN_BYTES`). Every search trains its first width, so an
+        estimate beyond the memory available refuses it before anything is allocated (the seeds'
+        list included)."""
+        est = self._train_job(0, self.grid[self.start]).memory(self.n, self._d, batch=seeds)
         est.add("run records", seeds * RUN_BYTES, on_device=False)
         return est
 
