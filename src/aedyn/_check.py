@@ -1,4 +1,4 @@
-"""The one validation path for scalar options: integers, real numbers, seeds and choices.
+"""The one validation path for scalar options: integers, real numbers, seeds, choices and paths.
 
 Every public function and every job validates its numeric arguments here, so the rules are the
 same everywhere: Python and NumPy numbers are accepted (``np.float32(1e-3)``, ``np.int64(5)``),
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -86,3 +88,13 @@ def check_choice(value: Any, allowed: Sequence[str], name: str) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise AedynError(f"unknown {name} {value!r}; use one of: {', '.join(allowed)}")
     return value
+
+
+def check_path(value: Any, name: str) -> Path:
+    """``value`` (a string or ``os.PathLike`` naming something on disk, not empty) as a :class:`~pathlib.Path`."""
+    text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    if not isinstance(text, str) or not text.strip():
+        plain = value is None or isinstance(value, (numbers.Number, str, bytes))
+        shown = repr(value)[:60] if plain else f"a {type(value).__name__}"
+        raise AedynError(f"{name} must be a path (a string or pathlib.Path); got {shown}")
+    return Path(text)
