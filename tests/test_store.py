@@ -123,9 +123,9 @@ def test_missing_parent_folders_of_a_new_store_are_made_and_said(tmp_path):
 def test_a_new_store_under_a_file_or_a_read_only_folder_is_refused(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("keep")
     for out in (tmp_path / "file" / "out", tmp_path / "file" / "deeper" / "out"):
-        for call in (Store.create, Store.inspect):
+        for call, args in ((Store.create, (out, CONFIG)), (Store.inspect, (out,))):
             with pytest.raises(AedynError, match=r"cannot make the store .*'.*file' is a file, not a folder") as err:
-                call(out, *([CONFIG] if call is Store.create else []))
+                call(*args)
             one_line(err)
     assert (tmp_path / "file").read_text() == "keep"
 
