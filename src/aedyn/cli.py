@@ -382,7 +382,9 @@ def sweep(
         sweeps.check_executor(executor, scheduler, workers)
         p = sweeps.dry_run(cfg, out_path, workers=workers)
         if not p.store_exists:
-            stored = "does not exist yet"
+            parents = p.new_folders[:-1]
+            missing = f"folder{'s' * (len(parents) > 1)} {', '.join(escape(repr(f)) for f in parents)}"
+            stored = "does not exist yet" + (f": it would be made, with the missing {missing}" if parents else "")
         else:
             stored = f"{p.finished} of these runs finished (would be skipped)"
             if not p.same_config:
@@ -427,8 +429,15 @@ def sweep(
         rows.append(("failed", f"{result.failed} runs (not stored)"))
     _print_rows(rows)
     if result.failed:
-        _error(f"{result.failed} of {result.total} runs failed (see the notes above); rerun the same command to "
-               "resume them")
+        problems = []
+        if result.refused:
+            problems.append(f"{result.refused} of {result.total} runs were refused for memory (see the notes above) "
+                            "and would be refused again: lower batch_size (--batch-size or [sweep]), or width or n "
+                            "in the config, or raise --max-memory if the estimate is too cautious")
+        if result.failed > result.refused:
+            problems.append(f"{result.failed - result.refused} of {result.total} runs failed (see the notes above); "
+                            "rerun the same command to resume them")
+        _error("; ".join(problems))
         raise typer.Exit(EXIT_RUNS_FAILED)
 
 
@@ -446,33 +455,44 @@ def results(
     csv: Annotated[Path | None, typer.Option("--csv", help="Also write every row to this CSV file.")] = None,
     force: ForceOpt = False,
 ) -> None:
-    """Summarise a sweep's results: runs by status, and per regime and width the median final
-    relative loss and rate; --csv exports every row."""
+    """Summarise a sweep's results: runs by status, and per setting (every setting that varies
+    across the runs; seeds pooled) the runs that converged, diverged or failed, and the median final
+    relative loss and rate of those that did not; --csv exports every row."""
     from aedyn import sweep as sweeps
     from aedyn.store import load_results
 
     outputs = check_outputs({"--csv": csv}, force=force, inputs={"STORE": store})
-    frame = load_results(store)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = load_results(store)
+    for w in caught:
+        err.print(f"warning: {escape(' '.join(str(w.message).split()))}", highlight=False, soft_wrap=True)
     if len(frame) == 0:
         out.print(f"{escape(str(store))}: no runs stored yet", highlight=False, soft_wrap=True)
     else:
         counts = sweeps.status_counts(frame)
         out.print(f"{escape(str(store))}: {len(frame)} runs; " + ", ".join(f"{v} {k}" for k, v in counts.items()),
                   highlight=False, soft_wrap=True)
+        fixed = ", ".join(f"{k}={v}" for k, v in sweeps.fixed_settings(frame).items())
+        out.print(escape(f"held fixed: {fixed or '-'}; seeds pooled; medians of the runs that converged or spent "
+                         "their budget"), highlight=False, soft_wrap=True)
+        summary = sweeps.summary_table(frame)
         table = Table(box=box.SIMPLE, pad_edge=False)
-        for name, justify in (("regime", "left"), ("width", "right"), ("runs", "right"), ("converged", "right"),
-                              ("diverged", "right"), ("median rel. loss", "right"), ("median rate", "right")):
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
-        for row in sweeps.summary_table(frame).itertuples(index=False):
-            table.add_row(str(row.regime), str(row.width), str(row.runs), str(row.converged), str(row.diverged),
-                          f"{row.median_relative_loss:.3e}",
-                          "-" if row.median_rate != row.median_rate else f"{row.median_rate:.6f}")
+        settings = [c for c in summary.columns if c not in (*sweeps.SUMMARY_COUNTS, "median_relative_loss",
+                                                            "median_rate")]
+        for name in settings:
+            table.add_column(escape(name), justify="left")
+        for name in (*sweeps.SUMMARY_COUNTS, "median rel. loss", "median rate"):
+            table.add_column(name, justify="right")
+        for row in summary.to_dict(orient="records"):
+            loss, rate = row["median_relative_loss"], row["median_rate"]
+            table.add_row(*(escape("-" if row[c] is None else str(row[c])) for c in settings),
+                          *(str(row[c]) for c in sweeps.SUMMARY_COUNTS),
+                          "-" if loss != loss else f"{loss:.3e}", "-" if rate != rate else f"{rate:.6f}")
         out.print(table)
     if csv is not None:
         written = _save(lambda p, f: sweeps.write_csv(frame, p, force=f), outputs["--csv"], force)
         out.print(f"wrote {len(frame)} rows to {escape(str(written))}", highlight=False, soft_wrap=True)
-
-
 
 
 @app.command()

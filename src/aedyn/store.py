@@ -47,9 +47,10 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import suppress
 from datetime import datetime, timezone
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -217,9 +218,7 @@ class Store:
         configs = meta["configs"]
         if key in {_canonical(c) for c in configs}:
             return configs
-        if not force:
-            raise AedynError(f"{str(path)!r} holds results of a different sweep config; use another --out "
-                             "folder, or --force to add these runs to it")
+        Store(path, configs).check_config(config, force=force)
         configs = [*configs, config]
         stamp = meta.get("created")
         write_json(path / STORE_FILE, _store_meta(configs, stamp if isinstance(stamp, str) else None), force=True,
@@ -296,6 +295,13 @@ class Store:
         """Whether ``config`` is one of the sweep configs written into this store."""
         return _canonical(dict(config)) in {_canonical(c) for c in self.configs}
 
+    def check_config(self, config: Mapping, *, force: bool = False) -> None:
+        """Refuse, as :meth:`create` does, ``config`` where this store holds another sweep's results
+        and ``force`` is not given. Writes nothing."""
+        if not force and not self.holds(config):
+            raise AedynError(f"{str(self.path)!r} holds results of a different sweep config; use another --out "
+                             "folder, or --force to add these runs to it")
+
     def _check_writable(self) -> None:
         """Make ``parts/`` if needed and create and remove a hidden probe file there."""
         parts = self.path / PARTS
@@ -324,8 +330,9 @@ class Store:
 
     # ---- reading -------------------------------------------------------------------------------
 
-    def _part_files(self) -> list[Path]:
-        """The data files, in write order (their names start with the time of writing)."""
+    def _part_files(self, skip: Collection[str] = ()) -> list[Path]:
+        """The data files, in write order (their names start with the time of writing), but those
+        named in ``skip`` (known already: not looked at again)."""
         parts = self.path / PARTS
         try:
             if not parts.exists():
@@ -333,7 +340,8 @@ class Store:
             if not parts.is_dir():
                 raise AedynError(f"{str(parts)!r} is not a folder, so {str(self.path)!r} is a damaged store; move "
                                  "that file away (a rerun of the sweep makes the folder again)")
-            return sorted((p for p in parts.glob(_PART_GLOB) if p.is_file()), key=lambda p: p.name)
+            names = sorted(n for n in os.listdir(parts) if n not in skip and fnmatch(n, _PART_GLOB))
+            return [parts / n for n in names if (parts / n).is_file()]
         except OSError as exc:
             raise AedynError(describe_os_error(exc, parts, "read")) from None
 
@@ -362,11 +370,10 @@ class Store:
         """The ``run_id`` of every row in the data files (the runs a resumed sweep skips).
 
         Part files already read are remembered, so a later call only reads files that are new."""
-        for file in self._part_files():
-            if file.name not in self._seen:
-                ids = self._read_part(file, ["run_id"]).column("run_id").to_pylist()
-                self._ids.update(i for i in ids if i is not None)
-                self._seen.add(file.name)
+        for file in self._part_files(skip=self._seen):
+            ids = self._read_part(file, ["run_id"]).column("run_id").to_pylist()
+            self._ids.update(i for i in ids if i is not None)
+            self._seen.add(file.name)
         return set(self._ids)
 
     def load(self) -> pd.DataFrame:
