@@ -2,7 +2,8 @@
 
 Exit codes: 0 a run that converged or spent its step budget; 2 bad input or an impossible
 request (one line, no traceback: the problem and the fix); 3 a diverged run; 4 a sweep some of
-whose runs failed (the others are stored; rerunning resumes them); 1 an internal error (one line;
+whose runs failed (the others are stored; rerunning resumes them, unless they were refused for
+memory: the last line says what to change); 1 an internal error (one line;
 ``--debug`` shows the traceback); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 Outputs are checked before any work and written atomically (:mod:`aedyn.files`): a failed or
 interrupted command leaves no output file behind.

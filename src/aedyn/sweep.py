@@ -6,13 +6,16 @@ A sweep is data. The TOML file becomes a :class:`SweepConfig`; :func:`plan` turn
 into batches. :func:`run_sweep` skips the runs the store already holds, trains the others batch by
 batch, in this process (``executor="local"``) or on a Dask cluster (``executor="dask"``), and appends
 one row per run (:func:`result_row`) to the store (:mod:`aedyn.store`) as each batch finishes. Only
-this process writes the store; a Dask worker returns plain rows.
+this process writes the store; a Dask worker returns plain rows. Two sweeps into one store at once
+store each run once (the store's lock), and skip what the other has stored. :func:`dry_run` counts
+and estimates without making every run; :func:`summary_table` summarises a store per setting.
 
 The config file::
 
     [grid]                      # every list is an axis; the sweep is their product
     regime = ["weak", "joint"]
-    data = ["sphere"]           # sphere | digits | a file path (relative to the working folder)
+    data = ["sphere"]           # sphere | digits | a file path (relative to the working folder;
+                                # its bytes' SHA-256 is part of the run_id)
     n = [16, 32]
     d = [8]                     # dropped for fixed-d data (digits, files)
     width = [64, 128]
