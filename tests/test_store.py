@@ -442,7 +442,7 @@ def test_configs_forced_into_one_store_at_once_are_all_kept(tmp_path):
     assert _together(40, _create, str(out), None) == [0] * 40
     configs = Store.open(out).configs
     assert len(configs) == 41 and {c["cfg"] for c in configs} == {"first", *range(40)}
-    assert sorted(p.name for p in out.iterdir()) == [".store.lock", "parts", STORE_FILE]  # no temporaries left
+    assert sorted(p.name for p in out.iterdir()) == ["parts", STORE_FILE, "store.lock"]  # no temporaries left
 
 
 def test_processes_creating_one_new_store_at_once_all_succeed(tmp_path):

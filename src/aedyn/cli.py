@@ -410,8 +410,8 @@ def sweep(
             tasks.append(progress.add_task("runs", total=None, rate=""))
         rate = f"{p.done / p.elapsed:.2f} runs/s" if p.done and p.elapsed > 0 else ""
         failed = f", {p.failed} failed" if p.failed else ""
-        progress.update(tasks[0], total=p.total, completed=p.done + p.failed + p.partial, rate=rate + failed,
-                        description=f"batch {p.batches_done}/{p.batches}")
+        progress.update(tasks[0], total=p.total, completed=p.done + p.failed + p.stored_meanwhile + p.partial,
+                        rate=rate + failed, description=f"batch {p.batches_done}/{p.batches}")
 
     try:
         result = sweeps.run_sweep(cfg, out_path, executor=executor, scheduler=scheduler, workers=workers,

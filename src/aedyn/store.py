@@ -5,7 +5,7 @@ Layout::
     OUT/
       store.json                     marker + config: {"kind": "aedyn.store", "format": 1,
                                      "configs": [...], "created": ISO time, "versions": {...}}
-      .store.lock                    the lock writers take turns on (empty)
+      store.lock                     the lock writers take turns on (empty; always there)
       parts/
         part-<time ns>-<uuid>.parquet    one file per append(), rows written together
         .part-....parquet.*.tmp          (only after a killed writer) a temporary, never read
@@ -70,7 +70,7 @@ __all__ = ["STORE_FILE", "Store", "load_results", "missing_folders"]
 STORE_FILE = "store.json"
 """The marker and config file at the top of every store folder."""
 
-LOCK_FILE = ".store.lock"
+LOCK_FILE = "store.lock"
 """The store's lock (:func:`aedyn.files.locked`): held to change ``store.json`` and to write a part file."""
 
 STORE_KIND = "aedyn.store"
