@@ -315,3 +315,9 @@ def test_results_of_a_store_whose_parts_is_a_file_exit_2(tmp_path, capsys):
     (tmp_path / "s" / "parts").write_text("x")
     code, stdout, err = run_cli(["results", str(tmp_path / "s")], capsys)
     assert code == 2 and one_error_line(err) and "damaged store" in err and "no runs" not in stdout
+
+
+def test_a_dry_run_shows_its_progress_and_then_the_plan(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sweep, "PROGRESS_EVERY_S", 0.0)
+    code, stdout, _ = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(tmp_path / "s"), "--dry-run"], capsys)
+    assert code == 0 and "tiny: 8 runs" in stdout and not (tmp_path / "s").exists()

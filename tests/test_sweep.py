@@ -639,3 +639,15 @@ def test_summary_groups_by_every_varying_setting_and_counts_divergence(tmp_path)
 def test_batch_key_of_something_that_is_not_a_job_is_one_line():
     with pytest.raises(AedynError, match=r"batch_key takes a TrainJob; got NoneType"):
         jobs.batch_key(None)
+
+
+def test_a_long_dry_run_reports_its_progress(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "PROGRESS_EVERY_S", 0.0)
+    cfg = config(TINY.replace("width = [8, 16]", "width = [8, 16, 24]"))
+    seen = []
+    assert sweep.dry_run(cfg, progress=lambda done, total: seen.append((done, total))).runs == 18
+    assert seen and {total for _, total in seen} == {6} and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    sweep.run_sweep(config(TINY.replace("seed = [0, 1, 2]", "seed = [0]")), tmp_path / "s")
+    seen.clear()
+    assert sweep.dry_run(cfg, tmp_path / "s", progress=lambda done, total: seen.append((done, total))).finished == 4
+    assert seen and {total for _, total in seen} == {18}  # with finished runs, every run is named

@@ -381,7 +381,20 @@ def sweep(
     title = escape(cfg.name or str(config))
     if dry_run:
         sweeps.check_executor(executor, scheduler, workers)
-        p = sweeps.dry_run(cfg, out_path, workers=workers)
+        counting = Progress(TextColumn("planning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=err, transient=True, disable=quiet)
+        bars: list[Any] = []  # a bar only for a plan that takes a while
+
+        def planned(done: int, total: int) -> None:
+            if not bars:
+                counting.start()
+                bars.append(counting.add_task("plan", total=total))
+            counting.update(bars[0], completed=done)
+
+        try:
+            p = sweeps.dry_run(cfg, out_path, workers=workers, progress=planned)
+        finally:
+            counting.stop()
         if not p.store_exists:
             parents = p.new_folders[:-1]
             missing = f"folder{'s' * (len(parents) > 1)} {', '.join(escape(repr(f)) for f in parents)}"

@@ -732,12 +732,13 @@ def run_sweep(config: SweepConfig, store_path: str | Path, *, executor: str = "l
     found = Store.inspect(store_path)
     if found is not None:
         found.check_config(config.store_config(), force=force)
-    stored = set() if found is None else found.finished_ids()
     say = _NoteOnce(on_note)
     cluster: tuple[Any, int | None] | None = None
     with ExitStack() as stack:
-        if executor == "dask" and any(r.run_id not in stored for r in runs):  # no cluster to start for nothing
-            cluster = stack.enter_context(_dask_client(scheduler, workers))
+        if executor == "dask":
+            stored = set() if found is None else found.finished_ids()
+            if any(r.run_id not in stored for r in runs):  # no cluster to start for nothing
+                cluster = stack.enter_context(_dask_client(scheduler, workers))
         store = Store.create(store_path, config.store_config(), force=force, on_note=say)
         summary = _run_batches(config, runs, store, say, cluster, progress, max_memory, executor, workers)
     return summary
@@ -1088,13 +1089,15 @@ class SweepPlan:
     new_folders: tuple[str, ...] = ()
 
 
-def dry_run(config: SweepConfig, store_path: str | Path | None = None, *, workers: int | None = None) -> SweepPlan:
+def dry_run(config: SweepConfig, store_path: str | Path | None = None, *, workers: int | None = None,
+            progress: Callable[[int, int], None] | None = None) -> SweepPlan:
     """Plan the sweep and look into the store (if there is one) without writing or training.
     ``workers`` divides the time estimate (batches run side by side).
 
     Every run is validated as :func:`plan` does, but runs are counted, not made: each combination
     of the axes but the seeds once, times the seeds; only a store holding finished runs makes it
-    name every run (to tell which are finished)."""
+    name every run (to tell which are finished). ``progress(done, total)`` hears, at most every
+    :data:`PROGRESS_EVERY_S`, how many of the combinations (or runs) are done."""
     grid = _Grid(config)
     store = None if store_path is None else Store.inspect(store_path)
     finished = set() if store is None else store.finished_ids()
@@ -1102,13 +1105,17 @@ def dry_run(config: SweepConfig, store_path: str | Path | None = None, *, worker
     jobs: dict[tuple, TrainJob] = {}
     total = 0
     if finished:
-        for rid, template, _, _ in grid.walk():
+        tick = _ticker(progress, math.prod(len(v) for v in grid.values.values()))
+        for k, (rid, template, _, _) in enumerate(grid.walk()):
+            tick(k)
             total += 1
             if rid not in finished:
                 sizes[template.key] += 1
                 jobs.setdefault(template.key, template.job)
     else:
-        for template in grid.templates():
+        tick = _ticker(progress, math.prod(len(grid.values[k]) for k in grid.others))
+        for k, template in enumerate(grid.templates()):
+            tick(k)
             total += grid.seed_pairs
             sizes[template.key] += grid.seed_pairs
             jobs.setdefault(template.key, template.job)
@@ -1120,6 +1127,19 @@ def dry_run(config: SweepConfig, store_path: str | Path | None = None, *, worker
                      store_exists=store is not None, same_config=None if store is None else
                      store.holds(config.store_config()), estimate_s=seconds, parallel=parallel,
                      new_folders=() if store_path is None else tuple(map(str, missing_folders(store_path))))
+
+
+def _ticker(progress: Callable[[int, int], None] | None, total: int) -> Callable[[int], None]:
+    """``tick(done)``: ``progress(done, total)``, at most every :data:`PROGRESS_EVERY_S`."""
+    last = [time.perf_counter()]
+
+    def tick(done: int) -> None:
+        now = time.perf_counter()
+        if progress is not None and now - last[0] >= PROGRESS_EVERY_S:
+            last[0] = now
+            progress(done, total)
+
+    return tick
 
 
 def estimate_batch_seconds(batch: Sequence[TrainJob]) -> float:
