@@ -310,7 +310,7 @@ class _Template:
     spec: dict[str, Any]
     key: tuple
     first: bool
-    pieces: tuple[str, str, str] = ("", "", "")  # the canonical JSON of spec around data_seed and seed
+    pieces: tuple[str, str, str]  # the canonical JSON of spec around data_seed and seed (:meth:`of`)
 
     @classmethod
     def of(cls, job: TrainJob, spec: dict[str, Any], key: tuple, first: bool) -> _Template:
