@@ -14,8 +14,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.main import get_command
 
 from aedyn import cli, files, gd
+from aedyn._names import (
+    CRITERIA,
+    DECODER_INITS,
+    DEVICES,
+    DTYPE_NAMES,
+    EXECUTORS,
+    EXPERIMENT_NAMES,
+    INIT_SCALES,
+    PROFILES,
+    REGIMES,
+    SOURCES,
+    STEP_RULES,
+)
 from aedyn.model import Params
 from conftest import one_error_line, run_cli
 
@@ -142,6 +156,29 @@ def test_version_and_help(capsys, monkeypatch):
     assert code == 0 and stdout.startswith("aedyn ")
     code, stdout, _ = run_cli(["train", "--help"], capsys)
     assert code == 0 and "--regime" in stdout
+
+
+HELP_CHOICES = {"--regime": REGIMES, "--data": SOURCES, "--decoder-init": DECODER_INITS, "--init-scale": INIT_SCALES,
+                "--lr": ("auto",), "--device": DEVICES, "--dtype": DTYPE_NAMES, "--executor": EXECUTORS,
+                "--criterion": (*CRITERIA, "all"), "--step-rule": STEP_RULES, "--only": EXPERIMENT_NAMES,
+                "--profile": PROFILES}
+"""Every option that takes one of a set of values, with the values its help must list."""
+
+
+def test_help_lists_the_choices_of_every_option_that_has_them(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # one line per option
+    seen = set()
+    for command in get_command(cli.app).commands:  # type: ignore[attr-defined]
+        code, stdout, _ = run_cli([command, "--help"], capsys)
+        assert code == 0
+        for line in stdout.splitlines():
+            name = re.match(r"[│*\s]*(--[\w-]+)", line)
+            if name is None or name.group(1) not in HELP_CHOICES:
+                continue
+            listed = [set(group.split("|")) for group in re.findall(r"\[([^\]]*)\]", line)]
+            assert any(set(HELP_CHOICES[name.group(1)]) <= values for values in listed), (command, line)
+            seen.add(name.group(1))
+    assert seen == set(HELP_CHOICES)
 
 
 def test_kernel_report_and_record(tmp_path, capsys, monkeypatch):
