@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from typer.main import get_command
 
-from aedyn import cli, files, gd
+from aedyn import cli, files, gd, job
 from aedyn._names import (
     CRITERIA,
     DECODER_INITS,
@@ -229,8 +229,8 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the job ran before its outputs were checked")
 
-    monkeypatch.setattr(cli, "run_job", refuse)
-    monkeypatch.setattr(cli, "run_kernel_job", refuse)
+    monkeypatch.setattr(job, "run_job", refuse)
+    monkeypatch.setattr(job, "run_kernel_job", refuse)
 
 
 @pytest.mark.parametrize(("extra", "needle"), [
@@ -292,14 +292,14 @@ def test_disk_full_while_writing_the_record(tmp_path, capsys, monkeypatch):
 
 def test_output_that_appears_during_the_run_is_kept_and_the_result_too(tmp_path, capsys, monkeypatch):
     out = tmp_path / "r.json"
-    real = cli.run_job
+    real = job.run_job
 
     def run_and_race(*args, **kwargs):
         result = real(*args, **kwargs)
         out.write_text("someone else's")
         return result
 
-    monkeypatch.setattr(cli, "run_job", run_and_race)
+    monkeypatch.setattr(job, "run_job", run_and_race)
     code, stdout, err = run_cli([*SMALL, "--steps", "3", "--out", str(out)], capsys)
     assert code == 0 and out.read_text() == "someone else's"
     assert "r.1.json" in err and json.loads((tmp_path / "r.1.json").read_text())["steps"] == 3
@@ -416,7 +416,7 @@ def test_unexpected_exception_is_one_line_and_debug_shows_it(capsys, monkeypatch
     def broken(*args, **kwargs):
         raise ZeroDivisionError("float division by zero")
 
-    monkeypatch.setattr(cli, "run_job", broken)
+    monkeypatch.setattr(job, "run_job", broken)
     code, _, err = run_cli([*SMALL], capsys)
     assert code == 1 and one_error_line(err)
     assert "internal error: ZeroDivisionError: float division by zero; rerun with --debug" in err
@@ -428,7 +428,7 @@ def test_out_of_memory_is_named(capsys, monkeypatch):
     def oom(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
 
-    monkeypatch.setattr(cli, "run_job", oom)
+    monkeypatch.setattr(job, "run_job", oom)
     code, _, err = run_cli([*SMALL], capsys)
     assert code == 2 and "out of memory" in err and one_error_line(err)
 
