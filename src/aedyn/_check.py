@@ -12,11 +12,10 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from aedyn.errors import AedynError
 
@@ -25,14 +24,17 @@ SEED_MAX = 2**63 - 1
 
 
 def _is_bool(value: Any) -> bool:
-    return isinstance(value, (bool, np.bool_))
+    """``value`` is a Python or NumPy boolean. NumPy is not imported for this: a NumPy boolean can
+    exist only once NumPy is (its integers and reals register as :mod:`numbers` types)."""
+    numpy = sys.modules.get("numpy")
+    return isinstance(value, bool) or (numpy is not None and isinstance(value, numpy.bool_))
 
 
 def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None,
               hint: str = "") -> int:
     """``value`` as a Python ``int`` within ``[minimum, maximum]``; Python and NumPy integers only."""
     kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, "an integer")  # type: ignore[arg-type]
-    if _is_bool(value) or not isinstance(value, (numbers.Integral, np.integer)):
+    if _is_bool(value) or not isinstance(value, numbers.Integral):
         raise AedynError(f"{name} must be {kind}; got {value!r}{hint}")
     out = int(value)
     if minimum is not None and out < minimum:
@@ -46,7 +48,7 @@ def check_float(value: Any, name: str, *, low: float | None = None, high: float 
                 low_open: bool = False, high_open: bool = False, hint: str = "") -> float:
     """``value`` as a finite Python ``float`` in the interval given by ``low``/``high``
     (closed unless ``low_open``/``high_open``); Python and NumPy reals only."""
-    if _is_bool(value) or not isinstance(value, (numbers.Real, np.integer, np.floating)):
+    if _is_bool(value) or not isinstance(value, numbers.Real):
         raise AedynError(f"{name} must be a number; got {value!r}{hint}")
     out = float(value)
     if not math.isfinite(out):

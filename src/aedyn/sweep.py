@@ -58,6 +58,7 @@ import numpy as np
 
 from aedyn._check import check_count, check_seed
 from aedyn._meta import environment
+from aedyn._names import EXECUTORS
 from aedyn.certificate import columns_of
 from aedyn.errors import AedynError, MemoryRefusal, first_line, is_out_of_memory
 from aedyn.files import file_sha256, write_atomic
@@ -89,7 +90,6 @@ DEFAULT_BATCH_SIZE = 64
 LOSS_POINTS = 64
 """Log-spaced points of the stored loss curve (plus step 0 and the last step)."""
 
-EXECUTORS = ("local", "dask")
 PROGRESS_EVERY_S = 0.2
 """Least time between two progress reports from within a batch."""
 CONNECT_TIMEOUT = "20s"
@@ -703,7 +703,18 @@ def check_executor(executor: str, scheduler: str | None = None, workers: int | N
                          "(start one on this machine)")
     if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
         raise AedynError(f"--scheduler must be an address such as tcp://HOST:8786; got {scheduler!r}")
-    return None if workers is None else check_count(workers, "--workers")
+    workers = None if workers is None else check_count(workers, "--workers")
+    _require_dask()
+    return workers
+
+
+def _require_dask() -> None:
+    """Import Dask's ``distributed``, an optional dependency (the ``dask`` extra), or say how to install it."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise AedynError('the dask executor needs Dask, which is not installed: pip install "aedyn[dask]" (or drop '
+                         "--executor dask, --scheduler and --workers to run in this process)") from None
 
 
 def run_sweep(config: SweepConfig, store_path: str | Path, *, executor: str = "local", scheduler: str | None = None,

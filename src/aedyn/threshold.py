@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from aedyn._check import check_choice, check_count, check_float
+from aedyn._names import CRITERIA, STEP_RULES
 from aedyn.errors import AedynError
 from aedyn.findings import nonneg
 from aedyn.job import Notes, TrainJob
@@ -74,7 +75,6 @@ from aedyn.sweep import UNTRAINABLE, Runner
 __all__ = ["CRITERIA", "KERNEL_CHECKS", "MIN_BUDGET", "STEP_RULES", "Threshold", "Trial", "WidthSearch",
            "check_criteria", "judge", "least_width", "least_widths", "scaling", "search", "width_grid"]
 
-CRITERIA: tuple[str, ...] = ("reach", "lambda0")
 RETIRED = {
     "kernel": "the criterion 'kernel' (relative to lambda_min(Theta(0))) was replaced by 'lambda0' "
               "(lambda_min(Theta(t)) >= lambda_0/2 with lambda_0 of the infinite-width kernel); its ratio is a column "
@@ -89,8 +89,6 @@ KERNEL_CHECKS = 4
 """How many times across the step budget ``Theta(t)`` is evaluated for the ``lambda0`` criterion."""
 MIN_BUDGET = 50
 """The step budget is at least this, whatever the infinite-width prediction."""
-STEP_RULES = ("global", "layerwise")
-"""How the networks' step sizes are set (see the module docstring)."""
 
 
 def check_criteria(criteria: Sequence[str]) -> tuple[str, ...]:
