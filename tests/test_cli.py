@@ -14,8 +14,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.main import get_command
 
-from aedyn import cli, files, gd
+from aedyn import cli, files, gd, job
+from aedyn._names import (
+    CRITERIA,
+    DECODER_INITS,
+    DEVICES,
+    DTYPE_NAMES,
+    EXECUTORS,
+    EXPERIMENT_NAMES,
+    INIT_SCALES,
+    PROFILES,
+    REGIMES,
+    SOURCES,
+    STEP_RULES,
+)
 from aedyn.model import Params
 from conftest import one_error_line, run_cli
 
@@ -144,6 +158,29 @@ def test_version_and_help(capsys, monkeypatch):
     assert code == 0 and "--regime" in stdout
 
 
+HELP_CHOICES = {"--regime": REGIMES, "--data": SOURCES, "--decoder-init": DECODER_INITS, "--init-scale": INIT_SCALES,
+                "--lr": ("auto",), "--device": DEVICES, "--dtype": DTYPE_NAMES, "--executor": EXECUTORS,
+                "--criterion": (*CRITERIA, "all"), "--step-rule": STEP_RULES, "--only": EXPERIMENT_NAMES,
+                "--profile": PROFILES}
+"""Every option that takes one of a set of values, with the values its help must list."""
+
+
+def test_help_lists_the_choices_of_every_option_that_has_them(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # one line per option
+    seen = set()
+    for command in get_command(cli.app).commands:  # type: ignore[attr-defined]
+        code, stdout, _ = run_cli([command, "--help"], capsys)
+        assert code == 0
+        for line in stdout.splitlines():
+            name = re.match(r"[│*\s]*(--[\w-]+)", line)
+            if name is None or name.group(1) not in HELP_CHOICES:
+                continue
+            listed = [set(group.split("|")) for group in re.findall(r"\[([^\]]*)\]", line)]
+            assert any(set(HELP_CHOICES[name.group(1)]) <= values for values in listed), (command, line)
+            seen.add(name.group(1))
+    assert seen == set(HELP_CHOICES)
+
+
 def test_kernel_report_and_record(tmp_path, capsys, monkeypatch):
     out = tmp_path / "kernel.json"
     code, stdout, _ = run_cli(["kernel", "--data", "sphere", "--n", "24", "--d", "5", "--width", "512",
@@ -192,8 +229,8 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the job ran before its outputs were checked")
 
-    monkeypatch.setattr(cli, "run_job", refuse)
-    monkeypatch.setattr(cli, "run_kernel_job", refuse)
+    monkeypatch.setattr(job, "run_job", refuse)
+    monkeypatch.setattr(job, "run_kernel_job", refuse)
 
 
 @pytest.mark.parametrize(("extra", "needle"), [
@@ -255,14 +292,14 @@ def test_disk_full_while_writing_the_record(tmp_path, capsys, monkeypatch):
 
 def test_output_that_appears_during_the_run_is_kept_and_the_result_too(tmp_path, capsys, monkeypatch):
     out = tmp_path / "r.json"
-    real = cli.run_job
+    real = job.run_job
 
     def run_and_race(*args, **kwargs):
         result = real(*args, **kwargs)
         out.write_text("someone else's")
         return result
 
-    monkeypatch.setattr(cli, "run_job", run_and_race)
+    monkeypatch.setattr(job, "run_job", run_and_race)
     code, stdout, err = run_cli([*SMALL, "--steps", "3", "--out", str(out)], capsys)
     assert code == 0 and out.read_text() == "someone else's"
     assert "r.1.json" in err and json.loads((tmp_path / "r.1.json").read_text())["steps"] == 3
@@ -379,7 +416,7 @@ def test_unexpected_exception_is_one_line_and_debug_shows_it(capsys, monkeypatch
     def broken(*args, **kwargs):
         raise ZeroDivisionError("float division by zero")
 
-    monkeypatch.setattr(cli, "run_job", broken)
+    monkeypatch.setattr(job, "run_job", broken)
     code, _, err = run_cli([*SMALL], capsys)
     assert code == 1 and one_error_line(err)
     assert "internal error: ZeroDivisionError: float division by zero; rerun with --debug" in err
@@ -391,7 +428,7 @@ def test_out_of_memory_is_named(capsys, monkeypatch):
     def oom(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
 
-    monkeypatch.setattr(cli, "run_job", oom)
+    monkeypatch.setattr(job, "run_job", oom)
     code, _, err = run_cli([*SMALL], capsys)
     assert code == 2 and "out of memory" in err and one_error_line(err)
 

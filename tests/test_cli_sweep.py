@@ -128,6 +128,7 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys, monkeypatch):
         code, _, err = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(tmp_path / "s"), "--scheduler",
                                 address, "-q"], capsys)
         assert code == 2 and one_error_line(err) and "cannot reach the dask scheduler" in err, err
+        assert not (tmp_path / "s").exists()  # nothing made before the scheduler answered
 
 
 def test_failed_runs_exit_1_and_say_how_to_resume(tmp_path, capsys, monkeypatch):
@@ -233,3 +234,90 @@ def test_dry_run_into_an_empty_folder_is_what_the_sweep_does(tmp_path, capsys):
     empty.mkdir()
     code, stdout, _ = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(empty), "--dry-run"], capsys)
     assert code == 0 and "does not exist yet" in stdout and not any(empty.iterdir())
+
+
+# ---- findings of the adversarial pass ---------------------------------------------------------
+
+def test_a_store_in_a_missing_folder_is_made_and_said(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = str(config_file(tmp_path))
+    code, stdout, _ = run_cli(["sweep", cfg, "--out", "runs/x", "--dry-run"], capsys)
+    assert code == 0 and "runs/x does not exist yet: it would be made, with the missing folder 'runs'" in stdout
+    assert not (tmp_path / "runs").exists()
+    code, _, err = run_cli(["sweep", cfg, "--out", "runs/x", "-q"], capsys)
+    assert code == 0 and "note: created the missing folder 'runs' for the store 'runs/x'" in err
+    assert len(Store.open(tmp_path / "runs" / "x").finished_ids()) == 8
+    (tmp_path / "file").write_text("mine")
+    for extra in ([], ["--dry-run"]):
+        code, _, err = run_cli(["sweep", cfg, "--out", "file/x", *extra], capsys)
+        assert code == 2 and one_error_line(err) and "'file' is a file, not a folder" in err
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_runs_refused_for_memory_are_not_called_resumable(tmp_path, capsys):
+    out = tmp_path / "store"
+    code, _, err = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(out), "-q", "--max-memory", "1000"],
+                           capsys)
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == cli.EXIT_RUNS_FAILED and len(lines) == 1
+    assert "8 of 8 runs were refused for memory" in lines[0] and "would be refused again" in lines[0]
+    assert "--max-memory" in lines[0] and "batch_size" in lines[0] and "resume" not in lines[0]
+
+
+def test_an_absurd_width_is_refused_by_the_dry_run_too(tmp_path, capsys):
+    cfg = config_file(tmp_path, SMALL.replace("width = [8, 16]", "width = [99999999999999999999]"))
+    for extra in (["--dry-run"], ["-q"]):
+        code, _, err = run_cli(["sweep", str(cfg), "--out", str(tmp_path / "s"), *extra], capsys)
+        assert code == 2 and one_error_line(err) and "more than any machine holds" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_two_sweeps_into_one_store_at_once_store_each_run_once(tmp_path, capsys):
+    cfg = config_file(tmp_path, SMALL.replace("batch_size = 2", "batch_size = 1"))
+    store = tmp_path / "store"
+    command = [sys.executable, "-m", "aedyn.cli", "sweep", str(cfg), "--out", str(store), "-q"]
+    procs = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [proc.communicate(timeout=300)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], errors
+    code, stdout, err = run_cli(["results", str(store)], capsys)
+    assert code == 0 and "8 runs" in stdout and "warning" not in err
+    frame = Store.open(store).load()
+    assert len(frame) == 8 and frame["run_id"].is_unique
+
+
+def test_results_prints_a_warning_as_one_clean_line(capsys, store):
+    first = sorted((store / "parts").glob("part-*.parquet"))[0]
+    (store / "parts" / (first.stem + "-copy.parquet")).write_bytes(first.read_bytes())  # as an old writer left it
+    code, stdout, err = run_cli(["results", str(store)], capsys)
+    assert code == 0 and "8 runs" in stdout
+    assert err.startswith("warning: store ") and len(err.strip().splitlines()) == 1
+    assert "duplicate row(s)" in err and "warnings.warn" not in err and "AedynWarning" not in err
+
+
+def test_results_group_by_every_varying_setting(tmp_path, capsys):
+    text = SMALL.replace('regime = ["weak", "joint"]', 'regime = ["joint"]').replace("width = [8, 16]",
+                                                                                      "width = [16]")
+    cfg = config_file(tmp_path, text.replace("steps = 40", "steps = 30\nlr = [0.5, 500.0]").replace("n = [5]",
+                                                                                                     "n = [5, 8]"))
+    assert run_cli(["sweep", str(cfg), "--out", str(tmp_path / "s"), "-q"], capsys)[0] == 0
+    code, stdout, _ = run_cli(["results", str(tmp_path / "s")], capsys)
+    assert code == 0 and "held fixed: regime=joint, data=sphere, d=3" in stdout and "seeds pooled" in stdout
+    lines = [line.split() for line in stdout.splitlines()]
+    rows = [line for line in lines if line[:1] in (["5"], ["8"])]
+    assert [line[:6] for line in rows] == [["5", "0.5", "2", "0", "0", "0"], ["5", "500.0", "2", "0", "2", "0"],
+                                           ["8", "0.5", "2", "0", "0", "0"], ["8", "500.0", "2", "0", "2", "0"]]
+    assert all(line[6:] == ["-", "-"] for line in rows if line[1] == "500.0")  # a diverged loss is no median
+
+
+def test_results_of_a_store_whose_parts_is_a_file_exit_2(tmp_path, capsys):
+    Store.create(tmp_path / "s", {"kind": "aedyn.sweep", "axes": {}})
+    (tmp_path / "s" / "parts").rmdir()
+    (tmp_path / "s" / "parts").write_text("x")
+    code, stdout, err = run_cli(["results", str(tmp_path / "s")], capsys)
+    assert code == 2 and one_error_line(err) and "damaged store" in err and "no runs" not in stdout
+
+
+def test_a_dry_run_shows_its_progress_and_then_the_plan(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sweep, "PROGRESS_EVERY_S", 0.0)
+    code, stdout, _ = run_cli(["sweep", str(config_file(tmp_path)), "--out", str(tmp_path / "s"), "--dry-run"], capsys)
+    assert code == 0 and "tiny: 8 runs" in stdout and not (tmp_path / "s").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +24,9 @@ from aedyn.files import (
     OutputExistsError,
     check_output,
     check_outputs,
+    file_sha256,
     free_sibling,
+    locked,
     read_json,
     write_atomic,
     write_json,
@@ -246,3 +250,46 @@ def test_probe_leaves_nothing_behind(tmp_path):
     check_output(tmp_path / "x.json")
     assert list(tmp_path.iterdir()) == []
     assert not any(n.endswith(".probe") for n in os.listdir(tempfile.gettempdir()) if n.startswith(".x.json"))
+
+
+def _count_up(barrier, counter: str) -> None:
+    barrier.wait()
+    for _ in range(50):
+        with locked(counter + ".lock"):
+            value = int(Path(counter).read_text())
+            time.sleep(0.0005)  # widen the read-modify-write window
+            with open(counter, "w") as fh:
+                fh.write(str(value + 1))
+
+
+def test_locked_makes_processes_take_turns(tmp_path):
+    """Four processes each add 1 fifty times to a number in a file (read, then write): none is lost."""
+    counter = tmp_path / "n.txt"
+    counter.write_text("0")
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(4)
+    procs = [ctx.Process(target=_count_up, args=(barrier, str(counter))) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [p.exitcode for p in procs] == [0] * 4
+    assert counter.read_text() == "200"
+    assert (tmp_path / "n.txt.lock").read_bytes() == b""  # the lock file stays, empty
+
+
+def test_locked_and_file_sha256_errors_are_one_line(tmp_path):
+    with pytest.raises(AedynError, match=r"cannot write '.*lock': its folder does not exist") as err, \
+            locked(tmp_path / "no" / "lock"):
+        pass
+    assert "\n" not in str(err.value)
+    with pytest.raises(AedynError, match=r"cannot read '.*missing.npy'") as err:
+        file_sha256(tmp_path / "missing.npy")
+    assert "\n" not in str(err.value)
+
+
+def test_file_sha256_is_the_digest_of_the_bytes(tmp_path, monkeypatch):
+    body = os.urandom(5000)
+    (tmp_path / "x.bin").write_bytes(body)
+    monkeypatch.setattr(files, "DIGEST_CHUNK", 1024)  # several chunks
+    assert file_sha256(tmp_path / "x.bin") == hashlib.sha256(body).hexdigest()

@@ -6,8 +6,10 @@ from __future__ import annotations
 import errno
 import json
 import math
+import multiprocessing
 import shutil
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -103,12 +105,49 @@ def test_a_foreign_folder_or_file_is_refused_even_with_force(tmp_path, force):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "results.csv"]
 
 
-def test_a_missing_parent_folder_is_refused(tmp_path):
+def test_missing_parent_folders_of_a_new_store_are_made_and_said(tmp_path):
     out = tmp_path / "no" / "such" / "out"
-    with pytest.raises(AedynError, match=r"folder .*such' of the store .* does not exist; create it first") as err:
-        Store.create(out, CONFIG)
+    assert store_module.missing_folders(out) == [tmp_path / "no", tmp_path / "no" / "such", out]
+    assert Store.inspect(out) is None and not (tmp_path / "no").exists()  # a dry run makes nothing
+    notes = []
+    Store.create(out, CONFIG, on_note=notes.append).append([{"run_id": "a"}])
+    assert load_results(out)["run_id"].tolist() == ["a"]
+    assert len(notes) == 1 and "\n" not in notes[0]
+    assert f"created the missing folders {str(tmp_path / 'no')!r}, {str(tmp_path / 'no' / 'such')!r}" in notes[0]
+    notes.clear()
+    Store.create(out, CONFIG, on_note=notes.append)  # resuming makes nothing and says nothing
+    Store.create(tmp_path / "no" / "other", CONFIG, on_note=notes.append)  # its parent exists
+    assert notes == []
+
+
+def test_a_new_store_under_a_file_or_a_read_only_folder_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("keep")
+    for out in (tmp_path / "file" / "out", tmp_path / "file" / "deeper" / "out"):
+        for call, args in ((Store.create, (out, CONFIG)), (Store.inspect, (out,))):
+            with pytest.raises(AedynError, match=r"cannot make the store .*'.*file' is a file, not a folder") as err:
+                call(*args)
+            one_line(err)
+    assert (tmp_path / "file").read_text() == "keep"
+
+    monkeypatch.setattr(store_module.os, "access", lambda path, mode: False)  # root can write anywhere
+    for call in (lambda: Store.create(tmp_path / "ro" / "out", CONFIG), lambda: Store.inspect(tmp_path / "ro")):
+        with pytest.raises(AedynError, match=r"the folder '.*' is not writable; choose a folder you can write") as err:
+            call()
+        one_line(err)
+    monkeypatch.undo()
+
+    real = Path.mkdir
+
+    def read_only_below_a(self, *args, **kwargs):
+        if self.parent.name == "a":
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only_below_a)
+    with pytest.raises(AedynError, match=r"cannot write '.*b': the file system is read-only") as err:
+        Store.create(tmp_path / "a" / "b" / "out", CONFIG)
     one_line(err)
-    assert not (tmp_path / "no").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # the folder it made is removed again
 
 
 def test_append_and_load_round_trip_every_kind_of_value(tmp_path):
@@ -343,3 +382,82 @@ def test_inspect_judges_as_create_does_and_writes_nothing(tmp_path):
     Store.create(tmp_path / "s", {"a": 1})
     found = Store.inspect(tmp_path / "s")
     assert found is not None and found.holds({"a": 1}) and not found.holds({"a": 2})
+
+
+def test_paths_that_are_not_paths_are_one_line():
+    for call in (lambda: load_results(None), lambda: load_results(123), lambda: Store.open(None),
+                 lambda: Store.inspect(""), lambda: Store.create(None, CONFIG)):
+        with pytest.raises(AedynError, match=r"the store folder must be a path \(a string or pathlib.Path\); got") \
+                as err:
+            call()
+        one_line(err)
+    with pytest.raises(AedynError, match=r"got None$"):
+        load_results(None)
+
+
+def test_a_parts_file_in_place_of_the_folder_is_a_damaged_store(tmp_path):
+    out = tmp_path / "out"
+    Store.create(out, CONFIG)
+    shutil.rmtree(out / "parts")
+    (out / "parts").write_text("not a folder")
+    for read in (lambda: load_results(out), lambda: Store.open(out).finished_ids()):
+        with pytest.raises(AedynError, match=r"parts' is not a folder, so '.*out' is a damaged store; move") as err:
+            read()
+        one_line(err)
+
+
+# ---- processes writing one store at once ---------------------------------------------------------
+
+def _together(count: int, target, *args) -> list[int]:
+    """Run ``target(barrier, k, *args)`` in ``count`` forked processes that start together; their exit codes."""
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(count)
+    procs = [ctx.Process(target=target, args=(barrier, k, *args)) for k in range(count)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+    return [proc.exitcode for proc in procs]
+
+
+def _create(barrier, k: int, out: str, config: dict | None) -> None:
+    barrier.wait()
+    try:
+        Store.create(out, {"cfg": k} if config is None else config, force=config is None)
+    except AedynError as exc:
+        print(exc)
+        raise SystemExit(1) from None
+
+
+def _append(barrier, k: int, out: str) -> None:
+    store = Store.open(out)
+    store.finished_ids()  # a sweep reads what is stored, trains, then writes: both see nothing yet
+    barrier.wait()
+    store.append([{"run_id": f"r{j}", "writer": k} for j in range(5)], skip_stored=True)
+
+
+def test_configs_forced_into_one_store_at_once_are_all_kept(tmp_path):
+    out = tmp_path / "out"
+    Store.create(out, {"cfg": "first"})
+    assert _together(40, _create, str(out), None) == [0] * 40
+    configs = Store.open(out).configs
+    assert len(configs) == 41 and {c["cfg"] for c in configs} == {"first", *range(40)}
+    assert sorted(p.name for p in out.iterdir()) == ["parts", STORE_FILE, "store.lock"]  # no temporaries left
+
+
+def test_processes_creating_one_new_store_at_once_all_succeed(tmp_path):
+    for trial in range(8):
+        out = tmp_path / f"new{trial}" / "out"  # its parent is made at the same moment too
+        assert _together(4, _create, str(out), CONFIG) == [0] * 4, trial
+        assert Store.open(out).configs == [CONFIG]
+
+
+def test_two_writers_of_one_run_store_it_once(tmp_path):
+    out = tmp_path / "out"
+    Store.create(out, CONFIG)
+    assert _together(6, _append, str(out)) == [0] * 6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frame = load_results(out)
+    assert sorted(frame["run_id"]) == [f"r{j}" for j in range(5)] and frame["writer"].nunique() == 1
+    assert len(parts_of(Store.open(out))) == 1

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from aedyn import job as jobs
@@ -303,7 +304,7 @@ def test_a_failing_batch_is_reported_and_the_others_stored(tmp_path, monkeypatch
 
 def test_memory_refusals_fail_their_batches_and_say_why(tmp_path):
     summary = sweep.run_sweep(config(batch_size=6), tmp_path / "store", max_memory=1000)
-    assert (summary.done, summary.failed, len(summary.failures)) == (0, 12, 4)
+    assert (summary.done, summary.failed, summary.refused, len(summary.failures)) == (0, 12, 12, 4)
     assert all("memory" in line and "\n" not in line for line in summary.failures)
     assert Store.open(tmp_path / "store").finished_ids() == set()
 
@@ -337,8 +338,8 @@ def test_summary_table_and_csv(tmp_path):
     frame = Store.open(tmp_path / "store").load()
     table = sweep.summary_table(frame)
     assert len(table) == 4 and table["runs"].sum() == 12
-    assert list(table.columns) == ["regime", "width", "runs", "converged", "diverged", "median_relative_loss",
-                                   "median_rate"]
+    assert list(table.columns) == ["regime", "width", "runs", "converged", "diverged", "failed",
+                                   "median_relative_loss", "median_rate"]
     out = sweep.write_csv(frame, tmp_path / "all.csv")
     import pandas as pd
 
@@ -475,3 +476,178 @@ def test_a_runner_reads_a_stored_row_as_it_gave_it_fresh_and_trains_nothing_twic
                     assert y[key] == pytest.approx(x[key], rel=1e-15), key  # a float through Parquet is itself
                 else:
                     assert x[key] == y[key], key
+
+
+# ---- findings of the adversarial pass ---------------------------------------------------------
+
+def test_a_byte_order_mark_before_the_toml_is_accepted(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + textwrap.dedent(TINY).encode())
+    assert len(sweep.plan(sweep.load_config(path))) == 12
+
+
+def test_file_data_is_named_by_its_content_and_other_data_as_before(tmp_path, monkeypatch):
+    assert sweep.run_id(TrainJob(regime="joint", data="sphere", n=5, d=3, width=8, steps=5)) == "ae75a1852c19a161"
+    assert sweep.run_id(TrainJob(regime="weak", data="digits", classes=(0, 1), width=8, seed=3)) == "04f0609f3330d776"
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
+    rng = np.random.default_rng(0)
+    np.save(here / "x.npy", rng.standard_normal((6, 3)))
+    np.save(there / "x.npy", rng.standard_normal((6, 3)))
+    cfg = config(TINY.replace('data = ["sphere"]', 'data = ["x.npy"]').replace("seed = [0, 1, 2]", "seed = [0]"))
+    monkeypatch.chdir(here)
+    first = sweep.run_sweep(cfg, tmp_path / "store")
+    ids = {r.run_id for r in sweep.plan(cfg)}
+    assert first.done == 4 and Store.open(tmp_path / "store").finished_ids() == ids
+    assert {r.run_id for r in sweep.plan(cfg)} == ids  # the same bytes: the same runs
+
+    monkeypatch.chdir(there)  # another folder with its own x.npy
+    assert {r.run_id for r in sweep.plan(cfg)}.isdisjoint(ids)
+    np.save(here / "x.npy", np.load(here / "x.npy") * 2)  # the file changed in place
+    monkeypatch.chdir(here)
+    again = sweep.run_sweep(cfg, tmp_path / "store")
+    assert (again.skipped, again.done) == (0, 4)
+    frame = Store.open(tmp_path / "store").load()
+    assert len(frame) == 8 and frame["data_sha256"].nunique() == 2 and set(frame["data"]) == {"x.npy"}
+    runs = sweep.plan(cfg)
+    assert all(sweep.run_id(r.job) == r.run_id and r.data_sha256 == frame["data_sha256"].iloc[-1] for r in runs)
+
+
+def test_the_data_file_is_read_once_per_sweep_for_its_digest(tmp_path, monkeypatch):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((6, 3)))
+    monkeypatch.chdir(tmp_path)
+    reads = []
+    real = sweep.file_sha256
+    monkeypatch.setattr(sweep, "file_sha256", lambda path: reads.append(path) or real(path))
+    cfg = config(TINY.replace('data = ["sphere"]', 'data = ["x.npy", "sphere"]'))
+    assert len(sweep.plan(cfg)) == 24 and len(reads) == 1
+    assert sweep.dry_run(cfg).runs == 24 and len(reads) == 2
+
+
+def test_dry_run_counts_without_making_every_run(tmp_path):
+    text = """
+    [grid]
+    regime = ["weak", "joint"]
+    data = ["sphere", "digits"]
+    n = [16, 32]
+    d = [8, 9]
+    width = [64, 128, 256, 512, 1024, 64]
+    kappa = [1, 1.0]
+    seed = [3, 1, 3]
+    [train]
+    lr = ["auto", 0.5]
+    steps = 2000
+    """
+    for batch_size in (1, 5, 64):
+        cfg = config(text, batch_size=batch_size)
+        runs = sweep.plan(cfg)
+        p = sweep.dry_run(cfg)
+        batches = sweep.make_batches(runs, batch_size)
+        assert (p.runs, p.to_run, p.batches) == (len(runs), len(runs), len(batches)) == (p.runs, p.runs, p.batches)
+        assert p.estimate_s == pytest.approx(sum(sweep.estimate_batch_seconds([r.job for r in b]) for b in batches))
+    assert len(runs) == 2 * 3 * 5 * 2 * 2 * 2  # sphere 2 d; digits 1; 5 widths; kappa once; 2 seeds; 2 lr; 2 n
+    seeds_first = config(text.replace("[grid]", "[grid]\nseed = [3, 1, 3]").replace("seed = [3, 1, 3]\n    [train]",
+                                                                                    "[train]"))
+    assert [r.run_id for r in sweep.plan(seeds_first)] != [r.run_id for r in runs]  # another order,
+    assert sorted(r.run_id for r in sweep.plan(seeds_first)) == sorted(r.run_id for r in runs)  # the same runs
+
+    huge = config(TINY.replace("seed = [0, 1, 2]", f"seed = {list(range(250_000))}"), batch_size=64)
+    start = time.perf_counter()
+    p = sweep.dry_run(huge, tmp_path / "runs" / "huge")
+    assert time.perf_counter() - start < 5  # a million runs, counted, not made
+    assert (p.runs, p.batches) == (10**6, 4 * math.ceil(250_000 / 64))
+    assert p.new_folders == (str(tmp_path / "runs"), str(tmp_path / "runs" / "huge"))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_width_no_machine_holds_is_refused_when_planned(tmp_path):
+    cfg = config(TINY.replace("width = [8, 16]", "width = [8, 99999999999999999999]"))
+    for call in (lambda: sweep.plan(cfg), lambda: sweep.dry_run(cfg, tmp_path / "s"),
+                 lambda: sweep.run_sweep(cfg, tmp_path / "s")):
+        with pytest.raises(AedynError, match=r"sweep config: the runs with width = 99999999999999999999, n = 5, d = 3 "
+                                             r"would need about .* of memory each, more than any machine holds; use a "
+                                             r"smaller width") as info:
+            call()
+        assert "\n" not in str(info.value)
+    assert not (tmp_path / "s").exists()
+
+
+def test_an_unreachable_scheduler_leaves_nothing_behind(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "CONNECT_TIMEOUT", "0.5s")
+    with pytest.raises(AedynError, match="cannot reach the dask scheduler"):
+        sweep.run_sweep(config(), tmp_path / "runs" / "s", executor="dask", scheduler="tcp://127.0.0.1:1")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_refused_store_is_refused_before_the_scheduler_is_tried(tmp_path, monkeypatch):
+    sweep.run_sweep(config(TINY.replace("seed = [0, 1, 2]", "seed = [0]")), tmp_path / "s")
+    monkeypatch.setattr(sweep, "_dask_client", lambda *a: pytest.fail("connected before refusing"))
+    with pytest.raises(AedynError, match="different sweep config"):
+        sweep.run_sweep(config(), tmp_path / "s", executor="dask", scheduler="tcp://127.0.0.1:1")
+
+
+def test_a_sweep_skips_the_runs_another_sweep_stored_meanwhile(tmp_path, monkeypatch):
+    cfg = config(batch_size=3)
+    runs = sweep.plan(cfg)
+    batches = sweep.make_batches(runs, 3)
+    other = batches[1]  # a second sweep stores batch 2 while batch 1 trains here
+    real = jobs.run_batch
+
+    def meanwhile(batch, **kwargs):
+        if batch[0].width == batches[0][0].job.width and batch[0].regime == batches[0][0].job.regime:
+            rows = sweep.execute_batch(other)["rows"]
+            Store.open(tmp_path / "store").append(rows)
+        return real(batch, **kwargs)
+
+    monkeypatch.setattr(sweep, "run_batch", meanwhile)
+    events = []
+    summary = sweep.run_sweep(cfg, tmp_path / "store", progress=events.append)
+    assert (summary.skipped, summary.done, summary.failed) == (3, 9, 0)
+    assert events[-1].stored_meanwhile == 3 and events[-1].done == 9
+    frame = Store.open(tmp_path / "store").load()
+    assert len(frame) == 12 and frame["run_id"].is_unique
+
+
+def test_summary_groups_by_every_varying_setting_and_counts_divergence(tmp_path):
+    cfg = config(TINY.replace("width = [8, 16]", "width = [16]").replace('regime = ["weak", "joint"]',
+                                                                          'regime = ["joint"]')
+                 .replace("steps = 60", "steps = 30\nlr = [0.5, 500.0]").replace("n = [5]", "n = [5, 8]"))
+    sweep.run_sweep(cfg, tmp_path / "store")
+    frame = Store.open(tmp_path / "store").load()
+    table = sweep.summary_table(frame)
+    assert list(table.columns[:2]) == ["n", "lr"] and table[["n", "lr"]].values.tolist() == [
+        [5, 0.5], [5, 500.0], [8, 0.5], [8, 500.0]]
+    assert table["runs"].tolist() == [3] * 4 and table["diverged"].tolist() == [0, 3, 0, 3]
+    assert table["failed"].tolist() == [0] * 4
+    calm = table[table["lr"] == 0.5]
+    assert (calm["median_relative_loss"] < 1).all() and table[table["lr"] == 500.0]["median_relative_loss"].isna().all()
+    fixed = sweep.fixed_settings(frame)
+    assert fixed["regime"] == "joint" and fixed["width"] == 16 and fixed["d"] == 3 and fixed["steps"] == 30
+    assert not {"n", "lr", "seed", "data_seed", "seed_scheme", "lr_decoder"} & set(fixed)
+
+    untrainable = sweep.untrainable_row("zz", sweep.plan(cfg)[0].job, "the NTK is zero")
+    mixed = pd.concat([frame, pd.DataFrame([untrainable])], ignore_index=True)
+    row = sweep.summary_table(mixed).iloc[0]
+    assert (row["runs"], row["failed"], row["diverged"]) == (4, 1, 0)
+
+    same = sweep.summary_table(frame[(frame["lr"] == 0.5) & (frame["n"] == 5)])  # nothing varies but the seed
+    assert list(same.columns) == ["runs", "converged", "diverged", "failed", "median_relative_loss", "median_rate"]
+    assert same["runs"].tolist() == [3]
+
+
+def test_batch_key_of_something_that_is_not_a_job_is_one_line():
+    with pytest.raises(AedynError, match=r"batch_key takes a TrainJob; got NoneType"):
+        jobs.batch_key(None)
+
+
+def test_a_long_dry_run_reports_its_progress(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "PROGRESS_EVERY_S", 0.0)
+    cfg = config(TINY.replace("width = [8, 16]", "width = [8, 16, 24]"))
+    seen = []
+    assert sweep.dry_run(cfg, progress=lambda done, total: seen.append((done, total))).runs == 18
+    assert seen and {total for _, total in seen} == {6} and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    sweep.run_sweep(config(TINY.replace("seed = [0, 1, 2]", "seed = [0]")), tmp_path / "s")
+    seen.clear()
+    assert sweep.dry_run(cfg, tmp_path / "s", progress=lambda done, total: seen.append((done, total))).finished == 4
+    assert seen and {total for _, total in seen} == {18}  # with finished runs, every run is named

@@ -1,4 +1,4 @@
-"""The one validation path for scalar options: integers, real numbers, seeds and choices.
+"""The one validation path for scalar options: integers, real numbers, seeds, choices and paths.
 
 Every public function and every job validates its numeric arguments here, so the rules are the
 same everywhere: Python and NumPy numbers are accepted (``np.float32(1e-3)``, ``np.int64(5)``),
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from aedyn.errors import AedynError
 
@@ -23,14 +24,17 @@ SEED_MAX = 2**63 - 1
 
 
 def _is_bool(value: Any) -> bool:
-    return isinstance(value, (bool, np.bool_))
+    """``value`` is a Python or NumPy boolean. NumPy is not imported for this: a NumPy boolean can
+    exist only once NumPy is (its integers and reals register as :mod:`numbers` types)."""
+    numpy = sys.modules.get("numpy")
+    return isinstance(value, bool) or (numpy is not None and isinstance(value, numpy.bool_))
 
 
 def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None,
               hint: str = "") -> int:
     """``value`` as a Python ``int`` within ``[minimum, maximum]``; Python and NumPy integers only."""
     kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, "an integer")  # type: ignore[arg-type]
-    if _is_bool(value) or not isinstance(value, (numbers.Integral, np.integer)):
+    if _is_bool(value) or not isinstance(value, numbers.Integral):
         raise AedynError(f"{name} must be {kind}; got {value!r}{hint}")
     out = int(value)
     if minimum is not None and out < minimum:
@@ -44,7 +48,7 @@ def check_float(value: Any, name: str, *, low: float | None = None, high: float 
                 low_open: bool = False, high_open: bool = False, hint: str = "") -> float:
     """``value`` as a finite Python ``float`` in the interval given by ``low``/``high``
     (closed unless ``low_open``/``high_open``); Python and NumPy reals only."""
-    if _is_bool(value) or not isinstance(value, (numbers.Real, np.integer, np.floating)):
+    if _is_bool(value) or not isinstance(value, numbers.Real):
         raise AedynError(f"{name} must be a number; got {value!r}{hint}")
     out = float(value)
     if not math.isfinite(out):
@@ -86,3 +90,13 @@ def check_choice(value: Any, allowed: Sequence[str], name: str) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise AedynError(f"unknown {name} {value!r}; use one of: {', '.join(allowed)}")
     return value
+
+
+def check_path(value: Any, name: str) -> Path:
+    """``value`` (a string or ``os.PathLike`` naming something on disk, not empty) as a :class:`~pathlib.Path`."""
+    text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    if not isinstance(text, str) or not text.strip():
+        plain = value is None or isinstance(value, (numbers.Number, str, bytes))
+        shown = repr(value)[:60] if plain else f"a {type(value).__name__}"
+        raise AedynError(f"{name} must be a path (a string or pathlib.Path); got {shown}")
+    return Path(text)

@@ -1,4 +1,7 @@
-"""Version and environment facts recorded beside every result."""
+"""Version and environment facts recorded beside every result.
+
+Imports nothing heavy at the top: ``aedyn --version`` reads the version without loading torch.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,9 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import numpy as np
-import torch
-
 
 def aedyn_version() -> str:
+    """The installed package's version (``0+unknown`` in a source tree that was not installed)."""
     try:
         return version("aedyn")
     except PackageNotFoundError:  # running from a source tree that was not installed
@@ -21,6 +22,9 @@ def aedyn_version() -> str:
 
 def environment() -> dict[str, str]:
     """Versions of aedyn, Python, torch and NumPy, and the platform, as plain strings."""
+    import numpy as np
+    import torch
+
     return {
         "aedyn": aedyn_version(),
         "python": sys.version.split()[0],

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from aedyn._names import DEVICES as DEVICES  # re-exported: the device names
 from aedyn.errors import AedynError, first_line
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-DEVICES = ("cpu", "cuda", "auto")
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:

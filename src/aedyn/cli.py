@@ -2,7 +2,8 @@
 
 Exit codes: 0 a run that converged or spent its step budget; 2 bad input or an impossible
 request (one line, no traceback: the problem and the fix); 3 a diverged run; 4 a sweep some of
-whose runs failed (the others are stored; rerunning resumes them); 1 an internal error (one line;
+whose runs failed (the others are stored; rerunning resumes them, unless they were refused for
+memory: the last line says what to change); 1 an internal error (one line;
 ``--debug`` shows the traceback); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 Outputs are checked before any work and written atomically (:mod:`aedyn.files`): a failed or
 interrupted command leaves no output file behind.
@@ -19,7 +20,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -31,13 +32,27 @@ from typer.main import get_command
 
 from aedyn._check import check_choice, check_count
 from aedyn._meta import aedyn_version
+from aedyn._names import (
+    CRITERIA,
+    DECODER_INITS,
+    DEVICES,
+    DTYPE_NAMES,
+    EXECUTORS,
+    EXPERIMENT_NAMES,
+    INIT_SCALES,
+    PROFILES,
+    REGIMES,
+    SOURCES,
+    STEP_RULES,
+)
 from aedyn.errors import AedynError, AedynWarning, is_out_of_memory
 from aedyn.files import OutputExistsError, check_outputs, free_sibling, write_json
-from aedyn.gd import TrainResult
-from aedyn.job import KernelJob, Notes, TrainJob, run_job, run_kernel_job
-from aedyn.limit import RatePrediction, predicted_rates
-from aedyn.model import DECODER_INITS, REGIMES
 from aedyn.resources import parse_size
+
+if TYPE_CHECKING:  # the modules that load torch are imported inside the commands that need them
+    from aedyn.gd import TrainResult
+    from aedyn.job import TrainJob
+    from aedyn.limit import RatePrediction
 
 EXIT_INTERNAL = 1
 EXIT_RUNS_FAILED = 4
@@ -88,8 +103,16 @@ def _parse_classes(value: str | None) -> tuple[int, ...] | None:
         raise AedynError(f"--classes takes digits separated by commas, e.g. --classes 0,1,7; got {value!r}") from None
 
 
-RegimeOpt = Annotated[str, typer.Option(help=f"Which layers train: {', '.join(REGIMES)}.")]
-DataOpt = Annotated[str, typer.Option(help="sphere, digits, or a .npy/.npz/.csv/MNIST IDX file.")]
+def _choices(*values: str) -> str:
+    """An option's metavar listing the values it takes, e.g. ``[weak|joint|decoder|tied]``."""
+    return f"[{'|'.join(values)}]"
+
+
+RegimeOpt = Annotated[str, typer.Option(metavar=_choices(*REGIMES),
+                                        help="Which layers train: the encoder (weak), both (joint), the decoder "
+                                             "(decoder) or one matrix, V = W^T (tied).")]
+DataOpt = Annotated[str, typer.Option(metavar=_choices(*SOURCES, "FILE"),
+                                      help="An embedded data set, or a .npy/.npz/.csv/MNIST IDX file.")]
 NOpt = Annotated[int | None, typer.Option(help="Number of samples (digits/files: a seeded random subset).")]
 DOpt = Annotated[int | None, typer.Option(help="Input dimension (sphere).")]
 ClassesOpt = Annotated[str | None, typer.Option(help="Digits only: keep these labels, e.g. 0,1.")]
@@ -98,14 +121,16 @@ NormalizeOpt = Annotated[bool, typer.Option("--normalize/--no-normalize",
                                             help="Scale rows to unit norm (default) or refuse non-unit rows.")]
 KappaOpt = Annotated[float, typer.Option(help="Encoder init: w_r ~ N(0, kappa^2 I).")]
 NuOpt = Annotated[float, typer.Option(help="Decoder init scale.")]
-DecoderInitOpt = Annotated[str, typer.Option(help=f"Decoder entries: {', '.join(DECODER_INITS)}.")]
+DecoderInitOpt = Annotated[str, typer.Option(metavar=_choices(*DECODER_INITS),
+                                             help="The distribution of the decoder's initial entries.")]
 SeedOpt = Annotated[int, typer.Option(help="Seeds the initialisation (and the data draw unless --data-seed).")]
 DataSeedOpt = Annotated[int | None, typer.Option(help="Seeds the data draw (sphere samples, subsets); default: --seed. "
                                                       "The two feed independent random streams.")]
 MaxMemoryOpt = Annotated[str | None, typer.Option(help="Refuse jobs estimated to need more, e.g. 8GB (default: the "
                                                        "memory available now).")]
-DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
-DtypeOpt = Annotated[str, typer.Option(help="float64 (default) or float32.")]
+DeviceOpt = Annotated[str, typer.Option(metavar=_choices(*DEVICES, "cuda:N"),
+                                        help="Where to compute (auto: a GPU when one is visible).")]
+DtypeOpt = Annotated[str, typer.Option(metavar=_choices(*DTYPE_NAMES), help="Floating-point precision.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Write the JSON record here.")]
 ForceOpt = Annotated[bool, typer.Option(help="Replace output files that exist.")]
 
@@ -131,11 +156,13 @@ def train(
     kappa: KappaOpt = 1.0,
     nu: NuOpt = 1.0,
     decoder_init: DecoderInitOpt = "gaussian",
-    init_scale: Annotated[str, typer.Option(help="Output scale alpha: ntk (1/sqrt(m)), mean-field (1/m) "
+    init_scale: Annotated[str, typer.Option(metavar=_choices(*INIT_SCALES, "NUMBER"),
+                                            help="Output scale alpha: ntk (1/sqrt(m)), mean-field (1/m) "
                                                  "or a number.")] = "ntk",
     seed: SeedOpt = 0,
     data_seed: DataSeedOpt = None,
-    lr: Annotated[str, typer.Option(help="Step size, or auto = 1/lambda_max of the finite-width NTK.")] = "auto",
+    lr: Annotated[str, typer.Option(metavar=_choices("auto", "NUMBER"),
+                                    help="Step size, or auto = 1/lambda_max of the finite-width NTK.")] = "auto",
     lr_decoder: Annotated[str | None, typer.Option(help="Separate decoder step size (joint, decoder).")] = None,
     steps: Annotated[int, typer.Option(help="Step budget.")] = 5000,
     target: Annotated[float, typer.Option(help="Stop at this fraction of the initial loss.")] = 1e-6,
@@ -153,6 +180,9 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train one autoencoder by full-batch gradient descent and summarise the run."""
+    from aedyn.job import Notes, TrainJob
+    from aedyn.limit import predicted_rates
+
     job = TrainJob(
         regime=check_choice(regime, REGIMES, "--regime"), data=data, n=n, d=d, classes=_parse_classes(classes),
         key=key, normalize=normalize, width=width, kappa=kappa, nu=nu,
@@ -199,6 +229,8 @@ def _save(write: Callable[[Path, bool], Path], path: Path, force: bool) -> Path:
 
 
 def _run_with_progress(job: TrainJob, quiet: bool, max_memory: int | None) -> TrainResult:
+    from aedyn.job import run_job
+
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss {task.fields[rel]}"), TimeElapsedColumn(),
                         console=err, transient=True, disable=quiet)
@@ -310,6 +342,8 @@ def kernel(
 ) -> None:
     """The NTK's spectrum: lambda_0 = lambda_min(K0), mu_0 = lambda_min(K1), the regime kernel, and
     with --width the finite-width NTK beside them (matrix-free, any n*d)."""
+    from aedyn.job import KernelJob, run_kernel_job
+
     job = KernelJob(regime=check_choice(regime, REGIMES, "--regime"), data=data, n=n, d=d,
                     classes=_parse_classes(classes), key=key, normalize=normalize, width=width, kappa=kappa, nu=nu,
                     decoder_init=check_choice(decoder_init, DECODER_INITS, "--decoder-init"), seed=seed,
@@ -353,7 +387,8 @@ def sweep(
                                            show_default=False)],
     out_path: Annotated[Path, typer.Option("--out", help="The store folder: created, or resumed if it holds this "
                                                          "sweep.", show_default=False)],
-    executor: Annotated[str | None, typer.Option(help="local (this process, default) or dask.")] = None,
+    executor: Annotated[str | None, typer.Option(metavar=_choices(*EXECUTORS),
+                                                 help="This process (local, default) or Dask (dask).")] = None,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
     batch_size: Annotated[int | None, typer.Option(help="Networks per batch at most (default: \\[sweep] "
@@ -380,9 +415,24 @@ def sweep(
     title = escape(cfg.name or str(config))
     if dry_run:
         sweeps.check_executor(executor, scheduler, workers)
-        p = sweeps.dry_run(cfg, out_path, workers=workers)
+        counting = Progress(TextColumn("planning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=err, transient=True, disable=quiet)
+        bars: list[Any] = []  # a bar only for a plan that takes a while
+
+        def planned(done: int, total: int) -> None:
+            if not bars:
+                counting.start()
+                bars.append(counting.add_task("plan", total=total))
+            counting.update(bars[0], completed=done)
+
+        try:
+            p = sweeps.dry_run(cfg, out_path, workers=workers, progress=planned)
+        finally:
+            counting.stop()
         if not p.store_exists:
-            stored = "does not exist yet"
+            parents = p.new_folders[:-1]
+            missing = f"folder{'s' * (len(parents) > 1)} {', '.join(escape(repr(f)) for f in parents)}"
+            stored = "does not exist yet" + (f": it would be made, with the missing {missing}" if parents else "")
         else:
             stored = f"{p.finished} of these runs finished (would be skipped)"
             if not p.same_config:
@@ -407,8 +457,8 @@ def sweep(
             tasks.append(progress.add_task("runs", total=None, rate=""))
         rate = f"{p.done / p.elapsed:.2f} runs/s" if p.done and p.elapsed > 0 else ""
         failed = f", {p.failed} failed" if p.failed else ""
-        progress.update(tasks[0], total=p.total, completed=p.done + p.failed + p.partial, rate=rate + failed,
-                        description=f"batch {p.batches_done}/{p.batches}")
+        progress.update(tasks[0], total=p.total, completed=p.done + p.failed + p.stored_meanwhile + p.partial,
+                        rate=rate + failed, description=f"batch {p.batches_done}/{p.batches}")
 
     try:
         result = sweeps.run_sweep(cfg, out_path, executor=executor, scheduler=scheduler, workers=workers,
@@ -427,8 +477,15 @@ def sweep(
         rows.append(("failed", f"{result.failed} runs (not stored)"))
     _print_rows(rows)
     if result.failed:
-        _error(f"{result.failed} of {result.total} runs failed (see the notes above); rerun the same command to "
-               "resume them")
+        problems = []
+        if result.refused:
+            problems.append(f"{result.refused} of {result.total} runs were refused for memory (see the notes above) "
+                            "and would be refused again: lower batch_size (--batch-size or [sweep]), or width or n "
+                            "in the config, or raise --max-memory if the estimate is too cautious")
+        if result.failed > result.refused:
+            problems.append(f"{result.failed - result.refused} of {result.total} runs failed (see the notes above); "
+                            "rerun the same command to resume them")
+        _error("; ".join(problems))
         raise typer.Exit(EXIT_RUNS_FAILED)
 
 
@@ -446,33 +503,44 @@ def results(
     csv: Annotated[Path | None, typer.Option("--csv", help="Also write every row to this CSV file.")] = None,
     force: ForceOpt = False,
 ) -> None:
-    """Summarise a sweep's results: runs by status, and per regime and width the median final
-    relative loss and rate; --csv exports every row."""
+    """Summarise a sweep's results: runs by status, and per setting (every setting that varies
+    across the runs; seeds pooled) the runs that converged, diverged or failed, and the median final
+    relative loss and rate of those that did not; --csv exports every row."""
     from aedyn import sweep as sweeps
     from aedyn.store import load_results
 
     outputs = check_outputs({"--csv": csv}, force=force, inputs={"STORE": store})
-    frame = load_results(store)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = load_results(store)
+    for w in caught:
+        err.print(f"warning: {escape(' '.join(str(w.message).split()))}", highlight=False, soft_wrap=True)
     if len(frame) == 0:
         out.print(f"{escape(str(store))}: no runs stored yet", highlight=False, soft_wrap=True)
     else:
         counts = sweeps.status_counts(frame)
         out.print(f"{escape(str(store))}: {len(frame)} runs; " + ", ".join(f"{v} {k}" for k, v in counts.items()),
                   highlight=False, soft_wrap=True)
+        fixed = ", ".join(f"{k}={v}" for k, v in sweeps.fixed_settings(frame).items())
+        out.print(escape(f"held fixed: {fixed or '-'}; seeds pooled; medians of the runs that converged or spent "
+                         "their budget"), highlight=False, soft_wrap=True)
+        summary = sweeps.summary_table(frame)
         table = Table(box=box.SIMPLE, pad_edge=False)
-        for name, justify in (("regime", "left"), ("width", "right"), ("runs", "right"), ("converged", "right"),
-                              ("diverged", "right"), ("median rel. loss", "right"), ("median rate", "right")):
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
-        for row in sweeps.summary_table(frame).itertuples(index=False):
-            table.add_row(str(row.regime), str(row.width), str(row.runs), str(row.converged), str(row.diverged),
-                          f"{row.median_relative_loss:.3e}",
-                          "-" if row.median_rate != row.median_rate else f"{row.median_rate:.6f}")
+        settings = [c for c in summary.columns if c not in (*sweeps.SUMMARY_COUNTS, "median_relative_loss",
+                                                            "median_rate")]
+        for name in settings:
+            table.add_column(escape(name), justify="left")
+        for name in (*sweeps.SUMMARY_COUNTS, "median rel. loss", "median rate"):
+            table.add_column(name, justify="right")
+        for row in summary.to_dict(orient="records"):
+            loss, rate = row["median_relative_loss"], row["median_rate"]
+            table.add_row(*(escape("-" if row[c] is None else str(row[c])) for c in settings),
+                          *(str(row[c]) for c in sweeps.SUMMARY_COUNTS),
+                          "-" if loss != loss else f"{loss:.3e}", "-" if rate != rate else f"{rate:.6f}")
         out.print(table)
     if csv is not None:
         written = _save(lambda p, f: sweeps.write_csv(frame, p, force=f), outputs["--csv"], force)
         out.print(f"wrote {len(frame)} rows to {escape(str(written))}", highlight=False, soft_wrap=True)
-
-
 
 
 @app.command()
@@ -481,7 +549,8 @@ def threshold(
     data: DataOpt = "sphere",
     n: NOpt = 64,
     d: Annotated[int | None, typer.Option(help="Input dimension (sphere; default 16).")] = None,
-    criterion: Annotated[str, typer.Option(help="reach, lambda0 or all.")] = "all",
+    criterion: Annotated[str, typer.Option(metavar=_choices(*CRITERIA, "all"),
+                                           help="The success criterion, or all of them.")] = "all",
     seeds: Annotated[int, typer.Option(help="Initialisation seeds 0..N-1 per width.")] = 8,
     quorum: Annotated[float, typer.Option(help="Share of seeds that must pass for a width to succeed.")] = 0.9,
     target: Annotated[float, typer.Option(help="The target, as a fraction of the initial loss.")] = 1e-6,
@@ -496,7 +565,8 @@ def threshold(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (m_star per criterion, "
                                                          "the estimates, every width tried).")] = False,
     max_memory: MaxMemoryOpt = None,
-    step_rule: Annotated[str, typer.Option(help="global (one step 1/lambda_max(Theta(0))) or layerwise (joint: "
+    step_rule: Annotated[str, typer.Option(metavar=_choices(*STEP_RULES),
+                                           help="global (one step 1/lambda_max(Theta(0))) or layerwise (joint: "
                                                 "each layer at 1/lambda_max of its own NTK block).")] = "global",
     store: Annotated[Path | None, typer.Option("--out", help="A run store to keep every training in (new, or one "
                                                               "written before: its runs are read, not trained).")]
@@ -579,10 +649,12 @@ def reproduce(
     = Path("aedyn-report"),
     device: DeviceOpt = "cpu",
     seeds: Annotated[int | None, typer.Option(help="Seeds per setting (default: each experiment's own).")] = None,
-    only: Annotated[str | None, typer.Option(help="Run only these experiments, e.g. E2 or E1,E2.")] = None,
+    only: Annotated[str | None, typer.Option(metavar=_choices(*EXPERIMENT_NAMES) + ",...",
+                                             help="Run only these experiments, e.g. E2 or E1,E2.")] = None,
     force: Annotated[bool, typer.Option(help="Rerun experiments whose config changed, replacing their results "
                                              "in the folder.")] = False,
-    profile: Annotated[str | None, typer.Option(help="A named configuration: scale (E2 to large n; with "
+    profile: Annotated[str | None, typer.Option(metavar=_choices(*PROFILES),
+                                                help="A named configuration: scale (E2 to large n; with "
                                                      "--only E2).")] = None,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,

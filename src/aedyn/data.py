@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from aedyn._check import check_count, check_int, check_seed
+from aedyn._names import SOURCES
 from aedyn._seed import numpy_generator, torch_generator
 from aedyn._tensor import as_tensor, resolve_device, resolve_dtype
 from aedyn.errors import AedynError, AedynWarning, first_line, is_out_of_memory
@@ -50,8 +51,6 @@ PARALLEL_CAP = 32 * 2**20
 PARALLEL_BUDGET = 2 * 10**8
 """Candidate pairs the parallel-row check examines at most (about 10 s); beyond, each row is
 compared with its nearest candidates only and the warning says the check was cut short."""
-
-SOURCES = ("sphere", "digits")
 
 DIGIT_COUNTS = (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
 """Samples per label 0..9 in scikit-learn's digits (1797 in all), so shapes are known unloaded."""

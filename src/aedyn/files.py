@@ -12,6 +12,8 @@ build on them) goes through this module, so one set of rules holds everywhere:
   path exists), so of two processes writing one path exactly one succeeds; with ``force`` it is
   an atomic rename over the old file. A kill at any moment leaves either no file or the whole
   file at the path, never a partial one (at worst a hidden ``.NAME.*.tmp`` beside it).
+- :func:`locked` serialises processes that read, change and write one thing (a store's metadata,
+  its part files) through an advisory lock the kernel releases if its holder dies.
 - OS errors (disk full, read-only folder, permission denied) become one :class:`AedynError` line
   naming the path.
 """
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -228,3 +232,43 @@ def read_json(path: str | Path, *, what: str, hint: str) -> Any:
                          f"{hint}") from None
     except RecursionError:
         raise AedynError(f"{str(path)!r} is nested too deeply to be {what}; {hint}") from None
+
+
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created empty if missing, never removed) while
+    the block runs: processes locking the same path take turns. It is the kernel's advisory lock
+    (``flock``), so a holder that dies, even by SIGKILL, releases it. OS errors are one
+    :class:`AedynError` line."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise AedynError(describe_os_error(exc, path)) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise AedynError(f"cannot lock {str(path)!r}: {exc.strerror or type(exc).__name__}; use a local folder "
+                             "(this file system refuses locks)") from None
+        yield
+    finally:
+        os.close(fd)  # closing the file releases the lock
+
+
+DIGEST_CHUNK = 1 << 20
+"""Bytes read at a time by :func:`file_sha256`."""
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of the bytes of the file ``path`` (hex), read in chunks, so a file of any size
+    costs little memory. OS errors are one :class:`AedynError` line."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(DIGEST_CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        raise AedynError(describe_os_error(exc, path, "read")) from None
+    return digest.hexdigest()

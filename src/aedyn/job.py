@@ -10,7 +10,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,8 @@ class Job:
             object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        """The settings as JSON-ready values (what names a run: :func:`aedyn.sweep.run_id`)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}  # values are scalars and tuples: no deep copy
         out["classes"] = None if self.classes is None else list(self.classes)
         out["data_seed"] = self.resolved_data_seed
         out["seed_scheme"] = SCHEME
@@ -264,6 +265,8 @@ def batch_key(job: TrainJob) -> tuple:
     (auto, layer-wise auto or given; a separate decoder step or not) and the measures the runs
     declare (:data:`aedyn.measures.MEASURES`). Seeds, ``kappa``, ``nu`` and the step sizes themselves may differ
     within a batch."""
+    if not isinstance(job, TrainJob):
+        raise AedynError(f"batch_key takes a TrainJob; got {type(job).__name__}")
     shape = job.expected_shape()
     where = shape if shape is not None else (job.data, job.n, job.d, job.classes, job.key, job.per_class)
     return (job.regime, where, job.width, job.init_scale, job.dtype, job.device, job.steps, job.target,

@@ -32,15 +32,14 @@ import numpy as np
 import torch
 
 from aedyn._check import check_choice, check_count, check_float, check_positive
+from aedyn._names import DECODER_INITS, REGIMES
+from aedyn._names import INIT_SCALES as INIT_SCALES  # re-exported: the named output scales
 from aedyn._seed import torch_generator
 from aedyn._tensor import as_tensor, resolve_device, resolve_dtype
 from aedyn.errors import AedynError, first_line
 from aedyn.files import write_atomic
 
 Regime = Literal["weak", "joint", "decoder", "tied"]
-REGIMES: tuple[str, ...] = ("weak", "joint", "decoder", "tied")
-INIT_SCALES: tuple[str, ...] = ("ntk", "mean-field")
-DECODER_INITS: tuple[str, ...] = ("gaussian", "rademacher")
 
 
 @dataclass(frozen=True)

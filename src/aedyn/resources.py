@@ -15,8 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 try:
     import resource
@@ -24,6 +23,9 @@ except ImportError:  # pragma: no cover - not POSIX (Windows): no address-space 
     resource = None  # type: ignore[assignment]
 
 from aedyn.errors import AedynError, MemoryRefusal
+
+if TYPE_CHECKING:
+    import torch
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
           "g": 1024**3, "gib": 1024**3, "gb": 1000**3, "t": 1024**4, "tib": 1024**4, "tb": 1000**4}
@@ -119,6 +121,8 @@ def available_memory(device: str | torch.device = "cpu") -> int | None:
     least of the kernel's ``MemAvailable`` (``sysconf`` where there is no ``/proc``), the room under
     a cgroup limit and the room under the address-space limit (``ulimit -v``). ``None`` when it
     cannot be told."""
+    import torch  # here, not at the top: parse_size serves the command line before torch is needed
+
     device = torch.device(device)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
@@ -175,6 +179,8 @@ def check_memory(estimate: MemoryEstimate, *, device: str | torch.device = "cpu"
     user's word replaces the measurement). On a GPU the device part is checked against free GPU
     memory and the host part against host memory; on the CPU their sum against host memory.
     ``what`` names the job in the refusal, ``advice`` says what to lower."""
+    import torch
+
     device = torch.device(device)
     if device.type == "cuda":
         checks = [(estimate.host, available_memory("cpu"), "host memory"),

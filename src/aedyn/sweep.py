@@ -6,13 +6,16 @@ A sweep is data. The TOML file becomes a :class:`SweepConfig`; :func:`plan` turn
 into batches. :func:`run_sweep` skips the runs the store already holds, trains the others batch by
 batch, in this process (``executor="local"``) or on a Dask cluster (``executor="dask"``), and appends
 one row per run (:func:`result_row`) to the store (:mod:`aedyn.store`) as each batch finishes. Only
-this process writes the store; a Dask worker returns plain rows.
+this process writes the store; a Dask worker returns plain rows. Two sweeps into one store at once
+store each run once (the store's lock), and skip what the other has stored. :func:`dry_run` counts
+and estimates without making every run; :func:`summary_table` summarises a store per setting.
 
 The config file::
 
     [grid]                      # every list is an axis; the sweep is their product
     regime = ["weak", "joint"]
-    data = ["sphere"]           # sphere | digits | a file path (relative to the working folder)
+    data = ["sphere"]           # sphere | digits | a file path (relative to the working folder;
+                                # its bytes' SHA-256 is part of the run_id)
     n = [16, 32]
     d = [8]                     # dropped for fixed-d data (digits, files)
     width = [64, 128]
@@ -33,6 +36,7 @@ a value listed twice) are planned once.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import itertools
@@ -41,6 +45,7 @@ import math
 import os
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
@@ -51,14 +56,15 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from aedyn._check import check_count
+from aedyn._check import check_count, check_seed
 from aedyn._meta import environment
+from aedyn._names import EXECUTORS
 from aedyn.certificate import columns_of
 from aedyn.errors import AedynError, MemoryRefusal, first_line, is_out_of_memory
-from aedyn.files import write_atomic
+from aedyn.files import file_sha256, write_atomic
 from aedyn.gd import METRICS, TrainResult
 from aedyn.job import TrainJob, batch_key, run_batch
-from aedyn.store import Store
+from aedyn.store import Store, missing_folders
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -69,9 +75,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["EXECUTORS", "RUNS_CONFIG", "Run", "Runner", "SweepConfig", "SweepPlan", "SweepProgress", "SweepSummary",
-           "check_executor", "dry_run", "execute_batch", "load_config", "make_batches", "notes_of", "parse_config",
-           "plan", "result_row", "run_id", "run_sweep", "status_counts", "summary_table", "untrainable_row",
-           "write_csv"]
+           "check_executor", "dry_run", "execute_batch", "fixed_settings", "load_config", "make_batches", "notes_of",
+           "parse_config", "plan", "result_row", "run_id", "run_sweep", "status_counts", "summary_table",
+           "untrainable_row", "write_csv"]
 
 JOB_FIELDS = tuple(f.name for f in dataclasses.fields(TrainJob))
 """The keys ``[grid]`` and ``[train]`` accept: every :class:`~aedyn.job.TrainJob` field."""
@@ -84,7 +90,6 @@ DEFAULT_BATCH_SIZE = 64
 LOSS_POINTS = 64
 """Log-spaced points of the stored loss curve (plus step 0 and the last step)."""
 
-EXECUTORS = ("local", "dask")
 PROGRESS_EVERY_S = 0.2
 """Least time between two progress reports from within a batch."""
 CONNECT_TIMEOUT = "20s"
@@ -128,23 +133,25 @@ class SweepConfig:
 
 @dataclass(frozen=True)
 class Run:
-    """One planned run: its stable ``run_id`` and the validated job."""
+    """One planned run: its stable ``run_id``, the validated job and, for data from a file, the
+    SHA-256 of the file's bytes that the ``run_id`` includes."""
 
     run_id: str
     job: TrainJob
+    data_sha256: str | None = None
 
 
 def load_config(path: str | Path) -> SweepConfig:
-    """Read and check a sweep's TOML file (tables, keys, value kinds); every problem is one
-    :class:`AedynError` line naming the file, and the line for TOML syntax errors. The runs
-    themselves are validated by :func:`plan`."""
+    """Read and check a sweep's TOML file (UTF-8, with or without a byte order mark: tables, keys,
+    value kinds); every problem is one :class:`AedynError` line naming the file, and the line for
+    TOML syntax errors. The runs themselves are validated by :func:`plan`."""
     path = Path(path)
     hint = "pass the sweep's TOML file (see 'aedyn sweep --help')"
     if path.is_dir():
         raise AedynError(f"sweep config {str(path)!r} is a folder; {hint}")
     try:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            data = tomllib.loads(fh.read().decode("utf-8-sig"))  # a byte order mark (some editors write one) is no text
     except FileNotFoundError:
         raise AedynError(f"sweep config {str(path)!r} does not exist; {hint}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -238,11 +245,38 @@ def _value(key: str, value: Any, where: str) -> Any:
 
 # ---- planning -----------------------------------------------------------------------------------
 
-def run_id(job: TrainJob) -> str:
+def run_id(job: TrainJob, digests: dict[str, str] | None = None) -> str:
     """A stable name for ``job``: the first 16 hex digits of the SHA-256 of its canonical JSON
-    (:meth:`~aedyn.job.TrainJob.to_dict`, sorted keys). Equal on every machine and in every process."""
-    text = json.dumps(job.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    (:meth:`~aedyn.job.TrainJob.to_dict`, sorted keys), with, for data from a file, the SHA-256 of
+    the file's bytes (``data_sha256``): a file changed in place, or another file at the same
+    relative path, names other runs. Equal on every machine and in every process. ``digests``
+    (path -> digest) keeps the files' digests between calls: pass one dict for a whole sweep."""
+    return _id_of(_spec(job, {} if digests is None else digests))
+
+
+def _run_of(job: TrainJob, digests: dict[str, str]) -> Run:
+    """``job`` as a :class:`Run` (``digests`` as in :func:`run_id`)."""
+    spec = _spec(job, digests)
+    return Run(_id_of(spec), job, spec.get("data_sha256"))
+
+
+def _spec(job: TrainJob, digests: dict[str, str]) -> dict[str, Any]:
+    """What names the run ``job`` (:func:`run_id`): its settings, and its data file's digest."""
+    spec = job.to_dict()
+    path = job.data_path
+    if path is not None:
+        if str(path) not in digests:
+            digests[str(path)] = file_sha256(path)
+        spec["data_sha256"] = digests[str(path)]
+    return spec
+
+
+def _id_of(spec: Mapping[str, Any]) -> str:
+    return hashlib.sha256(_canonical(spec).encode()).hexdigest()[:16]
+
+
+def _canonical(spec: Mapping[str, Any]) -> str:
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def _make_job(values: Mapping[str, Any]) -> TrainJob:
@@ -258,23 +292,157 @@ def _fixed_d(data: Any) -> bool:
     return isinstance(data, str) and data != "sphere"
 
 
+SEED_KEYS = ("seed", "data_seed")
+"""The keys a job checks on their own (:func:`aedyn._check.check_seed`) and reads nowhere else in
+its checks: the planner checks each seed value once, and each combination of the other keys once."""
+
+ABSURD_MEMORY = 2**50
+"""Bytes (1 PiB) beyond which one run is refused when the sweep is planned: no machine holds it."""
+
+
+@dataclass(frozen=True)
+class _Template:
+    """The runs of one combination of a sweep's axes other than the seeds: a validated job (its
+    seeds at their defaults), what names its runs (``spec``, :func:`run_id`), its batch key, and
+    whether it is the first combination with these settings (a later one repeats its runs)."""
+
+    job: TrainJob
+    spec: dict[str, Any]
+    key: tuple
+    first: bool
+    pieces: tuple[str, str, str]  # the canonical JSON of spec around data_seed and seed (:meth:`of`)
+
+    @classmethod
+    def of(cls, job: TrainJob, spec: dict[str, Any], key: tuple, first: bool) -> _Template:
+        marks = [f"@{uuid.uuid4().hex}@" for _ in SEED_KEYS]  # strings no setting holds
+        text = _canonical({**spec, "data_seed": marks[1], "seed": marks[0]})
+        head, rest = text.split(json.dumps(marks[1]), 1)  # keys sorted: data_seed before seed
+        middle, tail = rest.split(json.dumps(marks[0]), 1)
+        return cls(job, spec, key, first, (head, middle, tail))
+
+    def run_id(self, seed: int, data_seed: int | None) -> str:
+        """:func:`run_id` of this template's job with these seeds."""
+        head, middle, tail = self.pieces
+        text = f"{head}{seed if data_seed is None else data_seed}{middle}{seed}{tail}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class _Grid:
+    """A sweep's runs, factorised: every combination of the axes but the seeds is validated once
+    (a :class:`_Template`), every seed value once (:data:`SEED_KEYS`); a run is a template with its
+    seeds. :func:`plan` walks it in grid order; :func:`dry_run` counts it without making every run."""
+
+    def __init__(self, config: SweepConfig) -> None:
+        self.config = config
+        self.keys = list(config.axes)
+        self.values = {k: _seed_values(config, k) if k in SEED_KEYS else _distinct(v) for k, v in config.axes.items()}
+        self.others = [k for k in self.keys if k not in SEED_KEYS]
+        self.digests: dict[str, str] = {}
+        self._templates: dict[tuple, _Template] = {}
+        self._specs: set[str] = set()
+        self._sized: set[tuple] = set()
+
+    @property
+    def seed_pairs(self) -> int:
+        """The seed combinations each template runs with."""
+        return math.prod(len(self.values[k]) for k in SEED_KEYS if k in self.values)
+
+    def template(self, combo: Sequence[Any]) -> _Template:
+        """The template of ``combo`` (values of :attr:`others`, in order), validated at first sight."""
+        tag = tuple((type(v).__name__, _frozen(v)) for v in combo)
+        found = self._templates.get(tag)
+        if found is None:
+            values = dict(zip(self.others, combo, strict=True))
+            try:
+                job = _make_job(values)
+            except (ValueError, TypeError) as exc:
+                raise AedynError(_blame(self.config, values, exc)) from None
+            spec = _spec(job, self.digests)
+            text = json.dumps({k: v for k, v in spec.items() if k not in SEED_KEYS}, sort_keys=True)
+            found = _Template.of(job, spec, batch_key(job), text not in self._specs)
+            self._specs.add(text)
+            self._check_size(found)
+            self._templates[tag] = found
+        return found
+
+    def templates(self) -> Iterator[_Template]:
+        """The first template of each distinct setting, in grid order."""
+        for combo in itertools.product(*(self.values[k] for k in self.others)):
+            template = self.template(combo)
+            if template.first:
+                yield template
+
+    def walk(self) -> Iterator[tuple[str, _Template, int, int | None]]:
+        """``(run_id, template, seed, data_seed)`` of every run, in grid order (the product of the
+        axes, the last key varying fastest), each once."""
+        cut = len(self.keys)
+        while cut and self.keys[cut - 1] in SEED_KEYS:
+            cut -= 1
+        outer, inner = self.keys[:cut], self.keys[cut:]  # seeds varying fastest: a template's runs in a row
+        others = [i for i, k in enumerate(outer) if k not in SEED_KEYS]
+        at = {k: i for i, k in enumerate(outer) if k in SEED_KEYS}
+        inner_combos = (dict(zip(inner, v, strict=True)) for v in itertools.product(*(self.values[k] for k in inner)))
+        pairs = [(c.get("seed"), c.get("data_seed")) for c in inner_combos]
+        for combo in itertools.product(*(self.values[k] for k in outer)):
+            template = self.template([combo[i] for i in others])
+            if not template.first:
+                continue
+            outer_seed = combo[at["seed"]] if "seed" in at else template.job.seed
+            outer_data_seed = combo[at["data_seed"]] if "data_seed" in at else None
+            for seed, data_seed in pairs:
+                seed = outer_seed if seed is None else seed
+                data_seed = outer_data_seed if data_seed is None else data_seed
+                yield template.run_id(seed, data_seed), template, seed, data_seed
+
+    def _check_size(self, template: _Template) -> None:
+        """Refuse a run no machine could hold (a width of 10^20, say), once per batch key."""
+        if template.key in self._sized:
+            return
+        self._sized.add(template.key)
+        job = template.job
+        n, d = job.expected_shape() or (job.n or 1, job.d or 1)  # unknown shape: a lower bound
+        need = job.memory(n, d)
+        if need.total > ABSURD_MEMORY:
+            varying = [k for k in ("width", "n", "d", "steps") if len(self.config.axes.get(k, ())) > 1]
+            which = f"the runs with width = {job.width}, n = {n}, d = {d}" if varying else "every run"
+            raise AedynError(f"{_WHERE}: {which} would need about {need.describe()} of memory each, more than any "
+                             "machine holds; use a smaller width (or n, d, steps)")
+
+
+def _seed_values(config: SweepConfig, key: str) -> list[int]:
+    """The distinct values of the seed axis ``key``, each checked."""
+    out: dict[int, None] = {}
+    for value in config.axes[key]:
+        try:
+            out.setdefault(check_seed(value, key))
+        except AedynError as exc:
+            raise AedynError(f"{_WHERE}: [{config.table_of(key)}] {key} = {value!r}: {first_line(exc, 300)}") \
+                from None
+    return list(out)
+
+
+def _distinct(values: list) -> list:
+    """``values`` without repeats (``1`` and ``1.0`` are two values here; their runs are one)."""
+    return list({(type(v).__name__, _frozen(v)): v for v in values}.values())
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` hashable (lists as tuples)."""
+    return tuple(_frozen(v) for v in value) if isinstance(value, list) else value
+
+
 def plan(config: SweepConfig) -> list[Run]:
     """Every run of the sweep, validated, in grid order (the product of the axes, the last key
     varying fastest), each once. A run its job refuses is one :class:`AedynError` line that names
-    the key (and value) at fault, or the combination when no single key is."""
-    axes = config.axes
-    keys = list(axes)
-    runs: dict[str, Run] = {}
-    for combo in itertools.product(*(axes[k] for k in keys)):
-        values = dict(zip(keys, combo, strict=True))
-        try:
-            job = _make_job(values)
-        except (ValueError, TypeError) as exc:
-            raise AedynError(_blame(config, values, exc)) from None
-        rid = run_id(job)
-        if rid not in runs:
-            runs[rid] = Run(rid, job)
-    return list(runs.values())
+    the key (and value) at fault, or the combination when no single key is; so is a run no machine
+    could hold (:data:`ABSURD_MEMORY`). A data file is read once, for its digest (:func:`run_id`)."""
+    grid = _Grid(config)
+    runs = []
+    for rid, template, seed, data_seed in grid.walk():
+        job = copy.copy(template.job)  # checked already, as is every seed: no need to check it again
+        job._set(seed=seed, data_seed=data_seed)
+        runs.append(Run(rid, job, template.spec.get("data_sha256")))
+    return runs
 
 
 def _blame(config: SweepConfig, values: dict[str, Any], exc: Exception) -> str:
@@ -308,14 +476,21 @@ def make_batches(runs: Sequence[Run], batch_size: int) -> list[list[Run]]:
         groups.setdefault(batch_key(run.job), []).append(run)
     batches = []
     for group in groups.values():
-        count = math.ceil(len(group) / batch_size)
-        size, extra = divmod(len(group), count)
         start = 0
-        for k in range(count):
-            stop = start + size + (1 if k < extra else 0)
-            batches.append(group[start:stop])
-            start = stop
+        for size in _batch_sizes(len(group), batch_size):
+            batches.append(group[start:start + size])
+            start += size
     return batches
+
+
+def _batch_sizes(runs: int, batch_size: int) -> list[int]:
+    """The sizes :func:`make_batches` cuts a group of ``runs`` runs into: the fewest batches of at
+    most ``batch_size``, as equal as possible (the larger first)."""
+    if runs == 0:
+        return []
+    count = math.ceil(runs / batch_size)
+    size, extra = divmod(runs, count)
+    return [size + 1] * extra + [size] * (count - extra)
 
 
 # ---- rows ---------------------------------------------------------------------------------------
@@ -337,8 +512,9 @@ def _num(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def result_row(run_id: str, job: TrainJob, result: TrainResult) -> dict[str, Any]:
-    """The store's row for one run: the job's settings, what the run did, and where.
+def result_row(run_id: str, job: TrainJob, result: TrainResult, data_sha256: str | None = None) -> dict[str, Any]:
+    """The store's row for one run: the job's settings (and, for data from a file, the digest of
+    its bytes, ``data_sha256``: :attr:`Run.data_sha256`), what the run did, and where.
 
     Job settings keep their names, except where the run fixes the value: ``n``, ``d`` (the data's
     shape), ``lr`` and ``lr_decoder`` (the steps used; ``lr_auto`` says whether ``lr`` was
@@ -359,6 +535,7 @@ def result_row(run_id: str, job: TrainJob, result: TrainResult) -> dict[str, Any
         "run_id": run_id,
         "regime": job.regime,
         "data": job.data,
+        **({} if data_sha256 is None else {"data_sha256": data_sha256}),
         "n": int(cfg.get("n", job.n or 0)),
         "d": int(cfg.get("d", job.d or 0)),
         "classes": None if job.classes is None else ",".join(str(c) for c in job.classes),
@@ -426,10 +603,11 @@ UNTRAINABLE = "untrainable"
 is undefined), stored by batches that ``isolate`` their runs."""
 
 
-def untrainable_row(run_id: str, job: TrainJob, message: str) -> dict[str, Any]:
+def untrainable_row(run_id: str, job: TrainJob, message: str, data_sha256: str | None = None) -> dict[str, Any]:
     """The store's row for a run that could not start: its settings, status :data:`UNTRAINABLE`
     and the reason; no losses."""
-    return {"run_id": run_id, "regime": job.regime, "data": job.data, "n": job.n, "d": job.d,
+    return {"run_id": run_id, "regime": job.regime, "data": job.data,
+            **({} if data_sha256 is None else {"data_sha256": data_sha256}), "n": job.n, "d": job.d,
             "seed": int(job.seed), "data_seed": int(job.resolved_data_seed), "width": int(job.width),
             "step_budget": int(job.steps), "status": UNTRAINABLE, "steps": 0, "message": message, **_versions(),
             "job": json.dumps(job.to_dict(), sort_keys=True, separators=(",", ":"))}
@@ -461,15 +639,16 @@ def execute_batch(runs: Sequence[Run], max_memory: int | None = None, threads: i
         for r in runs:
             try:
                 rows.append(result_row(r.run_id, r.job, run_batch([r.job], max_memory=max_memory,
-                                                                  on_note=notes.append)[0]))
+                                                                  on_note=notes.append)[0], r.data_sha256))
             except MemoryRefusal:
                 raise
             except AedynError as exc:
-                rows.append(untrainable_row(r.run_id, r.job, first_line(exc, 500)))
+                rows.append(untrainable_row(r.run_id, r.job, first_line(exc, 500), r.data_sha256))
         return {"rows": rows, "notes": notes}
     if len(results) != len(runs):
         raise RuntimeError(f"run_batch returned {len(results)} results for {len(runs)} jobs")
-    return {"rows": [result_row(r.run_id, r.job, res) for r, res in zip(runs, results, strict=True)], "notes": notes}
+    return {"rows": [result_row(r.run_id, r.job, res, r.data_sha256) for r, res in zip(runs, results, strict=True)],
+            "notes": notes}
 
 
 # ---- running ------------------------------------------------------------------------------------
@@ -485,13 +664,15 @@ class SweepProgress:
     batches: int
     elapsed: float  # seconds since the first batch started
     partial: float = 0.0  # runs' worth of work done in the batch under way (local executor), for smooth bars
+    stored_meanwhile: int = 0  # runs left out because another writer stored them since the start
 
 
 @dataclass
 class SweepSummary:
-    """What :func:`run_sweep` did: runs in the sweep, skipped (already stored), trained now, failed
-    (not stored: rerunning resumes them), batches, wall time, statuses of the trained runs, and
-    one line per failed batch."""
+    """What :func:`run_sweep` did: runs in the sweep, skipped (already stored, or stored by another
+    writer while this one ran), trained now, failed (not stored), of which refused for memory
+    (rerunning as it is refuses them again; the others a rerun resumes), batches, wall time,
+    statuses of the trained runs, and one line per failed batch."""
 
     store: Path
     total: int
@@ -504,6 +685,7 @@ class SweepSummary:
     workers: int | None = None
     statuses: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    refused: int = 0
 
 
 def check_executor(executor: str, scheduler: str | None = None, workers: int | None = None) -> int | None:
@@ -521,7 +703,18 @@ def check_executor(executor: str, scheduler: str | None = None, workers: int | N
                          "(start one on this machine)")
     if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
         raise AedynError(f"--scheduler must be an address such as tcp://HOST:8786; got {scheduler!r}")
-    return None if workers is None else check_count(workers, "--workers")
+    workers = None if workers is None else check_count(workers, "--workers")
+    _require_dask()
+    return workers
+
+
+def _require_dask() -> None:
+    """Import Dask's ``distributed``, an optional dependency (the ``dask`` extra), or say how to install it."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise AedynError('the dask executor needs Dask, which is not installed: pip install "aedyn[dask]" (or drop '
+                         "--executor dask, --scheduler and --workers to run in this process)") from None
 
 
 def run_sweep(config: SweepConfig, store_path: str | Path, *, executor: str = "local", scheduler: str | None = None,
@@ -530,24 +723,45 @@ def run_sweep(config: SweepConfig, store_path: str | Path, *, executor: str = "l
               on_note: Callable[[str], None] | None = None, max_memory: int | None = None) -> SweepSummary:
     """Run the sweep into the store at ``store_path``, skipping the runs it already holds.
 
-    Order: every run is validated (:func:`plan`) and the store opened (:meth:`Store.create`:
-    created, resumed for the same config, a different config refused unless ``force``) before any
-    work. Batches then run in this process (``executor="local"``) or on Dask (``"dask"``: join the
-    cluster at ``scheduler``, or start ``workers`` single-threaded worker processes on this machine);
-    each finished batch is appended to the store at once, by this process only, so a sweep killed
-    at any moment loses at most the batches in flight. A worker lost mid-batch makes Dask run the
-    batch again elsewhere; a batch that fails (an error, or workers lost too often) is reported
-    through ``on_note`` and in the summary, the others go on, and its runs are left for the next
-    call. ``progress`` gets a :class:`SweepProgress` at the start, after each batch and (local
-    executor) a few times a second within a batch; ``on_note`` one line per note (each distinct
-    data warning once)."""
+    Order: every run is validated (:func:`plan`) and the store judged (:meth:`Store.inspect`: a
+    folder that is not a store, or a store of a different config without ``force``, is refused),
+    then the Dask cluster joined or started (when there are runs to train), and only then the store
+    created or opened (:meth:`Store.create`, which makes missing parent folders and says so), so a
+    refusal or an unreachable scheduler leaves nothing behind. Batches then run in this process
+    (``executor="local"``) or on Dask (``"dask"``: join the cluster at ``scheduler``, or start
+    ``workers`` single-threaded worker processes on this machine); each finished batch is appended
+    to the store at once, by this process only, so a sweep killed at any moment loses at most the
+    batches in flight. Runs another writer (a second sweep into the store) stored meanwhile are
+    left out: before a local batch starts, and when a batch's rows are written. A worker lost
+    mid-batch makes Dask run the batch again elsewhere; a batch that fails (an error, a memory
+    refusal, or workers lost too often) is reported through ``on_note`` and in the summary, the
+    others go on, and its runs are not stored. ``progress`` gets a :class:`SweepProgress` at the
+    start, after each batch and (local executor) a few times a second within a batch; ``on_note``
+    one line per note (each distinct data warning once)."""
     workers = check_executor(executor, scheduler, workers)
     runs = plan(config)
-    store = Store.create(store_path, config.store_config(), force=force)
+    found = Store.inspect(store_path)
+    if found is not None:
+        found.check_config(config.store_config(), force=force)
+    say = _NoteOnce(on_note)
+    cluster: tuple[Any, int | None] | None = None
+    with ExitStack() as stack:
+        if executor == "dask":
+            stored = set() if found is None else found.finished_ids()
+            if any(r.run_id not in stored for r in runs):  # no cluster to start for nothing
+                cluster = stack.enter_context(_dask_client(scheduler, workers))
+        store = Store.create(store_path, config.store_config(), force=force, on_note=say)
+        summary = _run_batches(config, runs, store, say, cluster, progress, max_memory, executor, workers)
+    return summary
+
+
+def _run_batches(config: SweepConfig, runs: list[Run], store: Store, say: _NoteOnce,
+                 cluster: tuple[Any, int | None] | None, progress: Callable[[SweepProgress], None] | None,
+                 max_memory: int | None, executor: str, workers: int | None) -> SweepSummary:
+    """The body of :func:`run_sweep`, once the store is open (and the cluster, if any, joined)."""
     finished = store.finished_ids()
     todo = [r for r in runs if r.run_id not in finished]
     skipped = len(runs) - len(todo)
-    say = _NoteOnce(on_note)
     if skipped:
         say(f"skipping {skipped} finished run{'s' * (skipped != 1)} already in {str(store.path)!r}")
     batches = make_batches(todo, config.batch_size)
@@ -555,12 +769,14 @@ def run_sweep(config: SweepConfig, store_path: str | Path, *, executor: str = "l
                            batches=len(batches), wall_time=0.0, executor=executor, workers=workers)
     t0 = time.perf_counter()
     statuses: Counter[str] = Counter()
+    batches_done = 0
 
     def report(partial: float = 0.0) -> None:
         if progress is not None:
             progress(SweepProgress(total=len(todo), done=summary.done, failed=summary.failed,
                                    batches_done=batches_done, batches=len(batches),
-                                   elapsed=time.perf_counter() - t0, partial=partial))
+                                   elapsed=time.perf_counter() - t0, partial=partial,
+                                   stored_meanwhile=summary.skipped - skipped))
 
     def ticker(batch: list[Run]) -> Callable[[int, np.ndarray], None] | None:
         """The engine's step reports as progress within the batch, at most every PROGRESS_EVERY_S."""
@@ -576,12 +792,13 @@ def run_sweep(config: SweepConfig, store_path: str | Path, *, executor: str = "l
 
         return tick
 
-    def finish(index: int, outcome: dict[str, Any] | BaseException) -> None:
+    def finish(index: int, batch: list[Run], outcome: dict[str, Any] | BaseException) -> None:
         nonlocal batches_done
-        batch = batches[index]
         batches_done += 1
         if isinstance(outcome, BaseException):
             summary.failed += len(batch)
+            if isinstance(outcome, MemoryRefusal):
+                summary.refused += len(batch)
             line = (f"batch {index + 1} of {len(batches)} ({len(batch)} run{'s' * (len(batch) != 1)}) failed: "
                     f"{_describe_failure(outcome)}; its runs are not stored")
             summary.failures.append(line)
@@ -589,29 +806,31 @@ def run_sweep(config: SweepConfig, store_path: str | Path, *, executor: str = "l
         else:
             for text in outcome["notes"]:
                 say(text)
-            rows = outcome["rows"]
-            stored = store.finished_ids()  # another writer may have stored some meanwhile
-            rows = [row for row in rows if row["run_id"] not in stored]
-            store.append(rows)
+            store.append(outcome["rows"], skip_stored=True)  # another writer may have stored some meanwhile
             summary.done += len(outcome["rows"])
             statuses.update(row["status"] for row in outcome["rows"])
         report()
 
-    batches_done = 0
     report()
     try:
         if executor == "local":
             for index, batch in enumerate(batches):
+                finished = store.finished_ids()  # a second sweep into this store may have trained some
+                left = [r for r in batch if r.run_id not in finished]
+                summary.skipped += len(batch) - len(left)
+                if not left:
+                    batches_done += 1
+                    report()
+                    continue
                 try:
-                    outcome: dict[str, Any] | BaseException = execute_batch(batch, max_memory,
-                                                                            callback=ticker(batch))
+                    outcome: dict[str, Any] | BaseException = execute_batch(left, max_memory, callback=ticker(left))
                 except Exception as exc:  # one batch's failure must not cost the others
                     outcome = exc
-                finish(index, outcome)
-        elif batches:  # no cluster to start for nothing
-            with _dask_client(scheduler, workers) as (client, threads):
-                for index, outcome in _dask_batches(client, batches, max_memory, threads):
-                    finish(index, outcome)
+                finish(index, left, outcome)
+        elif cluster is not None:
+            client, threads = cluster
+            for index, outcome in _dask_batches(client, batches, max_memory, threads):
+                finish(index, batches[index], outcome)
     finally:
         summary.wall_time = time.perf_counter() - t0
         summary.statuses = dict(statuses)
@@ -782,7 +1001,8 @@ class Runner:
         with ``row.get``). A batch that fails
         raises its error (a memory refusal as it is): what the caller asked for cannot be answered
         without it. ``progress(done, total)`` after each batch trained, ``total`` the batches to train."""
-        planned = [[Run(run_id(job), job) for job in batch] for batch in batches]
+        digests: dict[str, str] = {}  # each data file read once for its digest
+        planned = [[_run_of(job, digests) for job in batch] for batch in batches]
         known = self.rows()
         todo: list[list[Run]] = []
         seen: set[str] = set()
@@ -804,8 +1024,7 @@ class Runner:
                 self._say(text)
             rows = outcome["rows"]
             if self.store is not None:
-                stored = self.store.finished_ids()  # another writer may have stored some meanwhile
-                self.store.append([row for row in rows if row["run_id"] not in stored])
+                self.store.append(rows, skip_stored=True)  # another writer may have stored some meanwhile
             for row in rows:
                 known[row["run_id"]] = _plain_row(row)
             self.trained += len(rows)
@@ -867,7 +1086,8 @@ ASSUMED_FLOPS = {"cuda": 5e12}
 @dataclass(frozen=True)
 class SweepPlan:
     """What :func:`run_sweep` would do: runs, batches (of the runs still to train), runs already
-    finished in the store, and a rough time estimate (every run spending its step budget)."""
+    finished in the store, a rough time estimate (every run spending its step budget), and the
+    folders a new store would make (the store folder last)."""
 
     runs: int
     batches: int
@@ -877,25 +1097,60 @@ class SweepPlan:
     same_config: bool | None  # None when there is no store yet
     estimate_s: float
     parallel: int
+    new_folders: tuple[str, ...] = ()
 
 
-def dry_run(config: SweepConfig, store_path: str | Path | None = None, *, workers: int | None = None) -> SweepPlan:
+def dry_run(config: SweepConfig, store_path: str | Path | None = None, *, workers: int | None = None,
+            progress: Callable[[int, int], None] | None = None) -> SweepPlan:
     """Plan the sweep and look into the store (if there is one) without writing or training.
-    ``workers`` divides the time estimate (batches run side by side)."""
-    runs = plan(config)
-    finished: set[str] = set()
-    exists = same = None
+    ``workers`` divides the time estimate (batches run side by side).
+
+    Every run is validated as :func:`plan` does, but runs are counted, not made: each combination
+    of the axes but the seeds once, times the seeds; only a store holding finished runs makes it
+    name every run (to tell which are finished). ``progress(done, total)`` hears, at most every
+    :data:`PROGRESS_EVERY_S`, how many of the combinations (or runs) are done."""
+    grid = _Grid(config)
     store = None if store_path is None else Store.inspect(store_path)
-    if store is not None:
-        finished = store.finished_ids()
-        exists = True
-        same = store.holds(config.store_config())
-    todo = [r for r in runs if r.run_id not in finished]
-    batches = make_batches(todo, config.batch_size)
+    finished = set() if store is None else store.finished_ids()
+    sizes: Counter[tuple] = Counter()
+    jobs: dict[tuple, TrainJob] = {}
+    total = 0
+    if finished:
+        tick = _ticker(progress, math.prod(len(v) for v in grid.values.values()))
+        for k, (rid, template, _, _) in enumerate(grid.walk()):
+            tick(k)
+            total += 1
+            if rid not in finished:
+                sizes[template.key] += 1
+                jobs.setdefault(template.key, template.job)
+    else:
+        tick = _ticker(progress, math.prod(len(grid.values[k]) for k in grid.others))
+        for k, template in enumerate(grid.templates()):
+            tick(k)
+            total += grid.seed_pairs
+            sizes[template.key] += grid.seed_pairs
+            jobs.setdefault(template.key, template.job)
+    batches = [(jobs[key], size) for key, runs in sizes.items() for size in _batch_sizes(runs, config.batch_size)]
     parallel = max(1, min(workers or 1, len(batches)))
-    seconds = sum(estimate_batch_seconds([r.job for r in b]) for b in batches) / parallel
-    return SweepPlan(runs=len(runs), batches=len(batches), finished=len(runs) - len(todo), to_run=len(todo),
-                     store_exists=bool(exists), same_config=same, estimate_s=seconds, parallel=parallel)
+    seconds = sum(_batch_seconds(job, size) for job, size in batches) / parallel
+    to_run = sum(sizes.values())
+    return SweepPlan(runs=total, batches=len(batches), finished=total - to_run, to_run=to_run,
+                     store_exists=store is not None, same_config=None if store is None else
+                     store.holds(config.store_config()), estimate_s=seconds, parallel=parallel,
+                     new_folders=() if store_path is None else tuple(map(str, missing_folders(store_path))))
+
+
+def _ticker(progress: Callable[[int, int], None] | None, total: int) -> Callable[[int], None]:
+    """``tick(done)``: ``progress(done, total)``, at most every :data:`PROGRESS_EVERY_S`."""
+    last = [time.perf_counter()]
+
+    def tick(done: int) -> None:
+        now = time.perf_counter()
+        if progress is not None and now - last[0] >= PROGRESS_EVERY_S:
+            last[0] = now
+            progress(done, total)
+
+    return tick
 
 
 def estimate_batch_seconds(batch: Sequence[TrainJob]) -> float:
@@ -905,12 +1160,14 @@ def estimate_batch_seconds(batch: Sequence[TrainJob]) -> float:
     dominated by overheads the model only guesses."""
     if not batch:
         return 0.0
-    job = batch[0]
-    shape = job.expected_shape() or (job.n or 1000, job.d or 784)
-    n, d = shape
-    per_step = STEP_OVERHEAD_S + len(batch) * 12.0 * n * d * job.width / _flop_rate(job.device, job.dtype)
-    steps = max(j.steps for j in batch) + (2 * LANCZOS_STEPS if job.lr == "auto" else 0)
-    return steps * per_step
+    return _batch_seconds(batch[0], len(batch))
+
+
+def _batch_seconds(job: TrainJob, size: int) -> float:
+    """:func:`estimate_batch_seconds` of ``size`` runs like ``job`` (a batch shares its budget)."""
+    n, d = job.expected_shape() or (job.n or 1000, job.d or 784)
+    per_step = STEP_OVERHEAD_S + size * 12.0 * n * d * job.width / _flop_rate(job.device, job.dtype)
+    return (job.steps + (2 * LANCZOS_STEPS if job.lr == "auto" else 0)) * per_step
 
 
 @cache
@@ -932,27 +1189,90 @@ def _flop_rate(device: str, dtype: str) -> float:
 
 # ---- reading results ----------------------------------------------------------------------------
 
+SUMMARY_COUNTS = ("runs", "converged", "diverged", "failed")
+"""The counts :func:`summary_table` gives per group (``failed``: runs that could not train, e.g.
+:data:`UNTRAINABLE`; ``runs`` also counts those that spent their budget, ``max_steps``)."""
+
+_FINISHED = ("converged", "max_steps")
+"""Statuses whose final loss and rate :func:`summary_table` takes the median of."""
+
+
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per regime and width: runs, converged, diverged, median final relative loss and median rate
-    (of the runs with a fit), from a store's rows (:func:`aedyn.store.load_results`)."""
+    """One row per setting of a store's runs (:func:`aedyn.store.load_results`), seeds pooled:
+    the runs are grouped by every setting that varies across them (the job's settings, and the data
+    file's digest, :func:`run_id`; those held fixed are :func:`fixed_settings`), in increasing
+    order. Per group: :data:`SUMMARY_COUNTS` and the median final relative loss and median rate of
+    the runs that converged or spent their budget (a diverged run's loss says only that it
+    diverged: it is counted, never averaged)."""
     import pandas as pd
 
-    need = ("regime", "width", "status", "final_relative_loss", "rate")
-    missing = [c for c in need if c not in frame.columns]
+    varying, _, keys = _settings(frame)
+    groups: dict[tuple, list[int]] = {}
+    for k, key in enumerate(keys):
+        groups.setdefault(key, []).append(k)
+    status = frame["status"].astype(str).to_numpy()
+    rel = pd.to_numeric(frame.get("final_relative_loss", pd.Series(math.nan, index=frame.index)), errors="coerce")
+    rate = pd.to_numeric(frame.get("rate", pd.Series(math.nan, index=frame.index)), errors="coerce")
+    rows = []
+    for key in sorted(groups, key=lambda key: tuple(map(_order, key))):
+        at = groups[key]
+        kinds = Counter(status[at])
+        finished = [k for k in at if status[k] in _FINISHED]
+        rows.append({**dict(zip(varying, key, strict=True)), "runs": len(at), "converged": kinds["converged"],
+                     "diverged": kinds["diverged"], "failed": len(at) - kinds["diverged"] - len(finished),
+                     "median_relative_loss": float(rel.iloc[finished].median()) if finished else math.nan,
+                     "median_rate": float(rate.iloc[finished].median()) if finished else math.nan})
+    columns = [*varying, *SUMMARY_COUNTS, "median_relative_loss", "median_rate"]
+    return pd.DataFrame({c: pd.Series([row[c] for row in rows], dtype=object if c in varying else None)
+                         for c in columns}, columns=columns)
+
+
+def fixed_settings(frame: pd.DataFrame) -> dict[str, Any]:
+    """The settings every run of a store's rows shares (the ones :func:`summary_table` does not
+    group by), unset ones (``None``) and the seed scheme left out."""
+    return {k: v for k, v in _settings(frame)[1].items() if v is not None and k != "seed_scheme"}
+
+
+def _settings(frame: pd.DataFrame) -> tuple[list[str], dict[str, Any], list[tuple]]:
+    """From each row's ``job`` (and ``data_sha256``): the settings that vary across the rows, those
+    held fixed (name -> value), and each row's values of the varying ones. Seeds are left out (the
+    runs of a setting); lists and tables are compact JSON text."""
+    missing = [c for c in ("job", "status") if c not in frame.columns]
     if missing:
         raise AedynError(f"the results have no {', '.join(missing)} column(s), so they are not rows of "
                          "'aedyn sweep'; pass a store written by 'aedyn sweep --out'")
-    rows = []
-    for (regime, width), group in frame.groupby(["regime", "width"], sort=True):
-        rate = pd.to_numeric(group["rate"], errors="coerce").dropna()
-        rel = pd.to_numeric(group["final_relative_loss"], errors="coerce")
-        rows.append({"regime": regime, "width": int(width), "runs": len(group),
-                     "converged": int((group["status"] == "converged").sum()),
-                     "diverged": int((group["status"] == "diverged").sum()),
-                     "median_relative_loss": float(rel.median()),
-                     "median_rate": float(rate.median()) if len(rate) else math.nan})
-    return pd.DataFrame(rows, columns=["regime", "width", "runs", "converged", "diverged", "median_relative_loss",
-                                       "median_rate"])
+    digests = frame["data_sha256"] if "data_sha256" in frame.columns else [None] * len(frame)
+    records = []
+    for text, digest in zip(frame["job"], digests, strict=True):
+        try:
+            spec = json.loads(text)
+        except (TypeError, ValueError):
+            spec = None
+        if not isinstance(spec, dict):
+            raise AedynError(f"a row's job column is not a job's JSON ({str(text)[:60]!r}); these are not rows of "
+                             "'aedyn sweep': pass a store written by 'aedyn sweep --out'")
+        record = {k: _setting(v) for k, v in spec.items() if k not in SEED_KEYS}
+        if isinstance(digest, str):
+            record["data_sha256"] = digest
+        records.append(record)
+    order = {k: i for i, k in enumerate((*JOB_FIELDS[:2], "data_sha256", *JOB_FIELDS[2:]))}
+    names = sorted({k for r in records for k in r}, key=lambda k: (order.get(k, len(order)), k))
+    columns = {k: [r.get(k) for r in records] for k in names}
+    varying = [k for k in names if len(set(columns[k])) > 1]
+    fixed = {k: columns[k][0] for k in names if k not in varying and columns[k]}
+    return varying, fixed, list(zip(*(columns[k] for k in varying), strict=True)) or [()] * len(records)
+
+
+def _setting(value: Any) -> Any:
+    """A setting as a hashable value: lists and tables as compact JSON text."""
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else value
+
+
+def _order(value: Any) -> tuple:
+    """Numbers in order, then text, then unset."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value, "")
+    return (1, 0, str(value)) if value is not None else (2, 0, "")
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path, *, force: bool = False, flag: str = "--csv") -> Path:

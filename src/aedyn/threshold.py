@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from aedyn._check import SEED_MAX, check_choice, check_count, check_float, check_int, check_seed
+from aedyn._names import CRITERIA, STEP_RULES
 from aedyn._tensor import resolve_device
 from aedyn.errors import AedynError
 from aedyn.findings import nonneg
@@ -76,7 +77,6 @@ from aedyn.sweep import UNTRAINABLE, Runner
 __all__ = ["CRITERIA", "KERNEL_CHECKS", "MIN_BUDGET", "STEP_RULES", "Threshold", "Trial", "WidthSearch",
            "check_criteria", "judge", "least_width", "least_widths", "scaling", "search", "width_grid"]
 
-CRITERIA: tuple[str, ...] = ("reach", "lambda0")
 RETIRED = {
     "kernel": "the criterion 'kernel' (relative to lambda_min(Theta(0))) was replaced by 'lambda0' "
               "(lambda_min(Theta(t)) >= lambda_0/2 with lambda_0 of the infinite-width kernel); its ratio is a column "
@@ -93,8 +93,6 @@ MIN_BUDGET = 50
 """The step budget is at least this, whatever the infinite-width prediction."""
 MAX_BUDGET = 2**63 - 1
 """A step budget beyond this is refused: a run's steps are counted in 64 bits (the store's columns)."""
-STEP_RULES = ("global", "layerwise")
-"""How the networks' step sizes are set (see the module docstring)."""
 
 
 def check_criteria(criteria: Sequence[str]) -> tuple[str, ...]:

@@ -47,14 +47,14 @@ from typing import Any
 
 import torch
 
+from aedyn._names import EXPERIMENT_NAMES
 from aedyn.experiments.style import DATA_MARKERS, REGIME_COLOURS  # noqa: F401  (the one palette, re-exported)
 
 RECORD_EVERY = 5
 """Experiments that certify their runs (E3, E5, E6) record movement, pattern flips and safe radii
 every this many steps (and at the stop): the certificate's safe-radius invariant is judged there."""
 
-_ORDER = ("E1", "E2", "E3", "E4", "E5", "E6")
-EXPERIMENTS: tuple[str, ...] = tuple(name for name in _ORDER
+EXPERIMENTS: tuple[str, ...] = tuple(name for name in EXPERIMENT_NAMES
                                      if importlib.util.find_spec(f"aedyn.experiments.{name.lower()}") is not None)
 """The experiments this installation has, in report order."""
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from aedyn._check import check_choice
+from aedyn._names import PROFILES
 from aedyn.experiments import require, small_problems, style
 from aedyn.findings import (
     Finding,
@@ -203,11 +204,6 @@ NAME = "E2"
 TITLE = "How much over-parameterisation"
 CLAIM = ("Gradient descent on a weakly or jointly trained over-parameterised autoencoder converges linearly to "
          "zero loss once the width is large enough, and joint training needs far less width than weak training.")
-
-
-PROFILES = ("scale",)
-"""Named configurations besides quick and full: ``scale`` carries the sphere ``n``-series to large
-``n`` (see :func:`config`)."""
 
 
 def config(quick: bool = False, seeds: int | None = None, device: str = "cpu",
