@@ -219,6 +219,21 @@ def test_out_onto_the_data_file_is_refused_even_with_force(tmp_path, capsys, mon
     assert code == 2 and "destroy the input" in err and data.read_bytes() == before
 
 
+@pytest.mark.parametrize("flag", ["--out", "--save-params"])
+def test_force_never_replaces_a_pipe_or_a_link(tmp_path, capsys, monkeypatch, flag):
+    """--force replaces regular files only: a named pipe or a symbolic link in its place is refused by
+    name, before any work, and stays what it was (the link's target untouched)."""
+    no_training(monkeypatch)
+    fifo, target, link = tmp_path / "pipe", tmp_path / "mine.npz", tmp_path / "link.npz"
+    os.mkfifo(fifo)
+    target.write_text("precious")
+    link.symlink_to(target)
+    for path, kind in ((fifo, "named pipe"), (link, "symbolic link")):
+        code, stdout, err = run_cli([*SMALL, "--steps", "5", flag, str(path), "--force"], capsys)
+        assert code == 2 and kind in err and "regular files only" in err and one_error_line(err) and stdout == ""
+    assert fifo.is_fifo() and link.is_symlink() and target.read_text() == "precious"
+
+
 def test_kernel_outputs_follow_the_same_rules(tmp_path, capsys, monkeypatch):
     no_training(monkeypatch)
     out = tmp_path / "k.json"
