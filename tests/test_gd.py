@@ -252,3 +252,15 @@ def test_zero_initial_loss_converges_at_once():
     r = train(X, p, "joint", lr=0.1, steps=10)
     assert r.status == "converged" and r.steps == 0 and "already zero" in r.message
     assert r.relative_loss.tolist() == [0.0]
+
+
+def test_inputs_that_require_grad_are_accepted():
+    """Data and parameters carrying autograd history (requires_grad=True) train like plain ones:
+    gradient descent here is exact, so their history is dropped, not followed."""
+    X = sphere(6, 3, seed=1)
+    p = init_params(3, 32, seed=2)
+    plain = train(X, p, "joint", lr=0.5, steps=5)
+    W, V = p.W.clone().requires_grad_(True), p.V.clone().requires_grad_(True)
+    graded = train(X.clone().requires_grad_(True), Params(W, V, p.alpha), "joint", lr=0.5, steps=5)
+    np.testing.assert_allclose(graded.loss, plain.loss, rtol=1e-12)
+    assert not graded.params.W.requires_grad and W.grad is None

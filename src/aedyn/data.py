@@ -184,7 +184,8 @@ def validate(X: Any, *, normalize: bool = True, dtype: str | torch.dtype = torch
     """
     dtype = resolve_dtype(dtype)
     source = as_tensor(X, name=name)
-    source_eps = torch.finfo(source.dtype).eps  # float32 data were made unit in float32: judge them so
+    stored = X.dtype if isinstance(X, torch.Tensor) and X.is_floating_point() else source.dtype
+    source_eps = torch.finfo(stored).eps  # float32 (or half) data were made unit in their dtype: judge them so
     X = source.detach().to(device="cpu", dtype=torch.float64)
     if X.ndim != 2:
         hint = " (a single sample? reshape it to 1 x d)" if X.ndim == 1 else ""

@@ -432,7 +432,7 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
     Returns one :class:`TrainResult` per network, in order, each as :func:`train` would give it
     (its ``wall_time`` is its share of the batch's time; ``config["batch_size"]`` is ``B``).
     """
-    params = as_params(params, regime)
+    params = as_params(params, regime).detach()  # gradient descent here is exact, not autograd's
     if params.W.ndim != 3 or params.W.shape[0] == 0:
         raise AedynError(f"train_batch needs parameters with one non-empty batch dimension, W of shape (B, m, d); "
                          f"got {tuple(params.W.shape)} (for one network use train(), or W[None])")
@@ -449,7 +449,7 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
     rates_v = "auto" if layerwise else _batch_rates(lr_decoder, batch, "lr_decoder", allow_auto=False)
     steps, target, record_every = opts["steps"], opts["target"], opts["record_every"]
     divergence_factor, ntk_every = opts["divergence_factor"], opts["ntk_every"]
-    X = check_input(X, params)
+    X = check_input(X, params, detach=True)
     if X.ndim not in (2, 3) or X.shape[-2] == 0 or (X.ndim == 3 and X.shape[0] != batch):
         raise AedynError(f"X must be a non-empty n x d matrix shared by the batch, or B x n x d with B = {batch}; "
                          f"got shape {tuple(X.shape)}")

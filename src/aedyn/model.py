@@ -82,6 +82,10 @@ class Params:
     def clone(self) -> Params:
         return Params(self.W.clone(), None if self.V is None else self.V.clone(), self.alpha)
 
+    def detach(self) -> Params:
+        """The same parameters without autograd history (no copy): what training starts from."""
+        return Params(self.W.detach(), None if self.V is None else self.V.detach(), self.alpha)
+
     @classmethod
     def stack(cls, nets: Sequence[Params]) -> Params:
         """Networks of one shape and one ``alpha`` as one batch (``W`` of shape ``(B, m, d)``): the
@@ -287,11 +291,13 @@ def as_params(params: Params, regime: str) -> Params:
     return params
 
 
-def check_input(X: Any, params: Params, *, check_finite: bool = True, name: str = "X") -> torch.Tensor:
+def check_input(X: Any, params: Params, *, check_finite: bool = True, name: str = "X",
+                detach: bool = False) -> torch.Tensor:
     """The network's input: ``X`` (NumPy or torch, ``n x d`` or batched ``... x n x d``) as a tensor
     of the parameters' dtype and device whose last dimension is the network's ``d``; NaN and inf
-    are refused unless ``check_finite=False`` (callers that checked once and loop)."""
-    X = as_tensor(X, dtype=params.W.dtype, device=params.W.device, name=name, finite=check_finite)
+    are refused unless ``check_finite=False`` (callers that checked once and loop); ``detach``
+    drops its autograd history (see :func:`aedyn._tensor.as_tensor`)."""
+    X = as_tensor(X, dtype=params.W.dtype, device=params.W.device, name=name, finite=check_finite, detach=detach)
     if X.ndim < 2:
         raise AedynError(f"{name} must be n x d (one sample per row); got shape {tuple(X.shape)}")
     if X.shape[-1] != params.dim:
