@@ -168,6 +168,14 @@ def test_kernel_tied_reports_the_finite_width_ntk(capsys, monkeypatch):
     assert "no infinite-width" not in stdout
 
 
+def test_kernel_tied_without_width_is_refused(capsys, monkeypatch):
+    """Without --width there is nothing to compute for tied (no n x n infinite-width kernel): one line
+    saying --width is needed, exit 2, nothing computed."""
+    no_training(monkeypatch)
+    code, stdout, err = run_cli(["kernel", "--regime", "tied", "--data", "sphere", "--n", "8", "--d", "3"], capsys)
+    assert code == 2 and "--width" in err and "tied" in err and one_error_line(err) and stdout == ""
+
+
 def test_kernel_bad_input(capsys, monkeypatch):
     code, _, err = run_cli(["kernel", "--data", "sphere", "--n", "8", "--d", "3", "--width", "0"], capsys)
     assert code == 2 and "width must be a positive integer" in err

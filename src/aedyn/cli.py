@@ -295,7 +295,8 @@ def kernel(
     key: KeyOpt = None,
     normalize: NormalizeOpt = True,
     width: Annotated[int | None, typer.Option("--width", "-m",
-                                              help="Also the finite-width NTK of one random network.")] = None,
+                                              help="Also the finite-width NTK of one random network "
+                                                   "(tied: needed, it has no n x n limit).")] = None,
     kappa: KappaOpt = 1.0,
     nu: NuOpt = 1.0,
     decoder_init: DecoderInitOpt = "gaussian",

@@ -30,7 +30,7 @@ import torch
 
 from aedyn._check import check_choice, check_count, check_float, check_int, check_positive
 from aedyn._meta import environment, jsonable
-from aedyn._tensor import resolve_dtype
+from aedyn._tensor import as_tensor, resolve_dtype
 from aedyn.errors import AedynError, first_line
 from aedyn.files import read_json, write_json
 from aedyn.model import (
@@ -103,8 +103,14 @@ def fit_linear_rate(loss: np.ndarray, start: int | None = None, stop: int | None
     """Fit ``log L(k) = a + k * slope`` over ``start <= k <= stop`` (default: the last half of the
     run). With ``floor``, the run is cut at the first step where ``L <= floor`` (what follows is
     rounding noise, not convergence) and the default window is the last half before it.
-    Non-finite and non-positive losses are dropped; ``None`` when fewer than 3 remain."""
-    loss = np.asarray(loss, dtype=np.float64)
+    Non-finite and non-positive losses are dropped; ``None`` when fewer than 3 remain. ``loss`` is
+    one number per step (a 1-D array, tensor or sequence)."""
+    loss = as_tensor(loss, dtype=torch.float64, name="loss").cpu().numpy()
+    if loss.ndim != 1:
+        raise AedynError(f"loss must be one number per step (1-D); got shape {loss.shape}")
+    start = None if start is None else check_int(start, "start", minimum=0)
+    stop = None if stop is None else check_int(stop, "stop", minimum=0)
+    floor = None if floor is None else check_float(floor, "floor", low=0.0)
     last = len(loss) - 1
     floor_step = None
     if floor is not None and floor > 0:
