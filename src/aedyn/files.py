@@ -43,6 +43,9 @@ class OutputExistsError(AedynError):
 def describe_os_error(exc: OSError, path: str | Path, action: str = "write") -> str:
     """One line for an OS error on ``path``: what happened and what to do (``action`` is ``"write"``
     or ``"read"``)."""
+    if exc.errno == errno.ENOMEM:
+        return (f"cannot {action} {str(path)!r}: out of memory (or of address space, under a limit such as "
+                "ulimit -v) to map or buffer it; free memory or raise the limit")
     if action == "read":
         return (f"cannot read {str(path)!r}: {exc.strerror or type(exc).__name__}; check that the file is readable "
                 "(permissions, disk, network mount)")
