@@ -56,6 +56,16 @@ def test_train_certify_prints_each_invariant_and_the_verdict(tmp_path, capsys):
     assert "certificate" not in stdout
 
 
+def test_train_certify_with_no_step_says_the_certificate_is_vacuous(tmp_path, capsys):
+    out = tmp_path / "run.json"
+    code, stdout, _ = run_cli([*SMALL, "--steps", "0", "--certify", "--out", str(out)], capsys)
+    assert code == 0 and "vacuous" in stdout and "nothing is certified" in stdout
+    assert "every invariant" not in stdout
+    assert not any(line.rstrip().endswith(("holds", "FAILS")) for line in stdout.splitlines())
+    assert stdout.count("not checked (no step taken)") == 3
+    assert json.loads(out.read_text())["certificate"]["vacuous"] is True
+
+
 def test_existing_output_is_not_overwritten(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run.json"
     out.write_text("precious")

@@ -270,10 +270,12 @@ def _print_summary(result: TrainResult, written: list[tuple[str, Path]], predict
                                         "describe"))
         else:
             for i, check in enumerate(cert.checks):
-                text = check.line.rpartition(": ")[0]
-                rows.append(("certificate" if i == 0 else "", f"{escape(text)}: "
-                             + ("[green]holds[/]" if check.holds else "[red]FAILS[/]")))
-            rows.append(("", f"[{'green' if cert.inside else 'red'}]{escape(cert.verdict)}[/]"))
+                held = "[green]holds[/]" if check.holds else "[red]FAILS[/]"
+                text = (f"{check.name}: [yellow]not checked[/] (no step taken)" if cert.vacuous
+                        else f"{escape(check.line.rpartition(': ')[0])}: {held}")
+                rows.append(("certificate" if i == 0 else "", text))
+            colour = "yellow" if cert.vacuous else "green" if cert.inside else "red"
+            rows.append(("", f"[{colour}]{escape(cert.verdict)}[/]"))
     rows.append(("wall time", f"{result.wall_time:.2f} s"))
     rows += [("wrote", f"{what} to {path}") for what, path in written]
     _print_rows(rows)
