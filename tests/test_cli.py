@@ -314,6 +314,35 @@ def wait_until_busy(pid: int, cpu_seconds: float, timeout: float = 120.0) -> Non
     raise AssertionError(f"process {pid} did not start working within {timeout} s")
 
 
+def _interrupt(*args, **kwargs):
+    """Ctrl-C while the library works: SIGINT to this process, as a terminal sends it."""
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(30)
+    raise AssertionError("SIGINT did not interrupt the command")
+
+
+@pytest.mark.parametrize(("command", "target"), [
+    (SMALL, (cli, "run_job")),
+    (["kernel", "--data", "sphere", "--n", "8", "--d", "3"], (cli, "run_kernel_job")),
+    (["threshold", "--n", "8", "--d", "3", "--seeds", "1", "--max-width", "8", "-q"],
+     ("aedyn.threshold", "least_widths")),
+    (["reproduce", "--quick", "--out", "{tmp}/report", "-q"], ("aedyn.report", "reproduce")),
+], ids=["train", "kernel", "threshold", "reproduce"])
+def test_sigint_says_interrupted_and_exits_130(tmp_path, capsys, monkeypatch, command, target):
+    """Every command: Ctrl-C ends it with the one line 'interrupted' on stderr and exit code 130
+    (typer alone would exit 130 saying nothing), and the previous SIGINT handler is restored."""
+    module, name = target
+    if isinstance(module, str):
+        import importlib
+
+        module = importlib.import_module(module)
+    monkeypatch.setattr(module, name, _interrupt)
+    before = signal.getsignal(signal.SIGINT)
+    code, stdout, err = run_cli([a.replace("{tmp}", str(tmp_path)) for a in command], capsys)
+    assert code == 130 and err.strip() == "interrupted" and stdout == ""
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_sigterm_during_training_leaves_no_file(tmp_path):
     out = tmp_path / "run.json"
     proc = subprocess.Popen([sys.executable, "-m", "aedyn.cli", "train", "--data", "sphere", "--n", "64", "--d", "16",

@@ -655,21 +655,34 @@ class _Terminated(BaseException):
     """SIGTERM, raised in the main thread so ``finally`` blocks (temporary files) run."""
 
 
+class _Interrupted(BaseException):
+    """SIGINT (Ctrl-C), raised in the main thread so ``finally`` blocks run. Not a
+    ``KeyboardInterrupt``: click and typer catch that inside the command and end it with a bare exit
+    code (typer: 130 and nothing said; click: an empty line), before :func:`run` could say why."""
+
+
 @contextmanager
 def _terminate_cleanly() -> Iterator[None]:
-    """Turn SIGTERM into :class:`_Terminated` while a command runs (main thread only)."""
-    def handler(signum: int, frame: Any) -> None:
+    """Turn SIGTERM into :class:`_Terminated` and SIGINT into :class:`_Interrupted` while a command
+    runs (main thread only)."""
+    def terminated(signum: int, frame: Any) -> None:
         raise _Terminated
 
+    def interrupted(signum: int, frame: Any) -> None:
+        raise _Interrupted
+
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, terminated)}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where Ctrl-C is ignored (nohup, &)
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupted)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -696,7 +709,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except _Terminated:
         err.print("terminated", highlight=False)
         return EXIT_TERMINATED
-    except KeyboardInterrupt:
+    except (_Interrupted, KeyboardInterrupt):
         err.print("interrupted", highlight=False)
         return EXIT_INTERRUPTED
     except Exception as exc:
