@@ -479,6 +479,15 @@ def test_zero_decoder_movement_is_reported_as_absolute(capsys, tmp_path):
     assert all(v is None for v in metrics["weight_change_V"][1:]) and metrics["weight_distance_V"][-1] > 0
 
 
+def test_movement_from_tiny_weights_is_printed_finite(capsys):
+    """--kappa 1e-200: ||W0|| underflows if squared unscaled; the printed ratio is a finite ~1e199."""
+    code, stdout, _ = run_cli(["train", "--data", "sphere", "--n", "8", "--d", "4", "--width", "16", "--steps", "10",
+                               "--kappa", "1e-200", "-q"], capsys)
+    movement = next(line for line in stdout.splitlines() if line.startswith("movement"))
+    ratio = float(re.search(r"\|\|W-W0\|\|/\|\|W0\|\| = (\S+?),", movement).group(1))
+    assert code == 0 and 1e150 < ratio < 1e250
+
+
 def test_target_zero_reports_the_rounding_floor(capsys):
     code, stdout, _ = run_cli(["train", "--data", "sphere", "--n", "8", "--d", "4", "--width", "256",
                                "--regime", "weak", "--steps", "12000", "--target", "0", "-q"], capsys)
