@@ -359,8 +359,8 @@ def _interrupt(*args, **kwargs):
 
 
 @pytest.mark.parametrize(("command", "target"), [
-    (SMALL, (cli, "run_job")),
-    (["kernel", "--data", "sphere", "--n", "8", "--d", "3"], (cli, "run_kernel_job")),
+    (SMALL, ("aedyn.job", "run_job")),
+    (["kernel", "--data", "sphere", "--n", "8", "--d", "3"], ("aedyn.job", "run_kernel_job")),
     (["threshold", "--n", "8", "--d", "3", "--seeds", "1", "--max-width", "8", "-q"],
      ("aedyn.threshold", "least_widths")),
     (["reproduce", "--quick", "--out", "{tmp}/report", "-q"], ("aedyn.report", "reproduce")),
