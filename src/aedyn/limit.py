@@ -21,7 +21,7 @@ never a silent NaN. The default ``rcond`` is ``n * eps`` of the working dtype (N
 float32 kernel with a duplicated sample is caught as singular where ``1e-12`` would not be.
 
 The tied network has no prediction here: its output at initialisation grows like ``sqrt(m)``
-(SPEC.md, "Weight tying"), so gradient descent moves its weights by ``O(1)`` of their size and
+(docs/math/tied.md), so gradient descent moves its weights by ``O(1)`` of their size and
 training cannot stay in the lazy, linearised regime these predictions describe.
 """
 
