@@ -367,6 +367,7 @@ SLOTS: dict[str, tuple[Callable[[Any], Any], frozenset[str], np.ndarray]] = {
     "jvp tangent.V": (lambda t: aedyn.jvp(P, X, "joint", Tangent(T_W, t)), ALL - {"3-D", "empty"}, T_V),
     "train X": (lambda x: aedyn.train(x, P, "joint", lr=0.1, steps=2), ALL, GOOD),
     "train_batch X": (lambda x: aedyn.train_batch(x, PB, "joint", lr=0.1, steps=2), ALL - {"3-D"}, GOOD),
+    "safe_radius X": (lambda x: aedyn.safe_radius(P, x), NOT_3D, GOOD),  # a minimum over samples: none refused
     "NTKOperator X": (lambda x: NTKOperator(P, x, "joint"), ALL, GOOD),
     "NTKOperator @ v": (lambda v: OP @ v, ALL - {"3-D", "nan", "inf", "nan torch", "-inf torch"}, COT),
     "ntk_dense X": (lambda x: ntk_dense(P, x, "joint"), ALL, GOOD),
@@ -509,8 +510,29 @@ def test_functions_refuse_things_that_are_not_params() -> None:
         one_line_error(lambda p=params: aedyn.forward(p, X, "joint"), match="Params")
         one_line_error(lambda p=params: aedyn.train(X, p, "joint", lr=0.1, steps=1), match="Params")
         one_line_error(lambda p=params: NTKOperator(p, X, "joint"), match="Params")
+    for params in (None, "W", (P.W, P.V)):
+        one_line_error(lambda p=params: aedyn.safe_radius(p, X), match="Params")
+        one_line_error(lambda p=params: aedyn.jvp(p, X, "joint", Tangent(T_W, T_V)), match="Params")
     one_line_error(lambda: aedyn.forward(P_TIED, X, "joint"), match="decoder")
     one_line_error(lambda: ntk_drift(OP, P), match="NTKOperator")
+
+
+@pytest.mark.parametrize(("loss", "match"), [(np.ones((4, 3)), "1-D"), ("abc", "loss"), (["1", "2", "3"], "loss"),
+                                           (np.float64(1.0), "1-D"), (None, "loss"), ([[1.0], [2.0, 3.0]], "loss")],
+                         ids=["2-D", "string", "strings", "scalar", "None", "ragged"])
+def test_fit_linear_rate_refuses_what_is_not_a_loss_history(loss: Any, match: str) -> None:
+    one_line_error(lambda: aedyn.fit_linear_rate(loss), match=match)
+
+
+def test_fit_linear_rate_checks_its_window() -> None:
+    for start, stop, match in ((-1, None, "start"), (None, 1.5, "stop"), ("0", None, "start")):
+        one_line_error(lambda a=start, b=stop: aedyn.fit_linear_rate(np.ones(8), a, b), match=match)
+
+
+@pytest.mark.parametrize("job", [None, "kernel", {"regime": "joint"}], ids=["None", "str", "dict"])
+def test_job_runners_refuse_what_is_not_a_job(job: Any) -> None:
+    one_line_error(lambda: aedyn.run_kernel_job(job), match="KernelJob")
+    one_line_error(lambda: aedyn.run_job(job), match="TrainJob")
 
 
 def test_memorisation_with_a_map_that_returns_nan() -> None:

@@ -56,6 +56,19 @@ def test_a_wide_network_certifies(wide):
     assert all(c.line.endswith(": holds") for c in cert.checks)
 
 
+def test_a_run_of_no_step_has_a_vacuous_certificate(wide):
+    """With no step taken nothing is checked along the run: the certificate says it is vacuous (its
+    verdict, its record) rather than that every invariant held; a run that stepped is not vacuous."""
+    _, result, _ = _run(regime="weak", width=64, steps=0)
+    cert = result.certificate
+    assert cert.vacuous and cert.steps == 0
+    assert cert.verdict.startswith("vacuous") and "nothing is certified" in cert.verdict
+    assert "every invariant" not in cert.verdict and cert.lines()[-1] == cert.verdict
+    record = cert.to_dict()
+    assert record["vacuous"] is True and record["verdict"] == cert.verdict
+    assert not wide[1].certificate.vacuous and wide[1].certificate.to_dict()["vacuous"] is False
+
+
 def test_a_narrow_weak_network_fails_on_its_singular_kernel():
     _, result, _ = _run(regime="weak", width=4, steps=200)  # m d = 16 < n d = 32: rank-deficient NTK
     cert = result.certificate

@@ -70,6 +70,16 @@ def test_train_certify_prints_each_invariant_and_the_verdict(tmp_path, capsys):
     assert "certificate" not in stdout
 
 
+def test_train_certify_with_no_step_says_the_certificate_is_vacuous(tmp_path, capsys):
+    out = tmp_path / "run.json"
+    code, stdout, _ = run_cli([*SMALL, "--steps", "0", "--certify", "--out", str(out)], capsys)
+    assert code == 0 and "vacuous" in stdout and "nothing is certified" in stdout
+    assert "every invariant" not in stdout
+    assert not any(line.rstrip().endswith(("holds", "FAILS")) for line in stdout.splitlines())
+    assert stdout.count("not checked (no step taken)") == 3
+    assert json.loads(out.read_text())["certificate"]["vacuous"] is True
+
+
 def test_existing_output_is_not_overwritten(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run.json"
     out.write_text("precious")
@@ -205,6 +215,14 @@ def test_kernel_tied_reports_the_finite_width_ntk(capsys, monkeypatch):
     assert "no infinite-width" not in stdout
 
 
+def test_kernel_tied_without_width_is_refused(capsys, monkeypatch):
+    """Without --width there is nothing to compute for tied (no n x n infinite-width kernel): one line
+    saying --width is needed, exit 2, nothing computed."""
+    no_training(monkeypatch)
+    code, stdout, err = run_cli(["kernel", "--regime", "tied", "--data", "sphere", "--n", "8", "--d", "3"], capsys)
+    assert code == 2 and "--width" in err and "tied" in err and one_error_line(err) and stdout == ""
+
+
 def test_kernel_bad_input(capsys, monkeypatch):
     code, _, err = run_cli(["kernel", "--data", "sphere", "--n", "8", "--d", "3", "--width", "0"], capsys)
     assert code == 2 and "width must be a positive integer" in err
@@ -254,6 +272,21 @@ def test_out_onto_the_data_file_is_refused_even_with_force(tmp_path, capsys, mon
     before = data.read_bytes()
     code, _, err = run_cli(["train", "--data", str(data), "--out", str(data), "--force", "-q"], capsys)
     assert code == 2 and "destroy the input" in err and data.read_bytes() == before
+
+
+@pytest.mark.parametrize("flag", ["--out", "--save-params"])
+def test_force_never_replaces_a_pipe_or_a_link(tmp_path, capsys, monkeypatch, flag):
+    """--force replaces regular files only: a named pipe or a symbolic link in its place is refused by
+    name, before any work, and stays what it was (the link's target untouched)."""
+    no_training(monkeypatch)
+    fifo, target, link = tmp_path / "pipe", tmp_path / "mine.npz", tmp_path / "link.npz"
+    os.mkfifo(fifo)
+    target.write_text("precious")
+    link.symlink_to(target)
+    for path, kind in ((fifo, "named pipe"), (link, "symbolic link")):
+        code, stdout, err = run_cli([*SMALL, "--steps", "5", flag, str(path), "--force"], capsys)
+        assert code == 2 and kind in err and "regular files only" in err and one_error_line(err) and stdout == ""
+    assert fifo.is_fifo() and link.is_symlink() and target.read_text() == "precious"
 
 
 def test_kernel_outputs_follow_the_same_rules(tmp_path, capsys, monkeypatch):
@@ -316,6 +349,35 @@ def wait_until_busy(pid: int, cpu_seconds: float, timeout: float = 120.0) -> Non
             return
         time.sleep(0.05)
     raise AssertionError(f"process {pid} did not start working within {timeout} s")
+
+
+def _interrupt(*args, **kwargs):
+    """Ctrl-C while the library works: SIGINT to this process, as a terminal sends it."""
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(30)
+    raise AssertionError("SIGINT did not interrupt the command")
+
+
+@pytest.mark.parametrize(("command", "target"), [
+    (SMALL, ("aedyn.job", "run_job")),
+    (["kernel", "--data", "sphere", "--n", "8", "--d", "3"], ("aedyn.job", "run_kernel_job")),
+    (["threshold", "--n", "8", "--d", "3", "--seeds", "1", "--max-width", "8", "-q"],
+     ("aedyn.threshold", "least_widths")),
+    (["reproduce", "--quick", "--out", "{tmp}/report", "-q"], ("aedyn.report", "reproduce")),
+], ids=["train", "kernel", "threshold", "reproduce"])
+def test_sigint_says_interrupted_and_exits_130(tmp_path, capsys, monkeypatch, command, target):
+    """Every command: Ctrl-C ends it with the one line 'interrupted' on stderr and exit code 130
+    (typer alone would exit 130 saying nothing), and the previous SIGINT handler is restored."""
+    module, name = target
+    if isinstance(module, str):
+        import importlib
+
+        module = importlib.import_module(module)
+    monkeypatch.setattr(module, name, _interrupt)
+    before = signal.getsignal(signal.SIGINT)
+    code, stdout, err = run_cli([a.replace("{tmp}", str(tmp_path)) for a in command], capsys)
+    assert code == 130 and err.strip() == "interrupted" and stdout == ""
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_sigterm_during_training_leaves_no_file(tmp_path):
@@ -482,6 +544,15 @@ def test_zero_decoder_movement_is_reported_as_absolute(capsys, tmp_path):
     assert code == 0 and "||V-V0||/||V0|| undefined (V0 = 0), ||V-V0|| = " in stdout
     metrics = json.loads(out.read_text())["metrics"]
     assert all(v is None for v in metrics["weight_change_V"][1:]) and metrics["weight_distance_V"][-1] > 0
+
+
+def test_movement_from_tiny_weights_is_printed_finite(capsys):
+    """--kappa 1e-200: ||W0|| underflows if squared unscaled; the printed ratio is a finite ~1e199."""
+    code, stdout, _ = run_cli(["train", "--data", "sphere", "--n", "8", "--d", "4", "--width", "16", "--steps", "10",
+                               "--kappa", "1e-200", "-q"], capsys)
+    movement = next(line for line in stdout.splitlines() if line.startswith("movement"))
+    ratio = float(re.search(r"\|\|W-W0\|\|/\|\|W0\|\| = (\S+?),", movement).group(1))
+    assert code == 0 and 1e150 < ratio < 1e250
 
 
 def test_target_zero_reports_the_rounding_floor(capsys):

@@ -195,7 +195,7 @@ def flipped(raw: bytes, at: int) -> bytes:
 
 def huge_npy_header() -> bytes:
     buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": (2**47,)})
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": (2**40, 2**7)})
     return buf.getvalue() + bytes(64)
 
 
@@ -207,7 +207,8 @@ _RANDOM = b"\xff\xfe" + _RANDOM[2:]  # not UTF-8, not any magic number
 FILE_CASES = [
     ("trunc.npy", _GOOD_NPY[:-5], r"truncated or corrupt \(mmap length is greater than file size\)"),
     ("trunchead.npy", _GOOD_NPY[:20], "truncated or corrupt"),
-    ("obj.npy", npy_bytes(np.array([1, "a"], dtype=object)), "truncated or corrupt .*Python objects"),
+    ("obj.npy", npy_bytes(np.array([[1, "a"]], dtype=object)),
+     r"obj.npy holds Python objects \(dtype object\), not numbers; aedyn reads numeric arrays only"),
     ("zip.npy", _GOOD_NPZ, "is a .npz archive, not a .npy array; rename it to .npz"),
     ("npy.npz", _GOOD_NPY, "is a .npy array, not a .npz archive; rename it to .npy"),
     ("trunc.npz", _GOOD_NPZ[: len(_GOOD_NPZ) // 2], r"truncated or corrupt .npz archive \(File is not a zip file\)"),
@@ -217,10 +218,11 @@ FILE_CASES = [
      r"\['a'\] cannot be read \(damaged header: TokenError\)"),
     ("header.npy", _GOOD_NPY.replace(b"'shape'", b"'sh\x9dpe"), "truncated or corrupt"),
     ("cut.npz", zip_bytes({"a.npy": _GOOD_NPY[:-8]}), r"\['a'\] cannot be read \(EOF"),
-    ("objects.npz", npz_bytes(a=np.array([1, "a"], dtype=object)), r"\['a'\] cannot be read .*Object arrays"),
+    ("objects.npz", npz_bytes(a=np.array([[1, "a"]], dtype=object)),
+     r"\['a'\] holds Python objects \(dtype object\), not numbers; aedyn reads numeric arrays only"),
     ("none.npz", zip_bytes({}), "holds no arrays"),
     ("text.npz", zip_bytes({"notes.txt": b"hello"}), r"\['notes.txt'\] is not a NumPy array"),
-    ("huge.npz", zip_bytes({"a.npy": huge_npy_header()}), "too large for memory; draw a subset with --n"),
+    ("huge.npz", zip_bytes({"a.npy": huge_npy_header()}), "too large for memory.*draw a subset with --n"),
     ("gz-ubyte.gz", gzip.compress(b"\x00\x00\x08\x02" + b"\x00" * 20)[:-6], "damaged gzip file"),
     ("junkgz-ubyte.gz", b"\x1f\x8b" + bytes(30), "damaged gzip file"),
     ("nodim-ubyte", b"\x00\x00\x08\x00", "truncated or corrupt: its header declares 0 dimensions"),
@@ -240,6 +242,66 @@ def test_unreadable_files_are_one_line_errors(tmp_path, name, content, match):
     text = fails(match, read_file, tmp_path / name)
     assert name in text
     fails(match, load_data, str(tmp_path / name))
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_npz_reads_only_the_rows_asked_for_and_refuses_what_would_not_fit(tmp_path, monkeypatch, order):
+    """A compressed .npz whose array is far larger than its file: its header is read first. With --n
+    only those rows are kept as the array is decompressed a chunk at a time (peak memory a fraction
+    of the array), the same rows a .npy gives; the whole array, when it would not fit in the memory
+    available, is refused before anything is decompressed. (Fortran order has no rows to stream: it
+    is read whole, so it must fit.)"""
+    import tracemalloc
+
+    X = np.tile(np.random.default_rng(0).standard_normal((31, 64)), (3130, 1))  # 97030 x 64: 47 MiB
+    path, flat = tmp_path / "big.npz", tmp_path / "big.npy"
+    np.savez_compressed(path, x=np.asfortranarray(X) if order == "F" else X)
+    np.save(flat, X)
+    del X
+    assert path.stat().st_size < 5 * 2**20
+    assert expected_shape(str(path), n=100) == (100, 64)
+    monkeypatch.setattr(data, "available_memory", lambda device="cpu": 24 * 2**20)
+    tracemalloc.start()
+    try:
+        if order == "C":
+            got, _ = caught(load_data, str(path), n=100, seed=3)
+            _, peak = tracemalloc.get_traced_memory()
+            assert peak < 16 * 2**20, peak
+            want, _ = caught(load_data, str(flat), n=100, seed=3)
+            assert torch.equal(got, want)
+        tracemalloc.reset_peak()
+        fails(r"big.npz\['x'\] is too large for memory: 97030 x 64 values of float64 take 47.4 MiB and 24 MiB is "
+              "available; draw a subset with --n", load_data, str(path))
+        fails(r"big.npz\['x'\] is too large for memory", read_file, path)
+        if order == "F":
+            fails(r"big.npz\['x'\] is too large for memory", load_data, str(path), n=100)
+        _, peak = tracemalloc.get_traced_memory()
+        assert peak < 2**20, peak  # refused from the header: nothing was decompressed
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_npy_that_cannot_be_mapped_is_a_memory_error_not_a_permission_one(tmp_path):
+    """An 8 GB .npy (sparse on disk) under an address-space limit (ulimit -v): mapping it fails with
+    ENOMEM, which is reported as memory, not as an unreadable file."""
+    big = tmp_path / "big.npy"
+    with big.open("wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 1000)})
+        fh.truncate(fh.tell() + 8 * 10**9)
+    script = textwrap.dedent(f"""
+        import re, resource
+        from aedyn.data import load_data
+        from aedyn.errors import AedynError
+        used = int(re.search(r"VmSize:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (used + 2**31, resource.RLIM_INFINITY))
+        try:
+            load_data({str(big)!r}, n=10)
+        except AedynError as exc:
+            print(exc)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "out of memory (or of address space" in out.stdout and "permissions" not in out.stdout, out.stdout
 
 
 def write_idx(path, arr: np.ndarray, code: int = 0x08, compress: bool = False) -> None:
@@ -434,7 +496,8 @@ def test_expected_shape_matches_load_data(tmp_path):
         ("digits", {"classes": [9], "n": 7}, (7, 64)),
         (files["m.npy"], {}, (30, 6)),
         (files["m.npy"], {"n": 4}, (4, 6)),
-        (files["m.npz"], {}, None),
+        (files["m.npz"], {}, (4, 4)),
+        (files["m.npz"], {"n": 3}, (3, 4)),
         (files["m.csv"], {}, None),
         (np.eye(3) + 1, {}, None),
     ]

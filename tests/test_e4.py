@@ -173,7 +173,7 @@ def test_error_falls_like_m_to_the_minus_half(tiny):
 
 
 def _arccos_kernels(A: np.ndarray, B: np.ndarray, same: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """K0 and K1 of SPEC.md for unit rows, with plain arccos (an independent implementation); with
+    """K0 and K1 of docs/math/infinite-width.md for unit rows, with plain arccos (an independent implementation); with
     ``same`` (``A`` is ``B``) the angle of a row with itself is 0 exactly, where ``arccos`` of a
     rounded 1 would be off by ~1e-8."""
     c = np.clip(A @ B.T, -1.0, 1.0)

@@ -49,6 +49,32 @@ def test_write_is_exclusive_unless_forced(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def _special_outputs(tmp_path) -> dict[str, object]:
+    """A named pipe and symbolic links (to a file and dangling) where an output would go."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    target = tmp_path / "target.json"
+    target.write_text("mine")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to(tmp_path / "nowhere.json")
+    return {"named pipe": fifo, "symbolic link": link, "dangling": dangling}
+
+
+@pytest.mark.parametrize("kind", ["named pipe", "symbolic link", "dangling"])
+def test_force_replaces_regular_files_only(tmp_path, kind):
+    path = _special_outputs(tmp_path)[kind]
+    what = "named pipe" if kind == "named pipe" else "symbolic link"
+    with pytest.raises(OutputExistsError, match=rf"is a {what}.*regular files only"):
+        check_outputs({"--out": path}, force=True)
+    with pytest.raises(OutputExistsError, match=rf"is a {what}.*regular files only"):
+        write_json(path, {"x": 1}, force=True)
+    assert path.is_symlink() if kind != "named pipe" else path.is_fifo()
+    assert (tmp_path / "target.json").read_text() == "mine"
+    assert leftovers(tmp_path) == []
+
+
 def test_written_file_has_the_usual_permissions(tmp_path):
     """mkstemp creates 0600 files; the result must get 0666 minus the umask like any new file."""
     old = os.umask(0o022)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -226,6 +227,21 @@ def test_zero_decoder_relative_movement_is_undefined_not_huge():
     np.testing.assert_allclose(r.metrics["weight_distance_V"][-1], float((r.params.V - r.init.V).norm()), rtol=1e-12)
 
 
+@pytest.mark.parametrize("kappa", [1e-200, 1e-300])
+def test_movement_of_tiny_weights_is_finite_and_right(kappa):
+    """Encoder weights near 1e-200 (whose squares underflow) that move by O(1): the relative movement
+    ~1e200 is finite, and equals a float64 reference taken by math.hypot (scaled, no under- or
+    overflow), as do the distance and the largest neuron's movement."""
+    X = sphere(8, 4, seed=1)
+    r = train(X, init_params(4, 16, seed=2, kappa=kappa), "joint", lr=0.5, steps=10, record_every=5)
+    W, W0 = r.params.W.numpy(), r.init.W.numpy()
+    distance = math.hypot(*(W - W0).ravel())
+    assert np.isfinite(r.metrics["weight_change_W"]).all() and r.final("weight_change_W") > 1e100
+    assert r.final("weight_change_W") == pytest.approx(distance / math.hypot(*W0.ravel()), rel=1e-12)
+    assert r.final("weight_distance_W") == pytest.approx(distance, rel=1e-12)
+    assert r.final("max_neuron_change_W") == pytest.approx(max(math.hypot(*w) for w in W - W0), rel=1e-12)
+
+
 def test_overflow_at_initialisation_is_an_error_not_a_divergence():
     X = sphere(6, 3, seed=0)
     with pytest.raises(AedynError, match="overflows at initialisation"):
@@ -252,3 +268,15 @@ def test_zero_initial_loss_converges_at_once():
     r = train(X, p, "joint", lr=0.1, steps=10)
     assert r.status == "converged" and r.steps == 0 and "already zero" in r.message
     assert r.relative_loss.tolist() == [0.0]
+
+
+def test_inputs_that_require_grad_are_accepted():
+    """Data and parameters carrying autograd history (requires_grad=True) train like plain ones:
+    gradient descent here is exact, so their history is dropped, not followed."""
+    X = sphere(6, 3, seed=1)
+    p = init_params(3, 32, seed=2)
+    plain = train(X, p, "joint", lr=0.5, steps=5)
+    W, V = p.W.clone().requires_grad_(True), p.V.clone().requires_grad_(True)
+    graded = train(X.clone().requires_grad_(True), Params(W, V, p.alpha), "joint", lr=0.5, steps=5)
+    np.testing.assert_allclose(graded.loss, plain.loss, rtol=1e-12)
+    assert not graded.params.W.requires_grad and W.grad is None

@@ -96,7 +96,7 @@ def test_ntk_metrics_are_recorded_for_every_network():
 
 
 def plain_descent(X, p, regime, eta, *, steps, target, record_every=5, divergence_factor=1e3):
-    """The rule of SPEC.md as a plain loop, independent of the engine: theta <- theta - eta grad with
+    """The rule of docs/math/model.md as a plain loop, independent of the engine: theta <- theta - eta grad with
     model.gradients; stop at the first k with L(k) not finite or > divergence_factor L(0)
     (diverged), or L(k) <= target L(0) (converged), comparing Python floats; metrics at every
     record_every-th step and at the stop."""

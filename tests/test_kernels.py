@@ -397,3 +397,22 @@ def test_tied_finite_width_error_falls_like_inverse_sqrt_width():
                              / T.norm()) for s in range(6)]) for m in widths]
     slope = np.polyfit(np.log(widths), np.log(errors), 1)[0]
     assert -0.7 < slope < -0.3, (slope, errors)
+
+
+@pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
+def test_half_precision_inputs_compute_in_float64(half):
+    """float16 and bfloat16 inputs are accepted wherever float64 ones are (validate, forward and train
+    already take them): every kernel computes in float64 on the same numbers, as NumPy float16 does."""
+    from aedyn.kernels import TiedNTKLimit, init_output_kernel
+    from aedyn.limit import NTKPredictor
+
+    X = sphere(6, 3, seed=5).to(half)
+    X64 = X.double()
+    R = torch.linspace(-1, 1, 18, dtype=torch.float64).reshape(6, 3)
+    for compute in (k0, k1, lambda Z: regime_kernel(Z, "joint", kappa=KAPPA, nu=NU),
+                    lambda Z: regime_kernel(Z, "tied"), lambda Z: init_output_kernel(Z, kappa=KAPPA, nu=NU),
+                    lambda Z: TiedNTKLimit(Z) @ R, lambda Z: NTKPredictor(Z, "joint")(Z)):
+        out = compute(X)
+        assert out.dtype == torch.float64
+        torch.testing.assert_close(out, compute(X64), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(k0(X.numpy() if half == torch.float16 else X), k0(X64), rtol=1e-12, atol=1e-12)

@@ -220,6 +220,19 @@ def test_memorisation_fates():
     assert identity.iterate_nearest.shape == (4, 1)
 
 
+def test_memorisation_accepts_inputs_and_maps_that_require_grad():
+    """Held-out inputs, training data and a map's outputs that carry autograd history are measured
+    like plain ones (the measures are numbers, read into NumPy)."""
+    X = sphere(6, 3, seed=1)
+    Z = sphere(4, 3, seed=2)
+    scale = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    graded = memorisation(lambda z: scale * z, Z.clone().requires_grad_(True), X.clone().requires_grad_(True),
+                          iterations=3)
+    plain = memorisation(lambda z: 0.5 * z, Z, X, iterations=3)
+    np.testing.assert_allclose(graded.nearest_distance, plain.nearest_distance, rtol=1e-12)
+    assert graded.fate == plain.fate
+
+
 def test_memorisation_measure_sees_the_representer_property():
     """With f_0 ≡ 0 a converged kernel predictor is ``k(x, X) C`` with ``C`` a combination of the
     training samples (the representer theorem), so every output lies in their span, whatever

@@ -20,7 +20,7 @@ from aedyn.sweep import result_row, run_id
 
 
 def _network_output(W, V, X, alpha):
-    """The autoencoder written out on its own (SPEC.md, "Model"): ``alpha * relu(X W^T) V^T``."""
+    """The autoencoder written out on its own (docs/math/model.md): ``alpha * relu(X W^T) V^T``."""
     return alpha * torch.relu(X @ W.mT) @ V.mT
 
 

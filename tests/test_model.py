@@ -16,6 +16,7 @@ import torch
 
 from aedyn.data import sphere
 from aedyn.errors import AedynError
+from aedyn.gd import train
 from aedyn.model import (
     REGIMES,
     Params,
@@ -247,6 +248,19 @@ def test_wrong_input_dimension_and_missing_decoder():
         forward(p, torch.ones(2, 3, dtype=torch.float64), "joint")
     with pytest.raises(AedynError, match="needs a decoder"):
         forward(init_params(4, 8, regime="tied"), torch.ones(2, 4), "joint")
+
+
+def test_tied_refuses_a_decoder_of_its_own(small_X):
+    """Tied networks use V = W^T (init_params gives them no V): parameters that carry a V are refused
+    in the tied regime, whether or not it equals W^T, rather than having it silently ignored."""
+    p = init_params(5, 9, regime="tied", seed=4)
+    other = init_params(5, 9, regime="joint", seed=4)
+    for V in (other.V, p.W.T.clone()):
+        carrying = Params(p.W, V, p.alpha)
+        for call in (lambda q: forward(q, small_X, "tied"), lambda q: gradients(q, small_X, "tied"),
+                     lambda q: train(small_X, q, "tied", lr=0.1, steps=1)):
+            with pytest.raises(AedynError, match=r"tied' uses V = W\^T.*Params\(W, None, alpha\)"):
+                call(carrying)
 
 
 def test_numpy_input_accepted():

@@ -1,4 +1,4 @@
-"""Random streams: one user seed, independent data and initialisation (SPEC.md, "Model")."""
+"""Random streams: one user seed, independent data and initialisation (docs/math/model.md, "Initialisation")."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Independent random streams from one user-facing seed.
 
 Two generators seeded with the same integer give the same draws, so seeding the data and the
-initialisation with one number would make ``w_r`` a multiple of ``x_r`` (SPEC.md, "Model"). Every
+initialisation with one number would make ``w_r`` a multiple of ``x_r`` (docs/math/model.md, "Initialisation"). Every
 random draw in aedyn therefore comes from a stream named by its purpose::
 
     stream(seed, purpose) = SeedSequence(seed, spawn_key=(PURPOSES[purpose],))

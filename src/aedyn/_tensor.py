@@ -47,17 +47,20 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def as_tensor(x: Any, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None,
-              name: str = "input", finite: bool = False) -> torch.Tensor:
+              name: str = "input", finite: bool = False, detach: bool = False) -> torch.Tensor:
     """NumPy array, torch tensor, NumPy/Python scalar or nested sequence -> real floating tensor.
 
-    The one conversion path of the library: integer and boolean data become float64, floating
-    tensors keep their dtype unless ``dtype`` is given, NumPy arrays of any byte order and any
-    real dtype are accepted (float16 and long double become float64). Ragged sequences, strings,
-    objects and complex numbers are an :class:`AedynError`; so is NaN or inf when ``finite``.
-    No copy is made when the input already has the requested dtype and device.
+    The one conversion path of the library: integer and boolean data become float64, float32 and
+    float64 keep their dtype unless ``dtype`` is given, and every other real dtype becomes float64
+    (float16, bfloat16 and long double, NumPy or torch alike), so a half-precision input computes
+    wherever a float64 one does. NumPy arrays of any byte order are accepted. Ragged sequences,
+    strings, objects and complex numbers are an :class:`AedynError`; so is NaN or inf when
+    ``finite``. ``detach`` drops a tensor's autograd history (``requires_grad=True`` inputs of the
+    computations that leave autograd: training, measures read into NumPy). No copy is made when
+    the input already has the requested dtype and device.
     """
     if isinstance(x, torch.Tensor):
-        t = x
+        t = x.detach() if detach else x
         if t.is_complex() or not (t.is_floating_point() or t.dtype in _TORCH_INTEGERS):
             raise AedynError(f"{name} must hold real numbers; got a tensor of dtype {t.dtype}")
     else:
@@ -74,7 +77,7 @@ def as_tensor(x: Any, *, dtype: torch.dtype | None = None, device: torch.device 
         elif not arr.flags.writeable:  # e.g. a memory-mapped file: torch needs memory it may write
             arr = arr.copy()
         t = torch.from_numpy(arr if arr.flags.c_contiguous else np.ascontiguousarray(arr))
-    target = dtype if dtype is not None else (t.dtype if t.is_floating_point() else torch.float64)
+    target = dtype if dtype is not None else (t.dtype if t.dtype in DTYPES.values() else torch.float64)
     out = t.to(device=device if device is not None else t.device, dtype=target)
     if finite and out.numel() and not bool(torch.isfinite(out).all()):
         raise AedynError(f"{name} contains NaN or inf; pass finite numbers")

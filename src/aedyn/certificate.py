@@ -32,7 +32,9 @@ against what the run actually did:
    proofs' pattern argument only. The decoder regime moves no encoder: no pattern can flip, and
    the check holds (its measured value is NaN).
 
-The certificate says "inside the NTK regime" only when all three hold.
+The certificate says "inside the NTK regime" only when all three hold. A run that took no step
+(``steps = 0``) checks nothing: every invariant then holds trivially, and its certificate says it
+is **vacuous** instead.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class Check:
 
 @dataclass(frozen=True)
 class Certificate:
-    """The checks of one run (:func:`certify`), and the numbers they used."""
+    """The checks of one run (:func:`certify`), the numbers they used, and the steps the run took."""
 
     regime: str
     checks: tuple[Check, ...]
@@ -87,17 +89,27 @@ class Certificate:
     kernel_checks: int
     safe_share: float | None
     pattern_flips: float | None
+    steps: int
 
     @property
     def inside(self) -> bool:
-        """Every invariant held: the run stayed inside the regime the theorem describes."""
+        """Every invariant held: the run stayed inside the regime the theorem describes (trivially,
+        when it is :attr:`vacuous`)."""
         return all(c.holds for c in self.checks)
+
+    @property
+    def vacuous(self) -> bool:
+        """The run took no step, so nothing was checked along it: the certificate certifies nothing."""
+        return self.steps == 0
 
     def check(self, name: str) -> Check:
         return next(c for c in self.checks if c.name == name)
 
     @property
     def verdict(self) -> str:
+        if self.vacuous:
+            return ("vacuous: the run took no step, so no invariant was checked along it (each holds only "
+                    "trivially); nothing is certified")
         if self.inside:
             return "inside the NTK regime: every invariant the convergence proofs rely on held along this run"
         failed = [c.name for c in self.checks if not c.holds]
@@ -111,6 +123,7 @@ class Certificate:
         out = asdict(self)
         out["checks"] = [asdict(c) for c in self.checks]
         out["inside"] = self.inside
+        out["vacuous"] = self.vacuous
         out["verdict"] = self.verdict
         return out
 
@@ -222,7 +235,8 @@ def certify(result: TrainResult, X: Any, *, window: int | None = None) -> Certif
     safe, share, flips = _safe_check(result, X, lam0, singular)
     checks.append(safe)
     return Certificate(regime=regime, checks=tuple(checks), lambda_min0=lam0, lambda_max0=lam_max0, eta=eta,
-                       window=used, kernel_checks=len(lam), safe_share=share, pattern_flips=flips)
+                       window=used, kernel_checks=len(lam), safe_share=share, pattern_flips=flips,
+                       steps=int(result.steps))
 
 
 def _kernel_check(lam: np.ndarray, lam0: float, lam_max0: float, singular: bool) -> Check:

@@ -302,10 +302,12 @@ def _print_summary(result: TrainResult, written: list[tuple[str, Path]], predict
                                         "describe"))
         else:
             for i, check in enumerate(cert.checks):
-                text = check.line.rpartition(": ")[0]
-                rows.append(("certificate" if i == 0 else "", f"{escape(text)}: "
-                             + ("[green]holds[/]" if check.holds else "[red]FAILS[/]")))
-            rows.append(("", f"[{'green' if cert.inside else 'red'}]{escape(cert.verdict)}[/]"))
+                held = "[green]holds[/]" if check.holds else "[red]FAILS[/]"
+                text = (f"{check.name}: [yellow]not checked[/] (no step taken)" if cert.vacuous
+                        else f"{escape(check.line.rpartition(': ')[0])}: {held}")
+                rows.append(("certificate" if i == 0 else "", text))
+            colour = "yellow" if cert.vacuous else "green" if cert.inside else "red"
+            rows.append(("", f"[{colour}]{escape(cert.verdict)}[/]"))
     rows.append(("wall time", f"{result.wall_time:.2f} s"))
     rows += [("wrote", f"{what} to {path}") for what, path in written]
     _print_rows(rows)
@@ -327,7 +329,8 @@ def kernel(
     key: KeyOpt = None,
     normalize: NormalizeOpt = True,
     width: Annotated[int | None, typer.Option("--width", "-m",
-                                              help="Also the finite-width NTK of one random network.")] = None,
+                                              help="Also the finite-width NTK of one random network "
+                                                   "(tied: needed, it has no n x n limit).")] = None,
     kappa: KappaOpt = 1.0,
     nu: NuOpt = 1.0,
     decoder_init: DecoderInitOpt = "gaussian",
@@ -746,21 +749,34 @@ class _Terminated(BaseException):
     """SIGTERM, raised in the main thread so ``finally`` blocks (temporary files) run."""
 
 
+class _Interrupted(BaseException):
+    """SIGINT (Ctrl-C), raised in the main thread so ``finally`` blocks run. Not a
+    ``KeyboardInterrupt``: click and typer catch that inside the command and end it with a bare exit
+    code (typer: 130 and nothing said; click: an empty line), before :func:`run` could say why."""
+
+
 @contextmanager
 def _terminate_cleanly() -> Iterator[None]:
-    """Turn SIGTERM into :class:`_Terminated` while a command runs (main thread only)."""
-    def handler(signum: int, frame: Any) -> None:
+    """Turn SIGTERM into :class:`_Terminated` and SIGINT into :class:`_Interrupted` while a command
+    runs (main thread only)."""
+    def terminated(signum: int, frame: Any) -> None:
         raise _Terminated
 
+    def interrupted(signum: int, frame: Any) -> None:
+        raise _Interrupted
+
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, terminated)}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where Ctrl-C is ignored (nohup, &)
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupted)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -793,7 +809,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except _Terminated:
         err.print("terminated", highlight=False)
         return EXIT_TERMINATED
-    except KeyboardInterrupt:
+    except (_Interrupted, KeyboardInterrupt):
         err.print("interrupted", highlight=False)
         return EXIT_INTERRUPTED
     except Exception as exc:

@@ -26,7 +26,7 @@ from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -35,8 +35,9 @@ from aedyn._check import check_count, check_int, check_seed
 from aedyn._names import SOURCES
 from aedyn._seed import numpy_generator, torch_generator
 from aedyn._tensor import as_tensor, resolve_device, resolve_dtype
-from aedyn.errors import AedynError, AedynWarning, first_line, is_out_of_memory
+from aedyn.errors import AedynError, AedynWarning, MemoryRefusal, first_line, is_out_of_memory
 from aedyn.files import describe_os_error
+from aedyn.resources import available_memory, format_bytes
 
 PARALLEL_TOL = 1e-9
 """Rows with ``|cos| > 1 - PARALLEL_TOL`` count as parallel."""
@@ -166,7 +167,10 @@ def read_file(path: str | Path, *, key: str | None = None) -> np.ndarray:
         arr = _open_file(path, key)
         if _format(path) == "idx":
             return arr.astype(np.float64)
-        return np.array(arr) if isinstance(arr, np.memmap) else arr
+        if isinstance(arr, np.memmap):
+            _check_room(arr.shape, arr.dtype, label)
+            return np.array(arr)
+        return arr
 
 
 def validate(X: Any, *, normalize: bool = True, dtype: str | torch.dtype = torch.float64,
@@ -183,7 +187,8 @@ def validate(X: Any, *, normalize: bool = True, dtype: str | torch.dtype = torch
     """
     dtype = resolve_dtype(dtype)
     source = as_tensor(X, name=name)
-    source_eps = torch.finfo(source.dtype).eps  # float32 data were made unit in float32: judge them so
+    stored = X.dtype if isinstance(X, torch.Tensor) and X.is_floating_point() else source.dtype
+    source_eps = torch.finfo(stored).eps  # float32 (or half) data were made unit in their dtype: judge them so
     X = source.detach().to(device="cpu", dtype=torch.float64)
     if X.ndim != 2:
         hint = " (a single sample? reshape it to 1 x d)" if X.ndim == 1 else ""
@@ -240,7 +245,8 @@ def check_source(source: str | Path | Any, *, n: int | None = None, d: int | Non
     in ``0..9``, with at most as many samples as those classes hold (``per_class``, instead of
     ``n``: at most as many as the smallest chosen class holds); ``classes`` belongs to
     ``digits`` and ``key`` to ``.npz`` files only; a file must exist, be a regular readable file
-    with a known suffix (a ``.npy`` header is read to check ``n`` and ``d``); in-memory data takes
+    with a known suffix (the header of a ``.npy`` file or of the ``.npz`` array, not its data, is
+    read to check ``n`` and ``d``); in-memory data takes
     none of ``n``, ``d``, ``classes``, ``key``. Raises :class:`AedynError`; returns ``None``.
     """
     check_seed(seed)
@@ -279,8 +285,9 @@ def check_source(source: str | Path | Any, *, n: int | None = None, d: int | Non
             _check_fits(per_class, smallest, "the smallest digit class")
     elif kind == "file":
         assert path is not None
-        if _format(path) == "npy":
-            rows, cols = _matrix_shape(_open_file(path, None), label)
+        header = _stored_header(path, key)
+        if header is not None:
+            rows, cols = _matrix_shape(header.shape, header.dtype, label)
             _check_columns(cols, d, label)
             if n is not None:
                 _check_fits(n, rows, label)
@@ -299,11 +306,12 @@ def expected_shape(source: str | Path | Any, *, n: int | None = None, d: int | N
                    classes: Sequence[int] | None = None, key: str | None = None,
                    per_class: int | None = None) -> tuple[int, int] | None:
     """The ``(rows, columns)`` that :func:`load_data` will return for these options, or ``None``
-    where that is not cheap to know (``.npz``, ``.csv``, IDX files and in-memory data).
+    where that is not cheap to know (``.csv``, IDX files and in-memory data).
 
     Nothing is loaded: ``sphere`` gives ``(n, d)``, ``digits`` ``(n or the samples of the chosen
-    classes, 64)``, a ``.npy`` file its header's rows (or ``n``) and the product of its other
-    dimensions. The options are checked with :func:`check_source` first.
+    classes, 64)``, a ``.npy`` file or the array of a ``.npz`` archive its header's rows (or
+    ``n``) and the product of its other dimensions. The options are checked with
+    :func:`check_source` first.
     """
     check_source(source, n=n, d=d, classes=classes, key=key, per_class=per_class)
     kind, path = _source_kind(source)
@@ -315,8 +323,9 @@ def expected_shape(source: str | Path | Any, *, n: int | None = None, d: int | N
         if per_class is not None:
             return (int(per_class) * (10 if chosen is None else len(chosen)), 64)
         return (_digit_total(chosen) if n is None else int(n), 64)
-    if path is not None and _format(path) == "npy":
-        rows, cols = _matrix_shape(_open_file(path, None), _label(path))
+    header = None if path is None else _stored_header(path, key)
+    if header is not None:
+        rows, cols = _matrix_shape(header.shape, header.dtype, _label(path))  # type: ignore[arg-type]
         return (rows if n is None else int(n), cols)
     return None
 
@@ -331,8 +340,10 @@ def load_data(source: str | Path | Any = "digits", *, n: int | None = None, d: i
     ``per_class``, ``classes``),
     a file path (optional ``n`` draws a seeded random subset of rows; ``key`` for ``.npz``), or an
     array/tensor already in memory. The options are checked first by :func:`check_source`. A
-    ``.npy`` file is memory-mapped, so ``n`` rows of a huge file are read without loading the rest;
-    the result is always an ordinary in-memory tensor. Every source goes through :func:`validate`.
+    ``.npy`` file is memory-mapped and a ``.npz`` array streamed, so ``n`` rows of a huge file are
+    read without holding the rest; rows that would not fit in the memory available are refused
+    before they are read. The result is always an ordinary in-memory tensor. Every source goes
+    through :func:`validate`.
     """
     check_source(source, n=n, d=d, seed=seed, classes=classes, key=key, per_class=per_class)
     kind, path = _source_kind(source)
@@ -453,29 +464,42 @@ def _subsample_index(total: int, n: int | None, seed: int, *, what: str) -> np.n
     return np.sort(numpy_generator(seed, "data").choice(total, size=n, replace=False))
 
 
-def _matrix_shape(arr: np.ndarray, label: str) -> tuple[int, int]:
-    """``(rows, columns)`` of ``arr`` read as one sample per leading index; checks it holds numbers."""
-    if arr.dtype.kind not in "biuf":
-        what = "complex numbers" if arr.dtype.kind == "c" else f"values of dtype {arr.dtype}"
+def _matrix_shape(shape: tuple[int, ...], dtype: np.dtype, label: str) -> tuple[int, int]:
+    """``(rows, columns)`` of an array of ``shape`` read as one sample per leading index; checks
+    that its ``dtype`` is numeric."""
+    if dtype.kind not in "biuf":
+        what = "complex numbers" if dtype.kind == "c" else f"values of dtype {dtype}"
         raise AedynError(f"{label} holds {what}, not real numbers; save a real numeric array")
-    if arr.ndim < 2:
-        got = "a single number" if arr.ndim == 0 else f"a 1-D array of {arr.shape[0]} values"
+    if len(shape) < 2:
+        got = "a single number" if not shape else f"a 1-D array of {shape[0]} values"
         raise AedynError(f"{label} holds {got}; data must be 2-D (n samples x d features): save it reshaped "
                          "to (-1, 1) for d = 1 or (1, -1) for one sample")
-    return int(arr.shape[0]), int(math.prod(arr.shape[1:]))
+    return int(shape[0]), int(math.prod(shape[1:]))
 
 
 def _load_file(path: Path, *, key: str | None, n: int | None, d: int | None, seed: int) -> np.ndarray:
-    """The rows of a data file as an in-memory ``rows x columns`` array (a seeded subset when ``n``)."""
+    """The rows of a data file as an in-memory ``rows x columns`` array (a seeded subset when ``n``).
+    A ``.npy`` or ``.npz`` array is judged by its header first: only the rows asked for are read
+    (memory-mapped, or streamed from the archive), after checking that they fit in memory."""
     label = _label(path)
-    arr = _open_file(path, key)
-    rows, cols = _matrix_shape(arr, label)
+    header = _stored_header(path, key)
+    if header is None:
+        arr = _open_file(path, key)
+        rows, cols = _matrix_shape(arr.shape, arr.dtype, label)
+        _check_columns(cols, d, label)
+        if n is not None:
+            arr = arr[_subsample_index(rows, n, seed, what=label)]
+        return arr.reshape(arr.shape[0], cols)
+    rows, cols = _matrix_shape(header.shape, header.dtype, label)
     _check_columns(cols, d, label)
-    if n is not None:
-        arr = arr[_subsample_index(rows, n, seed, what=label)]  # fancy indexing reads only those rows
-    if isinstance(arr, np.memmap) or isinstance(arr.base, np.memmap):
-        arr = np.array(arr)  # an ordinary in-memory copy; the file is read here
-    return arr.reshape(arr.shape[0], cols)
+    pick = None if n is None else _subsample_index(rows, n, seed, what=label)
+    shape = (rows if pick is None else len(pick), cols)
+    if _format(path) == "npz":
+        return _read_npz(path, key, pick).reshape(shape)
+    _check_room(shape, header.dtype, label)
+    arr = _read_npy(path)
+    arr = arr if pick is None else arr[pick]  # fancy indexing reads only those rows
+    return np.array(arr).reshape(shape)  # an ordinary in-memory copy; the file is read here
 
 
 # ----------------------------------------------------------------------------------------------
@@ -483,13 +507,7 @@ def _load_file(path: Path, *, key: str | None, n: int | None, d: int | None, see
 
 
 def _open_file(path: Path, key: str | None) -> np.ndarray:
-    label = _label(path)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise AedynError(describe_os_error(exc, path, "read")) from None
-    if size == 0:
-        raise AedynError(f"{label} is empty (0 bytes); write the data to it again or name another file")
+    _check_not_empty(path)
     fmt = _format(path)
     if fmt == "npy":
         return _read_npy(path)
@@ -500,6 +518,77 @@ def _open_file(path: Path, key: str | None) -> np.ndarray:
     return _read_idx(path)
 
 
+def _check_not_empty(path: Path) -> None:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise AedynError(describe_os_error(exc, path, "read")) from None
+    if size == 0:
+        raise AedynError(f"{_label(path)} is empty (0 bytes); write the data to it again or name another file")
+
+
+def _check_room(shape: tuple[int, ...], dtype: np.dtype, what: str) -> None:
+    """Refuse to read an array of ``shape`` and ``dtype`` that would not fit in the memory available
+    now (a :class:`MemoryRefusal`, before anything is allocated)."""
+    need = math.prod(shape) * dtype.itemsize
+    room = available_memory("cpu")
+    if room is not None and need > room:
+        size = " x ".join(map(str, shape)) or "1"
+        raise MemoryRefusal(f"{what} is too large for memory: {size} values of {dtype} take "
+                            f"{format_bytes(need)} and {format_bytes(room)} is available; draw a subset with --n "
+                            "(n=...), which reads only those rows, or free memory")
+
+
+class _Header(NamedTuple):
+    """What a ``.npy`` header says (of a file, or of an array in a ``.npz`` archive)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran: bool
+
+
+def _parse_header(fh: IO[bytes], what: str) -> _Header:
+    """The ``.npy`` header at ``fh``'s position (only the header is read; a damaged one raises the
+    parser's exception). An array of Python objects is refused here, by name: aedyn never
+    unpickles."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:  # 3.0: numpy writes it only for structured dtypes whose field names are not Latin-1
+        raise AedynError(f"{what} is a structured array (.npy format {version[0]}.{version[1]}), not real numbers; "
+                         "save a real numeric array")
+    if dtype.hasobject:
+        raise AedynError(f"{what} holds Python objects (dtype object), not numbers; aedyn reads numeric arrays only "
+                         "and never unpickles: save an array of numbers with numpy.save")
+    return _Header(tuple(int(k) for k in shape), dtype, bool(fortran))
+
+
+def _stored_header(path: Path, key: str | None) -> _Header | None:
+    """The header of a ``.npy`` file or of the array ``key`` of a ``.npz`` archive (nothing else is
+    read); ``None`` for the other formats."""
+    fmt = _format(path)
+    if fmt not in ("npy", "npz"):
+        return None
+    _check_not_empty(path)
+    if fmt == "npz":
+        with _npz_member(path, key) as (_, _, header):
+            return header
+    label = _label(path)
+    _check_npy_magic(path)
+    try:
+        with path.open("rb") as fh:
+            return _parse_header(fh, label)
+    except AedynError:
+        raise
+    except OSError as exc:
+        raise AedynError(describe_os_error(exc, path, "read")) from None
+    except Exception as exc:  # a damaged header fails anywhere in NumPy's parser (even tokenize errors)
+        raise AedynError(f"{label} is truncated or corrupt ({_first_line(exc)}); save it again with "
+                         "numpy.save") from None
+
+
 def _head(path: Path, size: int = 8) -> bytes:
     try:
         with path.open("rb") as fh:
@@ -508,8 +597,7 @@ def _head(path: Path, size: int = 8) -> bytes:
         raise AedynError(describe_os_error(exc, path, "read")) from None
 
 
-def _read_npy(path: Path) -> np.ndarray:
-    """The array of a ``.npy`` file, memory-mapped read-only (nothing is read until indexed)."""
+def _check_npy_magic(path: Path) -> None:
     label = _label(path)
     head = _head(path)
     if not head.startswith(_NPY_MAGIC):
@@ -517,16 +605,20 @@ def _read_npy(path: Path) -> np.ndarray:
             raise AedynError(f"{label} is a .npz archive, not a .npy array; rename it to .npz")
         raise AedynError(f"{label} is not a .npy file (it does not start with the NumPy header); "
                          "save the array with numpy.save")
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """The array of a ``.npy`` file, memory-mapped read-only (nothing is read until indexed); its
+    header is read first, so an array of Python objects is named as such."""
+    label = _label(path)
+    _stored_header(path, None)
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except MemoryError:
         raise
-    except OSError as exc:
+    except OSError as exc:  # ENOMEM (no address space for the map: ulimit -v) is said as such
         raise AedynError(describe_os_error(exc, path, "read")) from None
-    except Exception as exc:  # a damaged header fails anywhere in NumPy's parser (even tokenize errors)
-        if "allow_pickle" in str(exc):
-            raise AedynError(f"{label} holds Python objects (pickled), which aedyn does not load; save an array "
-                             "of numbers with numpy.save") from None
+    except Exception as exc:  # a damaged file fails anywhere in NumPy's parser or in mmap
         raise AedynError(f"{label} is truncated or corrupt ({_first_line(exc)}); save it again with "
                          "numpy.save") from None
     if not isinstance(arr, np.ndarray):
@@ -534,7 +626,10 @@ def _read_npy(path: Path) -> np.ndarray:
     return arr
 
 
-def _read_npz(path: Path, key: str | None) -> np.ndarray:
+@contextmanager
+def _npz_member(path: Path, key: str | None) -> Iterator[tuple[str, IO[bytes], _Header]]:
+    """The array ``key`` of a ``.npz`` archive (``None``: its only one): its key, its stream just past
+    its header, and the header. Only the archive's directory and that header are read."""
     label = _label(path)
     head = _head(path)
     if head.startswith(_NPY_MAGIC):
@@ -542,38 +637,102 @@ def _read_npz(path: Path, key: str | None) -> np.ndarray:
     if not head.startswith(_ZIP_MAGIC):
         raise AedynError(f"{label} is not a .npz archive (not a zip file); save it with numpy.savez")
     try:
-        archive = np.load(path, allow_pickle=False)
-    except MemoryError:
-        raise
+        archive = zipfile.ZipFile(path)
     except OSError as exc:
         raise AedynError(describe_os_error(exc, path, "read")) from None
     except Exception as exc:  # zipfile.BadZipFile, EOFError, ValueError, ...
         raise AedynError(f"{label} is a truncated or corrupt .npz archive ({_first_line(exc)}); "
                          "save it again with numpy.savez") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise AedynError(f"{label} is not a .npz archive; save it with numpy.savez")
     with archive:
-        keys = list(archive.files)
+        members: dict[str, str] = {}  # key -> member, as numpy.load names them (".npy" dropped)
+        for name in archive.namelist():
+            members.setdefault(name.removesuffix(".npy"), name)
+        keys = list(members)
         if not keys:
             raise AedynError(f"{label} holds no arrays; save the data into it with numpy.savez")
         if key is None:
             if len(keys) != 1:
                 raise AedynError(f"{label} holds arrays {_listing(keys)}; name one with --key (key=...)")
             key = keys[0]
-        if key not in keys:
+        if key not in members:
             raise AedynError(f"{label} has no array {key!r}; it holds {_listing(keys)}: pass one of them as --key")
-        try:
-            value = archive[key]
-        except MemoryError:
-            raise
-        except OSError as exc:
-            raise AedynError(describe_os_error(exc, path, "read")) from None
-        except Exception as exc:  # BadZipFile (CRC), zlib.error, EOFError, ValueError, header parse errors
-            raise AedynError(f"{label}[{key!r}] cannot be read ({_first_line(exc)}); the archive is damaged "
-                             "or holds Python objects: save it again with numpy.savez") from None
-    if not isinstance(value, np.ndarray):
-        raise AedynError(f"{label}[{key!r}] is not a NumPy array; save the archive with numpy.savez")
-    return value
+        what = f"{label}[{key!r}]"
+        if not members[key].endswith(".npy"):
+            raise AedynError(f"{what} is not a NumPy array; save the archive with numpy.savez")
+        with _npz_errors(path, what):
+            fh = archive.open(members[key])
+            header = _parse_header(fh, what)
+        with fh:
+            yield key, fh, header
+
+
+@contextmanager
+def _npz_errors(path: Path, what: str) -> Iterator[None]:
+    """Reading an array of a ``.npz`` archive: every failure but memory is one line naming it."""
+    try:
+        yield
+    except (AedynError, MemoryError):
+        raise
+    except OSError as exc:
+        raise AedynError(describe_os_error(exc, path, "read")) from None
+    except Exception as exc:  # BadZipFile (CRC), zlib.error, EOFError, ValueError, header parse errors
+        raise AedynError(f"{what} cannot be read ({_first_line(exc)}); the archive is damaged: save it again "
+                         "with numpy.savez") from None
+
+
+_CHUNK = 4 * 2**20
+"""Bytes of a ``.npz`` array decompressed at a time."""
+
+
+def _read_npz(path: Path, key: str | None, rows: np.ndarray | None = None) -> np.ndarray:
+    """The array ``key`` of a ``.npz`` archive in memory, decompressed a chunk at a time: all of it,
+    after checking that it fits in the memory available; or, with ``rows`` (sorted indices of its
+    leading dimension), only those rows as a ``len(rows) x columns`` matrix, streamed past the
+    others (an array stored in Fortran order has no rows to stream: it is read whole)."""
+    label = _label(path)
+    with _npz_member(path, key) as (key, fh, header):
+        what = f"{label}[{key!r}]"
+        shape, dtype = header.shape, header.dtype
+        cols = math.prod(shape[1:])
+        with _npz_errors(path, what):
+            if rows is not None and not header.fortran:
+                return _stream_rows(fh, rows, cols, dtype, what)
+            _check_room(shape, dtype, what)
+            out = np.empty(math.prod(shape), dtype=dtype)
+            _read_into(fh, out.view(np.uint8), what)
+            fh.read(1)  # the end of the member, where its CRC is checked
+        out = out.reshape(shape[::-1]).transpose() if header.fortran else out.reshape(shape)
+        return out if rows is None else out[rows].reshape(len(rows), cols)
+
+
+def _read_into(fh: IO[bytes], buffer: np.ndarray, what: str) -> None:
+    """Fill the byte array ``buffer`` from ``fh``, a chunk at a time."""
+    done, total = 0, buffer.size
+    while done < total:
+        chunk = fh.read(min(_CHUNK, total - done))
+        if not chunk:
+            raise EOFError(f"EOF after {done} of the {total} bytes of {what}")
+        buffer[done:done + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+        done += len(chunk)
+
+
+def _stream_rows(fh: IO[bytes], rows: np.ndarray, cols: int, dtype: np.dtype, what: str) -> np.ndarray:
+    """Rows ``rows`` (sorted) of the C-order ``? x cols`` array whose data ``fh`` is at the start of,
+    read in blocks of about :data:`_CHUNK` bytes of which only those rows are kept."""
+    _check_room((len(rows), cols), dtype, what)
+    out = np.empty((len(rows), cols), dtype=dtype)
+    row_bytes = cols * dtype.itemsize
+    block = max(1, _CHUNK // max(row_bytes, 1))
+    last = int(rows[-1]) + 1 if len(rows) else 0
+    buffer = np.empty(min(block, last) * row_bytes, dtype=np.uint8)
+    for start in range(0, last, block):
+        stop = min(start + block, last)
+        part = buffer[:(stop - start) * row_bytes]
+        _read_into(fh, part, what)
+        lo, hi = np.searchsorted(rows, [start, stop])
+        if hi > lo:
+            out[lo:hi] = part.view(dtype).reshape(stop - start, cols)[rows[lo:hi] - start]
+    return out
 
 
 def _read_csv(path: Path) -> np.ndarray:

@@ -5,8 +5,9 @@ build on them) goes through this module, so one set of rules holds everywhere:
 
 - :func:`check_outputs` runs **before** any data is loaded or any step taken: the parent folder
   exists and is writable (a file is really created and removed there), the path is not a folder,
-  it does not exist unless ``force``, no two outputs of one command are the same file, and no
-  output is one of the command's inputs (not even with ``force``).
+  it does not exist unless ``force``, ``force`` replaces regular files only (never a symbolic
+  link, a named pipe, a device or a socket), no two outputs of one command are the same file, and
+  no output is one of the command's inputs (not even with ``force``).
 - :func:`write_atomic` writes to a temporary file in the same folder, flushes and fsyncs it, then
   moves it into place. Without ``force`` the move is exclusive (a hard link, which fails if the
   path exists), so of two processes writing one path exactly one succeeds; with ``force`` it is
@@ -26,6 +27,7 @@ import fcntl
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -38,12 +40,16 @@ Writer = Callable[[IO[bytes]], None]
 
 
 class OutputExistsError(AedynError):
-    """The output path exists and ``force`` was not given."""
+    """The output path exists and may not be replaced: ``force`` was not given, or it is not a
+    regular file (``force`` never replaces a symbolic link, a named pipe, a device or a socket)."""
 
 
 def describe_os_error(exc: OSError, path: str | Path, action: str = "write") -> str:
     """One line for an OS error on ``path``: what happened and what to do (``action`` is ``"write"``
     or ``"read"``)."""
+    if exc.errno == errno.ENOMEM:
+        return (f"cannot {action} {str(path)!r}: out of memory (or of address space, under a limit such as "
+                "ulimit -v) to map or buffer it; free memory or raise the limit")
     if action == "read":
         return (f"cannot read {str(path)!r}: {exc.strerror or type(exc).__name__}; check that the file is readable "
                 "(permissions, disk, network mount)")
@@ -73,14 +79,18 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def check_output(path: str | Path, *, force: bool = False, flag: str = "output", probe: bool = True) -> Path:
     """Check that ``path`` can be written: its folder exists and (with ``probe``) accepts a new
-    file, it is not a folder, and it does not exist yet unless ``force``. Returns the path and
-    leaves nothing behind."""
+    file, it is not a folder, and it does not exist yet unless ``force``, which replaces a regular
+    file only. Returns the path and leaves nothing behind."""
     path = Path(path)
     if path.is_dir():
         raise AedynError(f"{flag} {str(path)!r} is a folder; name a file inside it")
     if (path.exists() or path.is_symlink()) and not force:
         raise OutputExistsError(f"{flag} {str(path)!r} already exists; choose another path or pass --force "
                                 "to replace it")
+    kind = _special_kind(path)
+    if kind is not None:
+        raise OutputExistsError(f"{flag} {str(path)!r} is {kind}, not a regular file; --force replaces regular files "
+                                "only: choose another path")
     parent = path.parent
     if not parent.exists():
         raise AedynError(f"the folder of {flag} {str(path)!r} does not exist; create {str(parent)!r} first")
@@ -95,6 +105,23 @@ def check_output(path: str | Path, *, force: bool = False, flag: str = "output",
     except OSError as exc:
         raise AedynError(describe_os_error(exc, path)) from None
     return path
+
+
+def _special_kind(path: Path) -> str | None:
+    """What ``path`` is, in words, when it exists and is not a regular file (a symbolic link, a
+    named pipe, a device, a socket); ``None`` when it is a regular file or does not exist."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise AedynError(describe_os_error(exc, path)) from None
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISDIR, "a folder"))
+    return next((word for test, word in kinds if test(mode)), "a special file")
 
 
 def check_outputs(outputs: Mapping[str, str | Path | None], *, force: bool = False,

@@ -30,7 +30,7 @@ import torch
 
 from aedyn._check import check_choice, check_count, check_float, check_int, check_positive
 from aedyn._meta import environment, jsonable
-from aedyn._tensor import resolve_dtype
+from aedyn._tensor import as_tensor, resolve_dtype
 from aedyn.errors import AedynError, first_line
 from aedyn.files import read_json, write_json
 from aedyn.model import (
@@ -103,8 +103,14 @@ def fit_linear_rate(loss: np.ndarray, start: int | None = None, stop: int | None
     """Fit ``log L(k) = a + k * slope`` over ``start <= k <= stop`` (default: the last half of the
     run). With ``floor``, the run is cut at the first step where ``L <= floor`` (what follows is
     rounding noise, not convergence) and the default window is the last half before it.
-    Non-finite and non-positive losses are dropped; ``None`` when fewer than 3 remain."""
-    loss = np.asarray(loss, dtype=np.float64)
+    Non-finite and non-positive losses are dropped; ``None`` when fewer than 3 remain. ``loss`` is
+    one number per step (a 1-D array, tensor or sequence)."""
+    loss = as_tensor(loss, dtype=torch.float64, name="loss").cpu().numpy()
+    if loss.ndim != 1:
+        raise AedynError(f"loss must be one number per step (1-D); got shape {loss.shape}")
+    start = None if start is None else check_int(start, "start", minimum=0)
+    stop = None if stop is None else check_int(stop, "stop", minimum=0)
+    floor = None if floor is None else check_float(floor, "floor", low=0.0)
     last = len(loss) - 1
     floor_step = None
     if floor is not None and floor > 0:
@@ -432,7 +438,7 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
     Returns one :class:`TrainResult` per network, in order, each as :func:`train` would give it
     (its ``wall_time`` is its share of the batch's time; ``config["batch_size"]`` is ``B``).
     """
-    params = as_params(params, regime)
+    params = as_params(params, regime).detach()  # gradient descent here is exact, not autograd's
     if params.W.ndim != 3 or params.W.shape[0] == 0:
         raise AedynError(f"train_batch needs parameters with one non-empty batch dimension, W of shape (B, m, d); "
                          f"got {tuple(params.W.shape)} (for one network use train(), or W[None])")
@@ -449,7 +455,7 @@ def train_batch(X: Any, params: Params, regime: str = "joint", *, lr: Any = "aut
     rates_v = "auto" if layerwise else _batch_rates(lr_decoder, batch, "lr_decoder", allow_auto=False)
     steps, target, record_every = opts["steps"], opts["target"], opts["record_every"]
     divergence_factor, ntk_every = opts["divergence_factor"], opts["ntk_every"]
-    X = check_input(X, params)
+    X = check_input(X, params, detach=True)
     if X.ndim not in (2, 3) or X.shape[-2] == 0 or (X.ndim == 3 and X.shape[0] != batch):
         raise AedynError(f"X must be a non-empty n x d matrix shared by the batch, or B x n x d with B = {batch}; "
                          f"got shape {tuple(X.shape)}")

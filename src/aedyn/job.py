@@ -204,13 +204,17 @@ class TrainJob(Job):
 @dataclass(frozen=True)
 class KernelJob(Job):
     """Settings of ``aedyn kernel``: the infinite-width kernels at the data, and with ``width`` the
-    finite-width NTK of one random network (NTK scaling) beside them."""
+    finite-width NTK of one random network (NTK scaling) beside them. ``tied`` has no ``n x n``
+    infinite-width kernel, so it needs ``width``."""
 
     width: int | None = None
     tol: float = 1e-8
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.width is None and self.regime == "tied":
+            raise AedynError("the tied NTK has no n x n infinite-width kernel to report (its limit couples output "
+                             "coordinates), so tied needs --width (width=...): the finite-width NTK of one network")
         if self.width is None:
             width, (kappa, nu) = None, check_scales(self.regime, self.kappa, self.nu)
         else:
@@ -363,6 +367,8 @@ def run_kernel_job(job: KernelJob, *, on_note: Callable[[str], None] | None = No
     """The kernel report as a plain record: ``infinite`` (``lambda_0``, ``mu_0``, the regime kernel's
     extremes and condition number; absent for ``tied``) and, with a width, ``finite`` (the NTK's
     extremes, Lanczos/LOBPCG iterations and convergence) and ``gap`` (relative differences)."""
+    if not isinstance(job, KernelJob):
+        raise AedynError(f"run_kernel_job needs a KernelJob (the settings of aedyn kernel); got {type(job).__name__}")
     notes = Notes(on_note)
     t0 = time.perf_counter()
     shape = job.expected_shape()

@@ -12,12 +12,12 @@ product. ``lambda_0 = lambda_min(K0)``, ``mu_0 = lambda_min(K1)``.
 
 The angle is computed as Kahan's ``pi - theta = 2 atan2(||u + v||, ||u - v||)`` for the unit
 vectors ``u, v``: ``arccos`` of a clipped cosine loses half the digits near 0 and pi, and so does
-SPEC.md's ``atan2(sqrt(|x|^2 |y|^2 - (x.y)^2), x.y)`` once the difference under the root is formed
+the textbook ``atan2(sqrt(|x|^2 |y|^2 - (x.y)^2), x.y)`` once the difference under the root is formed
 from rounded Gram entries (about ``1e-8`` in ``theta`` for parallel rows); differences of unit
 vectors keep full precision, and taking ``pi - theta`` directly keeps it near antipodal inputs
 too. Zero inputs give zero rows. Cost ``O(n n' d)``.
 
-The weight-tied network's NTK also has an infinite-width limit (SPEC.md, "Weight tying"), but it
+The weight-tied network's NTK also has an infinite-width limit (docs/math/tied.md), but it
 is not of the form ``K ⊗ I_d``: its blocks couple output coordinates through ``x_i x_j^T`` terms,
 so it has no ``n x n`` regime kernel (:func:`check_kernel_options` and :func:`kernel_spectrum`
 refuse ``tied``); ``regime_kernel(X, "tied")`` returns the dense ``nd x nd`` limit
@@ -252,7 +252,7 @@ def tied_ntk_limit(X: Any, *, kappa: float = 1.0, Y: Any | None = None) -> torch
     ``w ~ N(0, kappa^2 I)``), the dense ``nd x n'd`` matrix between the outputs at the rows of ``X``
     and at the rows of ``Y`` (default ``X``; row ``i d + a``: output coordinate ``a`` of sample
     ``i``, as :func:`aedyn.ntk.ntk_dense`). Not of the form ``K ⊗ I_d``: with
-    ``J_ir = alpha (A_ir I_d + D_ir w_r x_i^T)`` (SPEC.md, "Weight tying"), block ``(i, j)`` is::
+    ``J_ir = alpha (A_ir I_d + D_ir w_r x_i^T)`` (docs/math/tied.md), block ``(i, j)`` is::
 
         E[s(w.x_i) s(w.y_j)] I + y_j E[s(w.x_i) 1{w.y_j>0} w]^T + E[1{w.x_i>0} s(w.y_j) w] x_i^T
             + (x_i . y_j) E[1{w.x_i>0} 1{w.y_j>0} w w^T]

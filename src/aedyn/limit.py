@@ -21,7 +21,7 @@ never a silent NaN. The default ``rcond`` is ``n * eps`` of the working dtype (N
 float32 kernel with a duplicated sample is caught as singular where ``1e-12`` would not be.
 
 The tied network has no prediction here: its output at initialisation grows like ``sqrt(m)``
-(SPEC.md, "Weight tying"), so gradient descent moves its weights by ``O(1)`` of their size and
+(docs/math/tied.md), so gradient descent moves its weights by ``O(1)`` of their size and
 training cannot stay in the lazy, linearised regime these predictions describe.
 """
 
@@ -69,7 +69,7 @@ class LinearisedGD:
 
     def __init__(self, K: Any, eta: float) -> None:
         self.eta = check_positive(eta, "eta")
-        K = as_tensor(K, name="K", finite=True)
+        K = as_tensor(K, name="K", finite=True, detach=True)
         if K.ndim != 2 or K.shape[0] != K.shape[1] or K.shape[0] == 0:
             raise AedynError(f"K must be a square n x n kernel matrix; got shape {tuple(K.shape)}")
         self.eigenvalues, self.eigenvectors = torch.linalg.eigh(0.5 * (K + K.mT))
@@ -85,7 +85,7 @@ class LinearisedGD:
 
     def _residual0(self, R0: Any) -> torch.Tensor:
         Q = self.eigenvectors
-        R0 = as_tensor(R0, dtype=Q.dtype, device=Q.device, name="R0", finite=True)
+        R0 = as_tensor(R0, dtype=Q.dtype, device=Q.device, name="R0", finite=True, detach=True)
         if R0.ndim != 2 or R0.shape[0] != Q.shape[0]:
             raise AedynError(f"R0 must be n x d with n = {Q.shape[0]} (the kernel's size); got shape {tuple(R0.shape)}")
         return R0
@@ -105,7 +105,8 @@ class LinearisedGD:
         Q = self.eigenvectors
         energy = (Q.mT @ R0).square().sum(dim=1)
         if covariance is not None:
-            C = as_tensor(covariance, dtype=Q.dtype, device=Q.device, name="covariance", finite=True)
+            C = as_tensor(covariance, dtype=Q.dtype, device=Q.device, name="covariance", finite=True,
+                          detach=True)
             if tuple(C.shape) != (Q.shape[0], Q.shape[0]):
                 raise AedynError(f"covariance must be n x n with n = {Q.shape[0]}; got shape {tuple(C.shape)}")
             energy = energy + R0.shape[1] * ((C @ Q) * Q).sum(dim=0)
@@ -186,7 +187,7 @@ class NTKPredictor:
         if self.regime == "tied":
             raise AedynError("no NTK-limit prediction for tied networks: their output at initialisation grows like "
                              "sqrt(m), so training moves the weights by O(1) and cannot stay lazy; train one instead")
-        self.X_train = as_tensor(self.X_train, name="X_train", finite=True)
+        self.X_train = as_tensor(self.X_train, name="X_train", finite=True, detach=True)
         if self.X_train.ndim != 2 or self.X_train.shape[0] == 0:
             raise AedynError(f"X_train must be a non-empty n x d matrix; got shape {tuple(self.X_train.shape)}")
         if self.eta is not None:
@@ -220,13 +221,14 @@ class NTKPredictor:
     def _f0(self, Z: torch.Tensor) -> torch.Tensor:
         if self.f0 is None:
             return torch.zeros_like(Z)
-        out = as_tensor(self.f0(Z), dtype=Z.dtype, device=Z.device, name="f0(X)")
+        out = as_tensor(self.f0(Z), dtype=Z.dtype, device=Z.device, name="f0(X)", detach=True)
         if out.shape != Z.shape:
             raise AedynError(f"f0 must map an n x d array to an n x d array; it returned shape {tuple(out.shape)}")
         return out
 
     def __call__(self, X_new: Any) -> torch.Tensor:
-        Z = as_tensor(X_new, dtype=self.X_train.dtype, device=self.X_train.device, name="X_new", finite=True)
+        Z = as_tensor(X_new, dtype=self.X_train.dtype, device=self.X_train.device, name="X_new", finite=True,
+                      detach=True)
         if Z.ndim != 2 or Z.shape[1] != self.X_train.shape[1]:
             raise AedynError(f"X_new must be n' x d with d = {self.X_train.shape[1]}; got shape {tuple(Z.shape)}")
         k = regime_kernel(Z, self.regime, kappa=self.kappa, nu=self.nu, Y=self.X_train)
@@ -288,8 +290,8 @@ def memorisation(f: Map, X_new: Any, X_train: Any, *, iterations: int = 50, tol:
     """Memorisation measures of the map ``f`` (e.g. a trained network or an :class:`NTKPredictor`)
     on held-out inputs ``X_new``; see :class:`Memorisation`. ``tol`` is relative to the norms
     involved (training samples are unit vectors after validation)."""
-    X_train = as_tensor(X_train, name="X_train", finite=True)
-    Z = as_tensor(X_new, dtype=X_train.dtype, device=X_train.device, name="X_new", finite=True)
+    X_train = as_tensor(X_train, name="X_train", finite=True, detach=True)
+    Z = as_tensor(X_new, dtype=X_train.dtype, device=X_train.device, name="X_new", finite=True, detach=True)
     if X_train.ndim != 2 or X_train.shape[0] == 0 or Z.ndim != 2 or Z.shape[1] != X_train.shape[1]:
         raise AedynError(f"X_new and X_train must be matrices with the same d, X_train non-empty; got shapes "
                          f"{tuple(Z.shape)} and {tuple(X_train.shape)}")
@@ -300,7 +302,7 @@ def memorisation(f: Map, X_new: Any, X_train: Any, *, iterations: int = 50, tol:
     tol = check_positive(tol, "tol")
 
     def f(z: torch.Tensor, f: Map = f) -> torch.Tensor:  # the map's outputs, checked: NumPy or torch, n x d
-        out = as_tensor(f(z), dtype=z.dtype, device=z.device, name="f(x)")
+        out = as_tensor(f(z), dtype=z.dtype, device=z.device, name="f(x)", detach=True)
         if out.shape != z.shape:
             raise AedynError(f"the map f must send an n x d array to an n x d array; it returned shape "
                              f"{tuple(out.shape)} for {tuple(z.shape)}")
@@ -378,7 +380,7 @@ def predicted_rates(result: TrainResult, X: Any, *, kappa: float = 1.0, nu: floa
     init = result.init
     if fit is None or init is None:
         return None
-    X = as_tensor(X, dtype=torch.float64, name="X", finite=True)
+    X = as_tensor(X, dtype=torch.float64, name="X", finite=True, detach=True)
     init = init.to(dtype=torch.float64, device=X.device)
     regime, eta = result.regime, float(result.lr)
     why: dict[str, str] = {}

@@ -81,6 +81,10 @@ class Params:
     def clone(self) -> Params:
         return Params(self.W.clone(), None if self.V is None else self.V.clone(), self.alpha)
 
+    def detach(self) -> Params:
+        """The same parameters without autograd history (no copy): what training starts from."""
+        return Params(self.W.detach(), None if self.V is None else self.V.detach(), self.alpha)
+
     @classmethod
     def stack(cls, nets: Sequence[Params]) -> Params:
         """Networks of one shape and one ``alpha`` as one batch (``W`` of shape ``(B, m, d)``): the
@@ -275,22 +279,35 @@ def init_params(d: int, width: int, *, regime: str = "joint", seed: int = 0, kap
 
 
 def as_params(params: Params, regime: str) -> Params:
-    """Check that ``params`` fit ``regime`` (a decoder unless tied)."""
+    """Check that ``params`` fit ``regime``: a decoder ``V`` unless tied, and none when tied (the
+    tied decoder is ``W^T``, as :func:`init_params` makes it; a ``V`` there would be ignored)."""
     check_regime(regime)
-    if not isinstance(params, Params):
-        raise AedynError(f"params must be an aedyn Params (from init_params or Params(W, V, alpha)); "
-                         f"got {type(params).__name__}")
+    check_params(params)
     if regime != "tied" and params.V is None:
         raise AedynError(f"regime {regime!r} needs a decoder V, but these parameters have none "
                          "(initialised for 'tied'); call init_params(..., regime=...) again")
+    if regime == "tied" and params.V is not None:
+        raise AedynError("regime 'tied' uses V = W^T, but these parameters carry a decoder V of their own, which it "
+                         "would ignore; pass Params(W, None, alpha), as init_params(..., regime='tied') makes")
     return params
 
 
-def check_input(X: Any, params: Params, *, check_finite: bool = True, name: str = "X") -> torch.Tensor:
+def check_params(params: Any) -> Params:
+    """``params`` if it is a :class:`Params`."""
+    if not isinstance(params, Params):
+        raise AedynError(f"params must be an aedyn Params (from init_params or Params(W, V, alpha)); "
+                         f"got {type(params).__name__}")
+    return params
+
+
+def check_input(X: Any, params: Params, *, check_finite: bool = True, name: str = "X",
+                detach: bool = False) -> torch.Tensor:
     """The network's input: ``X`` (NumPy or torch, ``n x d`` or batched ``... x n x d``) as a tensor
     of the parameters' dtype and device whose last dimension is the network's ``d``; NaN and inf
-    are refused unless ``check_finite=False`` (callers that checked once and loop)."""
-    X = as_tensor(X, dtype=params.W.dtype, device=params.W.device, name=name, finite=check_finite)
+    are refused unless ``check_finite=False`` (callers that checked once and loop); ``detach``
+    drops its autograd history (see :func:`aedyn._tensor.as_tensor`)."""
+    check_params(params)
+    X = as_tensor(X, dtype=params.W.dtype, device=params.W.device, name=name, finite=check_finite, detach=detach)
     if X.ndim < 2:
         raise AedynError(f"{name} must be n x d (one sample per row); got shape {tuple(X.shape)}")
     if X.shape[-1] != params.dim:
@@ -575,8 +592,11 @@ def safe_radius(params: Params, X: Any) -> torch.Tensor:
     neuron's activation patterns ``1{w_r . x_i > 0}``, since ``|(w_r' - w_r) . x_i| <= ||w_r' -
     w_r|| ||x_i|| < |w_r . x_i|``, and a move of any length above ``r_r`` toward the nearest
     hyperplane ``w . x_i = 0`` does flip one. ``inf`` when every input is zero (no pattern can
-    flip); 0 for a neuron on a hyperplane."""
+    flip); 0 for a neuron on a hyperplane. ``X`` needs at least one sample."""
     X = check_input(X, params)
+    if X.shape[-2] == 0:
+        raise AedynError(f"X has no samples (shape {tuple(X.shape)}); the safe radius is a minimum over the inputs: "
+                         "give at least one")
     return _radius(torch.matmul(X, params.W.mT), X)
 
 

@@ -110,7 +110,7 @@ for the certificate's kernel invariant."""
 REFERENCE = -0.5
 """The slope the proofs' bounds give every quantity: ``O(m^(-1/2))``."""
 EARLIER = {"ntk_drift_at_stop": -0.75}
-"""Slopes first measured (SPEC.md, "What the experiments test", item 3) where they differ from
+"""Slopes of the project's first measurements, before this experiment, where they differ from
 :data:`REFERENCE`: the kernel drift was seen to fall about like ``m^(-3/4)``."""
 CLOSE = 0.05
 """A slope within this of the reference whose interval excludes it is "steeper/shallower by only"

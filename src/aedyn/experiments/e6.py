@@ -2,12 +2,12 @@
 gradient descent as the output scale moves from the NTK to the mean-field scaling?
 
 The output scale is ``alpha = m^(-gamma)``: ``gamma = 1/2`` is the NTK scaling of the paper
-(SPEC.md, "Model"), ``gamma = 1`` the mean-field one. For every regime (``joint`` and ``tied``),
+(docs/math/model.md), ``gamma = 1`` the mean-field one. For every regime (``joint`` and ``tied``),
 ``gamma``, width ``m`` and initialisation seed, one network trains by full-batch gradient descent on
 a small sphere problem (``n d <= 1024``, so the NTK is exact and dense on the CPU) with
 
 - **step size** ``eta = 1 / lambda_max(Theta(0))`` of each network (``lr="auto"``). Since
-  ``Theta ∝ alpha^2 m`` (SPEC.md, "Neural tangent kernel"), this is ``eta ∝ m^(2 gamma - 1)``: one
+  ``Theta ∝ alpha^2 m`` (docs/math/ntk.md), this is ``eta ∝ m^(2 gamma - 1)``: one
   step is the same time ``eta lambda_max t`` of the linearised dynamics at every ``gamma`` and ``m``,
   so a common step budget is a common budget in the kernel's own time. The measured ``eta`` is
   recorded and its exponent in ``m`` fitted against ``2 gamma - 1``;
@@ -15,7 +15,7 @@ a small sphere problem (``n d <= 1024``, so the NTK is exact and dense on the CP
   (the same for every network, whatever its initial loss: the batch's ``target`` relative to
   ``L(0)`` is ``epsilon^2 ||X||_F^2 / (2 max_b L_b(0))``), or the regime's step budget. Tied networks
   with ``alpha m kappa^2 / 2 > 1`` start with a residual of about ``(alpha m kappa^2 / 2 - 1) x``
-  (SPEC.md, "Weight tying"; ``sqrt(m) / 2`` at ``gamma = 1/2``), must shrink ``W`` by a factor
+  (docs/math/tied.md; ``sqrt(m) / 2`` at ``gamma = 1/2``), must shrink ``W`` by a factor
   ``O(1)``, and their kernel shrinks with it, so they get a larger budget; those that still miss the
   target stop as ``max_steps``: they are *still training*, and every number of theirs is that of an
   unfinished run (the findings say so wherever such runs enter).
@@ -856,7 +856,7 @@ def details(results: dict[str, Any]) -> list[str]:
             out.append(f"{regime}: the step size eta = 1/lambda_max(Theta(0)) against m: {listing}; {how}.")
     # tied against joint at every gamma
     out += [_ratio_finding(a, g).sentence for g in sorted(a.ratio)]
-    if "tied" in a.regimes:  # SPEC.md, "Weight tying": f_0(x) ≈ (alpha m kappa^2 / 2) x
+    if "tied" in a.regimes:  # docs/math/tied.md: f_0(x) ≈ (alpha m kappa^2 / 2) x
         kappa = float(a.config.get("kappa", 1.0))
         top = a.top["tied"]
         parts = [f"gamma = {g:g}: {_f(a.medians[('tied', g)]['initial_train_error'])} (|alpha m kappa^2/2 - 1| = "
