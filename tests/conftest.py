@@ -56,3 +56,26 @@ def known_trials(passed: dict[int, list[bool]]) -> dict:
                        passed={c: tuple(p) for c in CRITERIA}, rate_held=tuple(p), kernel_ratio=(1.0,) * s,
                        lambda_min_low=(0.1,) * s)
     return out
+
+
+def check_completeness(mod, finished, key: str = "runs", count: int | None = None) -> None:
+    """What the report checks before it reuses an experiment's finished results (``mod.missing``):
+    complete ones lack nothing (and ``mod.runs`` names ``count`` runs, default those under ``key``),
+    cut or padded ones say so, a run with other settings is named twice, damaged ones are an error."""
+    import json
+
+    import pytest
+
+    from aedyn._meta import jsonable
+
+    results = json.loads(json.dumps(jsonable(finished)))
+    cfg, runs = results["config"], results[key]
+    assert mod.missing(cfg, results) == [] and len(mod.runs(cfg)) == (len(runs) if count is None else count)
+    assert "lacks" in mod.missing(cfg, {**results, key: runs[:3]})[0]
+    assert "does not ask for" in mod.missing(cfg, {**results, key: runs + runs[:1]})[0]
+    assert len(mod.missing(cfg, {**results, key: [runs[0], {**runs[1], "seed": 99}, *runs[2:]]})) == 2
+    for damaged in ({**results, key: "x"}, {**results, key: [{}]}, {**results, "notes": None},
+                    {k: v for k, v in results.items() if k != "notes"}, [],
+                    {**results, key: [{**runs[0], "width": "wide"}, *runs[1:]]}):
+        with pytest.raises(ValueError):
+            mod.missing(cfg, damaged)

@@ -22,6 +22,7 @@ from aedyn.gd import auto_lr_batch
 from aedyn.job import Notes
 from aedyn.model import Params
 from aedyn.sweep import Runner
+from conftest import check_completeness
 
 
 def tiny_config(**changes):
@@ -464,19 +465,5 @@ def test_a_data_set_may_train_fewer_regimes():
 
 
 def test_finished_results_are_checked_against_their_config(tiny):
-    """What the report checks before it reuses finished results (:func:`e1.missing`): complete
-    ones lack nothing, cut or padded ones say so, damaged ones are an error."""
-    from aedyn._meta import jsonable
-
-    results = json.loads(json.dumps(jsonable(tiny[0])))
-    cfg = results["config"]
-    assert e1.missing(cfg, results) == [] and len(e1.runs(cfg)) == len(results["runs"])
-    assert "lacks" in e1.missing(cfg, {**results, "runs": results["runs"][:3]})[0]
-    assert "does not ask for" in e1.missing(cfg, {**results, "runs": results["runs"] + results["runs"][:1]})[0]
-    other = {**results["runs"][1], "seed": 99}
-    assert len(e1.missing(cfg, {**results, "runs": [results["runs"][0], other, *results["runs"][2:]]})) == 2
-    for damaged in ({**results, "runs": "x"}, {**results, "runs": [{}]}, {**results, "notes": None},
-                    {k: v for k, v in results.items() if k != "notes"}, [],
-                    {**results, "runs": [{**results["runs"][0], "width": "wide"}, *results["runs"][1:]]}):
-        with pytest.raises(ValueError):
-            e1.missing(cfg, damaged)
+    """What the report checks before it reuses finished results (:func:`e1.missing`)."""
+    check_completeness(e1, tiny[0])

@@ -20,6 +20,7 @@ from aedyn.experiments import e3, small_problems, style, values_by_seed
 from aedyn.findings import CLAIMS
 from aedyn.stats import fit_slope
 from aedyn.sweep import Runner
+from conftest import check_completeness
 
 T975 = {2: 4.302652729749462, 7: 2.364624251592784, 14: 2.144786687917804}
 """Student t quantiles t_{df, 0.975} (scipy.stats.t.ppf(0.975, df)), written out so that the tests'
@@ -498,19 +499,5 @@ def test_every_run_carries_its_certificate_and_the_table_counts_them(tiny):
 
 
 def test_finished_results_are_checked_against_their_config(tiny):
-    """What the report checks before it reuses finished results (:func:`e3.missing`): complete
-    ones lack nothing, cut or padded ones say so, damaged ones are an error."""
-    from aedyn._meta import jsonable
-
-    results = json.loads(json.dumps(jsonable(tiny[0])))
-    cfg = results["config"]
-    assert e3.missing(cfg, results) == [] and len(e3.runs(cfg)) == len(results["runs"])
-    assert "lacks" in e3.missing(cfg, {**results, "runs": results["runs"][:3]})[0]
-    assert "does not ask for" in e3.missing(cfg, {**results, "runs": results["runs"] + results["runs"][:1]})[0]
-    other = {**results["runs"][1], "seed": 99}
-    assert len(e3.missing(cfg, {**results, "runs": [results["runs"][0], other, *results["runs"][2:]]})) == 2
-    for damaged in ({**results, "runs": "x"}, {**results, "runs": [{}]}, {**results, "notes": None},
-                    {k: v for k, v in results.items() if k != "notes"}, [],
-                    {**results, "runs": [{**results["runs"][0], "width": "wide"}, *results["runs"][1:]]}):
-        with pytest.raises(ValueError):
-            e3.missing(cfg, damaged)
+    """What the report checks before it reuses finished results (:func:`e3.missing`)."""
+    check_completeness(e3, tiny[0])

@@ -27,6 +27,7 @@ from aedyn.measures.limit import noisy_copies
 from aedyn.model import init_params
 from aedyn.stats import fit_slope
 from aedyn.sweep import Runner
+from conftest import check_completeness
 
 
 def tiny_config(**changes):
@@ -623,19 +624,5 @@ def test_a_setting_no_run_can_take_is_one_error_line():
 
 
 def test_finished_results_are_checked_against_their_config(tiny):
-    """What the report checks before it reuses finished results (:func:`e4.missing`): complete
-    ones lack nothing, cut or padded ones say so, damaged ones are an error."""
-    from aedyn._meta import jsonable
-
-    results = json.loads(json.dumps(jsonable(tiny[0])))
-    cfg = results["config"]
-    assert e4.missing(cfg, results) == [] and len(e4.runs(cfg)) == len(results["limit"]) + len(results["memorisation"])
-    assert "lacks" in e4.missing(cfg, {**results, "limit": results["limit"][:3]})[0]
-    assert "does not ask for" in e4.missing(cfg, {**results, "limit": results["limit"] + results["limit"][:1]})[0]
-    other = {**results["limit"][1], "seed": 99}
-    assert len(e4.missing(cfg, {**results, "limit": [results["limit"][0], other, *results["limit"][2:]]})) == 2
-    for damaged in ({**results, "limit": "x"}, {**results, "limit": [{}]}, {**results, "notes": None},
-                    {k: v for k, v in results.items() if k != "notes"}, [],
-                    {**results, "limit": [{**results["limit"][0], "width": "wide"}, *results["limit"][1:]]}):
-        with pytest.raises(ValueError):
-            e4.missing(cfg, damaged)
+    """What the report checks before it reuses finished results (:func:`e4.missing`)."""
+    check_completeness(e4, tiny[0], "limit", len(tiny[0]["limit"]) + len(tiny[0]["memorisation"]))

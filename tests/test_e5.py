@@ -18,6 +18,7 @@ from aedyn.experiments import e5, style, values_by_seed
 from aedyn.findings import CLAIMS, VERDICTS
 from aedyn.job import batch_key
 from aedyn.sweep import Runner
+from conftest import check_completeness
 
 SNAKE = re.compile(r"\b[a-z]+_[a-z0-9_]+\b")
 
@@ -389,19 +390,5 @@ def test_an_interrupted_run_resumes_from_the_run_store(tmp_path, monkeypatch):
 
 
 def test_finished_results_are_checked_against_their_config(tiny):
-    """What the report checks before it reuses finished results (:func:`e5.missing`): complete
-    ones lack nothing, cut or padded ones say so, damaged ones are an error."""
-    from aedyn._meta import jsonable
-
-    results = json.loads(json.dumps(jsonable(tiny[0])))
-    cfg = results["config"]
-    assert e5.missing(cfg, results) == [] and len(e5.runs(cfg)) == len(results["runs"])
-    assert "lacks" in e5.missing(cfg, {**results, "runs": results["runs"][:3]})[0]
-    assert "does not ask for" in e5.missing(cfg, {**results, "runs": results["runs"] + results["runs"][:1]})[0]
-    other = {**results["runs"][1], "seed": 99}
-    assert len(e5.missing(cfg, {**results, "runs": [results["runs"][0], other, *results["runs"][2:]]})) == 2
-    for damaged in ({**results, "runs": "x"}, {**results, "runs": [{}]}, {**results, "notes": None},
-                    {k: v for k, v in results.items() if k != "notes"}, [],
-                    {**results, "runs": [{**results["runs"][0], "width": "wide"}, *results["runs"][1:]]}):
-        with pytest.raises(ValueError):
-            e5.missing(cfg, damaged)
+    """What the report checks before it reuses finished results (:func:`e5.missing`)."""
+    check_completeness(e5, tiny[0])

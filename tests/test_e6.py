@@ -23,6 +23,7 @@ from aedyn.data import load_data
 from aedyn.experiments import e6, small_problems, style, values_by_seed
 from aedyn.job import Notes
 from aedyn.stats import Estimate
+from conftest import check_completeness
 
 T975 = {3: float(sps.t.ppf(0.975, 3))}  # the t quantile of a 95% interval over 4 seeds
 
@@ -652,19 +653,5 @@ def test_an_interrupted_run_resumes_from_the_run_store(tmp_path, monkeypatch):
 
 
 def test_finished_results_are_checked_against_their_config(tiny):
-    """What the report checks before it reuses finished results (:func:`e6.missing`): complete
-    ones lack nothing, cut or padded ones say so, damaged ones are an error."""
-    from aedyn._meta import jsonable
-
-    results = json.loads(json.dumps(jsonable(tiny[0])))
-    cfg = results["config"]
-    assert e6.missing(cfg, results) == [] and len(e6.runs(cfg)) == len(results["runs"])
-    assert "lacks" in e6.missing(cfg, {**results, "runs": results["runs"][:3]})[0]
-    assert "does not ask for" in e6.missing(cfg, {**results, "runs": results["runs"] + results["runs"][:1]})[0]
-    other = {**results["runs"][1], "seed": 99}
-    assert len(e6.missing(cfg, {**results, "runs": [results["runs"][0], other, *results["runs"][2:]]})) == 2
-    for damaged in ({**results, "runs": "x"}, {**results, "runs": [{}]}, {**results, "notes": None},
-                    {k: v for k, v in results.items() if k != "notes"}, [],
-                    {**results, "runs": [{**results["runs"][0], "width": "wide"}, *results["runs"][1:]]}):
-        with pytest.raises(ValueError):
-            e6.missing(cfg, damaged)
+    """What the report checks before it reuses finished results (:func:`e6.missing`)."""
+    check_completeness(e6, tiny[0])

@@ -2,8 +2,9 @@
 
 ``X`` is ``n x d``, one sample per row. The theory assumes ``||x_i|| = 1``; :func:`validate`
 normalises rows by default (and warns that it did), refuses empty, non-2-D, non-finite, zero and
-subnormal rows, and warns when two rows are parallel (``|cos| > 1 - 1e-9``), because the encoder
-kernel is then singular (``lambda_0 = 0``; Du et al. 2019, Thm 3.1).
+subnormal rows, and warns when two rows are parallel (``|cos| > 1 - 1e-9``): rows in the same
+direction make the encoder kernel singular (``lambda_0 = 0``), and the analysis (Du et al. 2019,
+Thm 3.1) assumes no two samples are parallel or antiparallel.
 
 Sources: ``sphere`` (uniform on the unit sphere), ``digits`` (scikit-learn's bundled 8x8 digits,
 ``d = 64``) and files (``.npy``, ``.npz`` with a key, ``.csv``, MNIST IDX ``*-ubyte[.gz]``).

@@ -7,7 +7,7 @@ the nominal 95% covering it 92-98% of the time):
 
 1. **Slopes against the width** (laziness, the limit's error, E6's movement): ``q ∝ m^s``. A
    seed's networks at different widths share their first random draws (``init_params`` draws
-   ``W`` first, so the network of width 256 is the first 256 rows of the one of width 1024), so
+   ``W`` first, so the encoder of width 256 is the first 256 rows of the one of width 1024), so
    the seeds, not the widths, are the independent units. Each seed ``i`` gets its own
    least-squares slope ``s_i`` of ``log q`` on ``log m`` over the widths where it has a value;
    the slope is ``s̄ = mean_i s_i`` and its interval the t interval over the seeds,
