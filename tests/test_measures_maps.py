@@ -180,3 +180,27 @@ def test_the_heldout_inputs_are_not_training_inputs():
     job = TrainJob(regime="tied", data="sphere", n=5, d=3, width=8, seed=0, steps=2)
     S = heldout_set(sphere(5, 3, seed=0), job, n=12, per_class=None, seed=1)
     assert torch.equal(S, sphere(12, 3, seed=1))
+
+
+def test_weights_near_the_float_limit_measure_as_at_a_normal_scale():
+    """The movement and rescaling columns are scale-free (``max_neuron_change_W_rel`` divides by
+    ``kappa``): a network and the same one scaled by 1e-200 (or 1e200) give the same numbers, where
+    unscaled norms would underflow (inf, NaN) or overflow."""
+    from aedyn.gd import TrainResult
+    from aedyn.measures.maps import weights
+
+    init = init_params(3, 16, regime="joint", seed=1)
+    moved = Params(init.W * 1.3 + 0.01 * torch.randn(init.W.shape, dtype=torch.float64,
+                                                       generator=torch.Generator().manual_seed(0)), init.V, init.alpha)
+    rows = {}
+    for factor in (1.0, 1e-200, 1e200):
+        result = TrainResult.__new__(TrainResult)
+        result.init = Params(init.W * factor, init.V, init.alpha)
+        result.params = Params(moved.W * factor, moved.V, moved.alpha)
+        rows[factor] = weights(result, None, TrainJob(data="sphere", n=4, d=3, width=16, kappa=factor))
+    for factor in (1e-200, 1e200):
+        rows[factor]["rescale_c_identity"] *= factor  # sqrt(2 / (alpha m kappa^2)) scales with 1 / kappa
+        for key, value in rows[1.0].items():
+            assert math.isfinite(rows[factor][key]), (factor, key)
+            assert rows[factor][key] == pytest.approx(value, rel=1e-12), (factor, key)
+    assert rescaling(moved.W * 1e-200, init.W * 1e-200)[0] == pytest.approx(rescaling(moved.W, init.W)[0], rel=1e-12)

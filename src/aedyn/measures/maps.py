@@ -32,10 +32,19 @@ def best_scalar(F: torch.Tensor, Z: torch.Tensor) -> dict[str, float]:
             "error": float((F - Z).norm() / Z.norm())}
 
 
+def _common_scale(*tensors: torch.Tensor) -> float:
+    """The largest magnitude in ``tensors`` (1 when that is 0 or not finite): dividing by it keeps
+    norms of weights near the float limits (``kappa = 1e-200``) from underflowing or overflowing."""
+    top = max(float(x.abs().max()) if x.numel() else 0.0 for x in tensors)
+    return top if math.isfinite(top) and top > 0 else 1.0
+
+
 def rescaling(W: torch.Tensor, W0: torch.Tensor) -> tuple[float, float]:
     """``(c, distance)``: ``c = <W, W0>_F / ||W0||_F^2`` minimises ``||W - c W0||_F``, and
-    ``distance = ||W - c W0||_F / ||W||_F`` (0 exactly when ``W`` is a multiple of ``W0``)."""
-    W, W0 = W.double(), W0.double()
+    ``distance = ||W - c W0||_F / ||W||_F`` (0 exactly when ``W`` is a multiple of ``W0``); both
+    unchanged by a common scale, so computed on ``W`` and ``W0`` divided by :func:`_common_scale`."""
+    scale = _common_scale(W, W0)
+    W, W0 = W.double() / scale, W0.double() / scale
     c = float((W * W0).sum() / W0.square().sum())
     return c, float((W - c * W0).norm() / W.norm())
 
@@ -118,11 +127,12 @@ def weights(result: TrainResult, X: torch.Tensor, job: Any) -> dict[str, Any]:
       ``alpha c^2 m kappa^2 z / 2``, into the identity."""
     init, final = result.init, result.params
     assert init is not None and final is not None
-    W0, W = init.W.double(), final.W.double()
+    scale = _common_scale(init.W, final.W)
+    W0, W = init.W.double() / scale, final.W.double() / scale
     width, d, kappa = int(W0.shape[-2]), int(W0.shape[-1]), float(job.kappa)
     moved = (W - W0).norm(dim=-1)
     c, distance = rescaling(W, W0)
     return {"max_neuron_rel_W": float((moved / W0.norm(dim=-1)).max()),
-            "max_neuron_change_W_rel": float(moved.max()) / (kappa * math.sqrt(d)),
+            "max_neuron_change_W_rel": float(moved.max()) * scale / (kappa * math.sqrt(d)),
             "rescale_c": c, "rescale_distance": distance,
-            "rescale_c_identity": math.sqrt(2.0 / (init.alpha * width * kappa * kappa))}
+            "rescale_c_identity": math.sqrt(2.0 / (init.alpha * width)) / kappa}
