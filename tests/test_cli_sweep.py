@@ -190,12 +190,16 @@ def test_results_of_an_empty_store(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_sigterm_closes_the_dask_cluster(tmp_path):
+@pytest.mark.parametrize(("how", "code", "said"), [("SIGTERM", 143, "terminated"), ("Ctrl-C", 130, "interrupted")])
+def test_a_signal_closes_the_dask_cluster(tmp_path, how, code, said):
+    """SIGTERM to the client, or Ctrl-C at a terminal (SIGINT to the whole process group, workers
+    included): one line, the cluster closed (no worker left), no worker's traceback."""
     cfg = config_file(tmp_path, SMALL.replace("steps = 40", "steps = 400").replace("seed = [0, 1]", "seed = [0, 1, 2]")
                       .replace("batch_size = 2", "batch_size = 1"))
     store = tmp_path / "store"
     proc = subprocess.Popen([sys.executable, "-m", "aedyn.cli", "sweep", str(cfg), "--out", str(store), "--workers",
-                             "1", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "1", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     import psutil
 
     try:
@@ -205,12 +209,15 @@ def test_sigterm_closes_the_dask_cluster(tmp_path):
             time.sleep(0.01)
         children = psutil.Process(proc.pid).children(recursive=True)
         assert children  # the nanny and its worker
-        proc.send_signal(signal.SIGTERM)
+        if how == "SIGTERM":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err
+    assert proc.returncode == code and said in err and "Traceback" not in err, err
     _, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, [p.cmdline() for p in alive]
     assert 1 <= len(Store.open(store).finished_ids()) < 12

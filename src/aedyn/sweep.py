@@ -860,6 +860,24 @@ def _describe_failure(exc: BaseException) -> str:
 
 
 @contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """SIGINT ignored while a local cluster starts its worker processes, which inherit that: Ctrl-C
+    at a terminal reaches every process of the foreground group, and workers would each die with a
+    traceback; this way only the client hears it, and it closes the cluster (no worker left)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
 def _dask_client(scheduler: str | None, workers: int | None) -> Iterator[tuple[Any, int | None]]:
     """A Dask client: joined to ``scheduler``, or to a new loopback cluster of ``workers``
     single-threaded worker processes (no dashboard, quiet logs). Closed on the way out, whatever
@@ -871,8 +889,9 @@ def _dask_client(scheduler: str | None, workers: int | None) -> Iterator[tuple[A
     cluster = client = None
     try:
         if workers is not None:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address=None, silence_logs=logging.CRITICAL)
+            with _workers_ignore_ctrl_c():
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address=None, silence_logs=logging.CRITICAL)
             client = Client(cluster)
             threads: int | None = max(1, (os.cpu_count() or 1) // workers)
         else:
