@@ -111,6 +111,10 @@ def _choices(*values: str) -> str:
 RegimeOpt = Annotated[str, typer.Option(metavar=_choices(*REGIMES),
                                         help="Which layers train: the encoder (weak), both (joint), the decoder "
                                              "(decoder) or one matrix, V = W^T (tied).")]
+ThresholdRegimeOpt = Annotated[str, typer.Option(metavar=_choices(*(r for r in REGIMES if r != "tied")),
+                                                 help="Which layers train: the encoder (weak), both (joint) or the "
+                                                      "decoder (decoder); tied has no infinite-width kernel for the "
+                                                      "step budget.")]
 DataOpt = Annotated[str, typer.Option(metavar=_choices(*SOURCES, "FILE"),
                                       help="An embedded data set, or a .npy/.npz/.csv/MNIST IDX file.")]
 NOpt = Annotated[int | None, typer.Option(help="Number of samples (digits/files: a seeded random subset).")]
@@ -548,7 +552,7 @@ def results(
 
 @app.command()
 def threshold(
-    regime: RegimeOpt = "joint",
+    regime: ThresholdRegimeOpt = "joint",
     data: DataOpt = "sphere",
     n: NOpt = 64,
     d: Annotated[int | None, typer.Option(help="Input dimension (sphere; default 16).")] = None,
