@@ -214,17 +214,9 @@ def _config(mod: Any, quick: bool, seeds: int | None, device: str, profile: str 
     return mod.config(quick=quick, seeds=seeds, device=device)
 
 
-def _tight_box(fig: Any) -> Any:
-    """The figure's tight bounding box (inches) with matplotlib's padding: what ``bbox_inches="tight"``
-    computes by drawing the figure once more for every file it saves; computed once for both files."""
-    import matplotlib as mpl
-
-    return fig.get_tightbbox(fig.canvas.get_renderer()).padded(mpl.rcParams["savefig.pad_inches"])
-
-
-def _png(fig: Any, box: Any) -> bytes:
+def _png(fig: Any) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=style.DPI, bbox_inches=box)
+    fig.savefig(buffer, format="png", dpi=style.DPI, bbox_inches="tight")
     return buffer.getvalue()
 
 
@@ -270,12 +262,11 @@ def _draw(folder: Path, name: str, mod: Any, results: dict[str, Any], digest: st
     refs = []
     captions = getattr(mod, "CAPTIONS", {})
     for fig_name, fig in mod.figures(results).items():
-        box = _tight_box(fig)
-        data = _png(fig, box)
+        data = _png(fig)
         files.append(write_atomic(folder / name / f"{fig_name}.png", lambda fh, d=data: fh.write(d), force=True,
                                   flag="figure"))
         files.append(write_atomic(folder / name / f"{fig_name}.svg",
-                                  lambda fh, f=fig, b=box: f.savefig(fh, format="svg", bbox_inches=b), force=True,
+                                  lambda fh, f=fig: f.savefig(fh, format="svg", bbox_inches="tight"), force=True,
                                   flag="figure"))
         plt.close(fig)
         width = round(_png_width(data) * style.PX_PER_INCH / style.DPI)
