@@ -64,14 +64,19 @@ def format_bytes(size: float) -> str:
     return f"{int(size)} B"
 
 
-def _meminfo_available() -> int | None:
+def _proc_bytes(path: str, key: str) -> int | None:
+    """The ``key:`` line of a ``/proc`` file given in kB, in bytes; ``None`` when it cannot be read."""
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def _meminfo_available() -> int | None:
+    return _proc_bytes("/proc/meminfo", "MemAvailable")
 
 
 def _cgroup_available() -> int | None:
@@ -92,13 +97,7 @@ def _cgroup_available() -> int | None:
 
 def _mapped() -> int:
     """Bytes of address space this process has mapped (``VmSize``); 0 when it cannot be told."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+    return _proc_bytes("/proc/self/status", "VmSize") or 0
 
 
 def _address_space_room() -> int | None:
