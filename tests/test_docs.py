@@ -124,9 +124,16 @@ def _run_command(command: str, folder: Path, where: str, directive: tuple[str, s
         while process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.5)
         running = process.poll() is None
-        if running:
-            os.killpg(process.pid, signal.SIGINT)
-        output, _ = process.communicate(timeout=120)
+        output = None
+        while output is None and time.monotonic() < deadline + 120:
+            if process.poll() is None:  # Ctrl-C, again every few seconds: one pressed while a Dask
+                os.killpg(process.pid, signal.SIGINT)  # cluster starts is not seen (aedyn.sweep)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                output, _ = process.communicate(timeout=5)
+        if output is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+            raise AssertionError(f"{where}: {command} did not end on Ctrl-C\n{output}")
         if running and output.rstrip().endswith("KeyboardInterrupt"):  # a plain script stopped by our Ctrl-C
             output = output[:output.find("Traceback")]
         assert "Traceback" not in output, f"{where}: {command}\n{output}"

@@ -179,9 +179,15 @@ def test_estimate_is_within_a_small_factor_of_the_measured_peak(settings):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(settings)], capture_output=True, text=True,
-                          timeout=300, check=True)
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    def measure() -> dict:
+        proc = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(settings)], capture_output=True, text=True,
+                              timeout=300, check=True)
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    got = measure()
+    if got["estimate"] > 3 * got["used"] + 600 * 2**20:  # a peak seen once far under its usual (a loaded CI
+        again = measure()                                 # machine saw 171 MB of a usual 910): measure again
+        got = {**got, "used": max(got["used"], again["used"])}
     used, estimate = max(got["used"], 1), got["estimate"]
     assert estimate >= 0.5 * used, got
     assert estimate <= 3 * used + 600 * 2**20, got

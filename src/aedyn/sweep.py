@@ -863,7 +863,9 @@ def _describe_failure(exc: BaseException) -> str:
 def _workers_ignore_ctrl_c() -> Iterator[None]:
     """SIGINT ignored while a local cluster starts its worker processes, which inherit that: Ctrl-C
     at a terminal reaches every process of the foreground group, and workers would each die with a
-    traceback; this way only the client hears it, and it closes the cluster (no worker left)."""
+    traceback; this way only the client hears it, and it closes the cluster (no worker left). A
+    Ctrl-C in the few seconds the cluster takes to start is not seen (an ignored signal cannot be
+    held back for later): pressed again once it runs, it ends the command."""
     import signal
     import threading
 
