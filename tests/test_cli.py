@@ -16,20 +16,7 @@ import numpy as np
 import pytest
 from typer.main import get_command
 
-from aedyn import cli, files, gd, job
-from aedyn._names import (
-    CRITERIA,
-    DECODER_INITS,
-    DEVICES,
-    DTYPE_NAMES,
-    EXECUTORS,
-    EXPERIMENT_NAMES,
-    INIT_SCALES,
-    PROFILES,
-    REGIMES,
-    SOURCES,
-    STEP_RULES,
-)
+from aedyn import _names, cli, files, gd, job
 from aedyn.model import Params
 from conftest import one_error_line, run_cli
 
@@ -168,10 +155,10 @@ def test_version_and_help(capsys, monkeypatch):
     assert code == 0 and "--regime" in stdout
 
 
-HELP_CHOICES = {"--regime": REGIMES, "--data": SOURCES, "--decoder-init": DECODER_INITS, "--init-scale": INIT_SCALES,
-                "--lr": ("auto",), "--device": DEVICES, "--dtype": DTYPE_NAMES, "--executor": EXECUTORS,
-                "--criterion": (*CRITERIA, "all"), "--step-rule": STEP_RULES, "--only": EXPERIMENT_NAMES,
-                "--profile": PROFILES}
+HELP_CHOICES = {"--regime": _names.REGIMES, "--data": _names.SOURCES, "--decoder-init": _names.DECODER_INITS,
+                "--init-scale": _names.INIT_SCALES, "--lr": ("auto",), "--device": _names.DEVICES,
+                "--dtype": _names.DTYPE_NAMES, "--executor": _names.EXECUTORS, "--criterion": (*_names.CRITERIA, "all"),
+                "--step-rule": _names.STEP_RULES, "--only": _names.EXPERIMENT_NAMES, "--profile": _names.PROFILES}
 """Every option that takes one of a set of values, with the values its help must list."""
 
 
